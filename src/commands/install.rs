@@ -1,0 +1,342 @@
+//! `install` (runbook 4.1–4.2): preflight, server-side apply, wait until ready, diagnose if not.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, PostParams};
+use serde::Serialize;
+
+use crate::cli::parse_duration;
+use crate::context::Ctx;
+use crate::error::{ExitCode, user_error};
+use crate::k8s::apply::{self, Applied, ApplyOptions, Change};
+use crate::k8s::client::{api_error, is_not_found};
+use crate::k8s::diagnose::{Finding, diagnose, storage_class_hint};
+use crate::k8s::preflight::{self, APPLIED, Access, OBSERVED};
+use crate::k8s::{Kube, release, wait};
+use crate::passwords::{self, Origin};
+use crate::render;
+use crate::ui::{Outcome, table};
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// How long to wait for the database to become ready
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Server-side dry run: validate and show what would change, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// StorageClass for the data volume instead of the profile's
+    #[arg(long, value_name = "NAME")]
+    pub storage_class: Option<String>,
+    /// Create the plan's StorageClass (Azure disk CSI, Standard_LRS, Retain) when it is missing
+    #[arg(long)]
+    pub create_storage_class: bool,
+    /// Take over fields another field manager owns instead of stopping at the conflict
+    #[arg(long)]
+    pub force_conflicts: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallReport {
+    pub release: String,
+    pub namespace: String,
+    pub server: String,
+    pub server_version: String,
+    pub dry_run: bool,
+    pub namespace_created: bool,
+    pub storage_class: String,
+    pub storage_class_created: bool,
+    pub passwords: Origin,
+    pub objects: Vec<Applied>,
+    pub ready: bool,
+    pub waited_seconds: f64,
+    pub findings: Vec<Finding>,
+}
+
+pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
+    let mut profile = ctx.profile.clone();
+    if let Some(class) = &args.storage_class {
+        profile.storage.class_name = class.clone();
+    }
+    let names = profile.names();
+    let ui = &ctx.ui;
+    let kube = ctx.kube().await?;
+    let server_version = preflight::server_version(&kube).await?;
+    ui.note(
+        None,
+        format!(
+            "API server {} ({server_version}), namespace {}",
+            kube.server, kube.namespace
+        ),
+    );
+
+    let namespace_exists = namespace_exists(&kube).await?;
+    let class = profile.storage.class_name.clone();
+    let classes = preflight::storage_classes(&kube).await?;
+    let create_class = !classes.contains(&class);
+    if create_class && !args.create_storage_class {
+        return Err(user_error(format!(
+            "StorageClass `{class}` does not exist on this cluster; nothing was changed"
+        ))
+        .hint(storage_class_hint(&classes))
+        .into());
+    }
+    check_rbac(&kube, namespace_exists, create_class).await?;
+
+    if !namespace_exists {
+        ui.note(None, format!("creating namespace {}", kube.namespace));
+        create_namespace(&kube, args.dry_run).await?;
+    }
+    if create_class {
+        ui.note(
+            None,
+            format!("creating StorageClass {class} (Azure disk CSI, Standard_LRS, Retain)"),
+        );
+        let sc = render::storage_class(&class)?;
+        let opts = ApplyOptions {
+            dry_run: args.dry_run,
+            force_conflicts: args.force_conflicts,
+        };
+        apply::apply_typed(
+            &kube,
+            Api::<StorageClass>::all(kube.client.clone()),
+            &sc,
+            opts,
+        )
+        .await?;
+    }
+
+    let (passwords, origin) = passwords::resolve(&kube, &names).await?;
+    let objects = render::render(&profile, &passwords)?;
+    let opts = ApplyOptions {
+        dry_run: args.dry_run,
+        force_conflicts: args.force_conflicts,
+    };
+    let mut applied = Vec::new();
+    for object in objects {
+        let object = object.with_secret_data();
+        let result = if args.dry_run && !namespace_exists {
+            // The namespace exists only in the dry run, so its objects cannot be dry-run applied.
+            Applied {
+                kind: object.kind().into(),
+                name: object.name().into(),
+                change: Change::Created,
+            }
+        } else {
+            apply::apply(&kube, &object, opts).await?
+        };
+        ui.note(
+            None,
+            format!(
+                "{}/{} {}",
+                result.kind.to_lowercase(),
+                result.name,
+                change_text(result.change, args.dry_run)
+            ),
+        );
+        applied.push(result);
+    }
+
+    let mut report = InstallReport {
+        release: profile.release.clone(),
+        namespace: kube.namespace.clone(),
+        server: kube.server.clone(),
+        server_version,
+        dry_run: args.dry_run,
+        namespace_created: !namespace_exists,
+        storage_class: class,
+        storage_class_created: create_class,
+        passwords: origin,
+        objects: applied,
+        ready: false,
+        waited_seconds: 0.0,
+        findings: vec![],
+    };
+    if args.dry_run {
+        ui.emit(&report, text)?;
+        return Ok(Outcome::ok());
+    }
+
+    let bar = ui.spinner(format!(
+        "waiting for {} to become ready",
+        names.stateful_set
+    ));
+    let waited = wait::poll(
+        args.timeout,
+        &bar,
+        || release::observe(&kube, &profile),
+        |s| wait::release_ready(s, &names),
+        |s| {
+            format!(
+                "waiting for {}: {}",
+                names.stateful_set,
+                wait::progress_text(s, &names)
+            )
+        },
+    )
+    .await?;
+    let elapsed = bar.elapsed();
+    bar.finish_and_clear();
+    report.waited_seconds = (elapsed.as_secs_f64() * 10.0).round() / 10.0;
+    match waited {
+        Ok(_) => {
+            report.ready = true;
+            ui.emit(&report, text)?;
+            Ok(Outcome::ok())
+        }
+        Err(timed_out) => {
+            let classes = preflight::storage_classes(&kube).await.unwrap_or(classes);
+            report.findings = diagnose(&timed_out.last, &names, &classes);
+            ui.emit(&report, text)?;
+            let first = report.findings.first();
+            let cause = first.map_or_else(
+                || wait::progress_text(&timed_out.last, &names),
+                |f| f.cause.clone(),
+            );
+            Err(user_error(format!(
+                "timed out after {} waiting for {} to become ready: {cause}",
+                humantime::format_duration(Duration::from_secs(timed_out.after.as_secs())),
+                names.stateful_set
+            ))
+            .hint(first.map_or_else(
+                || "raise --timeout, or see `phonebill-db status`".to_string(),
+                |f| f.hint.clone(),
+            ))
+            .exit(ExitCode::Timeout)
+            .into())
+        }
+    }
+}
+
+async fn namespace_exists(kube: &Kube) -> Result<bool> {
+    let api: Api<Namespace> = Api::all(kube.client.clone());
+    match api.get_metadata(&kube.namespace).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        // Namespace-scoped users may not read namespaces; the RBAC check and the apply will tell.
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(true),
+        Err(e) => Err(api_error(
+            e,
+            &format!("reading namespace {}", kube.namespace),
+            &kube.server,
+        )),
+    }
+}
+
+async fn create_namespace(kube: &Kube, dry_run: bool) -> Result<()> {
+    let api: Api<Namespace> = Api::all(kube.client.clone());
+    let ns = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(kube.namespace.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let pp = PostParams {
+        dry_run,
+        field_manager: Some(apply::FIELD_MANAGER.into()),
+    };
+    api.create(&pp, &ns).await.map_err(|e| {
+        api_error(
+            e,
+            &format!("creating namespace {}", kube.namespace),
+            &kube.server,
+        )
+    })?;
+    Ok(())
+}
+
+/// Every verb install will use, asked before anything changes; all denials in one message.
+async fn check_rbac(kube: &Kube, namespace_exists: bool, create_class: bool) -> Result<()> {
+    let mut wanted: Vec<Access> = Vec::new();
+    for (group, resource) in APPLIED {
+        for verb in ["get", "create", "patch"] {
+            wanted.push(Access::ns(verb, group, resource));
+        }
+    }
+    for (group, resource) in OBSERVED {
+        wanted.push(Access::ns("list", group, resource));
+    }
+    if !namespace_exists {
+        wanted.push(Access::cluster("create", "", "namespaces"));
+    }
+    if create_class {
+        wanted.push(Access::cluster(
+            "create",
+            "storage.k8s.io",
+            "storageclasses",
+        ));
+        wanted.push(Access::cluster("patch", "storage.k8s.io", "storageclasses"));
+    }
+    wanted.dedup();
+    let denied = preflight::denied(kube, &wanted).await?;
+    if denied.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = denied.iter().map(|a| a.describe(&kube.namespace)).collect();
+    Err(user_error(format!("not allowed to {}; nothing was changed", list.join("; ")))
+        .hint("ask a cluster admin for these RBAC rights (a Role with them, bound to you in the namespace), then run install again")
+        .into())
+}
+
+fn change_text(change: Change, dry_run: bool) -> &'static str {
+    match (change, dry_run) {
+        (Change::Created, false) => "created",
+        (Change::Configured, false) => "configured",
+        (Change::Unchanged, false) => "unchanged",
+        (Change::Created, true) => "would be created (dry run)",
+        (Change::Configured, true) => "would be changed (dry run)",
+        (Change::Unchanged, true) => "unchanged (dry run)",
+    }
+}
+
+fn text(r: &InstallReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .objects
+        .iter()
+        .map(|o| {
+            vec![
+                o.kind.clone(),
+                o.name.clone(),
+                change_text(o.change, r.dry_run).to_string(),
+            ]
+        })
+        .collect();
+    let mut out = table(&["KIND", "NAME", "CHANGE"], &rows);
+    let count = |c: Change| r.objects.iter().filter(|o| o.change == c).count();
+    let summary = format!(
+        "{} created, {} configured, {} unchanged",
+        count(Change::Created),
+        count(Change::Configured),
+        count(Change::Unchanged)
+    );
+    let passwords = match r.passwords {
+        Origin::Generated => "generated new passwords (stored only in Secrets)",
+        Origin::Existing => "kept the existing passwords",
+    };
+    if r.dry_run {
+        out.push_str(&format!("dry run: {summary}; nothing was changed\n"));
+    } else if r.ready {
+        out.push_str(&format!(
+            "release {} in namespace {} is ready after {}s ({summary}; {passwords})\n",
+            r.release, r.namespace, r.waited_seconds
+        ));
+    } else {
+        out.push_str(&format!(
+            "release {} is NOT ready after {}s ({summary})\n",
+            r.release, r.waited_seconds
+        ));
+        for f in &r.findings {
+            out.push_str(&format!(
+                "  {}: {}\n    hint: {}\n",
+                f.object, f.cause, f.hint
+            ));
+        }
+    }
+    out
+}

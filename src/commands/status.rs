@@ -1,0 +1,281 @@
+//! `status` (runbook 4.2.3, 7.1): pod, PVC, services, Secrets and readiness on one screen.
+
+use anyhow::Result;
+use clap::Args;
+use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
+use serde::Serialize;
+
+use crate::context::Ctx;
+use crate::k8s::diagnose::{Finding, diagnose};
+use crate::k8s::release::{
+    self, ReleaseState, pod_ready_count, pod_status_text, pvc_phase, restarts,
+};
+use crate::k8s::{preflight, wait};
+use crate::profile::Names;
+use crate::ui::{Outcome, table};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    NotInstalled,
+    Ready,
+    NotReady,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    pub release: String,
+    pub namespace: String,
+    pub state: State,
+    pub stateful_set: Option<Workload>,
+    pub pods: Vec<PodRow>,
+    pub pvcs: Vec<PvcRow>,
+    pub services: Vec<ServiceRow>,
+    pub secrets: Vec<String>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workload {
+    pub name: String,
+    pub ready_replicas: i32,
+    pub replicas: i32,
+    pub image: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRow {
+    pub name: String,
+    pub status: String,
+    pub ready: String,
+    pub restarts: i32,
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PvcRow {
+    pub name: String,
+    pub phase: String,
+    pub capacity: Option<String>,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRow {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub cluster_ip: Option<String>,
+    pub external_ip: Option<String>,
+    pub ports: Vec<i32>,
+}
+
+pub async fn run(ctx: &Ctx, _args: &StatusArgs) -> Result<Outcome> {
+    let kube = ctx.kube().await?;
+    let names = ctx.profile.names();
+    let state = release::observe(&kube, &ctx.profile).await?;
+    // Diagnosis wants the StorageClasses; a user who may not list them still gets the rest.
+    let classes = match preflight::storage_classes(&kube).await {
+        Ok(c) => c,
+        Err(_) => state
+            .pvcs
+            .iter()
+            .filter_map(|p| p.spec.as_ref()?.storage_class_name.clone())
+            .collect(),
+    };
+    let report = build(
+        &ctx.profile.release,
+        &kube.namespace,
+        &state,
+        &names,
+        &classes,
+    );
+    ctx.ui.emit(&report, text)?;
+    Ok(Outcome::ok())
+}
+
+/// The status report of an observed release (pure).
+pub fn build(
+    release: &str,
+    namespace: &str,
+    state: &ReleaseState,
+    names: &Names,
+    classes: &[String],
+) -> StatusReport {
+    let ready = wait::release_ready(state, names);
+    let status = if state.is_empty() && state.secrets.is_empty() {
+        State::NotInstalled
+    } else if ready {
+        State::Ready
+    } else {
+        State::NotReady
+    };
+    StatusReport {
+        release: release.into(),
+        namespace: namespace.into(),
+        state: status,
+        stateful_set: state.stateful_set.as_ref().map(|s| Workload {
+            name: s.name_any(),
+            ready_replicas: s
+                .status
+                .as_ref()
+                .and_then(|st| st.ready_replicas)
+                .unwrap_or(0),
+            replicas: s.spec.as_ref().and_then(|sp| sp.replicas).unwrap_or(1),
+            image: s
+                .spec
+                .as_ref()
+                .and_then(|sp| sp.template.spec.as_ref())
+                .and_then(|ps| ps.containers.first())
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default(),
+        }),
+        pods: state
+            .pods
+            .iter()
+            .map(|p| PodRow {
+                name: p.name_any(),
+                status: pod_status_text(p),
+                ready: pod_ready_count(p),
+                restarts: restarts(p),
+                node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+            })
+            .collect(),
+        pvcs: state
+            .pvcs
+            .iter()
+            .map(|p| PvcRow {
+                name: p.name_any(),
+                phase: pvc_phase(Some(p)),
+                capacity: p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.capacity.as_ref())
+                    .and_then(|c| c.get("storage"))
+                    .map(|q| q.0.clone()),
+                storage_class: p.spec.as_ref().and_then(|s| s.storage_class_name.clone()),
+            })
+            .collect(),
+        services: state.services.iter().map(service_row).collect(),
+        secrets: state.secrets.clone(),
+        findings: if status == State::NotReady {
+            diagnose(state, names, classes)
+        } else {
+            vec![]
+        },
+    }
+}
+
+fn service_row(s: &Service) -> ServiceRow {
+    let spec = s.spec.clone().unwrap_or_default();
+    let external_ip = s
+        .status
+        .as_ref()
+        .and_then(|st| st.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .and_then(|i| i.first())
+        .and_then(|i| i.ip.clone().or_else(|| i.hostname.clone()));
+    ServiceRow {
+        name: s.name_any(),
+        type_: spec.type_.unwrap_or_else(|| "ClusterIP".into()),
+        cluster_ip: spec.cluster_ip,
+        external_ip,
+        ports: spec
+            .ports
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.port)
+            .collect(),
+    }
+}
+
+fn text(r: &StatusReport) -> String {
+    let state = match r.state {
+        State::NotInstalled => "not installed",
+        State::Ready => "ready",
+        State::NotReady => "NOT ready",
+    };
+    let mut out = format!(
+        "release {} in namespace {}: {state}\n",
+        r.release, r.namespace
+    );
+    if r.state == State::NotInstalled {
+        out.push_str("nothing found; install it with `phonebill-db install`\n");
+        return out;
+    }
+    let mut rows = Vec::new();
+    if let Some(s) = &r.stateful_set {
+        rows.push(vec![
+            "StatefulSet".into(),
+            s.name.clone(),
+            format!("{}/{} ready", s.ready_replicas, s.replicas),
+            s.image.clone(),
+        ]);
+    }
+    for p in &r.pods {
+        let node = p
+            .node
+            .clone()
+            .map(|n| format!(", node {n}"))
+            .unwrap_or_default();
+        rows.push(vec![
+            "Pod".into(),
+            p.name.clone(),
+            p.status.clone(),
+            format!(
+                "{} containers ready, {} restarts{node}",
+                p.ready, p.restarts
+            ),
+        ]);
+    }
+    for p in &r.pvcs {
+        let detail = [p.capacity.clone(), p.storage_class.clone()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+        rows.push(vec!["PVC".into(), p.name.clone(), p.phase.clone(), detail]);
+    }
+    for s in &r.services {
+        let ports = s
+            .ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let ip = match (&s.external_ip, s.cluster_ip.as_deref()) {
+            (Some(ext), _) => format!("external {ext}"),
+            (None, Some("None")) => "headless".into(),
+            (None, Some(ip)) => ip.to_string(),
+            (None, None) => String::new(),
+        };
+        rows.push(vec![
+            "Service".into(),
+            s.name.clone(),
+            s.type_.clone(),
+            format!("{ip} port {ports}"),
+        ]);
+    }
+    for name in &r.secrets {
+        rows.push(vec![
+            "Secret".into(),
+            name.clone(),
+            "present".into(),
+            String::new(),
+        ]);
+    }
+    out.push_str(&table(&["KIND", "NAME", "STATUS", "DETAIL"], &rows));
+    for f in &r.findings {
+        out.push_str(&format!("{}: {}\n  hint: {}\n", f.object, f.cause, f.hint));
+    }
+    out
+}

@@ -1,0 +1,48 @@
+//! What every command receives: the profile, the output handle, and a way to reach the cluster.
+
+use anyhow::Result;
+
+use crate::cli::GlobalArgs;
+use crate::error::{ExitCode, user_error};
+use crate::k8s::{self, Kube};
+use crate::profile::{Profile, is_dns_label};
+use crate::ui::Ui;
+
+pub struct Ctx {
+    pub global: GlobalArgs,
+    pub profile: Profile,
+    pub ui: Ui,
+}
+
+impl Ctx {
+    /// Load the profile (with `--values` and `--namespace`) for the chosen environment.
+    pub fn new(global: GlobalArgs, ui: Ui) -> Result<Ctx> {
+        let mut profile = Profile::load(&global.env, global.values.as_deref())?;
+        if let Some(ns) = &global.namespace {
+            if !is_dns_label(ns) {
+                return Err(user_error(format!(
+                    "--namespace `{ns}` is not a valid namespace name"
+                ))
+                .hint("use lower-case letters, digits and '-', at most 63 characters")
+                .exit(ExitCode::Usage)
+                .into());
+            }
+            profile.namespace = ns.clone();
+        }
+        Ok(Ctx {
+            global,
+            profile,
+            ui,
+        })
+    }
+
+    /// A client for the chosen kubeconfig and context, aimed at the profile's namespace.
+    pub async fn kube(&self) -> Result<Kube> {
+        k8s::client::connect(
+            self.global.kubeconfig.as_deref(),
+            self.global.context.as_deref(),
+            &self.profile.namespace,
+        )
+        .await
+    }
+}

@@ -1,0 +1,150 @@
+//! Reaching the cluster: kubeconfig loading and turning API errors into causes with hints.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+use kube::{Client, Config};
+
+use crate::error::{UserError, user_error};
+
+/// A connected client and where it points.
+#[derive(Clone)]
+pub struct Kube {
+    pub client: Client,
+    pub server: String,
+    pub namespace: String,
+}
+
+/// Load the kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`, else in-cluster)
+/// and build a client. Nothing is sent to the API yet.
+pub async fn connect(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+    namespace: &str,
+) -> Result<Kube> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(e, Some(path)))?;
+            from_kubeconfig(kc, &options).await?
+        }
+        None => match Kubeconfig::read() {
+            Ok(kc) => from_kubeconfig(kc, &options).await?,
+            Err(e) => match Config::incluster() {
+                Ok(c) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => c,
+                _ => return Err(kubeconfig_error(e, None)),
+            },
+        },
+    };
+    let mut config = config;
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.read_timeout = Some(Duration::from_secs(60));
+    let server = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
+    let client = Client::try_from(config).map_err(|e| {
+        user_error(format!("cannot set up a client for {server}: {e}"))
+            .hint("check the cluster's certificate data in your kubeconfig")
+    })?;
+    Ok(Kube {
+        client,
+        server,
+        namespace: namespace.to_string(),
+    })
+}
+
+async fn from_kubeconfig(kc: Kubeconfig, options: &KubeConfigOptions) -> Result<Config> {
+    let contexts: Vec<String> = kc.contexts.iter().map(|c| c.name.clone()).collect();
+    Config::from_custom_kubeconfig(kc, options)
+        .await
+        .map_err(|e| match (&e, &options.context) {
+            (KubeconfigError::LoadContext(_), Some(name)) => {
+                user_error(format!("the kubeconfig has no context `{name}`"))
+                    .hint(format!(
+                        "known contexts: {}",
+                        if contexts.is_empty() {
+                            "none".into()
+                        } else {
+                            contexts.join(", ")
+                        }
+                    ))
+                    .into()
+            }
+            _ => kubeconfig_error(e, None),
+        })
+}
+
+fn kubeconfig_error(e: KubeconfigError, path: Option<&Path>) -> anyhow::Error {
+    let hint = "get credentials with `az aks get-credentials --resource-group RG --name CLUSTER`, or pass --kubeconfig FILE";
+    let err = match (&e, path) {
+        (KubeconfigError::ReadConfig(io, p), _) if io.kind() == std::io::ErrorKind::NotFound => {
+            user_error(format!("kubeconfig {} does not exist", p.display())).hint(hint)
+        }
+        (KubeconfigError::FindPath, _) => {
+            user_error("no kubeconfig: $KUBECONFIG is not set and there is no home directory")
+                .hint(hint)
+        }
+        (KubeconfigError::CurrentContextNotSet, _) => {
+            user_error("the kubeconfig has no current context")
+                .hint("pass --context NAME, or `kubectl config use-context NAME`")
+        }
+        (_, Some(p)) => {
+            user_error(format!("cannot use kubeconfig {}: {e}", p.display())).hint(hint)
+        }
+        (_, None) => user_error(format!("cannot use the kubeconfig: {e}")).hint(hint),
+    };
+    err.into()
+}
+
+/// Default kubeconfig path, for messages.
+pub fn default_kubeconfig_path() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
+}
+
+/// Turn a kube error into a cause and a hint, saying what was being done.
+pub fn api_error(e: kube::Error, doing: &str, server: &str) -> anyhow::Error {
+    let err: UserError = match &e {
+        kube::Error::Api(status) => {
+            let msg = format!("{doing}: {} ({} {})", status.message, status.code, status.reason);
+            match status.code {
+                401 => user_error(msg).hint("your credentials were refused: refresh them with `az aks get-credentials` (or `kubelogin`)"),
+                403 => user_error(msg).hint("ask a cluster admin for the RBAC rights named above (`kubectl auth can-i --list -n NAMESPACE` shows yours)"),
+                404 => user_error(msg).hint("check --namespace and --env, or run `phonebill-db install` first"),
+                409 => user_error(msg).hint("another manager owns these fields; re-run with --force-conflicts to take them over"),
+                422 => user_error(msg).hint("the value above is invalid for this cluster; fix it in the profile or --values file"),
+                _ => user_error(msg).hint("retry; if it persists, check the API server's health (`kubectl get --raw /readyz`)"),
+            }
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => user_error(format!("{doing}: cannot reach the Kubernetes API at {server}: {}", root_cause(&e)))
+            .hint("check that the cluster is running and reachable (VPN, firewall) and that --context/--kubeconfig point at it"),
+        kube::Error::Auth(_) => user_error(format!("{doing}: cannot get credentials for {server}: {}", root_cause(&e)))
+            .hint("refresh credentials with `az aks get-credentials` (AKS with Entra ID also needs `kubelogin`)"),
+        _ => user_error(format!("{doing}: {}", root_cause(&e))).hint("run again with -v for more detail"),
+    };
+    err.into()
+}
+
+/// The innermost message of an error chain (hyper's outer messages say little).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut messages = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        messages.push(inner.to_string());
+        cur = inner.source();
+    }
+    messages.dedup();
+    messages.retain(|m| !m.is_empty());
+    messages.last().cloned().unwrap_or_default()
+}
+
+/// Is this a 404 from the API?
+pub fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}

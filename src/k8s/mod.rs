@@ -1,0 +1,10 @@
+//! Everything that talks to the Kubernetes API.
+
+pub mod apply;
+pub mod client;
+pub mod diagnose;
+pub mod preflight;
+pub mod release;
+pub mod wait;
+
+pub use client::Kube;

@@ -1,0 +1,33 @@
+//! phonebill-db: install and operate the phonebill Auth service's PostgreSQL on Kubernetes.
+//!
+//! The binary (`main.rs`) is a thin shell over [`run`]; tests reach everything here.
+
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod error;
+pub mod k8s;
+pub mod passwords;
+pub mod profile;
+pub mod render;
+pub mod ui;
+
+use anyhow::Result;
+
+use cli::{Cli, Command};
+use context::Ctx;
+use error::ExitCode;
+use ui::Ui;
+
+/// Run a parsed command line; the exit code on success, or the error for `main` to report.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let ui = Ui::new(cli.global.output, cli.global.verbose, cli.global.yes);
+    let ctx = Ctx::new(cli.global, ui)?;
+    let outcome = match &cli.command {
+        Command::Render(args) => commands::render::run(&ctx, args)?,
+        Command::Install(args) => commands::install::run(&ctx, args).await?,
+        Command::Status(args) => commands::status::run(&ctx, args).await?,
+        Command::Uninstall(args) => commands::uninstall::run(&ctx, args).await?,
+    };
+    Ok(outcome.exit)
+}

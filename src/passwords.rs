@@ -1,0 +1,111 @@
+//! The release's passwords: generated from the OS random source on first install, read back from the
+//! release's Secret on every later one, so a surviving data volume always matches its Secret.
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use kube::api::Api;
+
+use crate::error::user_error;
+use crate::k8s::Kube;
+use crate::k8s::client::api_error;
+use crate::profile::Names;
+use crate::render::Passwords;
+
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const LENGTH: usize = 32;
+
+/// A random password of letters and digits (no character needs quoting in a URL or a shell).
+pub fn generate() -> Result<String> {
+    let mut out = String::with_capacity(LENGTH);
+    let mut buf = [0u8; 64];
+    while out.len() < LENGTH {
+        getrandom::fill(&mut buf)
+            .map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
+        // Rejection sampling keeps every character equally likely.
+        let limit = 256 - (256 % ALPHABET.len());
+        for b in buf.iter().map(|b| *b as usize).filter(|b| *b < limit) {
+            if out.len() == LENGTH {
+                break;
+            }
+            out.push(ALPHABET[b % ALPHABET.len()] as char);
+        }
+    }
+    Ok(out)
+}
+
+/// Where the passwords came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Generated,
+    Existing,
+}
+
+/// The passwords to install with: the existing Secret's, or new ones when there is no Secret and no
+/// data volume. A data volume without its Secret is refused: new passwords would lock the data out.
+pub async fn resolve(kube: &Kube, names: &Names) -> Result<(Passwords, Origin)> {
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let doing = format!(
+        "reading Secret {} in namespace {}",
+        names.admin_secret, kube.namespace
+    );
+    let existing = secrets
+        .get_opt(&names.admin_secret)
+        .await
+        .map_err(|e| api_error(e, &doing, &kube.server))?;
+    if let Some(secret) = existing {
+        let admin = key(&secret, "postgres-password")
+            .with_context(|| format!("Secret {}", names.admin_secret))?;
+        let app =
+            key(&secret, "password").with_context(|| format!("Secret {}", names.admin_secret))?;
+        return Ok((Passwords { admin, app }, Origin::Existing));
+    }
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let doing = format!("reading PersistentVolumeClaim {}", names.pvc);
+    if pvcs
+        .get_metadata_opt(&names.pvc)
+        .await
+        .map_err(|e| api_error(e, &doing, &kube.server))?
+        .is_some()
+    {
+        return Err(user_error(format!(
+            "the data volume {} exists but Secret {} with its passwords is gone; new passwords would not open the existing database",
+            names.pvc, names.admin_secret
+        ))
+        .hint(format!(
+            "recreate Secret {} with the old `postgres-password` and `password`, or delete the old data with `phonebill-db uninstall --delete-data`",
+            names.admin_secret
+        ))
+        .into());
+    }
+    Ok((
+        Passwords {
+            admin: generate()?,
+            app: generate()?,
+        },
+        Origin::Generated,
+    ))
+}
+
+fn key(secret: &Secret, key: &str) -> Result<String> {
+    let bytes = secret.data.as_ref().and_then(|d| d.get(key)).ok_or_else(|| {
+        user_error(format!("key `{key}` is missing"))
+            .hint("restore the key, or delete the Secret and its data volume with `phonebill-db uninstall --delete-data`")
+    })?;
+    String::from_utf8(bytes.0.clone())
+        .map_err(|_| user_error(format!("key `{key}` is not UTF-8 text")).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_are_long_distinct_and_plain() {
+        let a = generate().unwrap();
+        let b = generate().unwrap();
+        assert_eq!(a.len(), LENGTH);
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| ALPHABET.contains(&c)));
+    }
+}

@@ -1,0 +1,435 @@
+//! Environment profiles: one YAML file per environment under `templates/profiles/`, embedded in the
+//! binary, optionally overridden by a values file (`--values FILE`, like a Helm values file).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::error::{ExitCode, user_error};
+
+/// The embedded profiles, by environment name.
+const PROFILES: &[(&str, &str)] = &[("dev", include_str!("../templates/profiles/dev.yaml"))];
+
+pub fn environments() -> Vec<&'static str> {
+    PROFILES.iter().map(|(name, _)| *name).collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Profile {
+    pub environment: String,
+    pub namespace: String,
+    pub release: String,
+    pub database: String,
+    pub admin_user: String,
+    pub app_user: String,
+    pub image: String,
+    pub image_pull_policy: String,
+    pub architecture: Architecture,
+    pub resources: Resources,
+    pub storage: Storage,
+    pub postgresql: PostgresSettings,
+    pub extensions: Vec<String>,
+    pub service: ServiceSettings,
+    pub security_context: SecurityContext,
+    pub metrics: Metrics,
+    pub network_policy: NetworkPolicySettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    Standalone,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub requests: CpuMemory,
+    pub limits: CpuMemory,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuMemory {
+    pub cpu: String,
+    pub memory: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Storage {
+    pub class_name: String,
+    pub size: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresSettings {
+    pub shared_buffers: String,
+    pub effective_cache_size: String,
+    pub max_connections: u32,
+    pub work_mem: String,
+    pub maintenance_work_mem: String,
+    pub time_zone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityContext {
+    pub run_as_user: i64,
+    pub fs_group: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    pub enabled: bool,
+    pub image: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkPolicySettings {
+    pub enabled: bool,
+    pub allow_from_pod_labels: BTreeMap<String, String>,
+}
+
+/// Names of every object, derived from the profile in one place (spec: compatibility section).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Names {
+    pub release: String,
+    pub stateful_set: String,
+    pub pod: String,
+    pub pvc: String,
+    pub service: String,
+    pub headless_service: String,
+    pub metrics_service: String,
+    pub config_map: String,
+    pub admin_secret: String,
+    pub app_secret: String,
+    pub service_account: String,
+    pub network_policy: String,
+}
+
+pub const APP_SECRET: &str = "auth-db-secret";
+pub const MANAGED_BY: &str = "phonebill-db";
+
+impl Profile {
+    /// The embedded profile of `env`, with the values file (if any) laid over it.
+    pub fn load(env: &str, values: Option<&Path>) -> Result<Profile> {
+        let (_, text) = PROFILES
+            .iter()
+            .find(|(name, _)| *name == env)
+            .ok_or_else(|| {
+                user_error(format!("unknown environment `{env}`"))
+                    .hint(format!("choose one of: {}", environments().join(", ")))
+                    .exit(ExitCode::Usage)
+            })?;
+        let mut base: Value = serde_yaml::from_str(text)
+            .with_context(|| format!("the embedded profile `{env}` is not valid YAML (a bug)"))?;
+        let source = match values {
+            Some(path) => {
+                let overrides = read_values(path)?;
+                check_keys(&base, &overrides, "").map_err(|key| unknown_key(path, &key, &base))?;
+                merge(&mut base, overrides);
+                path.display().to_string()
+            }
+            None => format!("the embedded profile `{env}`"),
+        };
+        let profile: Profile = serde_path_to_error::deserialize(base).map_err(|e| {
+            user_error(format!("{source}: key `{}`: {}", e.path(), e.inner()))
+                .hint("fix the value's type (see `phonebill-db render --env ENV` for the profile's values)")
+        })?;
+        profile.validate(&source)?;
+        Ok(profile)
+    }
+
+    fn validate(&self, source: &str) -> Result<()> {
+        let dns = |key: &str, value: &str| -> Result<()> {
+            if is_dns_label(value) {
+                Ok(())
+            } else {
+                Err(user_error(format!("{source}: key `{key}`: `{value}` is not a valid Kubernetes name"))
+                    .hint("use lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit")
+                    .into())
+            }
+        };
+        dns("namespace", &self.namespace)?;
+        dns("release", &self.release)?;
+        dns("storage.className", &self.storage.class_name)?;
+        for (key, value) in [
+            ("database", &self.database),
+            ("adminUser", &self.admin_user),
+            ("appUser", &self.app_user),
+        ] {
+            let ok = !value.is_empty()
+                && value.len() <= 63
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && !value.starts_with(|c: char| c.is_ascii_digit());
+            if !ok {
+                return Err(user_error(format!(
+                    "{source}: key `{key}`: `{value}` is not a plain PostgreSQL identifier"
+                ))
+                .hint("use lower-case letters, digits and '_', starting with a letter")
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn names(&self) -> Names {
+        let base = format!("{}-postgresql", self.release);
+        Names {
+            release: self.release.clone(),
+            pod: format!("{base}-0"),
+            pvc: format!("data-{base}-0"),
+            service: base.clone(),
+            headless_service: format!("{base}-hl"),
+            metrics_service: format!("{base}-metrics"),
+            config_map: format!("{base}-configuration"),
+            admin_secret: base.clone(),
+            app_secret: APP_SECRET.to_string(),
+            service_account: base.clone(),
+            network_policy: base.clone(),
+            stateful_set: base,
+        }
+    }
+
+    /// `app.kubernetes.io/*` labels every object carries.
+    pub fn common_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (
+                "app.kubernetes.io/name".to_string(),
+                "postgresql".to_string(),
+            ),
+            (
+                "app.kubernetes.io/instance".to_string(),
+                self.release.clone(),
+            ),
+            (
+                "app.kubernetes.io/managed-by".to_string(),
+                MANAGED_BY.to_string(),
+            ),
+        ])
+    }
+
+    /// What selects the primary pod (the runbook's selector in 4.3.1 and 4.4.1).
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (
+                "app.kubernetes.io/name".to_string(),
+                "postgresql".to_string(),
+            ),
+            (
+                "app.kubernetes.io/instance".to_string(),
+                self.release.clone(),
+            ),
+            (
+                "app.kubernetes.io/component".to_string(),
+                "primary".to_string(),
+            ),
+        ])
+    }
+
+    /// Label selector string for everything install made.
+    pub fn managed_selector(&self) -> String {
+        format!(
+            "app.kubernetes.io/instance={},app.kubernetes.io/managed-by={MANAGED_BY}",
+            self.release
+        )
+    }
+}
+
+fn read_values(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        user_error(format!("cannot read values file {}: {e}", path.display()))
+            .hint("check the path given to --values")
+    })?;
+    let value: Value = serde_yaml::from_str(&text).map_err(|e| {
+        user_error(format!(
+            "values file {} is not valid YAML: {e}",
+            path.display()
+        ))
+        .hint("fix the YAML syntax at the position shown")
+    })?;
+    match value {
+        Value::Mapping(_) => Ok(value),
+        Value::Null => Ok(Value::Mapping(Default::default())),
+        _ => Err(user_error(format!(
+            "values file {} must be a mapping of profile keys",
+            path.display()
+        ))
+        .hint("write it like the profile, e.g. `storage: {className: managed-csi}`")
+        .into()),
+    }
+}
+
+/// Every key of `overrides` must exist in `base` (at the same place). Returns the first unknown key's path.
+fn check_keys(base: &Value, overrides: &Value, prefix: &str) -> Result<(), String> {
+    let (Value::Mapping(b), Value::Mapping(o)) = (base, overrides) else {
+        return Ok(());
+    };
+    for (key, value) in o {
+        let name = key
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{key:?}"));
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match b.get(key) {
+            // Free-form label maps accept any key.
+            Some(inner) if path != "networkPolicy.allowFromPodLabels" => {
+                check_keys(inner, value, &path)?
+            }
+            Some(_) => {}
+            None => return Err(path),
+        }
+    }
+    Ok(())
+}
+
+fn unknown_key(path: &Path, key: &str, base: &Value) -> anyhow::Error {
+    let parent = key.rsplit_once('.').map(|(p, _)| p);
+    let mut node = base;
+    for part in parent.into_iter().flat_map(|p| p.split('.')) {
+        node = node.get(part).unwrap_or(node);
+    }
+    let known: Vec<String> = match node {
+        Value::Mapping(m) => m
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![],
+    };
+    user_error(format!(
+        "values file {}: unknown key `{key}`",
+        path.display()
+    ))
+    .hint(format!("known keys here: {}", known.join(", ")))
+    .exit(ExitCode::Usage)
+    .into()
+}
+
+/// Lay `over` onto `base`: mappings merge key by key, everything else replaces.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// RFC 1123 label: what Kubernetes accepts for namespaces and most object names.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn values(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn dev_profile_has_the_plan_values() {
+        let p = Profile::load("dev", None).unwrap();
+        assert_eq!(p.namespace, "phonebill-dev");
+        assert_eq!(p.database, "phonebill_auth");
+        assert_eq!(p.app_user, "auth_user");
+        assert_eq!(p.storage.class_name, "managed-standard");
+        assert_eq!(p.storage.size, "20Gi");
+        assert_eq!(p.resources.requests.cpu, "500m");
+        assert_eq!(p.resources.limits.memory, "2Gi");
+        assert_eq!(p.postgresql.max_connections, 100);
+        assert!(p.metrics.enabled);
+        assert!(!p.network_policy.enabled);
+        let n = p.names();
+        assert_eq!(n.stateful_set, "auth-postgres-dev-postgresql");
+        assert_eq!(n.headless_service, "auth-postgres-dev-postgresql-hl");
+        assert_eq!(n.pvc, "data-auth-postgres-dev-postgresql-0");
+    }
+
+    #[test]
+    fn values_override_nested_keys_only() {
+        let f = values("storage:\n  className: managed-csi\npostgresql:\n  maxConnections: 200\n");
+        let p = Profile::load("dev", Some(f.path())).unwrap();
+        assert_eq!(p.storage.class_name, "managed-csi");
+        assert_eq!(p.storage.size, "20Gi");
+        assert_eq!(p.postgresql.max_connections, 200);
+        assert_eq!(p.postgresql.work_mem, "4MB");
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_the_file() {
+        let f = values("storage:\n  clasName: x\n");
+        let err = Profile::load("dev", Some(f.path())).unwrap_err();
+        let r = crate::error::report(&err);
+        assert!(
+            r.error.contains("unknown key `storage.clasName`"),
+            "{}",
+            r.error
+        );
+        assert!(r.error.contains(&f.path().display().to_string()));
+        assert!(r.hint.unwrap().contains("className"));
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_path() {
+        let f = values("postgresql:\n  maxConnections: lots\n");
+        let r = crate::error::report(&Profile::load("dev", Some(f.path())).unwrap_err());
+        assert!(
+            r.error.contains("key `postgresql.maxConnections`"),
+            "{}",
+            r.error
+        );
+    }
+
+    #[test]
+    fn unknown_environment_lists_the_known_ones() {
+        let r = crate::error::report(&Profile::load("qa", None).unwrap_err());
+        assert_eq!(r.error, "unknown environment `qa`");
+        assert!(r.hint.unwrap().contains("dev"));
+    }
+
+    #[test]
+    fn invalid_names_are_refused() {
+        let f = values("namespace: Phonebill_Dev\n");
+        let r = crate::error::report(&Profile::load("dev", Some(f.path())).unwrap_err());
+        assert!(r.error.contains("key `namespace`"), "{}", r.error);
+    }
+}

@@ -1,0 +1,325 @@
+//! Templates → typed Kubernetes objects. Pure: the same profile and passwords give the same bytes.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::storage::v1::StorageClass;
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::profile::Profile;
+
+/// The manifest templates, in apply order (dependencies first), embedded at compile time.
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "10-serviceaccount.yaml",
+        include_str!("../templates/manifests/10-serviceaccount.yaml"),
+    ),
+    (
+        "20-secret-admin.yaml",
+        include_str!("../templates/manifests/20-secret-admin.yaml"),
+    ),
+    (
+        "21-secret-app.yaml",
+        include_str!("../templates/manifests/21-secret-app.yaml"),
+    ),
+    (
+        "30-configmap.yaml",
+        include_str!("../templates/manifests/30-configmap.yaml"),
+    ),
+    (
+        "40-service-headless.yaml",
+        include_str!("../templates/manifests/40-service-headless.yaml"),
+    ),
+    (
+        "41-service.yaml",
+        include_str!("../templates/manifests/41-service.yaml"),
+    ),
+    (
+        "42-service-metrics.yaml",
+        include_str!("../templates/manifests/42-service-metrics.yaml"),
+    ),
+    (
+        "50-statefulset.yaml",
+        include_str!("../templates/manifests/50-statefulset.yaml"),
+    ),
+    (
+        "60-networkpolicy.yaml",
+        include_str!("../templates/manifests/60-networkpolicy.yaml"),
+    ),
+];
+const STORAGE_CLASS: &str = include_str!("../templates/storageclass.yaml");
+
+/// What `render` shows instead of a password: nothing secret leaves the tool without a cluster.
+pub const PASSWORD_PLACEHOLDER: &str = "GENERATED-AT-INSTALL";
+
+/// The two passwords of a release. `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Passwords {
+    pub admin: String,
+    pub app: String,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passwords { .. }")
+    }
+}
+
+impl Passwords {
+    pub fn placeholders() -> Passwords {
+        Passwords {
+            admin: PASSWORD_PLACEHOLDER.into(),
+            app: PASSWORD_PLACEHOLDER.into(),
+        }
+    }
+}
+
+/// One object install applies, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    ServiceAccount(ServiceAccount),
+    Secret(Secret),
+    ConfigMap(ConfigMap),
+    Service(Service),
+    StatefulSet(StatefulSet),
+    NetworkPolicy(NetworkPolicy),
+}
+
+impl Object {
+    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Object::ServiceAccount(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::StatefulSet(o) => &o.metadata,
+            Object::NetworkPolicy(o) => &o.metadata,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::ServiceAccount(_) => "ServiceAccount",
+            Object::Secret(_) => "Secret",
+            Object::ConfigMap(_) => "ConfigMap",
+            Object::Service(_) => "Service",
+            Object::StatefulSet(_) => "StatefulSet",
+            Object::NetworkPolicy(_) => "NetworkPolicy",
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.meta().name.as_deref().unwrap_or_default()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let value = match self {
+            Object::ServiceAccount(o) => serde_json::to_value(o),
+            Object::Secret(o) => serde_json::to_value(o),
+            Object::ConfigMap(o) => serde_json::to_value(o),
+            Object::Service(o) => serde_json::to_value(o),
+            Object::StatefulSet(o) => serde_json::to_value(o),
+            Object::NetworkPolicy(o) => serde_json::to_value(o),
+        };
+        value.expect("k8s-openapi types always serialize")
+    }
+
+    /// Secrets go to the API as `data`, never `stringData`: the server stores only `data`, so
+    /// applying `data` keeps re-applies exact no-ops.
+    pub fn with_secret_data(self) -> Object {
+        match self {
+            Object::Secret(mut s) => {
+                if let Some(strings) = s.string_data.take() {
+                    let data = s.data.get_or_insert_with(BTreeMap::new);
+                    for (k, v) in strings {
+                        data.insert(k, ByteString(v.into_bytes()));
+                    }
+                }
+                Object::Secret(s)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Render every manifest of the profile with the given passwords.
+pub fn render(profile: &Profile, passwords: &Passwords) -> Result<Vec<Object>> {
+    let env = environment();
+    let mut ctx = context(profile, passwords);
+    // The ConfigMap's checksum goes into the pod template, so a changed configuration rolls the pod.
+    let config = render_one(&env, "30-configmap.yaml", TEMPLATES[3].1, &ctx)?;
+    ctx["configChecksum"] = json!(hex::encode(Sha256::digest(config.as_bytes())));
+    let mut objects = Vec::new();
+    for (name, source) in TEMPLATES {
+        let text = render_one(&env, name, source, &ctx)?;
+        if let Some(object) = parse(name, &text)? {
+            objects.push(object);
+        }
+    }
+    Ok(objects)
+}
+
+/// The plan's StorageClass (`install --create-storage-class`).
+pub fn storage_class(name: &str) -> Result<StorageClass> {
+    let text = render_one(
+        &environment(),
+        "storageclass.yaml",
+        STORAGE_CLASS,
+        &json!({ "name": name }),
+    )?;
+    let raw: serde_json::Value =
+        serde_yaml::from_str(&text).context("storageclass.yaml renders invalid YAML (a bug)")?;
+    typed(&raw, "storageclass.yaml")
+}
+
+/// Multi-document YAML, as `render` prints it.
+pub fn to_yaml(objects: &[Object]) -> Result<String> {
+    let mut out = String::new();
+    for o in objects {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&o.to_json())?);
+    }
+    Ok(out)
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Escaping is explicit: `tojson` for YAML values, `conf` and `ident` inside embedded files.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.add_filter("conf", |v: String| {
+        format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
+    });
+    env.add_filter("ident", |v: String| {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    });
+    env
+}
+
+fn context(profile: &Profile, passwords: &Passwords) -> serde_json::Value {
+    json!({
+        "profile": profile,
+        "names": profile.names(),
+        "namespace": profile.namespace,
+        "labels": {
+            "common": profile.common_labels(),
+            "selector": profile.selector_labels(),
+            "primary": with(profile.common_labels(), "app.kubernetes.io/component", "primary"),
+            "metrics": with(profile.common_labels(), "app.kubernetes.io/component", "metrics"),
+        },
+        "passwords": {
+            "admin": passwords.admin,
+            "app": passwords.app,
+            "appUrlEncoded": url_encode(&passwords.app),
+        },
+        "configChecksum": "",
+    })
+}
+
+fn with(mut labels: BTreeMap<String, String>, k: &str, v: &str) -> BTreeMap<String, String> {
+    labels.insert(k.into(), v.into());
+    labels
+}
+
+fn render_one(
+    env: &Environment<'_>,
+    name: &str,
+    source: &str,
+    ctx: &impl Serialize,
+) -> Result<String> {
+    let template = env
+        .template_from_named_str(name, source)
+        .with_context(|| format!("template {name} does not parse (a bug)"))?;
+    template
+        .render(minijinja::value::Serde(ctx))
+        .with_context(|| format!("rendering template {name}"))
+}
+
+fn parse(name: &str, text: &str) -> Result<Option<Object>> {
+    let raw: serde_json::Value = serde_yaml::from_str(text)
+        .with_context(|| format!("template {name} renders invalid YAML (a bug)"))?;
+    if raw.is_null() {
+        return Ok(None); // switched off by the profile
+    }
+    let kind = raw.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+    Ok(Some(match kind {
+        "ServiceAccount" => Object::ServiceAccount(typed(&raw, name)?),
+        "Secret" => Object::Secret(typed(&raw, name)?),
+        "ConfigMap" => Object::ConfigMap(typed(&raw, name)?),
+        "Service" => Object::Service(typed(&raw, name)?),
+        "StatefulSet" => Object::StatefulSet(typed(&raw, name)?),
+        "NetworkPolicy" => Object::NetworkPolicy(typed(&raw, name)?),
+        other => bail!("template {name} renders an unsupported kind `{other}` (a bug)"),
+    }))
+}
+
+/// Parse into the k8s-openapi type and refuse anything the type would silently drop (a misspelt field).
+fn typed<T: serde::de::DeserializeOwned + Serialize>(
+    raw: &serde_json::Value,
+    name: &str,
+) -> Result<T> {
+    let object: T = serde_path_to_error::deserialize(raw.clone())
+        .map_err(|e| anyhow::anyhow!("template {name}: `{}`: {}", e.path(), e.inner()))?;
+    let back = serde_json::to_value(&object)?;
+    if let Some(path) = first_difference(raw, &back, String::new()) {
+        bail!("template {name}: field `{path}` is not part of the Kubernetes type (a bug)");
+    }
+    Ok(object)
+}
+
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value::*;
+    match (a, b) {
+        (Object(x), Object(y)) => x.iter().find_map(|(k, v)| match y.get(k) {
+            Some(w) => first_difference(v, w, format!("{path}.{k}")),
+            None => Some(format!("{path}.{k}")),
+        }),
+        (Array(x), Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (v, w))| first_difference(v, w, format!("{path}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(path),
+    }
+}
+
+/// Percent-encoding for the password part of a URL (RFC 3986 unreserved characters stay).
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_keeps_unreserved_characters() {
+        assert_eq!(url_encode("Ab9-._~"), "Ab9-._~");
+        assert_eq!(url_encode("a!@b"), "a%21%40b");
+    }
+
+    #[test]
+    fn a_misspelt_field_is_refused() {
+        let raw = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "lables": {}}});
+        let err = typed::<ConfigMap>(&raw, "t.yaml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "template t.yaml: field `.metadata.lables` is not part of the Kubernetes type (a bug)"
+        );
+    }
+}

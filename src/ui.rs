@@ -1,0 +1,171 @@
+//! The one place that decides how the tool talks to a person: progress, prompts, results.
+//!
+//! Progress goes to stderr and draws only on a terminal in text mode; results go to stdout as text or
+//! JSON. Tests run without a terminal, so nothing here draws in them.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+use crate::error::{ExitCode, user_error};
+
+#[derive(Debug, Clone)]
+pub struct Ui {
+    pub output: OutputFormat,
+    pub verbose: u8,
+    /// Progress may draw (stderr is a terminal and output is text).
+    draw: bool,
+    /// A person can answer prompts (stdin and stderr are terminals).
+    interactive: bool,
+    assume_yes: bool,
+}
+
+impl Ui {
+    pub fn new(output: OutputFormat, verbose: u8, assume_yes: bool) -> Ui {
+        let stderr_tty = std::io::stderr().is_terminal();
+        Ui {
+            output,
+            verbose,
+            draw: stderr_tty && output == OutputFormat::Text,
+            interactive: stderr_tty && std::io::stdin().is_terminal(),
+            assume_yes,
+        }
+    }
+
+    /// A UI that never draws or prompts (tests, library use).
+    pub fn headless(output: OutputFormat, assume_yes: bool) -> Ui {
+        Ui {
+            output,
+            verbose: 0,
+            draw: false,
+            interactive: false,
+            assume_yes,
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.output == OutputFormat::Json
+    }
+
+    /// A spinner for a wait; hidden unless a person is watching.
+    pub fn spinner(&self, message: impl Into<String>) -> ProgressBar {
+        let bar = ProgressBar::with_draw_target(None, self.target());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"),
+        );
+        bar.set_message(message.into());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+
+    fn target(&self) -> ProgressDrawTarget {
+        if self.draw {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        }
+    }
+
+    /// A line of progress for logs: printed to stderr in text mode when no spinner draws, or with -v.
+    pub fn note(&self, bar: Option<&ProgressBar>, line: impl AsRef<str>) {
+        if self.json() {
+            return;
+        }
+        match bar {
+            Some(b) if self.draw => b.println(line.as_ref()),
+            _ => eprintln!("{}", line.as_ref()),
+        }
+    }
+
+    /// Ask the user to type `expected` to go on. `--yes` answers for them; with no terminal and no
+    /// `--yes`, refuse without doing anything.
+    pub fn confirm_typed(&self, what: &str, expected: &str) -> Result<()> {
+        if self.assume_yes {
+            return Ok(());
+        }
+        if !self.interactive {
+            return Err(user_error(format!(
+                "{what} needs confirmation, and there is no terminal to ask on"
+            ))
+            .hint("run it on a terminal, or add --yes if you are sure")
+            .into());
+        }
+        let answer: String = dialoguer::Input::new()
+            .with_prompt(format!("{what}: type `{expected}` to confirm"))
+            .allow_empty(true)
+            .interact_text()?;
+        if answer.trim() == expected {
+            Ok(())
+        } else {
+            Err(user_error(format!(
+                "confirmation did not match `{expected}`; nothing was changed"
+            ))
+            .hint("type the name exactly, or press Ctrl-C to stop")
+            .into())
+        }
+    }
+
+    /// Print a command's result: JSON on `-o json`, else its text form.
+    pub fn emit<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
+        EMITTED.store(true, Ordering::Relaxed);
+        if self.json() {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            let t = text(value);
+            print!("{t}");
+            if !t.ends_with('\n') {
+                println!();
+            }
+        }
+        Ok(())
+    }
+}
+
+static EMITTED: AtomicBool = AtomicBool::new(false);
+
+/// Has a result been printed to stdout? (`main` then prints no second JSON document for an error.)
+pub fn emitted() -> bool {
+    EMITTED.load(Ordering::Relaxed)
+}
+
+/// The result of a command run: what to print and which exit code it ends with.
+pub struct Outcome {
+    pub exit: ExitCode,
+}
+
+impl Outcome {
+    pub fn ok() -> Outcome {
+        Outcome { exit: ExitCode::Ok }
+    }
+}
+
+/// A plain text table: columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ");
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+        s
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
