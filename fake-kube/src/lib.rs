@@ -1,1 +1,535 @@
-pub fn _x() {}
+//! A fake Kubernetes API server on loopback, for phonebill-db's tests (not shipped).
+//!
+//! The tool reaches it through an ordinary kubeconfig (`FakeKube::write_kubeconfig`), so the real
+//! kube client, config loading and request shapes are exercised. It follows the API conventions
+//! for what the tool uses (see `store`, `fields`, `select`, `validate`, `kubelet`); where it departs
+//! from the real server, the module that departs says so. Known departures:
+//! - plain HTTP with a bearer token instead of TLS with client certificates;
+//! - list merge keys are taken to be `name` for every list of named items (`fields`);
+//! - no watch (the tool polls); no admission webhooks; field selectors accept any path.
+
+pub mod fields;
+pub mod kubelet;
+pub mod resources;
+pub mod select;
+pub mod status;
+pub mod store;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+pub use kubelet::{PodBehavior, VolumeBehavior};
+use resources::{RESOURCES, ResourceInfo};
+use select::{FieldSelector, LabelSelector};
+use status::ApiError;
+use store::{Cluster, WriteOpts, info_of};
+
+pub const TOKEN: &str = "fake-token";
+
+type Shared = Arc<Mutex<Cluster>>;
+
+/// A running fake API server. Dropping it stops the server and the kubelet.
+pub struct FakeKube {
+    pub url: String,
+    cluster: Shared,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for FakeKube {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl FakeKube {
+    /// An AKS-like cluster: namespaces `default` and `kube-system`, AKS's built-in StorageClasses
+    /// (not `managed-standard`), the kubelet making pods Ready after 300 ms.
+    pub async fn start() -> FakeKube {
+        let cluster: Shared = Arc::new(Mutex::new(Cluster::default()));
+        {
+            let mut c = cluster.lock().expect("fresh lock");
+            let opts = WriteOpts {
+                manager: "kube-apiserver",
+                dry_run: false,
+            };
+            for ns in ["default", "kube-system"] {
+                c.create(
+                    info_of("Namespace"),
+                    "",
+                    json!({"metadata": {"name": ns}}),
+                    &opts,
+                )
+                .expect("seed namespace");
+            }
+            for sc in [
+                "default",
+                "managed-csi",
+                "managed-csi-premium",
+                "azurefile-csi",
+            ] {
+                c.create(info_of("StorageClass"), "", storage_class(sc), &opts)
+                    .expect("seed storage class");
+            }
+            c.writes.clear(); // tests count writes of the tool, not the seed
+        }
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let app = Router::new().fallback(handle).with_state(cluster.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let kc = cluster.clone();
+        let kubelet = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                kubelet::tick(&mut kc.lock().expect("cluster lock"));
+            }
+        });
+        FakeKube {
+            url,
+            cluster,
+            tasks: vec![server, kubelet],
+        }
+    }
+
+    /// A kubeconfig whose current context (`fake`) points at this server.
+    pub fn write_kubeconfig(&self, path: &Path) {
+        let text = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake-user\nusers:\n- name: fake-user\n  user:\n    token: {TOKEN}\n",
+            self.url
+        );
+        std::fs::write(path, text).expect("write kubeconfig");
+    }
+
+    /// Direct access to the cluster state, for arranging and asserting.
+    pub fn cluster(&self) -> MutexGuard<'_, Cluster> {
+        self.cluster.lock().expect("cluster lock")
+    }
+
+    pub fn get(&self, kind: &str, ns: &str, name: &str) -> Option<Value> {
+        self.cluster().get(info_of(kind), ns, name).ok()
+    }
+
+    pub fn list(&self, kind: &str, ns: &str) -> Vec<Value> {
+        let list = self.cluster().list(
+            info_of(kind),
+            Some(ns),
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        );
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// "Kind/name" of every object in a namespace, sorted (events left out).
+    pub fn inventory(&self, ns: &str) -> Vec<String> {
+        let c = self.cluster();
+        let mut out: Vec<String> = c
+            .objects
+            .iter()
+            .filter(|((plural, n, _), _)| n == ns && *plural != "events")
+            .map(|(_, e)| {
+                format!(
+                    "{}/{}",
+                    e.obj["kind"].as_str().unwrap_or_default(),
+                    e.obj["metadata"]["name"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Make `verb` on `resource` (in API `group`) forbidden for the test user.
+    pub fn deny(&self, verb: &str, group: &str, resource: &str) {
+        self.cluster()
+            .denied
+            .push((verb.into(), group.into(), resource.into()));
+    }
+
+    pub fn set_pods(&self, behavior: PodBehavior) {
+        self.cluster().kubelet.pods = behavior;
+    }
+
+    pub fn set_volumes(&self, behavior: VolumeBehavior) {
+        self.cluster().kubelet.volumes = behavior;
+    }
+
+    pub fn add_storage_class(&self, name: &str) {
+        let opts = WriteOpts {
+            manager: "test",
+            dry_run: false,
+        };
+        self.cluster()
+            .create(info_of("StorageClass"), "", storage_class(name), &opts)
+            .expect("add storage class");
+    }
+
+    /// Create an object as a test would with kubectl (field manager `kubectl`).
+    pub fn create(&self, ns: &str, obj: Value) -> Result<Value, ApiError> {
+        let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+        self.cluster().create(
+            info_of(&kind),
+            ns,
+            obj,
+            &WriteOpts {
+                manager: "kubectl",
+                dry_run: false,
+            },
+        )
+    }
+}
+
+fn storage_class(name: &str) -> Value {
+    json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
+        "provisioner": "disk.csi.azure.com", "parameters": {"skuName": "StandardSSD_LRS"},
+        "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": true})
+}
+
+fn reply(code: StatusCode, body: Value) -> Response {
+    (
+        code,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn error(e: ApiError) -> Response {
+    reply(
+        StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        e.body(),
+    )
+}
+
+/// A parsed request path.
+struct Target {
+    info: &'static ResourceInfo,
+    namespace: String,
+    name: Option<String>,
+    status: bool,
+}
+
+async fn handle(
+    State(cluster): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return error(ApiError::new(401, "Unauthorized", "Unauthorized"));
+    }
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let q = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let path = uri.path().trim_end_matches('/');
+    if method == Method::GET {
+        if let Some(doc) = discovery(path) {
+            return reply(StatusCode::OK, doc);
+        }
+    }
+    let target = match parse_path(path) {
+        Ok(t) => t,
+        Err(e) => return error(e),
+    };
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(&body).or_else(|_| serde_yaml::from_slice(&body)) {
+            Ok(v) => v,
+            Err(e) => {
+                return error(ApiError::bad_request(format!(
+                    "the body is neither JSON nor YAML: {e}"
+                )));
+            }
+        }
+    };
+    let dry_run = q("dryRun").as_deref() == Some("All");
+    let manager = q("fieldManager").unwrap_or_else(|| "unknown".into());
+    let opts = WriteOpts {
+        manager: &manager,
+        dry_run,
+    };
+    let info = target.info;
+    let ns = target.namespace.as_str();
+    let mut c = cluster.lock().expect("cluster lock");
+
+    let verb = match (&method, &target.name) {
+        (&Method::GET, None) if q("watch").is_some_and(|w| w == "true" || w == "1") => "watch",
+        (&Method::GET, None) => "list",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::POST, None) => "create",
+        (&Method::PUT, Some(_)) => "update",
+        (&Method::PATCH, Some(_)) => "patch",
+        (&Method::DELETE, Some(_)) => "delete",
+        (&Method::DELETE, None) => "deletecollection",
+        _ => {
+            return error(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                format!(
+                    "the server does not allow this method on the requested resource ({method} {path})"
+                ),
+            ));
+        }
+    };
+    if info.kind == "SelfSubjectAccessReview" {
+        if verb != "create" {
+            return error(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "selfsubjectaccessreviews only support create",
+            ));
+        }
+        let attrs = body
+            .pointer("/spec/resourceAttributes")
+            .cloned()
+            .unwrap_or_default();
+        let field = |k: &str| {
+            attrs
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let allowed = !c.is_denied(&field("verb"), &field("group"), &field("resource"));
+        let mut answer = body.clone();
+        answer["apiVersion"] = json!("authorization.k8s.io/v1");
+        answer["kind"] = json!("SelfSubjectAccessReview");
+        answer["status"] = if allowed {
+            json!({"allowed": true, "reason": "fake: allowed"})
+        } else {
+            json!({"allowed": false, "denied": true, "reason": "fake: denied by the test"})
+        };
+        return reply(StatusCode::CREATED, answer);
+    }
+    if let Err(e) = c.check_denied(verb, info, ns) {
+        return error(e);
+    }
+    let result = match verb {
+        "watch" => Err(ApiError::bad_request(
+            "watch is not implemented by this fake (phonebill-db polls)",
+        )),
+        "list" => {
+            let labels = match LabelSelector::parse(&q("labelSelector").unwrap_or_default()) {
+                Ok(s) => s,
+                Err(e) => return error(e),
+            };
+            let fields = match FieldSelector::parse(&q("fieldSelector").unwrap_or_default()) {
+                Ok(s) => s,
+                Err(e) => return error(e),
+            };
+            Ok((
+                StatusCode::OK,
+                c.list(
+                    info,
+                    info.namespaced.then_some(ns).filter(|n| !n.is_empty()),
+                    &labels,
+                    &fields,
+                ),
+            ))
+        }
+        "get" => c
+            .get(info, ns, target.name.as_deref().unwrap_or_default())
+            .map(|o| (StatusCode::OK, o)),
+        "create" => c
+            .create(info, ns, body, &opts)
+            .map(|o| (StatusCode::CREATED, o)),
+        "update" => c
+            .replace(
+                info,
+                ns,
+                target.name.as_deref().unwrap_or_default(),
+                body,
+                target.status,
+                &opts,
+            )
+            .map(|o| (StatusCode::OK, o)),
+        "patch" => {
+            let name = target.name.clone().unwrap_or_default();
+            let existed = c.get(info, ns, &name).is_ok();
+            let r = if content_type.starts_with("application/apply-patch") {
+                if target.status {
+                    Err(ApiError::bad_request(
+                        "apply to the status subresource is not implemented by this fake",
+                    ))
+                } else if q("fieldManager").is_none() {
+                    Err(ApiError::bad_request(
+                        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                    ))
+                } else {
+                    c.apply(
+                        info,
+                        ns,
+                        &name,
+                        body,
+                        q("force").as_deref() == Some("true"),
+                        &opts,
+                    )
+                }
+            } else if content_type.starts_with("application/merge-patch+json")
+                || content_type.starts_with("application/strategic-merge-patch+json")
+            {
+                // Strategic merge is treated as a JSON merge patch (the tool sends none).
+                c.merge_patch(info, ns, &name, &body, target.status, &opts)
+            } else {
+                Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type})"
+                    ),
+                ))
+            };
+            r.map(|o| {
+                (
+                    if existed || dry_run {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::CREATED
+                    },
+                    o,
+                )
+            })
+        }
+        "delete" => c
+            .delete(
+                info,
+                ns,
+                target.name.as_deref().unwrap_or_default(),
+                dry_run,
+            )
+            .map(|o| (StatusCode::OK, o)),
+        "deletecollection" => {
+            let labels = match LabelSelector::parse(&q("labelSelector").unwrap_or_default()) {
+                Ok(s) => s,
+                Err(e) => return error(e),
+            };
+            let list = c.list(info, Some(ns), &labels, &FieldSelector::default());
+            for item in list["items"].as_array().into_iter().flatten() {
+                let _ = c.delete(
+                    info,
+                    ns,
+                    item["metadata"]["name"].as_str().unwrap_or_default(),
+                    dry_run,
+                );
+            }
+            Ok((StatusCode::OK, list))
+        }
+        _ => unreachable!("verbs are matched above"),
+    };
+    match result {
+        Ok((code, body)) => reply(code, body),
+        Err(e) => error(e),
+    }
+}
+
+/// `/api/v1/...` or `/apis/GROUP/VERSION/...` → the resource, namespace, name and subresource.
+fn parse_path(path: &str) -> Result<Target, ApiError> {
+    let not_found = || {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
+    };
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(not_found()),
+    };
+    let find = |plural: &str| resources::find(group, version, plural).ok_or_else(not_found);
+    let (info, namespace, rest) = match rest {
+        ["namespaces", ns, plural, more @ ..] if find(plural).is_ok_and(|i| i.namespaced) => {
+            (find(plural)?, ns.to_string(), more)
+        }
+        [plural, more @ ..] => (find(plural)?, String::new(), more),
+        [] => return Err(not_found()),
+    };
+    let (name, status) = match rest {
+        [] => (None, false),
+        [name] => (Some(name.to_string()), false),
+        [name, "status"] => (Some(name.to_string()), true),
+        _ => return Err(not_found()),
+    };
+    Ok(Target {
+        info,
+        namespace,
+        name,
+        status,
+    })
+}
+
+fn discovery(path: &str) -> Option<Value> {
+    match path {
+        "/version" => Some(
+            json!({"major": "1", "minor": "33", "gitVersion": "v1.33.2-fake", "gitCommit": "fake", "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}),
+        ),
+        "/api" => Some(
+            json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
+        ),
+        "/apis" => {
+            let mut groups: Vec<&str> = RESOURCES
+                .iter()
+                .map(|r| r.group)
+                .filter(|g| !g.is_empty())
+                .collect();
+            groups.dedup();
+            let groups: Vec<Value> = groups
+                .iter()
+                .map(|g| {
+                    let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
+                    json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+                })
+                .collect();
+            Some(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+        }
+        _ => {
+            let gv = path
+                .strip_prefix("/api/")
+                .or_else(|| path.strip_prefix("/apis/"))?;
+            let list: Vec<Value> = RESOURCES
+                .iter()
+                .filter(|r| r.api_version() == gv)
+                .map(|r| {
+                    let verbs = if r.kind == "SelfSubjectAccessReview" { json!(["create"]) } else { json!(["create", "delete", "deletecollection", "get", "list", "patch", "update"]) };
+                    json!({"name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced, "kind": r.kind, "verbs": verbs})
+                })
+                .collect();
+            if list.is_empty() {
+                return None;
+            }
+            Some(
+                json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}),
+            )
+        }
+    }
+}

@@ -74,7 +74,9 @@ pub struct ServiceRow {
     pub name: String,
     #[serde(rename = "type")]
     pub type_: String,
+    #[serde(rename = "clusterIP")]
     pub cluster_ip: Option<String>,
+    #[serde(rename = "externalIP")]
     pub external_ip: Option<String>,
     pub ports: Vec<i32>,
 }

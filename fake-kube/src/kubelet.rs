@@ -1,0 +1,556 @@
+//! The fake's controllers and kubelet, driven by tests: the StatefulSet controller creates pods and
+//! claims, the volume binder binds claims (or fails to), the kubelet moves pods Pending → Running →
+//! Ready or fails them with a reason, garbage collection removes pods whose StatefulSet is gone,
+//! and graceful deletion and the pvc-protection finalizer take a moment, as on a real cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::store::{Cluster, info_of, now};
+
+/// What the kubelet does with the pods it gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PodBehavior {
+    /// Scheduled and running at once, Ready after `after` (PostgreSQL starting up).
+    Ready { after: Duration },
+    /// The image cannot be pulled: ErrImagePull, then ImagePullBackOff.
+    ImagePullError,
+    /// The container exits with `exit_code` again and again: CrashLoopBackOff.
+    CrashLoop { exit_code: i32, message: String },
+    /// Running, but the readiness probe keeps failing.
+    ProbeFailing,
+    /// No node fits the pod's requests.
+    Unschedulable,
+    /// Nothing happens: the test sets pod status itself.
+    Manual,
+}
+
+/// What the volume provisioner does with claims whose StorageClass exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeBehavior {
+    Bind,
+    /// The provisioner fails (e.g. a disk quota): claims stay Pending with ProvisioningFailed events.
+    Fail,
+}
+
+#[derive(Debug)]
+pub struct Kubelet {
+    pub pods: PodBehavior,
+    pub volumes: VolumeBehavior,
+    /// How long a deleted pod takes to terminate.
+    pub termination: Duration,
+    scheduled: BTreeMap<String, Instant>,
+    deleting: BTreeMap<String, Instant>,
+    events: BTreeSet<(String, String, String)>,
+    event_seq: u64,
+}
+
+impl Default for Kubelet {
+    fn default() -> Kubelet {
+        Kubelet {
+            pods: PodBehavior::Ready {
+                after: Duration::from_millis(300),
+            },
+            volumes: VolumeBehavior::Bind,
+            termination: Duration::from_millis(200),
+            scheduled: BTreeMap::new(),
+            deleting: BTreeMap::new(),
+            events: BTreeSet::new(),
+            event_seq: 0,
+        }
+    }
+}
+
+pub const NODE: &str = "aks-nodepool1-12345678-vmss000000";
+
+/// One round of every controller.
+pub fn tick(c: &mut Cluster) {
+    statefulset_controller(c);
+    garbage_collect(c);
+    bind_volumes(c);
+    run_pods(c);
+    finish_deletions(c);
+    statefulset_status(c);
+}
+
+fn objects(c: &Cluster, plural: &str) -> Vec<Value> {
+    c.objects
+        .iter()
+        .filter(|((p, _, _), _)| *p == plural)
+        .map(|(_, e)| e.obj.clone())
+        .collect()
+}
+
+fn s(v: &Value, pointer: &str) -> String {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn template_hash(template: &Value) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    template.to_string().hash(&mut h);
+    format!("{:x}", h.finish() & 0xffff_ffff)
+}
+
+fn statefulset_controller(c: &mut Cluster) {
+    for sts in objects(c, "statefulsets") {
+        if sts.pointer("/metadata/deletionTimestamp").is_some() {
+            continue;
+        }
+        let ns = s(&sts, "/metadata/namespace");
+        let name = s(&sts, "/metadata/name");
+        let replicas = sts
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let template = sts.pointer("/spec/template").cloned().unwrap_or_default();
+        let revision = format!("{name}-{}", template_hash(&template));
+        for i in 0..replicas {
+            let pod_name = format!("{name}-{i}");
+            let mut claims = Vec::new();
+            for t in sts
+                .pointer("/spec/volumeClaimTemplates")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let tname = s(t, "/metadata/name");
+                let claim = format!("{tname}-{name}-{i}");
+                claims.push(json!({"name": tname, "persistentVolumeClaim": {"claimName": claim}}));
+                if c.get(info_of("PersistentVolumeClaim"), &ns, &claim)
+                    .is_err()
+                {
+                    let mut labels = t.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+                    labels["apps.kubernetes.io/pod-index"] = json!(i.to_string());
+                    let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                        "metadata": {"name": claim, "namespace": ns, "labels": labels},
+                        "spec": t.get("spec").cloned().unwrap_or_default()});
+                    c.system_write(info_of("PersistentVolumeClaim"), &ns, pvc);
+                    event(
+                        c,
+                        &ns,
+                        "StatefulSet",
+                        &name,
+                        "Normal",
+                        "SuccessfulCreate",
+                        &format!(
+                            "create Claim {claim} Pod {pod_name} in StatefulSet {name} success"
+                        ),
+                    );
+                }
+            }
+            match c.get(info_of("Pod"), &ns, &pod_name) {
+                Ok(pod) => {
+                    // A changed template rolls the pod (RollingUpdate): delete it, it comes back new.
+                    if s(&pod, "/metadata/labels/controller-revision-hash") != revision
+                        && pod.pointer("/metadata/deletionTimestamp").is_none()
+                    {
+                        let _ = c.delete(info_of("Pod"), &ns, &pod_name, false);
+                    }
+                }
+                Err(_) => {
+                    let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
+                    let volumes = spec
+                        .get("volumes")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    spec["volumes"] = json!([volumes, claims].concat());
+                    spec["hostname"] = json!(pod_name);
+                    spec["subdomain"] = sts
+                        .pointer("/spec/serviceName")
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    let mut labels = template
+                        .pointer("/metadata/labels")
+                        .cloned()
+                        .unwrap_or(json!({}));
+                    labels["controller-revision-hash"] = json!(revision);
+                    labels["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
+                    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": pod_name, "namespace": ns, "labels": labels,
+                            "annotations": template.pointer("/metadata/annotations").cloned().unwrap_or(json!({})),
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name,
+                                "uid": sts["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
+                        "spec": spec});
+                    c.system_write(info_of("Pod"), &ns, pod);
+                    event(
+                        c,
+                        &ns,
+                        "StatefulSet",
+                        &name,
+                        "Normal",
+                        "SuccessfulCreate",
+                        &format!("create Pod {pod_name} in StatefulSet {name} successful"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn garbage_collect(c: &mut Cluster) {
+    let uids: BTreeSet<String> = c
+        .objects
+        .values()
+        .map(|e| s(&e.obj, "/metadata/uid"))
+        .collect();
+    for pod in objects(c, "pods") {
+        let orphaned = pod
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .is_some_and(|refs| {
+                refs.iter()
+                    .any(|r| !uids.contains(r["uid"].as_str().unwrap_or_default()))
+            });
+        if orphaned && pod.pointer("/metadata/deletionTimestamp").is_none() {
+            let _ = c.delete(
+                info_of("Pod"),
+                &s(&pod, "/metadata/namespace"),
+                &s(&pod, "/metadata/name"),
+                false,
+            );
+        }
+    }
+}
+
+fn bind_volumes(c: &mut Cluster) {
+    let classes: BTreeSet<String> = objects(c, "storageclasses")
+        .iter()
+        .map(|o| s(o, "/metadata/name"))
+        .collect();
+    for mut pvc in objects(c, "persistentvolumeclaims") {
+        if s(&pvc, "/status/phase") != "Pending"
+            || pvc.pointer("/metadata/deletionTimestamp").is_some()
+        {
+            continue;
+        }
+        let ns = s(&pvc, "/metadata/namespace");
+        let name = s(&pvc, "/metadata/name");
+        let class = s(&pvc, "/spec/storageClassName");
+        if !classes.contains(&class) {
+            event(
+                c,
+                &ns,
+                "PersistentVolumeClaim",
+                &name,
+                "Warning",
+                "ProvisioningFailed",
+                &format!("storageclass.storage.k8s.io \"{class}\" not found"),
+            );
+        } else if c.kubelet.volumes == VolumeBehavior::Fail {
+            event(
+                c,
+                &ns,
+                "PersistentVolumeClaim",
+                &name,
+                "Warning",
+                "ProvisioningFailed",
+                &format!(
+                    "failed to provision volume with StorageClass \"{class}\": rpc error: code = Internal desc = disk quota exceeded"
+                ),
+            );
+        } else {
+            pvc["spec"]["volumeName"] = json!(format!("pvc-{}", s(&pvc, "/metadata/uid")));
+            pvc["status"] = json!({"phase": "Bound", "accessModes": pvc["spec"]["accessModes"],
+                "capacity": {"storage": pvc.pointer("/spec/resources/requests/storage").cloned().unwrap_or(json!("1Gi"))}});
+            c.system_write(info_of("PersistentVolumeClaim"), &ns, pvc);
+        }
+    }
+}
+
+fn run_pods(c: &mut Cluster) {
+    let behavior = c.kubelet.pods.clone();
+    if behavior == PodBehavior::Manual {
+        return;
+    }
+    for mut pod in objects(c, "pods") {
+        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+            continue;
+        }
+        let ns = s(&pod, "/metadata/namespace");
+        let name = s(&pod, "/metadata/name");
+        let uid = s(&pod, "/metadata/uid");
+        let claims: Vec<String> = pod
+            .pointer("/spec/volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                v.pointer("/persistentVolumeClaim/claimName")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+        let unbound = claims.iter().any(|cl| {
+            c.get(info_of("PersistentVolumeClaim"), &ns, cl)
+                .map(|p| s(&p, "/status/phase") != "Bound")
+                .unwrap_or(true)
+        });
+        let ts = now();
+        if unbound || behavior == PodBehavior::Unschedulable {
+            let message = if unbound {
+                "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+            } else {
+                "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
+            };
+            pod["status"] = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message, "lastTransitionTime": ts}]});
+            c.system_write(info_of("Pod"), &ns, pod);
+            event(c, &ns, "Pod", &name, "Warning", "FailedScheduling", message);
+            continue;
+        }
+        let started = *c.kubelet.scheduled.entry(uid).or_insert_with(Instant::now);
+        if pod.pointer("/spec/nodeName").is_none() {
+            pod["spec"]["nodeName"] = json!(NODE);
+            event(
+                c,
+                &ns,
+                "Pod",
+                &name,
+                "Normal",
+                "Scheduled",
+                &format!("Successfully assigned {ns}/{name} to {NODE}"),
+            );
+        }
+        let containers: Vec<(String, String)> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|ct| (s(ct, "/name"), s(ct, "/image")))
+            .collect();
+        let old_status = pod.get("status").cloned().unwrap_or_default();
+        let restarts = |i: usize| {
+            old_status
+                .pointer(&format!("/containerStatuses/{i}/restartCount"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        };
+        let (phase, ready, statuses): (&str, bool, Vec<Value>) = match &behavior {
+            PodBehavior::Ready { after } => {
+                let ready = started.elapsed() >= *after;
+                let st = containers.iter().map(|(n, img)| json!({"name": n, "image": img, "ready": ready, "started": true, "restartCount": 0,
+                    "state": {"running": {"startedAt": ts}}})).collect();
+                ("Running", ready, st)
+            }
+            PodBehavior::ImagePullError => {
+                let (n, img) = &containers[0];
+                let reason = if started.elapsed() < Duration::from_millis(200) {
+                    "ErrImagePull"
+                } else {
+                    "ImagePullBackOff"
+                };
+                let msg = format!("failed to pull and unpack image \"{img}\": not found");
+                event(
+                    c,
+                    &ns,
+                    "Pod",
+                    &name,
+                    "Warning",
+                    "Failed",
+                    &format!(
+                        "Failed to pull image \"{img}\": rpc error: code = NotFound desc = {msg}"
+                    ),
+                );
+                let st = vec![
+                    json!({"name": n, "image": img, "ready": false, "started": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": reason, "message": format!("Back-off pulling image \"{img}\": {msg}")}}}),
+                ];
+                ("Pending", false, st)
+            }
+            PodBehavior::CrashLoop { exit_code, message } => {
+                let (n, img) = &containers[0];
+                event(
+                    c,
+                    &ns,
+                    "Pod",
+                    &name,
+                    "Warning",
+                    "BackOff",
+                    &format!("Back-off restarting failed container {n} in pod {name}"),
+                );
+                let st = vec![
+                    json!({"name": n, "image": img, "ready": false, "started": false, "restartCount": restarts(0).max(3),
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 40s restarting failed container={n} pod={name}")}},
+                    "lastState": {"terminated": {"exitCode": exit_code, "reason": "Error", "message": message}}}),
+                ];
+                ("Running", false, st)
+            }
+            PodBehavior::ProbeFailing => {
+                if started.elapsed() >= Duration::from_millis(100) {
+                    event(
+                        c,
+                        &ns,
+                        "Pod",
+                        &name,
+                        "Warning",
+                        "Unhealthy",
+                        "Readiness probe failed: 127.0.0.1:5432 - no response",
+                    );
+                }
+                let st = containers.iter().map(|(n, img)| json!({"name": n, "image": img, "ready": false, "started": true, "restartCount": 0,
+                    "state": {"running": {"startedAt": ts}}})).collect();
+                ("Running", false, st)
+            }
+            PodBehavior::Unschedulable | PodBehavior::Manual => unreachable!("handled above"),
+        };
+        let prev_ready = old_status
+            .pointer("/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .map(|c| c["status"] == "True");
+        if prev_ready == Some(ready)
+            && old_status.get("phase").and_then(Value::as_str) == Some(phase)
+            && old_status.get("containerStatuses").map(strip_times)
+                == Some(strip_times(&json!(statuses)))
+        {
+            continue; // nothing changed; keep resourceVersion still
+        }
+        let flag = if ready { "True" } else { "False" };
+        pod["status"] = json!({"phase": phase, "hostIP": "10.224.0.4", "podIP": "10.244.0.15", "startTime": ts,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": ts},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": ts},
+                {"type": "ContainersReady", "status": flag, "lastTransitionTime": ts},
+                {"type": "Ready", "status": flag, "lastTransitionTime": ts}],
+            "containerStatuses": statuses});
+        c.system_write(info_of("Pod"), &ns, pod);
+    }
+}
+
+fn strip_times(v: &Value) -> Value {
+    let mut v = v.clone();
+    for st in v.as_array_mut().into_iter().flatten() {
+        if let Some(r) = st.pointer_mut("/state/running") {
+            r.as_object_mut().map(|m| m.remove("startedAt"));
+        }
+    }
+    v
+}
+
+fn finish_deletions(c: &mut Cluster) {
+    let termination = c.kubelet.termination;
+    for pod in objects(c, "pods") {
+        if pod.pointer("/metadata/deletionTimestamp").is_none() {
+            continue;
+        }
+        let uid = s(&pod, "/metadata/uid");
+        let since = *c
+            .kubelet
+            .deleting
+            .entry(uid.clone())
+            .or_insert_with(Instant::now);
+        if since.elapsed() >= termination {
+            c.purge(
+                info_of("Pod"),
+                &s(&pod, "/metadata/namespace"),
+                &s(&pod, "/metadata/name"),
+            );
+            c.kubelet.scheduled.remove(&uid);
+        }
+    }
+    let used: BTreeSet<(String, String)> = objects(c, "pods")
+        .iter()
+        .flat_map(|p| {
+            let ns = s(p, "/metadata/namespace");
+            p.pointer("/spec/volumes")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(move |v| {
+                    v.pointer("/persistentVolumeClaim/claimName")
+                        .and_then(Value::as_str)
+                        .map(|n| (ns.clone(), n.to_string()))
+                })
+        })
+        .collect();
+    for pvc in objects(c, "persistentvolumeclaims") {
+        let key = (s(&pvc, "/metadata/namespace"), s(&pvc, "/metadata/name"));
+        if pvc.pointer("/metadata/deletionTimestamp").is_some() && !used.contains(&key) {
+            // kubernetes.io/pvc-protection is released once no pod uses the claim.
+            c.purge(info_of("PersistentVolumeClaim"), &key.0, &key.1);
+        }
+    }
+}
+
+fn statefulset_status(c: &mut Cluster) {
+    let pods = objects(c, "pods");
+    for mut sts in objects(c, "statefulsets") {
+        let ns = s(&sts, "/metadata/namespace");
+        let uid = s(&sts, "/metadata/uid");
+        let mine: Vec<&Value> = pods
+            .iter()
+            .filter(|p| {
+                p.pointer("/metadata/ownerReferences/0/uid")
+                    .and_then(Value::as_str)
+                    == Some(uid.as_str())
+                    && p.pointer("/metadata/deletionTimestamp").is_none()
+            })
+            .collect();
+        let ready = mine
+            .iter()
+            .filter(|p| {
+                p.pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+            })
+            .count();
+        let revision = format!(
+            "{}-{}",
+            s(&sts, "/metadata/name"),
+            template_hash(sts.pointer("/spec/template").unwrap_or(&Value::Null))
+        );
+        let updated = mine
+            .iter()
+            .filter(|p| s(p, "/metadata/labels/controller-revision-hash") == revision)
+            .count();
+        let status = json!({"observedGeneration": sts["metadata"]["generation"], "replicas": mine.len(), "readyReplicas": ready,
+            "availableReplicas": ready, "currentReplicas": updated, "updatedReplicas": updated,
+            "currentRevision": revision, "updateRevision": revision, "collisionCount": 0});
+        if sts.get("status") != Some(&status) {
+            sts["status"] = status;
+            c.system_write(info_of("StatefulSet"), &ns, sts);
+        }
+    }
+}
+
+/// Record an event once per (object, reason, message), as `kubectl get events` shows them.
+pub fn event(
+    c: &mut Cluster,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) {
+    if !c
+        .kubelet
+        .events
+        .insert((name.to_string(), reason.to_string(), message.to_string()))
+    {
+        return;
+    }
+    c.kubelet.event_seq += 1;
+    let ts = now();
+    let uid = c
+        .get(info_of(kind), ns, name)
+        .map(|o| s(&o, "/metadata/uid"))
+        .unwrap_or_default();
+    let ev = json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": format!("{name}.{:016x}", c.kubelet.event_seq), "namespace": ns},
+        "involvedObject": {"kind": kind, "name": name, "namespace": ns, "uid": uid},
+        "type": type_, "reason": reason, "message": message, "count": 1,
+        "firstTimestamp": ts, "lastTimestamp": ts,
+        "source": {"component": if kind == "Pod" { "kubelet" } else { "statefulset-controller" }}});
+    c.system_write(info_of("Event"), ns, ev);
+}

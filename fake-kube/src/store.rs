@@ -1,0 +1,715 @@
+//! The fake cluster's object store and the API semantics the tool relies on: create, read, list
+//! with selectors, replace, merge patch, server-side apply with field ownership, status
+//! subresource, delete with finalizers and dry run. One lock guards it all.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::fields::{self, Path};
+use crate::resources::{ResourceInfo, by_kind};
+use crate::select::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+
+pub type Key = (&'static str, String, String); // (plural, namespace, name)
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Owner {
+    pub manager: String,
+    pub operation: &'static str, // "Apply" | "Update"
+    pub api_version: String,
+    pub paths: BTreeSet<Path>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub obj: Value,
+    pub owners: Vec<Owner>,
+}
+
+#[derive(Debug, Default)]
+pub struct Cluster {
+    pub objects: BTreeMap<Key, Entry>,
+    rv: u64,
+    uid: u64,
+    next_ip: u32,
+    /// (verb, group, resource) the test user may not use: 403 and SelfSubjectAccessReview denies.
+    pub denied: Vec<(String, String, String)>,
+    pub kubelet: crate::kubelet::Kubelet,
+    /// Every write request ("VERB plural ns/name"), for tests to assert on.
+    pub writes: Vec<String>,
+}
+
+pub struct WriteOpts<'a> {
+    pub manager: &'a str,
+    pub dry_run: bool,
+}
+
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+impl Cluster {
+    pub fn key(info: &ResourceInfo, ns: &str, name: &str) -> Key {
+        (
+            info.plural,
+            if info.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        )
+    }
+
+    pub fn get(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<Value, ApiError> {
+        self.objects
+            .get(&Self::key(info, ns, name))
+            .map(|e| e.obj.clone())
+            .ok_or_else(|| ApiError::not_found(&info.qualified(), name))
+    }
+
+    pub fn list(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Value {
+        let items: Vec<Value> = self
+            .objects
+            .iter()
+            .filter(|((plural, n, _), _)| *plural == info.plural && ns.is_none_or(|ns| ns == n))
+            .map(|(_, e)| &e.obj)
+            .filter(|o| labels.matches(o.pointer("/metadata/labels")) && fields.matches(o))
+            .cloned()
+            .collect();
+        json!({
+            "apiVersion": info.api_version(),
+            "kind": format!("{}List", info.kind),
+            "metadata": {"resourceVersion": self.rv.to_string()},
+            "items": items,
+        })
+    }
+
+    fn namespace_exists(&self, ns: &str) -> bool {
+        self.objects
+            .contains_key(&("namespaces", String::new(), ns.to_string()))
+    }
+
+    /// POST: a new object. 409 if it exists, 404 if its namespace does not.
+    pub fn create(
+        &mut self,
+        info: &'static ResourceInfo,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOpts,
+    ) -> Result<Value, ApiError> {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if name.is_empty() {
+            return Err(ApiError::invalid(
+                info.kind,
+                "",
+                vec![(
+                    "metadata.name".into(),
+                    "Required value: name or generateName is required".into(),
+                )],
+            ));
+        }
+        if info.namespaced && !self.namespace_exists(ns) {
+            return Err(ApiError::not_found("namespaces", ns));
+        }
+        if self.objects.contains_key(&Self::key(info, ns, &name)) {
+            return Err(ApiError::already_exists(&info.qualified(), &name));
+        }
+        if info.has_status && info.kind != "Namespace" {
+            obj.as_object_mut().map(|m| m.remove("status"));
+        }
+        let owners = vec![Owner {
+            manager: opts.manager.into(),
+            operation: "Update",
+            api_version: info.api_version(),
+            paths: fields::field_set(&obj),
+        }];
+        self.commit(info, ns, &name, None, obj, owners, opts.dry_run)
+    }
+
+    /// PUT: replace the whole object (or only its status with `status`). Honors resourceVersion.
+    pub fn replace(
+        &mut self,
+        info: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        status: bool,
+        opts: &WriteOpts,
+    ) -> Result<Value, ApiError> {
+        let old = self
+            .objects
+            .get(&Self::key(info, ns, name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&info.qualified(), name))?;
+        if let Some(rv) = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            if rv != old.obj["metadata"]["resourceVersion"] {
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!(
+                        "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                        info.qualified()
+                    ),
+                ));
+            }
+        }
+        self.update_with(info, ns, name, old, obj, status, opts)
+    }
+
+    /// PATCH with a JSON merge patch (RFC 7386), on the object or its status.
+    pub fn merge_patch(
+        &mut self,
+        info: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+        status: bool,
+        opts: &WriteOpts,
+    ) -> Result<Value, ApiError> {
+        let old = self
+            .objects
+            .get(&Self::key(info, ns, name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&info.qualified(), name))?;
+        let mut obj = old.obj.clone();
+        json_merge_patch(&mut obj, patch);
+        self.update_with(info, ns, name, old, obj, status, opts)
+    }
+
+    fn update_with(
+        &mut self,
+        info: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        old: Entry,
+        mut obj: Value,
+        status: bool,
+        opts: &WriteOpts,
+    ) -> Result<Value, ApiError> {
+        if status {
+            // The status subresource changes status only.
+            let new_status = obj.get("status").cloned().unwrap_or(Value::Null);
+            obj = old.obj.clone();
+            obj["status"] = new_status;
+            obj["__status_write"] = json!(true);
+            return self.commit(
+                info,
+                ns,
+                name,
+                Some(&old),
+                obj,
+                old.owners.clone(),
+                opts.dry_run,
+            );
+        }
+        let changed = fields::changed(Some(&old.obj), &obj);
+        let owners = take_ownership(
+            &old.owners,
+            opts.manager,
+            "Update",
+            &info.api_version(),
+            changed.clone(),
+            &changed,
+        );
+        self.commit(info, ns, name, Some(&old), obj, owners, opts.dry_run)
+    }
+
+    /// PATCH with `application/apply-patch+yaml`: server-side apply as `manager`.
+    pub fn apply(
+        &mut self,
+        info: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        mut applied: Value,
+        force: bool,
+        opts: &WriteOpts,
+    ) -> Result<Value, ApiError> {
+        let applied_name = applied
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or(name);
+        if applied_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({applied_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if applied.get("kind").and_then(Value::as_str) != Some(info.kind) {
+            return Err(ApiError::bad_request(format!(
+                "the kind of the object does not match {}",
+                info.kind
+            )));
+        }
+        if info.has_status {
+            applied.as_object_mut().map(|m| m.remove("status"));
+        }
+        let set = fields::field_set(&applied);
+        let Some(old) = self.objects.get(&Self::key(info, ns, name)).cloned() else {
+            if info.namespaced && !self.namespace_exists(ns) {
+                return Err(ApiError::not_found("namespaces", ns));
+            }
+            self.check_denied("create", info, ns)?;
+            let owners = vec![Owner {
+                manager: opts.manager.into(),
+                operation: "Apply",
+                api_version: info.api_version(),
+                paths: set,
+            }];
+            return self.commit(info, ns, name, None, applied, owners, opts.dry_run);
+        };
+        // Conflicts: fields another manager owns that this apply sets to a different value.
+        let mut conflicts: Vec<(String, String)> = Vec::new();
+        for o in old.owners.iter().filter(|o| o.manager != opts.manager) {
+            for p in o.paths.intersection(&set) {
+                if p.last() != Some(&fields::Elem::Dot)
+                    && fields::get(&old.obj, p) != fields::get(&applied, p)
+                {
+                    conflicts.push((o.manager.clone(), fields::display(p)));
+                }
+            }
+        }
+        if !conflicts.is_empty() && !force {
+            let text: Vec<String> = conflicts
+                .iter()
+                .map(|(m, f)| format!("conflict with \"{m}\": {f}"))
+                .collect();
+            return Err(ApiError::new(409, "Conflict", format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, text.join("; ")))
+                .details(json!({"name": name, "kind": info.plural, "causes": conflicts.iter().map(|(m, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\""), "field": f})).collect::<Vec<_>>()})));
+        }
+        let mut obj = old.obj.clone();
+        // Fields this manager applied before and applies no more, and nobody else owns, go away.
+        if let Some(mine) = old
+            .owners
+            .iter()
+            .find(|o| o.manager == opts.manager && o.operation == "Apply")
+        {
+            for p in mine.paths.difference(&set) {
+                if !old
+                    .owners
+                    .iter()
+                    .any(|o| o.manager != opts.manager && o.paths.contains(p))
+                {
+                    fields::remove(&mut obj, p);
+                }
+            }
+        }
+        fields::merge(&mut obj, &applied);
+        // Applying a value another manager already set is shared ownership; forcing takes the conflicts.
+        let taken: BTreeSet<Path> = old
+            .owners
+            .iter()
+            .filter(|o| o.manager != opts.manager)
+            .flat_map(|o| o.paths.intersection(&set))
+            .filter(|p| fields::get(&old.obj, p) != fields::get(&applied, p))
+            .cloned()
+            .collect();
+        let owners = take_ownership(
+            &old.owners,
+            opts.manager,
+            "Apply",
+            &info.api_version(),
+            set,
+            &taken,
+        );
+        self.commit(info, ns, name, Some(&old), obj, owners, opts.dry_run)
+    }
+
+    /// DELETE: gone at once, or marked for deletion while finalizers remain (pods: graceful, by the kubelet).
+    pub fn delete(
+        &mut self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let key = Self::key(info, ns, name);
+        let entry = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&info.qualified(), name))?;
+        if dry_run {
+            return Ok(entry.obj);
+        }
+        let has_finalizers = entry
+            .obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        let graceful = info.kind == "Pod";
+        if has_finalizers || graceful {
+            if entry.obj.pointer("/metadata/deletionTimestamp").is_none() {
+                let mut obj = entry.obj.clone();
+                obj["metadata"]["deletionTimestamp"] = json!(now());
+                if graceful {
+                    obj["metadata"]["deletionGracePeriodSeconds"] = json!(30);
+                }
+                return self.store(info, key, obj, entry.owners);
+            }
+            return Ok(entry.obj);
+        }
+        self.objects.remove(&key);
+        self.writes
+            .push(format!("DELETE {} {ns}/{name}", info.plural));
+        if info.kind == "Namespace" {
+            self.objects.retain(|(_, n, _), _| n != name);
+        }
+        Ok(entry.obj)
+    }
+
+    /// Remove an object for good (kubelet: a pod's grace period ended; a finalizer was released).
+    pub fn purge(&mut self, info: &ResourceInfo, ns: &str, name: &str) {
+        if self.objects.remove(&Self::key(info, ns, name)).is_some() {
+            self.rv += 1;
+        }
+    }
+
+    /// Internal write by a controller (kubelet, GC): no ownership change, no validation of immutables.
+    pub fn system_write(&mut self, info: &'static ResourceInfo, ns: &str, obj: Value) -> Value {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let key = Self::key(info, ns, &name);
+        match self.objects.get(&key).cloned() {
+            Some(old) => {
+                if strip(&old.obj) == strip(&obj) {
+                    return old.obj;
+                }
+                self.store(info, key, obj, old.owners).unwrap_or_default()
+            }
+            None => self
+                .commit(info, ns, &name, None, obj, vec![], false)
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn check_denied(&self, verb: &str, info: &ResourceInfo, ns: &str) -> Result<(), ApiError> {
+        if self.is_denied(verb, info.group, info.plural) {
+            let scope = if info.namespaced {
+                format!(" in the namespace \"{ns}\"")
+            } else {
+                " at the cluster scope".into()
+            };
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} is forbidden: User \"fake-user\" cannot {verb} resource \"{}\" in API group \"{}\"{scope}",
+                    info.qualified(),
+                    info.plural,
+                    info.group
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn is_denied(&self, verb: &str, group: &str, resource: &str) -> bool {
+        self.denied
+            .iter()
+            .any(|(v, g, r)| (v == verb || v == "*") && g == group && r == resource)
+    }
+
+    /// Validate, default and store a new version of an object, unless it changes nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &mut self,
+        info: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        old: Option<&Entry>,
+        mut obj: Value,
+        owners: Vec<Owner>,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        obj["apiVersion"] = json!(info.api_version());
+        obj["kind"] = json!(info.kind);
+        obj["metadata"]["name"] = json!(name);
+        if info.namespaced {
+            obj["metadata"]["namespace"] = json!(ns);
+        }
+        self.prepare(info, old.map(|o| &o.obj), &mut obj)?;
+        crate::validate::validate(info, old.map(|o| &o.obj), &obj)?;
+        if let Some(old) = old {
+            if strip(&old.obj) == strip(&obj) && old.owners == owners {
+                return Ok(old.obj.clone()); // a no-op write leaves resourceVersion alone
+            }
+            for k in ["uid", "creationTimestamp"] {
+                obj["metadata"][k] = old.obj["metadata"][k].clone();
+            }
+            if info.generation {
+                let g = old.obj["metadata"]["generation"].as_i64().unwrap_or(1);
+                obj["metadata"]["generation"] = json!(if old.obj.get("spec") != obj.get("spec") {
+                    g + 1
+                } else {
+                    g
+                });
+            }
+        } else {
+            self.uid += 1;
+            obj["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012}", self.uid));
+            obj["metadata"]["creationTimestamp"] = json!(now());
+            if info.generation {
+                obj["metadata"]["generation"] = json!(1);
+            }
+        }
+        if dry_run {
+            if old.is_none() {
+                obj["metadata"]
+                    .as_object_mut()
+                    .map(|m| m.remove("resourceVersion"));
+            }
+            return Ok(with_managed_fields(obj, &owners));
+        }
+        self.writes.push(format!(
+            "{} {} {ns}/{name}",
+            if old.is_some() { "UPDATE" } else { "CREATE" },
+            info.plural
+        ));
+        self.store(info, Self::key(info, ns, name), obj, owners)
+    }
+
+    fn store(
+        &mut self,
+        _info: &ResourceInfo,
+        key: Key,
+        obj: Value,
+        owners: Vec<Owner>,
+    ) -> Result<Value, ApiError> {
+        self.rv += 1;
+        let mut obj = with_managed_fields(obj, &owners);
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        self.objects.insert(
+            key,
+            Entry {
+                obj: obj.clone(),
+                owners,
+            },
+        );
+        Ok(obj)
+    }
+
+    /// Defaulting and conversions the real API server does on write.
+    fn prepare(
+        &mut self,
+        info: &ResourceInfo,
+        old: Option<&Value>,
+        obj: &mut Value,
+    ) -> Result<(), ApiError> {
+        match info.kind {
+            "Secret" => {
+                if let Some(Value::Object(strings)) =
+                    obj.as_object_mut().and_then(|m| m.remove("stringData"))
+                {
+                    for (k, v) in strings {
+                        let text = v.as_str().unwrap_or_default();
+                        obj["data"][k] =
+                            json!(base64::engine::general_purpose::STANDARD.encode(text));
+                    }
+                }
+                if obj.get("type").is_none() {
+                    obj["type"] = json!("Opaque");
+                }
+            }
+            "Namespace" => {
+                let name = obj["metadata"]["name"].clone();
+                obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+                obj["status"] = json!({"phase": "Active"});
+                obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            }
+            "Service" => {
+                let spec = &mut obj["spec"];
+                default(spec, "type", json!("ClusterIP"));
+                default(spec, "sessionAffinity", json!("None"));
+                default(spec, "internalTrafficPolicy", json!("Cluster"));
+                let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).cloned();
+                match (spec.get("clusterIP").cloned(), old_ip) {
+                    (None, Some(ip)) => spec["clusterIP"] = ip,
+                    (None, None) => {
+                        self.next_ip += 1;
+                        spec["clusterIP"] = json!(format!(
+                            "10.0.{}.{}",
+                            100 + self.next_ip / 250,
+                            10 + self.next_ip % 250
+                        ));
+                    }
+                    _ => {}
+                }
+                let ip = spec["clusterIP"].clone();
+                spec["clusterIPs"] = json!([ip]);
+                default(spec, "ipFamilies", json!(["IPv4"]));
+                default(spec, "ipFamilyPolicy", json!("SingleStack"));
+                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports {
+                        default(p, "protocol", json!("TCP"));
+                        let port = p["port"].clone();
+                        default(p, "targetPort", port);
+                    }
+                }
+                if info.has_status && obj.get("status").is_none() {
+                    obj["status"] = json!({"loadBalancer": {}});
+                }
+            }
+            "StatefulSet" => {
+                let spec = &mut obj["spec"];
+                default(spec, "replicas", json!(1));
+                default(spec, "podManagementPolicy", json!("OrderedReady"));
+                default(spec, "revisionHistoryLimit", json!(10));
+                default(
+                    spec,
+                    "persistentVolumeClaimRetentionPolicy",
+                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                );
+                if obj.get("status").is_none() {
+                    obj["status"] = json!({"replicas": 0, "availableReplicas": 0});
+                }
+            }
+            "PersistentVolumeClaim" => {
+                if old.is_none() {
+                    obj["status"] = json!({"phase": "Pending"});
+                    obj["metadata"]["finalizers"] = json!(["kubernetes.io/pvc-protection"]);
+                    default(&mut obj["spec"], "volumeMode", json!("Filesystem"));
+                }
+            }
+            "Pod" => {
+                if old.is_none() && obj.get("status").is_none() {
+                    obj["status"] = json!({"phase": "Pending"});
+                }
+            }
+            _ => {}
+        }
+        // The status subresource keeps main-resource writes from touching status.
+        if let Some(old) = old {
+            if info.has_status && info.kind != "Namespace" {
+                if let Some(s) = old.get("status") {
+                    if obj.get("status") != Some(s) && !status_write_marker(obj) {
+                        obj["status"] = s.clone();
+                    }
+                }
+            }
+        }
+        if let Some(m) = obj.as_object_mut() {
+            m.remove("__status_write");
+        }
+        Ok(())
+    }
+}
+
+/// Status writes carry this marker through `prepare` (internal; never stored).
+fn status_write_marker(obj: &Value) -> bool {
+    obj.get("__status_write").is_some()
+}
+
+fn default(v: &mut Value, key: &str, value: Value) {
+    if v.get(key).is_none() {
+        v[key] = value;
+    }
+}
+
+/// The object without what changes on every write: for no-op detection.
+fn strip(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+        m.remove("managedFields");
+    }
+    v
+}
+
+fn with_managed_fields(mut obj: Value, owners: &[Owner]) -> Value {
+    let entries: Vec<Value> = owners
+        .iter()
+        .filter(|o| !o.paths.is_empty())
+        .map(|o| json!({"manager": o.manager, "operation": o.operation, "apiVersion": o.api_version, "fieldsType": "FieldsV1", "fieldsV1": fields::fields_v1(&o.paths)}))
+        .collect();
+    if entries.is_empty() {
+        obj["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("managedFields"));
+    } else {
+        obj["metadata"]["managedFields"] = json!(entries);
+    }
+    obj
+}
+
+/// Give `paths` to `manager` (replacing its set for Apply, adding to it for Update) and take `taken`
+/// from everyone else.
+fn take_ownership(
+    owners: &[Owner],
+    manager: &str,
+    operation: &'static str,
+    api_version: &str,
+    paths: BTreeSet<Path>,
+    taken: &BTreeSet<Path>,
+) -> Vec<Owner> {
+    let replace = operation == "Apply";
+    let mut out: Vec<Owner> = owners
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            if !(o.manager == manager && o.operation == operation) {
+                o.paths = o.paths.difference(taken).cloned().collect();
+            }
+            o
+        })
+        .filter(|o| !o.paths.is_empty() || (o.manager == manager && o.operation == operation))
+        .collect();
+    match out
+        .iter_mut()
+        .find(|o| o.manager == manager && o.operation == operation)
+    {
+        Some(o) if replace => o.paths = paths,
+        Some(o) => o.paths.extend(paths),
+        None => out.push(Owner {
+            manager: manager.into(),
+            operation,
+            api_version: api_version.into(),
+            paths,
+        }),
+    }
+    out.retain(|o| !o.paths.is_empty());
+    out
+}
+
+/// RFC 7386.
+pub fn json_merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            let t = target.as_object_mut().expect("made an object above");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    json_merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+/// The kind's resource info (panics on a kind this fake does not serve: a test bug).
+pub fn info_of(kind: &str) -> &'static ResourceInfo {
+    by_kind(kind).unwrap_or_else(|| panic!("fake-kube serves no kind {kind}"))
+}

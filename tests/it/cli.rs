@@ -1,0 +1,211 @@
+//! Bad input through the real binary: one error line with a hint, the documented exit code.
+
+use crate::support::{Cluster, run_bin};
+
+#[tokio::test]
+async fn help_lists_only_the_commands_that_work() {
+    let home = tempfile::tempdir().unwrap();
+    let run = run_bin(home.path(), &["--help"]).await;
+    assert_eq!(run.code, 0);
+    let commands: Vec<&str> = run
+        .stdout
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .split("Options:")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        commands,
+        ["render", "install", "status", "uninstall", "help"]
+    );
+    assert!(run.stdout.contains(
+        "Exit codes: 0 done, 1 failed, 2 usage error, 3 timed out waiting, 4 checks failed"
+    ));
+}
+
+#[tokio::test]
+async fn an_unknown_environment_is_a_usage_error() {
+    let home = tempfile::tempdir().unwrap();
+    let run = run_bin(home.path(), &["render", "--env", "qa"]).await;
+    assert_eq!(run.code, 2);
+    assert_eq!(run.error_line(), "error: unknown environment `qa`");
+    assert_eq!(run.hint_line(), "hint: choose one of: dev");
+    assert!(run.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn a_values_file_with_an_unknown_key_names_key_and_file() {
+    let home = tempfile::tempdir().unwrap();
+    let values = home.path().join("values.yaml");
+    std::fs::write(&values, "storage:\n  size: 50Gi\n  clas: fast\n").unwrap();
+    let run = run_bin(
+        home.path(),
+        &["render", "--values", values.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.error_line(),
+        format!(
+            "error: values file {}: unknown key `storage.clas`",
+            values.display()
+        )
+    );
+    assert!(run.hint_line().contains("className"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn a_malformed_values_file_is_refused_with_its_position() {
+    let home = tempfile::tempdir().unwrap();
+    let values = home.path().join("values.yaml");
+    std::fs::write(&values, "storage: [unclosed\n").unwrap();
+    let run = run_bin(
+        home.path(),
+        &["render", "--values", values.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(run.code, 1);
+    let line = run.error_line();
+    assert!(
+        line.starts_with(&format!(
+            "error: values file {} is not valid YAML",
+            values.display()
+        )),
+        "{line}"
+    );
+    assert!(line.contains("line"), "{line}");
+}
+
+#[tokio::test]
+async fn a_value_of_the_wrong_type_names_its_key() {
+    let home = tempfile::tempdir().unwrap();
+    let values = home.path().join("values.yaml");
+    std::fs::write(&values, "service:\n  port: postgres\n").unwrap();
+    let run = run_bin(
+        home.path(),
+        &["render", "--values", values.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.error_line()
+            .contains("key `service.port`: invalid type"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_missing_values_file_is_named() {
+    let home = tempfile::tempdir().unwrap();
+    let run = run_bin(
+        home.path(),
+        &["render", "--values", "/nonexistent/values.yaml"],
+    )
+    .await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.error_line()
+            .starts_with("error: cannot read values file /nonexistent/values.yaml"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_missing_kubeconfig_says_how_to_get_one() {
+    let home = tempfile::tempdir().unwrap();
+    let run = run_bin(home.path(), &["status"]).await;
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.error_line(),
+        format!(
+            "error: kubeconfig {}/.kube/config does not exist",
+            home.path().display()
+        )
+    );
+    assert!(run.hint_line().contains("az aks get-credentials"));
+    let run = run_bin(home.path(), &["install", "--kubeconfig", "/nonexistent/kc"]).await;
+    assert_eq!(
+        run.error_line(),
+        "error: kubeconfig /nonexistent/kc does not exist"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_api_server_is_named() {
+    let home = tempfile::tempdir().unwrap();
+    // A port nobody listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kc = home.path().join("kc");
+    std::fs::write(&kc, format!("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n    token: t\n")).unwrap();
+    let run = run_bin(
+        home.path(),
+        &[
+            "install",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1);
+    let line = run.error_line();
+    assert!(
+        line.contains(&format!(
+            "cannot reach the Kubernetes API at http://127.0.0.1:{port}"
+        )),
+        "{line}"
+    );
+    assert!(run.hint_line().contains("--context"));
+    // JSON mode: CI gets the error as JSON on stdout too.
+    let j = run.json();
+    assert_eq!(j["exit_code"], 1);
+    assert!(j["error"].as_str().unwrap().contains("cannot reach"));
+}
+
+#[tokio::test]
+async fn an_unknown_context_lists_the_known_ones() {
+    let c = Cluster::aks().await;
+    let run = c.run(&["status", "--context", "prod-aks"]).await;
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.error_line(),
+        "error: the kubeconfig has no context `prod-aks`"
+    );
+    assert_eq!(run.hint_line(), "hint: known contexts: fake");
+}
+
+#[tokio::test]
+async fn refused_credentials_say_how_to_refresh_them() {
+    let c = Cluster::aks().await;
+    let text = std::fs::read_to_string(&c.kubeconfig)
+        .unwrap()
+        .replace(fake_kube::TOKEN, "expired");
+    std::fs::write(&c.kubeconfig, text).unwrap();
+    let run = c.run(&["status"]).await;
+    assert_eq!(run.code, 1);
+    assert!(run.error_line().contains("401"), "{}", run.stderr);
+    assert!(run.hint_line().contains("az aks get-credentials"));
+}
+
+#[tokio::test]
+async fn a_bad_timeout_or_namespace_is_a_usage_error() {
+    let c = Cluster::aks().await;
+    let run = c.run(&["install", "--timeout", "soon"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = c.run(&["install", "--namespace", "Bad_NS"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.error_line().contains("--namespace `Bad_NS`"));
+    assert!(c.fake.inventory("Bad_NS").is_empty());
+}

@@ -1,0 +1,475 @@
+//! The fake API server's own behaviour, through the real kube client — the conventions the tool's
+//! tests rely on. Where the real server could differ, the test says so.
+
+use std::time::Duration;
+
+use fake_kube::PodBehavior;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service,
+};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::support::{Cluster, NS};
+
+async fn setup() -> (Cluster, kube::Client) {
+    let c = Cluster::with_plan_class().await;
+    let kube = phonebill_db::k8s::client::connect(Some(&c.kubeconfig), None, NS)
+        .await
+        .unwrap();
+    let ns: Api<Namespace> = Api::all(kube.client.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    (c, kube.client)
+}
+
+fn status_of(e: kube::Error) -> Box<kube::core::Status> {
+    match e {
+        kube::Error::Api(s) => s,
+        other => panic!("expected an API Status, got {other:?}"),
+    }
+}
+
+fn cm(data: serde_json::Value) -> ConfigMap {
+    serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "labels": {"app": "x"}}, "data": data})).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_and_version_answer() {
+    let (_c, client) = setup().await;
+    let v = client.apiserver_version().await.unwrap();
+    assert_eq!((v.major.as_str(), v.minor.as_str()), ("1", "33"));
+    let groups = client.list_api_groups().await.unwrap();
+    assert!(groups.groups.iter().any(|g| g.name == "apps"));
+    let core = client.list_core_api_resources("v1").await.unwrap();
+    assert!(
+        core.resources
+            .iter()
+            .any(|r| r.name == "persistentvolumeclaims" && r.namespaced)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_op_apply_leaves_the_resource_version_alone() {
+    let (_c, client) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, NS);
+    let pp = PatchParams::apply("tool");
+    let a = api
+        .patch("cfg", &pp, &Patch::Apply(cm(json!({"k": "v"}))))
+        .await
+        .unwrap();
+    let b = api
+        .patch("cfg", &pp, &Patch::Apply(cm(json!({"k": "v"}))))
+        .await
+        .unwrap();
+    assert_eq!(a.metadata.resource_version, b.metadata.resource_version);
+    let c = api
+        .patch("cfg", &pp, &Patch::Apply(cm(json!({"k": "w"}))))
+        .await
+        .unwrap();
+    assert_ne!(b.metadata.resource_version, c.metadata.resource_version);
+    let mf = &c.metadata.managed_fields.unwrap()[0];
+    assert_eq!(
+        (mf.manager.as_deref(), mf.operation.as_deref()),
+        (Some("tool"), Some("Apply"))
+    );
+    assert_eq!(
+        mf.fields_v1.as_ref().unwrap().0,
+        json!({"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:app": {}}}})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_managers_get_409_unless_forced() {
+    let (_c, client) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, NS);
+    api.patch(
+        "cfg",
+        &PatchParams::apply("one"),
+        &Patch::Apply(cm(json!({"k": "v"}))),
+    )
+    .await
+    .unwrap();
+    // The same value from a second manager is shared ownership, not a conflict.
+    api.patch(
+        "cfg",
+        &PatchParams::apply("two"),
+        &Patch::Apply(cm(json!({"k": "v"}))),
+    )
+    .await
+    .unwrap();
+    let err = status_of(
+        api.patch(
+            "cfg",
+            &PatchParams::apply("three"),
+            &Patch::Apply(cm(json!({"k": "x"}))),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    assert!(
+        err.message.contains("conflict with \"one\": .data.k"),
+        "{}",
+        err.message
+    );
+    let forced = api
+        .patch(
+            "cfg",
+            &PatchParams::apply("three").force(),
+            &Patch::Apply(cm(json!({"k": "x"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data.unwrap()["k"], "x");
+    // Forcing takes the conflicting field from the others; the label they all set stays shared.
+    let owned: Vec<(String, serde_json::Value)> = forced
+        .metadata
+        .managed_fields
+        .unwrap()
+        .iter()
+        .map(|m| (m.manager.clone().unwrap(), m.fields_v1.clone().unwrap().0))
+        .collect();
+    let label_only = json!({"f:metadata": {"f:labels": {"f:app": {}}}});
+    assert_eq!(
+        owned,
+        vec![
+            ("one".into(), label_only.clone()),
+            ("two".into(), label_only),
+            (
+                "three".into(),
+                json!({"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:app": {}}}})
+            )
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_a_manager_stops_applying_are_removed_unless_someone_else_owns_them() {
+    let (_c, client) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, NS);
+    api.patch(
+        "cfg",
+        &PatchParams::apply("one"),
+        &Patch::Apply(cm(json!({"a": "1", "b": "2", "c": "3"}))),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        "cfg",
+        &PatchParams::apply("two"),
+        &Patch::Apply(cm(json!({"c": "3"}))),
+    )
+    .await
+    .unwrap();
+    let after = api
+        .patch(
+            "cfg",
+            &PatchParams::apply("one"),
+            &Patch::Apply(cm(json!({"a": "1"}))),
+        )
+        .await
+        .unwrap();
+    let keys: Vec<String> = after.data.unwrap().into_keys().collect();
+    assert_eq!(keys, vec!["a", "c"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn string_data_becomes_data_and_cluster_ips_are_assigned() {
+    let (_c, client) = setup().await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let s: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"pw": "hunter2"}}))
+            .unwrap();
+    let s = secrets.create(&PostParams::default(), &s).await.unwrap();
+    assert!(s.string_data.is_none());
+    assert_eq!(s.data.unwrap()["pw"].0, b"hunter2");
+    assert_eq!(s.type_.as_deref(), Some("Opaque"));
+    let svcs: Api<Service> = Api::namespaced(client, NS);
+    let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"}, "spec": {"ports": [{"name": "pg", "port": 5432}]}})).unwrap();
+    let a = svcs
+        .patch("db", &PatchParams::apply("tool"), &Patch::Apply(&svc))
+        .await
+        .unwrap();
+    let ip = a.spec.as_ref().unwrap().cluster_ip.clone().unwrap();
+    assert!(ip.starts_with("10."));
+    assert_eq!(a.spec.as_ref().unwrap().type_.as_deref(), Some("ClusterIP"));
+    // Re-applying without clusterIP keeps the assigned one and changes nothing.
+    let b = svcs
+        .patch("db", &PatchParams::apply("tool"), &Patch::Apply(&svc))
+        .await
+        .unwrap();
+    assert_eq!(b.spec.unwrap().cluster_ip.unwrap(), ip);
+    assert_eq!(a.metadata.resource_version, b.metadata.resource_version);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_is_a_subresource() {
+    let (c, client) = setup().await;
+    c.fake.set_pods(PodBehavior::Manual);
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}})).unwrap();
+    let created = pods.create(&PostParams::default(), &pod).await.unwrap();
+    assert_eq!(
+        created.status.unwrap().phase.as_deref(),
+        Some("Pending"),
+        "create ignores status"
+    );
+    let s = pods
+        .patch_status(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Running"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status.unwrap().phase.as_deref(), Some("Running"));
+    let m = pods
+        .patch(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"a": "b"}}, "status": {"phase": "Failed"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        m.status.unwrap().phase.as_deref(),
+        Some("Running"),
+        "the main resource does not write status"
+    );
+    assert_eq!(m.metadata.labels.unwrap()["a"], "b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_selectors_equality_and_set_based() {
+    let (_c, client) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, NS);
+    for (name, tier) in [("a", "db"), ("b", "web"), ("c", "cache")] {
+        let m: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"tier": tier}}}))
+                .unwrap();
+        api.create(&PostParams::default(), &m).await.unwrap();
+    }
+    let names = |l: kube::core::ObjectList<ConfigMap>| {
+        l.items
+            .into_iter()
+            .map(|m| m.metadata.name.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("tier=db"))
+                .await
+                .unwrap()
+        ),
+        ["a"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("tier in (db,cache)"))
+                .await
+                .unwrap()
+        ),
+        ["a", "c"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("tier notin (db),tier!=cache"))
+                .await
+                .unwrap()
+        ),
+        ["b"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().fields("metadata.name=b"))
+                .await
+                .unwrap()
+        ),
+        ["b"]
+    );
+    let bad = status_of(
+        api.list(&ListParams::default().labels("tier in db"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(bad.code, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_validates_and_stores_nothing() {
+    let (c, client) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, NS);
+    let mut pp = PatchParams::apply("tool");
+    pp.dry_run = true;
+    let r = api
+        .patch("cfg", &pp, &Patch::Apply(cm(json!({"k": "v"}))))
+        .await
+        .unwrap();
+    assert_eq!(r.data.unwrap()["k"], "v");
+    assert!(api.get_opt("cfg").await.unwrap().is_none());
+    assert!(
+        c.fake
+            .cluster()
+            .writes
+            .iter()
+            .all(|w| !w.contains("configmaps"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_come_as_status_bodies() {
+    let (c, client) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let e = status_of(api.get("nope").await.unwrap_err());
+    assert_eq!(
+        (e.code, e.reason.as_str(), e.message.as_str()),
+        (404, "NotFound", "configmaps \"nope\" not found")
+    );
+    api.create(&PostParams::default(), &cm(json!({})))
+        .await
+        .unwrap();
+    let e = status_of(
+        api.create(&PostParams::default(), &cm(json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (409, "AlreadyExists"));
+    let bad: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "Bad_Name"}})).unwrap();
+    let e = status_of(api.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    assert!(e.message.contains("metadata.name"));
+    c.fake.deny("list", "", "configmaps");
+    let e = status_of(api.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        e.message,
+        "configmaps is forbidden: User \"fake-user\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"phonebill-dev\""
+    );
+    let elsewhere: Api<ConfigMap> = Api::namespaced(client, "missing-ns");
+    let e = status_of(
+        elsewhere
+            .create(&PostParams::default(), &cm(json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (404, "namespaces \"missing-ns\" not found")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_spec_outside_the_mutable_fields_is_immutable() {
+    let (_c, client) = setup().await;
+    let api: Api<StatefulSet> = Api::namespaced(client, NS);
+    let sts = |size: &str| -> StatefulSet {
+        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
+            "spec": {"serviceName": "s", "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}]}}))
+        .unwrap()
+    };
+    api.patch("s", &PatchParams::apply("tool"), &Patch::Apply(sts("1Gi")))
+        .await
+        .unwrap();
+    let e = status_of(
+        api.patch("s", &PatchParams::apply("tool"), &Patch::Apply(sts("2Gi")))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message
+            .contains("updates to statefulset spec for fields other than"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubelet_runs_a_statefulset_and_its_claims_outlive_it() {
+    let (c, client) = setup().await;
+    let ssar = phonebill_db::k8s::preflight::denied(
+        &phonebill_db::k8s::client::connect(Some(&c.kubeconfig), None, NS)
+            .await
+            .unwrap(),
+        &[phonebill_db::k8s::preflight::Access::ns(
+            "create",
+            "apps",
+            "statefulsets",
+        )],
+    )
+    .await
+    .unwrap();
+    assert!(
+        ssar.is_empty(),
+        "SelfSubjectAccessReview allows what is not denied"
+    );
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let sts: StatefulSet = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
+        "spec": {"serviceName": "s", "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": {"a": "b"}}, "spec": {"storageClassName": "managed-standard", "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}))
+    .unwrap();
+    api.patch("s", &PatchParams::apply("tool"), &Patch::Apply(&sts))
+        .await
+        .unwrap();
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let mut ready = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let s = api.get("s").await.unwrap();
+        if s.status.and_then(|s| s.ready_replicas) == Some(1) {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "pods go Pending → Running → Ready");
+    let pvc = pvcs.get("data-s-0").await.unwrap();
+    assert_eq!(pvc.status.unwrap().phase.as_deref(), Some("Bound"));
+    assert_eq!(
+        pvc.metadata.labels.unwrap()["a"],
+        "b",
+        "claim labels come from the template"
+    );
+    let events = c.fake.list("Event", NS);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "SuccessfulCreate" && e["involvedObject"]["name"] == "s")
+    );
+    api.delete("s", &DeleteParams::background()).await.unwrap();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if pods
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+        {
+            break;
+        }
+    }
+    assert!(
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "garbage collection removes the pods"
+    );
+    assert!(
+        pvcs.get_opt("data-s-0").await.unwrap().is_some(),
+        "the claim outlives its StatefulSet"
+    );
+}

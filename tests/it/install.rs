@@ -1,0 +1,448 @@
+//! `install` end to end: the real binary against the fake API server and its kubelet.
+
+use std::time::Duration;
+
+use fake_kube::{PodBehavior, VolumeBehavior};
+use serde_json::json;
+
+use crate::support::{ADMIN_SECRET, APP_SECRET, Cluster, NS, PVC, STS, expected_inventory};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_creates_exactly_the_release_and_waits_for_readiness() {
+    let c = Cluster::with_plan_class().await;
+    c.fake.set_pods(PodBehavior::Ready {
+        after: Duration::from_millis(1500),
+    });
+    let report = c.install_ok(&[]).await;
+    assert_eq!(report["ready"], true);
+    assert_eq!(report["namespaceCreated"], true);
+    assert_eq!(report["passwords"], "generated");
+    assert!(
+        report["waitedSeconds"].as_f64().unwrap() >= 1.0,
+        "it waited for the kubelet: {report}"
+    );
+    let changes: Vec<&str> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(changes, vec!["created"; 8]);
+    assert_eq!(c.fake.inventory(NS), expected_inventory());
+    let sts = c.fake.get("StatefulSet", NS, STS).unwrap();
+    assert_eq!(sts["status"]["readyReplicas"], 1);
+    assert_eq!(
+        c.fake.get("PersistentVolumeClaim", NS, PVC).unwrap()["status"]["phase"],
+        "Bound"
+    );
+    // Applied by one field manager, server-side.
+    let managers: Vec<String> = sts["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["manager"].as_str().unwrap(),
+                m["operation"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(managers, vec!["phonebill-db/Apply"]);
+    // Passwords: random, distinct, stored only in the Secrets, never printed.
+    let admin = c.secret_data(ADMIN_SECRET);
+    let pw = |k: &str| String::from_utf8(base64_decode(admin[k].as_str().unwrap())).unwrap();
+    assert_eq!(pw("postgres-password").len(), 32);
+    assert_ne!(pw("postgres-password"), pw("password"));
+    let url = String::from_utf8(base64_decode(
+        c.secret_data(APP_SECRET)["database-url"].as_str().unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(
+        url,
+        format!(
+            "postgresql://auth_user:{}@auth-postgres-dev-postgresql:5432/phonebill_auth",
+            pw("password")
+        )
+    );
+    assert!(
+        c.fake
+            .get("Secret", NS, ADMIN_SECRET)
+            .unwrap()
+            .get("stringData")
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_install_changes_nothing_and_keeps_the_passwords() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    let before = c.versions();
+    let secrets = (c.secret_data(ADMIN_SECRET), c.secret_data(APP_SECRET));
+    let run = c.run(&["install", "--timeout", "30s"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("0 created, 0 configured, 8 unchanged"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("kept the existing passwords"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(c.versions(), before, "no resourceVersion moved");
+    assert_eq!(
+        (c.secret_data(ADMIN_SECRET), c.secret_data(APP_SECRET)),
+        secrets
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_value_reconfigures_only_what_it_touches() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    let values = c.dir.path().join("values.yaml");
+    std::fs::write(&values, "postgresql:\n  maxConnections: 150\n").unwrap();
+    let report = c.install_ok(&["--values", values.to_str().unwrap()]).await;
+    let changed: Vec<String> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["change"] != "unchanged")
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .collect();
+    // The ConfigMap changes, and the StatefulSet's config checksum with it (the pod rolls).
+    assert_eq!(
+        changed,
+        vec!["auth-postgres-dev-postgresql-configuration", STS]
+    );
+    let cm = c
+        .fake
+        .get(
+            "ConfigMap",
+            NS,
+            "auth-postgres-dev-postgresql-configuration",
+        )
+        .unwrap();
+    assert!(
+        cm["data"]["postgresql.conf"]
+            .as_str()
+            .unwrap()
+            .contains("max_connections = 150")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_storage_class_fails_before_anything_is_created() {
+    let c = Cluster::aks().await;
+    let run = c.run(&["install"]).await;
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.error_line(),
+        "error: StorageClass `managed-standard` does not exist on this cluster; nothing was changed"
+    );
+    let hint = run.hint_line();
+    assert!(
+        hint.contains("azurefile-csi, default, managed-csi, managed-csi-premium"),
+        "{hint}"
+    );
+    assert!(
+        hint.contains("--storage-class") && hint.contains("--create-storage-class"),
+        "{hint}"
+    );
+    assert!(
+        c.fake.get("Namespace", "", NS).is_none(),
+        "not even the namespace"
+    );
+    let writes = c.fake.cluster().writes.clone();
+    assert!(writes.is_empty(), "no write at all: {writes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_class_can_be_chosen_or_created() {
+    let c = Cluster::aks().await;
+    let report = c.install_ok(&["--storage-class", "managed-csi"]).await;
+    assert_eq!(report["storageClass"], "managed-csi");
+    assert_eq!(
+        c.fake.get("PersistentVolumeClaim", NS, PVC).unwrap()["spec"]["storageClassName"],
+        "managed-csi"
+    );
+
+    let c = Cluster::aks().await;
+    let report = c.install_ok(&["--create-storage-class"]).await;
+    assert_eq!(report["storageClassCreated"], true);
+    let sc = c.fake.get("StorageClass", "", "managed-standard").unwrap();
+    assert_eq!(sc["provisioner"], "disk.csi.azure.com");
+    assert_eq!(sc["parameters"]["skuName"], "Standard_LRS");
+    assert_eq!(sc["reclaimPolicy"], "Retain");
+    assert_eq!(sc["volumeBindingMode"], "WaitForFirstConsumer");
+    assert_eq!(sc["allowVolumeExpansion"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_rbac_names_every_verb_and_resource_and_changes_nothing() {
+    let c = Cluster::with_plan_class().await;
+    c.fake
+        .create(
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+        )
+        .unwrap();
+    c.fake.deny("create", "apps", "statefulsets");
+    c.fake.deny("patch", "", "secrets");
+    let run = c.run(&["install"]).await;
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.error_line(),
+        "error: not allowed to patch secrets in namespace phonebill-dev; create statefulsets.apps in namespace phonebill-dev; nothing was changed"
+    );
+    assert!(run.hint_line().contains("RBAC"));
+    assert!(c.fake.inventory(NS).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing() {
+    let c = Cluster::with_plan_class().await;
+    let run = c.run(&["install", "--dry-run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("dry run: 8 created"), "{}", run.stdout);
+    assert!(c.fake.get("Namespace", "", NS).is_none());
+
+    c.install_ok(&[]).await;
+    let before = c.versions();
+    let values = c.dir.path().join("values.yaml");
+    std::fs::write(&values, "postgresql:\n  workMem: 8MB\n").unwrap();
+    let run = c
+        .run(&[
+            "install",
+            "--dry-run",
+            "-o",
+            "json",
+            "--values",
+            values.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let j = run.json();
+    let changed: Vec<&str> = j["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["change"] == "configured")
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, vec!["ConfigMap", "StatefulSet"]);
+    assert_eq!(c.versions(), before, "a server-side dry run stores nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_owned_by_another_manager_stops_install_unless_forced() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    // Someone ran `kubectl apply --server-side` with a different max_connections.
+    {
+        let mut cl = c.fake.cluster();
+        let info = fake_kube::store::info_of("ConfigMap");
+        let opts = fake_kube::store::WriteOpts {
+            manager: "kubectl",
+            dry_run: false,
+        };
+        let patch = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "auth-postgres-dev-postgresql-configuration"}, "data": {"postgresql.conf": "max_connections = 5\n"}});
+        cl.apply(
+            info,
+            NS,
+            "auth-postgres-dev-postgresql-configuration",
+            patch,
+            true,
+            &opts,
+        )
+        .unwrap();
+    }
+    let values = c.dir.path().join("values.yaml");
+    std::fs::write(&values, "postgresql:\n  maxConnections: 120\n").unwrap();
+    let run = c
+        .run(&["install", "--values", values.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 1);
+    let line = run.error_line();
+    assert!(
+        line.contains("applying ConfigMap auth-postgres-dev-postgresql-configuration")
+            && line.contains("conflict with \"kubectl\": .data.postgresql.conf"),
+        "{line}"
+    );
+    assert!(run.hint_line().contains("--force-conflicts"));
+    c.install_ok(&["--values", values.to_str().unwrap(), "--force-conflicts"])
+        .await;
+    let cm = c
+        .fake
+        .get(
+            "ConfigMap",
+            NS,
+            "auth-postgres-dev-postgresql-configuration",
+        )
+        .unwrap();
+    assert!(
+        cm["data"]["postgresql.conf"]
+            .as_str()
+            .unwrap()
+            .contains("max_connections = 120")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_volume_without_its_secret_is_refused() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    c.fake
+        .cluster()
+        .purge(fake_kube::store::info_of("Secret"), NS, ADMIN_SECRET);
+    let before = c.versions();
+    let run = c.run(&["install"]).await;
+    assert_eq!(run.code, 1);
+    assert!(run.error_line().contains("the data volume data-auth-postgres-dev-postgresql-0 exists but Secret auth-postgres-dev-postgresql with its passwords is gone"), "{}", run.stderr);
+    assert!(run.hint_line().contains("--delete-data"));
+    assert_eq!(c.versions(), before);
+}
+
+/// Install with a kubelet that fails in one way; expect exit 3 and the diagnosis.
+async fn timeout_diagnosis(
+    pods: PodBehavior,
+    volumes: VolumeBehavior,
+    class: Option<&str>,
+) -> (crate::support::Run, serde_json::Value) {
+    let c = Cluster::with_plan_class().await;
+    c.fake.set_pods(pods);
+    c.fake.set_volumes(volumes);
+    let mut args = vec!["install", "--timeout", "2s", "-o", "json"];
+    if let Some(class) = class {
+        // A class that is there at preflight and gone by the time the claim is made.
+        c.fake.add_storage_class(class);
+        args.extend(["--storage-class", class]);
+    }
+    let fake = &c.fake;
+    let run = if class.is_some() {
+        let remover = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            loop {
+                if fake.get("Namespace", "", NS).is_some() {
+                    fake.cluster().purge(
+                        fake_kube::store::info_of("StorageClass"),
+                        "",
+                        class.unwrap(),
+                    );
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let (run, _) = tokio::join!(c.run(&args), remover);
+        run
+    } else {
+        c.run(&args).await
+    };
+    assert_eq!(run.code, 3, "timeout exit code; stderr:\n{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["ready"], false);
+    (run, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_diagnoses_an_image_that_cannot_be_pulled() {
+    let (run, report) =
+        timeout_diagnosis(PodBehavior::ImagePullError, VolumeBehavior::Bind, None).await;
+    assert_eq!(report["findings"][0]["problem"], "image-pull");
+    let line = run.error_line();
+    assert!(line.starts_with("error: timed out after 2s waiting for auth-postgres-dev-postgresql to become ready: container postgresql cannot pull image docker.io/library/postgres:16"), "{line}");
+    assert!(run.hint_line().contains("`image`"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_diagnoses_a_crash_loop() {
+    let behavior = PodBehavior::CrashLoop {
+        exit_code: 1,
+        message: "initdb: error: could not change permissions of directory".into(),
+    };
+    let (run, report) = timeout_diagnosis(behavior, VolumeBehavior::Bind, None).await;
+    assert_eq!(report["findings"][0]["problem"], "crash-loop");
+    let line = run.error_line();
+    assert!(
+        line.contains(
+            "container postgresql keeps crashing (exit code 1), restarted 3 times: initdb: error"
+        ),
+        "{line}"
+    );
+    assert!(run.hint_line().contains("--previous"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_diagnoses_a_failing_readiness_probe() {
+    let (run, report) =
+        timeout_diagnosis(PodBehavior::ProbeFailing, VolumeBehavior::Bind, None).await;
+    assert_eq!(report["findings"][0]["problem"], "probe-failing");
+    assert!(
+        run.error_line()
+            .contains("the pod runs but is not ready: Readiness probe failed"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_diagnoses_an_unschedulable_pod() {
+    let (run, report) =
+        timeout_diagnosis(PodBehavior::Unschedulable, VolumeBehavior::Bind, None).await;
+    assert_eq!(report["findings"][0]["problem"], "unschedulable");
+    assert!(
+        run.error_line()
+            .contains("the pod cannot be scheduled: 0/3 nodes are available: 3 Insufficient cpu"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.hint_line().contains("resources.requests"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_diagnoses_a_volume_that_is_not_provisioned() {
+    let (run, report) = timeout_diagnosis(
+        PodBehavior::Ready {
+            after: Duration::ZERO,
+        },
+        VolumeBehavior::Fail,
+        None,
+    )
+    .await;
+    assert_eq!(report["findings"][0]["problem"], "volume-not-provisioned");
+    assert!(
+        run.error_line()
+            .contains("the volume cannot be provisioned: failed to provision volume"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_diagnoses_a_storage_class_that_went_missing() {
+    let (run, report) = timeout_diagnosis(
+        PodBehavior::Ready {
+            after: Duration::ZERO,
+        },
+        VolumeBehavior::Bind,
+        Some("vanishing"),
+    )
+    .await;
+    assert_eq!(report["findings"][0]["problem"], "storage-class-missing");
+    assert!(
+        run.error_line()
+            .contains("the volume is Pending: StorageClass `vanishing` does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.hint_line().contains("managed-standard"));
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}

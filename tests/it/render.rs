@@ -1,0 +1,294 @@
+//! `render`: what install would apply, checked against the profile, a snapshot and the schemas.
+
+use std::process::Command;
+
+use phonebill_db::profile::Profile;
+use phonebill_db::render::{self, Object, Passwords};
+
+use crate::support::run_bin;
+
+fn dev() -> (Profile, Vec<Object>) {
+    let p = Profile::load("dev", None).unwrap();
+    let objects = render::render(&p, &Passwords::placeholders()).unwrap();
+    (p, objects)
+}
+
+#[tokio::test]
+async fn render_prints_the_same_bytes_every_time_without_a_cluster() {
+    let home = tempfile::tempdir().unwrap();
+    let a = run_bin(home.path(), &["render", "--env", "dev"]).await;
+    let b = run_bin(home.path(), &["render"]).await;
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    assert_eq!(a.stdout, b.stdout);
+    assert_eq!(
+        a.stdout.matches("\n---\n").count() + 1,
+        8,
+        "eight documents:\n{}",
+        a.stdout
+    );
+    assert!(a.stdout.contains(render::PASSWORD_PLACEHOLDER));
+}
+
+#[test]
+fn the_dev_render_matches_its_snapshot() {
+    let (_, objects) = dev();
+    insta::assert_snapshot!("dev_render", render::to_yaml(&objects).unwrap());
+}
+
+#[test]
+fn names_labels_and_selectors_follow_the_runbook() {
+    let (p, objects) = dev();
+    let names: Vec<String> = objects
+        .iter()
+        .map(|o| format!("{}/{}", o.kind(), o.name()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ServiceAccount/auth-postgres-dev-postgresql",
+            "Secret/auth-postgres-dev-postgresql",
+            "Secret/auth-db-secret",
+            "ConfigMap/auth-postgres-dev-postgresql-configuration",
+            "Service/auth-postgres-dev-postgresql-hl",
+            "Service/auth-postgres-dev-postgresql",
+            "Service/auth-postgres-dev-postgresql-metrics",
+            "StatefulSet/auth-postgres-dev-postgresql",
+        ]
+    );
+    for o in &objects {
+        let j = o.to_json();
+        assert_eq!(j["metadata"]["namespace"], "phonebill-dev", "{}", o.name());
+        let labels = &j["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/name"], "postgresql");
+        assert_eq!(labels["app.kubernetes.io/instance"], "auth-postgres-dev");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "phonebill-db");
+    }
+    let Object::StatefulSet(sts) = &objects[7] else {
+        panic!("the StatefulSet is last")
+    };
+    let spec = sts.spec.as_ref().unwrap();
+    let selector = spec.selector.match_labels.as_ref().unwrap();
+    assert_eq!(selector, &p.selector_labels());
+    let template_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .as_ref()
+        .unwrap();
+    assert!(
+        selector
+            .iter()
+            .all(|(k, v)| template_labels.get(k) == Some(v))
+    );
+    assert_eq!(
+        spec.service_name.as_deref(),
+        Some("auth-postgres-dev-postgresql-hl")
+    );
+    for svc in objects.iter().filter_map(|o| {
+        if let Object::Service(s) = o {
+            Some(s)
+        } else {
+            None
+        }
+    }) {
+        assert_eq!(
+            svc.spec.as_ref().unwrap().selector.as_ref().unwrap(),
+            &p.selector_labels(),
+            "{:?}",
+            svc.metadata.name
+        );
+    }
+}
+
+#[test]
+fn the_statefulset_carries_the_profile_resources_storage_and_hardening() {
+    let (p, objects) = dev();
+    let Object::StatefulSet(sts) = &objects[7] else {
+        panic!("the StatefulSet is last")
+    };
+    let spec = sts.spec.as_ref().unwrap();
+    let pod = spec.template.spec.as_ref().unwrap();
+    let pg = &pod.containers[0];
+    assert_eq!(pg.image.as_deref(), Some(p.image.as_str()));
+    let res = pg.resources.as_ref().unwrap();
+    let q = |m: &Option<
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >,
+             k: &str| m.as_ref().unwrap()[k].0.clone();
+    assert_eq!(q(&res.requests, "cpu"), p.resources.requests.cpu);
+    assert_eq!(q(&res.requests, "memory"), p.resources.requests.memory);
+    assert_eq!(q(&res.limits, "cpu"), p.resources.limits.cpu);
+    assert_eq!(q(&res.limits, "memory"), p.resources.limits.memory);
+    let claim = &spec.volume_claim_templates.as_ref().unwrap()[0];
+    let cs = claim.spec.as_ref().unwrap();
+    assert_eq!(cs.storage_class_name.as_deref(), Some("managed-standard"));
+    assert_eq!(
+        cs.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+        "20Gi"
+    );
+    // Security: non-root with fsGroup, no escalation, all capabilities dropped, RuntimeDefault seccomp, no token.
+    let psc = pod.security_context.as_ref().unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.fs_group, Some(p.security_context.fs_group));
+    assert_eq!(
+        psc.seccomp_profile.as_ref().unwrap().type_,
+        "RuntimeDefault"
+    );
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    for c in &pod.containers {
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_string()][..]),
+            "{}",
+            c.name
+        );
+    }
+    // pg_isready probes with start-up slack of at least five minutes.
+    let startup = pg.startup_probe.as_ref().unwrap();
+    assert!(
+        startup
+            .exec
+            .as_ref()
+            .unwrap()
+            .command
+            .as_ref()
+            .unwrap()
+            .join(" ")
+            .contains("pg_isready")
+    );
+    assert!(startup.period_seconds.unwrap() * startup.failure_threshold.unwrap() >= 300);
+    assert!(pg.readiness_probe.is_some() && pg.liveness_probe.is_some());
+    assert_eq!(pod.containers[1].name, "metrics");
+}
+
+#[test]
+fn postgres_settings_and_init_scripts_come_from_the_profile() {
+    let (p, objects) = dev();
+    let Object::ConfigMap(cm) = &objects[3] else {
+        panic!("the ConfigMap is fourth")
+    };
+    let data = cm.data.as_ref().unwrap();
+    let conf = &data["postgresql.conf"];
+    for line in [
+        format!("shared_buffers = '{}'", p.postgresql.shared_buffers),
+        format!(
+            "effective_cache_size = '{}'",
+            p.postgresql.effective_cache_size
+        ),
+        format!("max_connections = {}", p.postgresql.max_connections),
+        format!("work_mem = '{}'", p.postgresql.work_mem),
+        format!(
+            "maintenance_work_mem = '{}'",
+            p.postgresql.maintenance_work_mem
+        ),
+        format!("timezone = '{}'", p.postgresql.time_zone),
+    ] {
+        assert!(
+            conf.lines().any(|l| l == line),
+            "missing `{line}` in:\n{conf}"
+        );
+    }
+    assert!(data["00-extensions.sql"].contains("CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\";"));
+    assert!(data["00-extensions.sql"].contains("CREATE EXTENSION IF NOT EXISTS \"pgcrypto\";"));
+    assert!(data["01-app-role.sh"].contains("NOSUPERUSER"));
+}
+
+#[test]
+fn the_app_secret_holds_the_in_cluster_url_and_passwords_are_used_verbatim() {
+    let p = Profile::load("dev", None).unwrap();
+    let pw = Passwords {
+        admin: "admin-pw".into(),
+        app: "app pw/1".into(),
+    };
+    let objects = render::render(&p, &pw).unwrap();
+    let Object::Secret(app) = &objects[2] else {
+        panic!("the app Secret is third")
+    };
+    let s = app.string_data.as_ref().unwrap();
+    assert_eq!(
+        s["database-url"],
+        "postgresql://auth_user:app%20pw%2F1@auth-postgres-dev-postgresql:5432/phonebill_auth"
+    );
+    let Object::Secret(admin) = &objects[1] else {
+        panic!("the admin Secret is second")
+    };
+    assert_eq!(
+        admin.string_data.as_ref().unwrap()["postgres-password"],
+        "admin-pw"
+    );
+    assert!(
+        !render::to_yaml(&render::render(&p, &Passwords::placeholders()).unwrap())
+            .unwrap()
+            .contains("admin-pw")
+    );
+}
+
+#[test]
+fn the_network_policy_is_a_profile_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "networkPolicy:\n  enabled: true\nmetrics:\n  enabled: false\n",
+    )
+    .unwrap();
+    let p = Profile::load("dev", Some(&values)).unwrap();
+    let objects = render::render(&p, &Passwords::placeholders()).unwrap();
+    let kinds: Vec<&str> = objects.iter().map(|o| o.kind()).collect();
+    assert!(kinds.contains(&"NetworkPolicy"));
+    assert!(
+        !objects.iter().any(|o| o.name().ends_with("-metrics")),
+        "metrics off removes its Service"
+    );
+    let Some(Object::NetworkPolicy(np)) = objects.iter().find(|o| o.kind() == "NetworkPolicy")
+    else {
+        unreachable!()
+    };
+    let from = &np.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0]
+        .from
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        from.pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()["tier"],
+        "application"
+    );
+    validate_against_schemas(&render::to_yaml(&objects).unwrap());
+}
+
+#[test]
+fn every_rendered_object_passes_the_kubernetes_1_33_schemas() {
+    let (_, objects) = dev();
+    validate_against_schemas(&render::to_yaml(&objects).unwrap());
+    validate_against_schemas(
+        &serde_yaml::to_string(&render::storage_class("managed-standard").unwrap()).unwrap(),
+    );
+}
+
+/// Strict OpenAPI validation (unknown fields are errors) with the `kubernetes-validate` schemas.
+fn validate_against_schemas(yaml: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("manifests.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let tool =
+        std::env::var("KUBERNETES_VALIDATE").unwrap_or_else(|_| "kubernetes-validate".into());
+    let out = Command::new(&tool)
+        .args(["--kubernetes-version", "1.33.0", "--strict", "--quiet"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool} ({e}); `bash .ci/test.sh` installs it, or set KUBERNETES_VALIDATE"));
+    assert!(
+        out.status.success(),
+        "schema validation failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

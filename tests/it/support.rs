@@ -1,0 +1,174 @@
+//! Shared test support: a fake cluster with a kubeconfig, and the real binary run against it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use fake_kube::FakeKube;
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const NS: &str = "phonebill-dev";
+pub const STS: &str = "auth-postgres-dev-postgresql";
+pub const PVC: &str = "data-auth-postgres-dev-postgresql-0";
+pub const ADMIN_SECRET: &str = "auth-postgres-dev-postgresql";
+pub const APP_SECRET: &str = "auth-db-secret";
+
+/// What a run of the binary left behind.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+    /// The `error:` line (one line, as the spec asks) — panics if there is none or more than one.
+    pub fn error_line(&self) -> String {
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one error line, stderr was:\n{}",
+            self.stderr
+        );
+        lines[0].to_string()
+    }
+    pub fn hint_line(&self) -> String {
+        self.stderr
+            .lines()
+            .find(|l| l.starts_with("hint: "))
+            .unwrap_or_else(|| panic!("no hint in:\n{}", self.stderr))
+            .to_string()
+    }
+}
+
+/// Run the real binary with a scrubbed environment (no KUBECONFIG, HOME in `home`).
+pub async fn run_bin(home: &Path, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_phonebill-db"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run phonebill-db");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !run.stderr.contains("panicked"),
+        "the binary panicked:\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// A fake AKS cluster and a kubeconfig pointing at it.
+pub struct Cluster {
+    pub fake: FakeKube,
+    pub dir: TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    /// A fake cluster as AKS ships it (no `managed-standard` StorageClass).
+    pub async fn aks() -> Cluster {
+        let fake = FakeKube::start().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        fake.write_kubeconfig(&kubeconfig);
+        Cluster {
+            fake,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    /// A fake cluster that has the plan's StorageClass.
+    pub async fn with_plan_class() -> Cluster {
+        let c = Cluster::aks().await;
+        c.fake.add_storage_class("managed-standard");
+        c
+    }
+
+    /// Run `phonebill-db ARGS --kubeconfig <fake>`.
+    pub async fn run(&self, args: &[&str]) -> Run {
+        let kc = self.kubeconfig.display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--kubeconfig", &kc]);
+        run_bin(self.dir.path(), &all).await
+    }
+
+    /// Install and insist it worked.
+    pub async fn install_ok(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["install", "-o", "json", "--timeout", "30s"];
+        args.extend(extra);
+        let run = self.run(&args).await;
+        assert_eq!(
+            run.code, 0,
+            "install failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run.json()
+    }
+
+    /// resourceVersion of every object in the namespace, by "Kind/name".
+    pub fn versions(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for id in self.fake.inventory(NS) {
+            let (kind, name) = id.split_once('/').expect("Kind/name");
+            let obj = self.fake.get(kind, NS, name).expect("listed object exists");
+            out.push((
+                id.clone(),
+                obj["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+        out
+    }
+
+    pub fn secret_data(&self, name: &str) -> Value {
+        self.fake
+            .get("Secret", NS, name)
+            .map(|s| s["data"].clone())
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// Every object install makes in the dev namespace (the PVC comes from the StatefulSet).
+pub fn expected_inventory() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "ConfigMap/auth-postgres-dev-postgresql-configuration",
+        "PersistentVolumeClaim/data-auth-postgres-dev-postgresql-0",
+        "Pod/auth-postgres-dev-postgresql-0",
+        "Secret/auth-db-secret",
+        "Secret/auth-postgres-dev-postgresql",
+        "Service/auth-postgres-dev-postgresql",
+        "Service/auth-postgres-dev-postgresql-hl",
+        "Service/auth-postgres-dev-postgresql-metrics",
+        "ServiceAccount/auth-postgres-dev-postgresql",
+        "StatefulSet/auth-postgres-dev-postgresql",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.sort();
+    v
+}
