@@ -10,6 +10,7 @@ use phonebill_db::error::report;
 fn main() -> ExitCode {
     let cli = Cli::parse(); // clap prints usage errors itself and exits 2
     let json = cli.global.output == OutputFormat::Json;
+    let verbose = cli.global.verbose;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -28,6 +29,12 @@ fn main() -> ExitCode {
             let _ = writeln!(stderr, "error: {}", r.error);
             if let Some(hint) = &r.hint {
                 let _ = writeln!(stderr, "hint: {hint}");
+            }
+            if verbose > 0 {
+                // -v: every cause in the chain, with its debug form (for bug reports).
+                for (i, cause) in err.chain().enumerate() {
+                    let _ = writeln!(stderr, "cause {i}: {cause:?}");
+                }
             }
             if json && !phonebill_db::ui::emitted() {
                 let _ = writeln!(

@@ -81,7 +81,8 @@ impl Passwords {
     }
 }
 
-/// One object install applies, typed.
+/// One object install applies, typed. (A handful per run: the size difference is harmless.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
     ServiceAccount(ServiceAccount),

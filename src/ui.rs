@@ -82,6 +82,13 @@ impl Ui {
         }
     }
 
+    /// A line only `-v` shows (what a spinner shows a person, for logs).
+    pub fn detail(&self, line: impl AsRef<str>) {
+        if self.verbose > 0 && !self.json() {
+            eprintln!("{}", line.as_ref());
+        }
+    }
+
     /// Ask the user to type `expected` to go on. `--yes` answers for them; with no terminal and no
     /// `--yes`, refuse without doing anything.
     pub fn confirm_typed(&self, what: &str, expected: &str) -> Result<()> {
@@ -112,17 +119,15 @@ impl Ui {
 
     /// Print a command's result: JSON on `-o json`, else its text form.
     pub fn emit<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
-        EMITTED.store(true, Ordering::Relaxed);
-        if self.json() {
-            println!("{}", serde_json::to_string_pretty(value)?);
+        let mut out = if self.json() {
+            serde_json::to_string_pretty(value)?
         } else {
-            let t = text(value);
-            print!("{t}");
-            if !t.ends_with('\n') {
-                println!();
-            }
+            text(value)
+        };
+        if !out.ends_with('\n') {
+            out.push('\n');
         }
-        Ok(())
+        print_stdout(&out)
     }
 }
 
@@ -131,6 +136,17 @@ static EMITTED: AtomicBool = AtomicBool::new(false);
 /// Has a result been printed to stdout? (`main` then prints no second JSON document for an error.)
 pub fn emitted() -> bool {
     EMITTED.load(Ordering::Relaxed)
+}
+
+/// Write to stdout; a reader that went away (`phonebill-db render | head`) is not an error.
+pub fn print_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    EMITTED.store(true, Ordering::Relaxed);
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// The result of a command run: what to print and which exit code it ends with.

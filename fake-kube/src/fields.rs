@@ -134,10 +134,10 @@ fn remove_rec(v: &mut Value, path: &[&Elem]) -> bool {
         (Elem::Field(f), Value::Object(m)) => {
             if rest.is_empty() {
                 m.remove(f.as_str());
-            } else if let Some(child) = m.get_mut(f.as_str()) {
-                if remove_rec(child, rest) {
-                    m.remove(f.as_str());
-                }
+            } else if let Some(child) = m.get_mut(f.as_str())
+                && remove_rec(child, rest)
+            {
+                m.remove(f.as_str());
             }
             m.is_empty()
         }
@@ -252,9 +252,9 @@ mod tests {
             shown,
             vec![
                 ".metadata.labels.a",
-                ".spec.ports[name=\"p\"]",
                 ".spec.ports[name=\"p\"].name",
-                ".spec.ports[name=\"p\"].port"
+                ".spec.ports[name=\"p\"].port",
+                ".spec.ports[name=\"p\"]"
             ]
         );
     }

@@ -244,10 +244,10 @@ async fn handle(
             .map(|(_, v)| v.clone())
     };
     let path = uri.path().trim_end_matches('/');
-    if method == Method::GET {
-        if let Some(doc) = discovery(path) {
-            return reply(StatusCode::OK, doc);
-        }
+    if method == Method::GET
+        && let Some(doc) = discovery(path)
+    {
+        return reply(StatusCode::OK, doc);
     }
     let target = match parse_path(path) {
         Ok(t) => t,

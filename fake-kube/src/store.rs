@@ -65,6 +65,13 @@ impl Cluster {
         )
     }
 
+    fn entry(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<Entry, ApiError> {
+        self.objects
+            .get(&Self::key(info, ns, name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&info.qualified(), name))
+    }
+
     pub fn get(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<Value, ApiError> {
         self.objects
             .get(&Self::key(info, ns, name))
@@ -151,25 +158,20 @@ impl Cluster {
         status: bool,
         opts: &WriteOpts,
     ) -> Result<Value, ApiError> {
-        let old = self
-            .objects
-            .get(&Self::key(info, ns, name))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&info.qualified(), name))?;
+        let old = self.entry(info, ns, name)?;
         if let Some(rv) = obj
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
+            && rv != old.obj["metadata"]["resourceVersion"]
         {
-            if rv != old.obj["metadata"]["resourceVersion"] {
-                return Err(ApiError::new(
-                    409,
-                    "Conflict",
-                    format!(
-                        "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                        info.qualified()
-                    ),
-                ));
-            }
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                    info.qualified()
+                ),
+            ));
         }
         self.update_with(info, ns, name, old, obj, status, opts)
     }
@@ -184,16 +186,13 @@ impl Cluster {
         status: bool,
         opts: &WriteOpts,
     ) -> Result<Value, ApiError> {
-        let old = self
-            .objects
-            .get(&Self::key(info, ns, name))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&info.qualified(), name))?;
+        let old = self.entry(info, ns, name)?;
         let mut obj = old.obj.clone();
         json_merge_patch(&mut obj, patch);
         self.update_with(info, ns, name, old, obj, status, opts)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn update_with(
         &mut self,
         info: &'static ResourceInfo,
@@ -582,29 +581,25 @@ impl Cluster {
                     obj["status"] = json!({"replicas": 0, "availableReplicas": 0});
                 }
             }
-            "PersistentVolumeClaim" => {
-                if old.is_none() {
-                    obj["status"] = json!({"phase": "Pending"});
-                    obj["metadata"]["finalizers"] = json!(["kubernetes.io/pvc-protection"]);
-                    default(&mut obj["spec"], "volumeMode", json!("Filesystem"));
-                }
+            "PersistentVolumeClaim" if old.is_none() => {
+                obj["status"] = json!({"phase": "Pending"});
+                obj["metadata"]["finalizers"] = json!(["kubernetes.io/pvc-protection"]);
+                default(&mut obj["spec"], "volumeMode", json!("Filesystem"));
             }
-            "Pod" => {
-                if old.is_none() && obj.get("status").is_none() {
-                    obj["status"] = json!({"phase": "Pending"});
-                }
+            "Pod" if old.is_none() && obj.get("status").is_none() => {
+                obj["status"] = json!({"phase": "Pending"});
             }
             _ => {}
         }
         // The status subresource keeps main-resource writes from touching status.
-        if let Some(old) = old {
-            if info.has_status && info.kind != "Namespace" {
-                if let Some(s) = old.get("status") {
-                    if obj.get("status") != Some(s) && !status_write_marker(obj) {
-                        obj["status"] = s.clone();
-                    }
-                }
-            }
+        if let Some(old) = old
+            && info.has_status
+            && info.kind != "Namespace"
+            && let Some(s) = old.get("status")
+            && obj.get("status") != Some(s)
+            && !status_write_marker(obj)
+        {
+            obj["status"] = s.clone();
         }
         if let Some(m) = obj.as_object_mut() {
             m.remove("__status_write");

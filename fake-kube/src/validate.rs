@@ -42,23 +42,22 @@ pub fn validate(info: &ResourceInfo, old: Option<&Value>, obj: &Value) -> Result
             if let (Some(o), Some(n)) = (
                 old.and_then(|o| o.pointer("/spec/clusterIP")),
                 obj.pointer("/spec/clusterIP"),
-            ) {
-                if o != n {
-                    causes.push((
-                        "spec.clusterIPs[0]".into(),
-                        "Invalid value: field is immutable".into(),
-                    ));
-                }
+            ) && o != n
+            {
+                causes.push((
+                    "spec.clusterIPs[0]".into(),
+                    "Invalid value: field is immutable".into(),
+                ));
             }
         }
         "PersistentVolumeClaim" => {
             if let Some(old) = old {
                 let strip = |v: &Value| {
                     let mut s = v.get("spec").cloned().unwrap_or_default();
-                    s.as_object_mut().map(|m| {
+                    if let Some(m) = s.as_object_mut() {
                         m.remove("resources");
                         m.remove("volumeName");
-                    });
+                    }
                     s
                 };
                 if strip(old) != strip(obj) {
@@ -138,8 +137,9 @@ fn statefulset(old: Option<&Value>, obj: &Value, causes: &mut Vec<(String, Strin
         ];
         let strip = |v: &Value| {
             let mut s = v.get("spec").cloned().unwrap_or_default();
-            s.as_object_mut()
-                .map(|m| m.retain(|k, _| !mutable.contains(&k.as_str())));
+            if let Some(m) = s.as_object_mut() {
+                m.retain(|k, _| !mutable.contains(&k.as_str()))
+            }
             s
         };
         if strip(old) != strip(obj) {

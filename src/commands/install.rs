@@ -87,6 +87,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .into());
     }
     check_rbac(&kube, namespace_exists, create_class).await?;
+    ui.detail("RBAC: every verb install uses is allowed");
 
     if !namespace_exists {
         ui.note(None, format!("creating namespace {}", kube.namespace));
@@ -112,6 +113,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     }
 
     let (passwords, origin) = passwords::resolve(&kube, &names).await?;
+    ui.detail(format!("passwords: {origin:?} (never printed)"));
     let objects = render::render(&profile, &passwords)?;
     let opts = ApplyOptions {
         dry_run: args.dry_run,
@@ -168,6 +170,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     ));
     let waited = wait::poll(
         args.timeout,
+        ui,
         &bar,
         || release::observe(&kube, &profile),
         |s| wait::release_ready(s, &names),

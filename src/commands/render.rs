@@ -20,7 +20,7 @@ pub fn run(ctx: &Ctx, _args: &RenderArgs) -> Result<Outcome> {
         });
         ctx.ui.emit(&list, |_| String::new())?;
     } else {
-        print!("{}", render::to_yaml(&objects)?);
+        crate::ui::print_stdout(&render::to_yaml(&objects)?)?;
     }
     Ok(Outcome::ok())
 }

@@ -72,14 +72,8 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
     }
 
     // What install made (found by label), then what holds data (kept unless --delete-data).
-    let mut made = Vec::new();
-    made.extend(names::<StatefulSet>(&kube, &selector).await?);
-    made.extend(names::<Service>(&kube, &selector).await?);
-    made.extend(names::<ConfigMap>(&kube, &selector).await?);
-    made.extend(names::<ServiceAccount>(&kube, &selector).await?);
-    made.extend(names::<NetworkPolicy>(&kube, &selector).await?);
-    let mut data = names::<PersistentVolumeClaim>(&kube, &by_instance).await?;
-    data.extend(names::<Secret>(&kube, &selector).await?);
+    let made = made_objects(&kube, &selector).await?;
+    let data = data_objects(&kube, &selector, &by_instance).await?;
 
     if args.delete_data && !data.is_empty() {
         ctx.ui.confirm_typed(
@@ -105,6 +99,7 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
     let bar = ctx.ui.spinner("waiting for the release to be gone");
     let gone = wait::poll(
         args.timeout,
+        &ctx.ui,
         &bar,
         || remaining(&kube, &selector, &by_instance, &to_delete),
         |left| wait::release_gone(left),
@@ -132,6 +127,23 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
     }
     ctx.ui.emit(&report, text)?;
     Ok(Outcome::ok())
+}
+
+/// What install made, found by its labels ("Kind/name").
+async fn made_objects(kube: &Kube, selector: &str) -> Result<Vec<String>> {
+    let mut made = names::<StatefulSet>(kube, selector).await?;
+    made.extend(names::<Service>(kube, selector).await?);
+    made.extend(names::<ConfigMap>(kube, selector).await?);
+    made.extend(names::<ServiceAccount>(kube, selector).await?);
+    made.extend(names::<NetworkPolicy>(kube, selector).await?);
+    Ok(made)
+}
+
+/// What holds the data: the claims of the release and the Secrets with the passwords.
+async fn data_objects(kube: &Kube, selector: &str, by_instance: &str) -> Result<Vec<String>> {
+    let mut data = names::<PersistentVolumeClaim>(kube, by_instance).await?;
+    data.extend(names::<Secret>(kube, selector).await?);
+    Ok(data)
 }
 
 /// "Kind/name" of the objects of one kind that match `selector`.
@@ -205,14 +217,8 @@ async fn remaining(
     by_instance: &str,
     deleted: &[String],
 ) -> Result<Vec<String>> {
-    let mut now = Vec::new();
-    now.extend(names::<StatefulSet>(kube, selector).await?);
-    now.extend(names::<Service>(kube, selector).await?);
-    now.extend(names::<ConfigMap>(kube, selector).await?);
-    now.extend(names::<ServiceAccount>(kube, selector).await?);
-    now.extend(names::<NetworkPolicy>(kube, selector).await?);
-    now.extend(names::<PersistentVolumeClaim>(kube, by_instance).await?);
-    now.extend(names::<Secret>(kube, selector).await?);
+    let mut now = made_objects(kube, selector).await?;
+    now.extend(data_objects(kube, selector, by_instance).await?);
     now.retain(|o| deleted.contains(o));
     now.extend(names::<Pod>(kube, by_instance).await?);
     Ok(now)

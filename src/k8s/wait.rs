@@ -8,6 +8,7 @@ use indicatif::ProgressBar;
 
 use super::release::{ReleaseState, pod_ready, pod_status_text, pvc_phase};
 use crate::profile::Names;
+use crate::ui::Ui;
 
 /// How often a wait looks again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -63,6 +64,7 @@ pub struct TimedOut<T> {
 /// Observe until `done` holds or `timeout` passes, showing `describe` on the spinner.
 pub async fn poll<T, F, Fut>(
     timeout: Duration,
+    ui: &Ui,
     bar: &ProgressBar,
     mut observe: F,
     done: impl Fn(&T) -> bool,
@@ -73,9 +75,15 @@ where
     Fut: Future<Output = Result<T>>,
 {
     let start = Instant::now();
+    let mut last = String::new();
     loop {
         let state = observe().await?;
-        bar.set_message(describe(&state));
+        let text = describe(&state);
+        if text != last {
+            ui.detail(format!("[{:>5.1}s] {text}", start.elapsed().as_secs_f64()));
+            bar.set_message(text.clone());
+            last = text;
+        }
         if done(&state) {
             return Ok(Ok(state));
         }

@@ -118,20 +118,7 @@ async fn a_changed_value_reconfigures_only_what_it_touches() {
         changed,
         vec!["auth-postgres-dev-postgresql-configuration", STS]
     );
-    let cm = c
-        .fake
-        .get(
-            "ConfigMap",
-            NS,
-            "auth-postgres-dev-postgresql-configuration",
-        )
-        .unwrap();
-    assert!(
-        cm["data"]["postgresql.conf"]
-            .as_str()
-            .unwrap()
-            .contains("max_connections = 150")
-    );
+    assert!(crate::support::postgresql_conf(&c).contains("max_connections = 150"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,20 +262,7 @@ async fn a_field_owned_by_another_manager_stops_install_unless_forced() {
     assert!(run.hint_line().contains("--force-conflicts"));
     c.install_ok(&["--values", values.to_str().unwrap(), "--force-conflicts"])
         .await;
-    let cm = c
-        .fake
-        .get(
-            "ConfigMap",
-            NS,
-            "auth-postgres-dev-postgresql-configuration",
-        )
-        .unwrap();
-    assert!(
-        cm["data"]["postgresql.conf"]
-            .as_str()
-            .unwrap()
-            .contains("max_connections = 120")
-    );
+    assert!(crate::support::postgresql_conf(&c).contains("max_connections = 120"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

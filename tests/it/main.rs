@@ -10,6 +10,7 @@ mod support;
 mod cli;
 mod fake_api;
 mod install;
+mod real_cluster;
 mod render;
 mod status;
 mod uninstall;

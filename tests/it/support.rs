@@ -172,3 +172,19 @@ pub fn expected_inventory() -> Vec<String> {
     v.sort();
     v
 }
+
+/// The rendered postgresql.conf as the cluster holds it.
+pub fn postgresql_conf(c: &Cluster) -> String {
+    let cm = c
+        .fake
+        .get(
+            "ConfigMap",
+            NS,
+            "auth-postgres-dev-postgresql-configuration",
+        )
+        .expect("ConfigMap exists");
+    cm["data"]["postgresql.conf"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -1,0 +1,49 @@
+//! The real-cluster tier: ignored by default; runs against the current kube context (kind or AKS).
+//!
+//!   PHONEBILL_DB_STORAGE_CLASS=standard cargo nextest run --run-ignored only real_cluster
+//!
+//! It installs into a throw-away namespace (`phonebill-db-e2e`, or $PHONEBILL_DB_NAMESPACE),
+//! checks status, re-installs (nothing may change), and uninstalls with --delete-data.
+
+use std::process::Command;
+
+fn bin(args: &[&str]) -> (i32, String, String) {
+    let ns = std::env::var("PHONEBILL_DB_NAMESPACE").unwrap_or_else(|_| "phonebill-db-e2e".into());
+    let out = Command::new(env!("CARGO_BIN_EXE_phonebill-db"))
+        .args(args)
+        .args(["--namespace", &ns])
+        .output()
+        .expect("run phonebill-db");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+#[ignore = "needs a real cluster: the current kube context"]
+fn install_status_reinstall_uninstall_on_a_real_cluster() {
+    let class = std::env::var("PHONEBILL_DB_STORAGE_CLASS").unwrap_or_else(|_| "standard".into());
+    let (code, out, err) = bin(&[
+        "install",
+        "-o",
+        "json",
+        "--timeout",
+        "10m",
+        "--storage-class",
+        &class,
+    ]);
+    assert_eq!(code, 0, "install: {out}\n{err}");
+    let (code, out, err) = bin(&["status", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"state\": \"ready\""), "{out}");
+    let (code, out, err) = bin(&["install", "--timeout", "5m", "--storage-class", &class]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(" 0 created, 0 configured"),
+        "a second install changes nothing: {out}"
+    );
+    let (code, _, err) = bin(&["uninstall", "--delete-data", "--yes", "--timeout", "5m"]);
+    assert_eq!(code, 0, "{err}");
+}
