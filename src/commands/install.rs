@@ -77,8 +77,17 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
 
     let namespace_exists = namespace_exists(&kube).await?;
     let class = profile.storage.class_name.clone();
-    let classes = preflight::storage_classes(&kube).await?;
-    let create_class = !classes.contains(&class);
+    let listed = preflight::storage_classes(&kube).await?;
+    if listed.is_none() {
+        ui.note(
+            None,
+            format!(
+                "warning: not allowed to list StorageClasses; cannot check that `{class}` exists"
+            ),
+        );
+    }
+    let classes = listed.clone().unwrap_or_default();
+    let create_class = listed.is_some() && !classes.contains(&class);
     if create_class && !args.create_storage_class {
         return Err(user_error(format!(
             "StorageClass `{class}` does not exist on this cluster; nothing was changed"
@@ -151,7 +160,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         server_version,
         dry_run: args.dry_run,
         namespace_created: !namespace_exists,
-        storage_class: class,
+        storage_class: class.clone(),
         storage_class_created: create_class,
         passwords: origin,
         objects: applied,
@@ -193,7 +202,10 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             Ok(Outcome::ok())
         }
         Err(timed_out) => {
-            let classes = preflight::storage_classes(&kube).await.unwrap_or(classes);
+            let classes = match preflight::storage_classes(&kube).await {
+                Ok(Some(now)) => now,
+                _ => listed.unwrap_or_else(|| vec![class.clone()]),
+            };
             report.findings = diagnose(&timed_out.last, &names, &classes);
             ui.emit(&report, text)?;
             let first = report.findings.first();

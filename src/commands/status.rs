@@ -87,8 +87,8 @@ pub async fn run(ctx: &Ctx, _args: &StatusArgs) -> Result<Outcome> {
     let state = release::observe(&kube, &ctx.profile).await?;
     // Diagnosis wants the StorageClasses; a user who may not list them still gets the rest.
     let classes = match preflight::storage_classes(&kube).await {
-        Ok(c) => c,
-        Err(_) => state
+        Ok(Some(c)) => c,
+        _ => state
             .pvcs
             .iter()
             .filter_map(|p| p.spec.as_ref()?.storage_class_name.clone())

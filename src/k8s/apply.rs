@@ -85,9 +85,12 @@ where
     Ok(Applied { kind, name, change })
 }
 
-/// An object's JSON without the fields the server changes on every write.
+/// An object's JSON without what the server and controllers change on their own.
 fn comparable<K: Serialize>(object: &K) -> serde_json::Value {
     let mut v = serde_json::to_value(object).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.remove("status");
+    }
     if let Some(meta) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
         for key in ["resourceVersion", "managedFields", "generation"] {
             meta.remove(key);

@@ -121,17 +121,16 @@ pub async fn denied(kube: &Kube, wanted: &[Access]) -> Result<Vec<Access>> {
     Ok(denied)
 }
 
-/// Names of the cluster's StorageClasses, sorted.
-pub async fn storage_classes(kube: &Kube) -> Result<Vec<String>> {
+/// Names of the cluster's StorageClasses, sorted; `None` when RBAC does not let us list them
+/// (a namespace-scoped developer): the check is then left to the volume binding.
+pub async fn storage_classes(kube: &Kube) -> Result<Option<Vec<String>>> {
     let api: Api<StorageClass> = Api::all(kube.client.clone());
-    let mut names: Vec<String> = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| api_error(e, "listing StorageClasses", &kube.server))?
-        .items
-        .iter()
-        .map(|s| s.name_any())
-        .collect();
+    let list = match api.list(&ListParams::default()).await {
+        Ok(list) => list,
+        Err(kube::Error::Api(s)) if s.code == 403 => return Ok(None),
+        Err(e) => return Err(api_error(e, "listing StorageClasses", &kube.server)),
+    };
+    let mut names: Vec<String> = list.items.iter().map(|s| s.name_any()).collect();
     names.sort();
-    Ok(names)
+    Ok(Some(names))
 }

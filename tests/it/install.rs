@@ -420,3 +420,13 @@ fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_may_not_list_storage_classes_still_installs_with_a_warning() {
+    let c = Cluster::with_plan_class().await;
+    c.fake.deny("list", "storage.k8s.io", "storageclasses");
+    let run = c.run(&["install", "--timeout", "30s"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("warning: not allowed to list StorageClasses; cannot check that `managed-standard` exists"), "{}", run.stderr);
+    assert_eq!(c.fake.inventory(NS), expected_inventory());
+}
