@@ -125,8 +125,7 @@ fn statefulset_controller(c: &mut Cluster) {
                 if c.get(info_of("PersistentVolumeClaim"), &ns, &claim)
                     .is_err()
                 {
-                    let mut labels = t.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
-                    labels["apps.kubernetes.io/pod-index"] = json!(i.to_string());
+                    let labels = t.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
                     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                         "metadata": {"name": claim, "namespace": ns, "labels": labels},
                         "spec": t.get("spec").cloned().unwrap_or_default()});
@@ -513,14 +512,44 @@ fn statefulset_status(c: &mut Cluster) {
             .iter()
             .filter(|p| s(p, "/metadata/labels/controller-revision-hash") == revision)
             .count();
-        let status = json!({"observedGeneration": sts["metadata"]["generation"], "replicas": mine.len(), "readyReplicas": ready,
-            "availableReplicas": ready, "currentReplicas": updated, "updatedReplicas": updated,
-            "currentRevision": revision, "updateRevision": revision, "collisionCount": 0});
+        // currentRevision moves to the update revision once every replica runs it (RollingUpdate).
+        let current = match sts
+            .pointer("/status/currentRevision")
+            .and_then(Value::as_str)
+        {
+            Some(c) if updated < mine.len() || (mine.len() as i64) < replicas_of(&sts) => {
+                c.to_string()
+            }
+            _ => revision.clone(),
+        };
+        let on_current = mine
+            .iter()
+            .filter(|p| s(p, "/metadata/labels/controller-revision-hash") == current)
+            .count();
+        let mut status = json!({"observedGeneration": sts["metadata"]["generation"], "replicas": mine.len(),
+            "currentRevision": current, "updateRevision": revision, "collisionCount": 0});
+        // The real API server leaves zero counts out (omitempty); so does this fake.
+        for (k, v) in [
+            ("readyReplicas", ready),
+            ("availableReplicas", ready),
+            ("currentReplicas", on_current),
+            ("updatedReplicas", updated),
+        ] {
+            if v > 0 {
+                status[k] = json!(v);
+            }
+        }
         if sts.get("status") != Some(&status) {
             sts["status"] = status;
             c.system_write(info_of("StatefulSet"), &ns, sts);
         }
     }
+}
+
+fn replicas_of(sts: &Value) -> i64 {
+    sts.pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
 }
 
 /// Record an event once per (object, reason, message), as `kubectl get events` shows them.

@@ -164,6 +164,11 @@ impl FakeKube {
         self.cluster().kubelet.pods = behavior;
     }
 
+    /// How long a deleted pod takes to terminate (default 200 ms).
+    pub fn set_termination(&self, grace: Duration) {
+        self.cluster().kubelet.termination = grace;
+    }
+
     pub fn set_volumes(&self, behavior: VolumeBehavior) {
         self.cluster().kubelet.volumes = behavior;
     }

@@ -13,8 +13,9 @@ use crate::ui::Ui;
 /// How often a wait looks again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Installed and serving: the StatefulSet has seen its latest spec, every replica is ready and
-/// updated, and the data volume is bound.
+/// Installed and serving: the StatefulSet has seen its latest spec and finished rolling it out
+/// (every replica is a ready, non-terminating pod of the update revision), and the volume is bound.
+/// The API server leaves zero counts out of the status, so a missing count is 0.
 pub fn release_ready(state: &ReleaseState, names: &Names) -> bool {
     let Some(sts) = &state.stateful_set else {
         return false;
@@ -25,9 +26,28 @@ pub fn release_ready(state: &ReleaseState, names: &Names) -> bool {
     };
     let observed = status.observed_generation.unwrap_or(0) >= sts.metadata.generation.unwrap_or(0);
     let ready = status.ready_replicas.unwrap_or(0) >= want;
-    let updated = status.updated_replicas.unwrap_or(want) >= want;
-    let pods_ready = state.pods.iter().filter(|p| pod_ready(p)).count() as i32 >= want;
-    observed && ready && updated && pods_ready && pvc_phase(state.pvc(names)) == "Bound"
+    let updated = status.updated_replicas.unwrap_or(0) >= want;
+    let update_revision = status.update_revision.as_deref();
+    let rolled = match (status.current_revision.as_deref(), update_revision) {
+        (Some(current), Some(update)) => current == update,
+        _ => true,
+    };
+    let pods_ready = state
+        .pods
+        .iter()
+        .filter(|p| {
+            let revision = p
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("controller-revision-hash"));
+            p.metadata.deletion_timestamp.is_none()
+                && pod_ready(p)
+                && update_revision.is_none_or(|u| revision.map(String::as_str) == Some(u))
+        })
+        .count() as i32
+        >= want;
+    observed && ready && updated && rolled && pods_ready && pvc_phase(state.pvc(names)) == "Bound"
 }
 
 /// Nothing left that install made (Secrets and PVC aside, which `uninstall` handles on its own).
@@ -94,5 +114,51 @@ where
             }));
         }
         tokio::time::sleep(POLL_INTERVAL.min(timeout.saturating_sub(start.elapsed()))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Profile;
+    use serde_json::json;
+
+    fn state(sts_status: serde_json::Value, pod_revision: &str, terminating: bool) -> ReleaseState {
+        let sts = serde_json::from_value(json!({"metadata": {"name": "auth-postgres-dev-postgresql", "generation": 2},
+            "spec": {"replicas": 1, "selector": {}, "serviceName": "x", "template": {}}, "status": sts_status}))
+        .unwrap();
+        let mut pod = json!({"metadata": {"name": "auth-postgres-dev-postgresql-0", "labels": {"controller-revision-hash": pod_revision}},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+        if terminating {
+            pod["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        let pvc = serde_json::from_value(json!({"metadata": {"name": "data-auth-postgres-dev-postgresql-0"}, "status": {"phase": "Bound"}})).unwrap();
+        ReleaseState {
+            stateful_set: Some(sts),
+            pods: vec![serde_json::from_value(pod).unwrap()],
+            pvcs: vec![pvc],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_rollout_in_progress_is_not_ready_even_while_the_old_pod_is() {
+        let names = Profile::load("dev", None).unwrap().names();
+        // The controller saw generation 2; the old pod (revision a) is still Ready, maybe terminating;
+        // updatedReplicas is 0 and so left out, as the API server does.
+        let rolling = json!({"observedGeneration": 2, "replicas": 1, "readyReplicas": 1, "currentRevision": "a", "updateRevision": "b"});
+        assert!(!release_ready(&state(rolling.clone(), "a", true), &names));
+        assert!(!release_ready(&state(rolling, "a", false), &names));
+        let done = json!({"observedGeneration": 2, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "currentRevision": "b", "updateRevision": "b"});
+        assert!(release_ready(&state(done.clone(), "b", false), &names));
+        let stale = json!({"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "currentRevision": "b", "updateRevision": "b"});
+        assert!(
+            !release_ready(&state(stale, "b", false), &names),
+            "the controller has not seen the new spec"
+        );
+        assert!(
+            !release_ready(&state(done, "b", true), &names),
+            "a terminating pod does not count"
+        );
     }
 }

@@ -100,9 +100,13 @@ async fn a_second_install_changes_nothing_and_keeps_the_passwords() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_value_reconfigures_only_what_it_touches() {
+async fn a_changed_value_reconfigures_only_what_it_touches_and_waits_for_the_new_pod() {
     let c = Cluster::with_plan_class().await;
     c.install_ok(&[]).await;
+    let old_pod_uid =
+        c.fake.get("Pod", NS, &format!("{STS}-0")).unwrap()["metadata"]["uid"].clone();
+    // The old pod stays Ready while it terminates for a second, as PostgreSQL shutting down does.
+    c.fake.set_termination(Duration::from_millis(1000));
     let values = c.dir.path().join("values.yaml");
     std::fs::write(&values, "postgresql:\n  maxConnections: 150\n").unwrap();
     let report = c.install_ok(&["--values", values.to_str().unwrap()]).await;
@@ -119,6 +123,19 @@ async fn a_changed_value_reconfigures_only_what_it_touches() {
         vec!["auth-postgres-dev-postgresql-configuration", STS]
     );
     assert!(crate::support::postgresql_conf(&c).contains("max_connections = 150"));
+    // Install returned only once the new pod of the new revision was ready.
+    assert!(report["waitedSeconds"].as_f64().unwrap() >= 1.0, "{report}");
+    let pod = c.fake.get("Pod", NS, &format!("{STS}-0")).unwrap();
+    let sts = c.fake.get("StatefulSet", NS, STS).unwrap();
+    assert_ne!(pod["metadata"]["uid"], old_pod_uid, "a new pod");
+    assert_eq!(
+        pod["metadata"]["labels"]["controller-revision-hash"],
+        sts["status"]["updateRevision"]
+    );
+    assert_eq!(
+        sts["status"]["currentRevision"],
+        sts["status"]["updateRevision"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
