@@ -275,7 +275,13 @@ async fn handle(
             }
         }
     };
-    let dry_run = q("dryRun").as_deref() == Some("All");
+    // dryRun comes as a query parameter, or for DELETE inside the DeleteOptions body (as kube sends it).
+    let dry_run = q("dryRun").as_deref() == Some("All")
+        || (method == Method::DELETE
+            && body
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|d| d.iter().any(|v| v == "All")));
     let manager = q("fieldManager").unwrap_or_else(|| "unknown".into());
     let opts = WriteOpts {
         manager: &manager,

@@ -16,7 +16,7 @@ use crate::k8s::apply::{self, Applied, ApplyOptions, Change};
 use crate::k8s::client::{api_error, is_not_found};
 use crate::k8s::diagnose::{Finding, diagnose, storage_class_hint};
 use crate::k8s::preflight::{self, APPLIED, Access, OBSERVED};
-use crate::k8s::{Kube, release, wait};
+use crate::k8s::{Kube, inventory, release, wait};
 use crate::passwords::{self, Origin};
 use crate::render;
 use crate::ui::{Outcome, table};
@@ -98,6 +98,35 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     check_rbac(&kube, namespace_exists, create_class).await?;
     ui.detail("RBAC: every verb install uses is allowed");
 
+    let (passwords, origin) = passwords::resolve(&kube, &names).await?;
+    ui.detail(format!("passwords: {origin:?} (never printed)"));
+    let objects = render::render(&profile, &passwords)?;
+    // What an earlier install made that this profile no longer renders (e.g. metrics switched off).
+    let rendered: Vec<String> = objects
+        .iter()
+        .map(|o| format!("{}/{}", o.kind(), o.name()))
+        .collect();
+    let prune: Vec<String> = if namespace_exists {
+        inventory::made(&kube, &profile)
+            .await?
+            .into_iter()
+            .filter(|id| !rendered.contains(id))
+            .collect()
+    } else {
+        vec![]
+    };
+    if !prune.is_empty() {
+        deny_check(
+            &kube,
+            inventory::accesses(&inventory::kinds_of(&prune), "delete"),
+        )
+        .await?;
+    }
+
+    let opts = ApplyOptions {
+        dry_run: args.dry_run,
+        force_conflicts: args.force_conflicts,
+    };
     if !namespace_exists {
         ui.note(None, format!("creating namespace {}", kube.namespace));
         create_namespace(&kube, args.dry_run).await?;
@@ -108,10 +137,6 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             format!("creating StorageClass {class} (Azure disk CSI, Standard_LRS, Retain)"),
         );
         let sc = render::storage_class(&class)?;
-        let opts = ApplyOptions {
-            dry_run: args.dry_run,
-            force_conflicts: args.force_conflicts,
-        };
         apply::apply_typed(
             &kube,
             Api::<StorageClass>::all(kube.client.clone()),
@@ -121,13 +146,6 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .await?;
     }
 
-    let (passwords, origin) = passwords::resolve(&kube, &names).await?;
-    ui.detail(format!("passwords: {origin:?} (never printed)"));
-    let objects = render::render(&profile, &passwords)?;
-    let opts = ApplyOptions {
-        dry_run: args.dry_run,
-        force_conflicts: args.force_conflicts,
-    };
     let mut applied = Vec::new();
     for object in objects {
         let object = object.with_secret_data();
@@ -151,6 +169,24 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             ),
         );
         applied.push(result);
+    }
+
+    for id in &prune {
+        inventory::delete(&kube, id, args.dry_run).await?;
+        let (kind, name) = id.split_once('/').expect("ids are Kind/name");
+        ui.note(
+            None,
+            format!(
+                "{}/{name} {}",
+                kind.to_lowercase(),
+                change_text(Change::Pruned, args.dry_run)
+            ),
+        );
+        applied.push(Applied {
+            kind: kind.into(),
+            name: name.into(),
+            change: Change::Pruned,
+        });
     }
 
     let mut report = InstallReport {
@@ -277,6 +313,10 @@ async fn check_rbac(kube: &Kube, namespace_exists: bool, create_class: bool) -> 
     for (group, resource) in OBSERVED {
         wanted.push(Access::ns("list", group, resource));
     }
+    // Passwords: is there a data volume without its Secret?
+    wanted.push(Access::ns("get", "", "persistentvolumeclaims"));
+    // Pruning: what an earlier install made.
+    wanted.extend(inventory::accesses(inventory::MADE, "list"));
     if !namespace_exists {
         wanted.push(Access::cluster("create", "", "namespaces"));
     }
@@ -287,8 +327,19 @@ async fn check_rbac(kube: &Kube, namespace_exists: bool, create_class: bool) -> 
             "storageclasses",
         ));
         wanted.push(Access::cluster("patch", "storage.k8s.io", "storageclasses"));
+        wanted.push(Access::cluster("get", "storage.k8s.io", "storageclasses"));
     }
-    wanted.dedup();
+    deny_check(kube, wanted).await
+}
+
+/// Ask the API server about every access at once; all denials in one message, before any write.
+async fn deny_check(kube: &Kube, mut wanted: Vec<Access>) -> Result<()> {
+    let mut seen = Vec::new();
+    wanted.retain(|a| {
+        let new = !seen.contains(a);
+        seen.push(a.clone());
+        new
+    });
     let denied = preflight::denied(kube, &wanted).await?;
     if denied.is_empty() {
         return Ok(());
@@ -307,6 +358,8 @@ fn change_text(change: Change, dry_run: bool) -> &'static str {
         (Change::Created, true) => "would be created (dry run)",
         (Change::Configured, true) => "would be changed (dry run)",
         (Change::Unchanged, true) => "unchanged (dry run)",
+        (Change::Pruned, false) => "pruned (no longer rendered)",
+        (Change::Pruned, true) => "would be pruned (dry run)",
     }
 }
 
@@ -324,12 +377,15 @@ fn text(r: &InstallReport) -> String {
         .collect();
     let mut out = table(&["KIND", "NAME", "CHANGE"], &rows);
     let count = |c: Change| r.objects.iter().filter(|o| o.change == c).count();
-    let summary = format!(
+    let mut summary = format!(
         "{} created, {} configured, {} unchanged",
         count(Change::Created),
         count(Change::Configured),
         count(Change::Unchanged)
     );
+    if count(Change::Pruned) > 0 {
+        summary.push_str(&format!(", {} pruned", count(Change::Pruned)));
+    }
     let passwords = match r.passwords {
         Origin::Generated => "generated new passwords (stored only in Secrets)",
         Origin::Existing => "kept the existing passwords",

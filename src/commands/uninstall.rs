@@ -1,32 +1,24 @@
 //! `uninstall` (runbook 8.2): remove what install made and wait until it is gone. The data volume
 //! and the Secrets holding its passwords stay unless `--delete-data` is given and confirmed.
 
-use std::fmt::Debug;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
-};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, ListParams};
-use kube::{Resource, ResourceExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::cli::parse_duration;
 use crate::context::Ctx;
 use crate::error::{ExitCode, user_error};
-use crate::k8s::client::{api_error, is_not_found};
-use crate::k8s::preflight::{self, APPLIED, Access};
+use crate::k8s::inventory::{self, DATA, MADE};
+use crate::k8s::preflight::{self, Access};
 use crate::k8s::{Kube, wait};
+use crate::profile::Profile;
 use crate::ui::{Outcome, table};
 
 #[derive(Debug, Args)]
 pub struct UninstallArgs {
-    /// Also delete the data volume and the Secrets with its passwords (asks to type the release name)
+    /// Also delete the data volume's claim and the Secrets with its passwords (asks to type the release name)
     #[arg(long)]
     pub delete_data: bool,
     /// How long to wait for everything to be gone
@@ -41,6 +33,9 @@ pub struct UninstallReport {
     pub namespace: String,
     pub deleted: Vec<String>,
     pub kept: Vec<String>,
+    /// PersistentVolumes whose claims were deleted: with reclaimPolicy Retain (the plan's class)
+    /// the volume and its Azure disk stay until deleted by hand.
+    pub released_volumes: Vec<String>,
     pub waited_seconds: f64,
 }
 
@@ -48,17 +43,14 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
     let kube = ctx.kube().await?;
     preflight::server_version(&kube).await?;
     let profile = &ctx.profile;
-    let selector = profile.managed_selector();
-    let by_instance = format!("app.kubernetes.io/instance={}", profile.release);
 
-    let mut wanted: Vec<Access> = APPLIED
-        .iter()
-        .flat_map(|(g, r)| [Access::ns("list", g, r), Access::ns("delete", g, r)])
-        .collect();
+    let mut wanted = inventory::accesses(MADE, "list");
+    wanted.extend(inventory::accesses(DATA, "list"));
+    wanted.extend(inventory::accesses(MADE, "delete"));
     wanted.push(Access::ns("list", "", "pods"));
-    wanted.push(Access::ns("list", "", "persistentvolumeclaims"));
     if args.delete_data {
-        wanted.push(Access::ns("delete", "", "persistentvolumeclaims"));
+        wanted.extend(inventory::accesses(DATA, "delete"));
+        wanted.push(Access::ns("get", "", "persistentvolumeclaims"));
     }
     let denied = preflight::denied(&kube, &wanted).await?;
     if !denied.is_empty() {
@@ -71,14 +63,14 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
         .into());
     }
 
-    // What install made (found by label), then what holds data (kept unless --delete-data).
-    let made = made_objects(&kube, &selector).await?;
-    let data = data_objects(&kube, &selector, &by_instance).await?;
-
+    let made = inventory::made(&kube, profile).await?;
+    let data = inventory::data(&kube, profile).await?;
+    let mut released_volumes = Vec::new();
     if args.delete_data && !data.is_empty() {
+        released_volumes = inventory::volumes_of(&kube, &data).await?;
         ctx.ui.confirm_typed(
             &format!(
-                "This deletes the database's data volume and passwords ({}) for good",
+                "This deletes {}: the database's data and passwords can no longer be opened by a new install",
                 data.join(", ")
             ),
             &profile.release,
@@ -90,10 +82,9 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
     } else {
         (made, data)
     };
-    for object in &to_delete {
-        delete(&kube, object).await?;
-        ctx.ui
-            .note(None, format!("{} deleted", object.to_lowercase()));
+    for id in &to_delete {
+        inventory::delete(&kube, id, false).await?;
+        ctx.ui.note(None, format!("{} deleted", id.to_lowercase()));
     }
 
     let bar = ctx.ui.spinner("waiting for the release to be gone");
@@ -101,7 +92,7 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
         args.timeout,
         &ctx.ui,
         &bar,
-        || remaining(&kube, &selector, &by_instance, &to_delete),
+        || remaining(&kube, profile, &to_delete),
         |left| wait::release_gone(left),
         |left| format!("waiting for {} to be gone", left.join(", ")),
     )
@@ -113,10 +104,11 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
         namespace: kube.namespace.clone(),
         deleted: to_delete,
         kept,
+        released_volumes,
         waited_seconds: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
     };
+    ctx.ui.emit(&report, text)?;
     if let Err(timed_out) = gone {
-        ctx.ui.emit(&report, text)?;
         return Err(user_error(format!(
             "timed out waiting for {} to be deleted",
             timed_out.last.join(", ")
@@ -125,102 +117,15 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
         .exit(ExitCode::Timeout)
         .into());
     }
-    ctx.ui.emit(&report, text)?;
     Ok(Outcome::ok())
 }
 
-/// What install made, found by its labels ("Kind/name").
-async fn made_objects(kube: &Kube, selector: &str) -> Result<Vec<String>> {
-    let mut made = names::<StatefulSet>(kube, selector).await?;
-    made.extend(names::<Service>(kube, selector).await?);
-    made.extend(names::<ConfigMap>(kube, selector).await?);
-    made.extend(names::<ServiceAccount>(kube, selector).await?);
-    made.extend(names::<NetworkPolicy>(kube, selector).await?);
-    Ok(made)
-}
-
-/// What holds the data: the claims of the release and the Secrets with the passwords.
-async fn data_objects(kube: &Kube, selector: &str, by_instance: &str) -> Result<Vec<String>> {
-    let mut data = names::<PersistentVolumeClaim>(kube, by_instance).await?;
-    data.extend(names::<Secret>(kube, selector).await?);
-    Ok(data)
-}
-
-/// "Kind/name" of the objects of one kind that match `selector`.
-async fn names<K>(kube: &Kube, selector: &str) -> Result<Vec<String>>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    let kind = K::kind(&());
-    let api: Api<K> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let list = api
-        .list_metadata(&ListParams::default().labels(selector))
-        .await
-        .map_err(|e| api_error(e, &format!("listing {kind}s"), &kube.server))?;
-    Ok(list
-        .items
-        .iter()
-        .map(|o| format!("{kind}/{}", o.name_any()))
-        .collect())
-}
-
-async fn delete(kube: &Kube, object: &str) -> Result<()> {
-    let (kind, name) = object.split_once('/').expect("names() makes Kind/name");
-    let c = kube.client.clone();
-    let ns = kube.namespace.as_str();
-    let dp = DeleteParams::background();
-    let result = match kind {
-        "StatefulSet" => Api::<StatefulSet>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "Service" => Api::<Service>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "ConfigMap" => Api::<ConfigMap>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "ServiceAccount" => Api::<ServiceAccount>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "NetworkPolicy" => Api::<NetworkPolicy>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "PersistentVolumeClaim" => Api::<PersistentVolumeClaim>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "Secret" => Api::<Secret>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        other => unreachable!("uninstall lists no {other}"),
-    };
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()), // already gone
-        Err(e) => Err(api_error(e, &format!("deleting {object}"), &kube.server)),
-    }
-}
-
-/// What is still there of the deleted objects, and pods of the release.
-async fn remaining(
-    kube: &Kube,
-    selector: &str,
-    by_instance: &str,
-    deleted: &[String],
-) -> Result<Vec<String>> {
-    let mut now = made_objects(kube, selector).await?;
-    now.extend(data_objects(kube, selector, by_instance).await?);
+/// What is still there of the deleted objects, and the release's pods.
+async fn remaining(kube: &Kube, profile: &Profile, deleted: &[String]) -> Result<Vec<String>> {
+    let mut now = inventory::made(kube, profile).await?;
+    now.extend(inventory::data(kube, profile).await?);
     now.retain(|o| deleted.contains(o));
-    now.extend(names::<Pod>(kube, by_instance).await?);
+    now.extend(inventory::pods(kube, profile).await?);
     Ok(now)
 }
 
@@ -249,6 +154,11 @@ fn text(r: &UninstallReport) -> String {
     }
     if !r.kept.is_empty() {
         out.push_str("kept the data volume and its Secrets: a later install reuses them and their passwords; `--delete-data` removes them\n");
+    }
+    for pv in &r.released_volumes {
+        out.push_str(&format!(
+            "PersistentVolume {pv} was bound to the deleted claim: with reclaimPolicy Retain it and its Azure disk stay (and cost) until you delete them (`kubectl delete pv {pv}`, then the disk)\n"
+        ));
     }
     out
 }

@@ -20,6 +20,8 @@ pub enum Change {
     Created,
     Configured,
     Unchanged,
+    /// Made by an earlier install, no longer rendered by the profile, deleted.
+    Pruned,
 }
 
 #[derive(Debug, Clone, Serialize)]

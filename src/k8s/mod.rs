@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod client;
 pub mod diagnose;
+pub mod inventory;
 pub mod preflight;
 pub mod release;
 pub mod wait;

@@ -473,3 +473,20 @@ async fn the_kubelet_runs_a_statefulset_and_its_claims_outlive_it() {
         "the claim outlives its StatefulSet"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_delete_deletes_nothing() {
+    let (_c, client) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, NS);
+    api.create(&PostParams::default(), &cm(json!({})))
+        .await
+        .unwrap();
+    let dp = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    api.delete("cfg", &dp).await.unwrap();
+    assert!(api.get_opt("cfg").await.unwrap().is_some());
+    api.delete("cfg", &DeleteParams::default()).await.unwrap();
+    assert!(api.get_opt("cfg").await.unwrap().is_none());
+}

@@ -447,3 +447,80 @@ async fn a_user_who_may_not_list_storage_classes_still_installs_with_a_warning()
     assert!(run.stderr.contains("warning: not allowed to list StorageClasses; cannot check that `managed-standard` exists"), "{}", run.stderr);
     assert_eq!(c.fake.inventory(NS), expected_inventory());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_the_profile_no_longer_renders_are_pruned() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    let values = c.dir.path().join("values.yaml");
+    std::fs::write(&values, "metrics:\n  enabled: false\n").unwrap();
+    let run = c
+        .run(&["install", "--dry-run", "--values", values.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line: Vec<&str> = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("-metrics"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        line,
+        [
+            "Service",
+            "auth-postgres-dev-postgresql-metrics",
+            "would",
+            "be",
+            "pruned",
+            "(dry",
+            "run)"
+        ],
+        "{}",
+        run.stdout
+    );
+    assert!(
+        c.fake
+            .get("Service", NS, "auth-postgres-dev-postgresql-metrics")
+            .is_some(),
+        "a dry run prunes nothing"
+    );
+    let report = c.install_ok(&["--values", values.to_str().unwrap()]).await;
+    let pruned: Vec<&str> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["change"] == "pruned")
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(pruned, ["auth-postgres-dev-postgresql-metrics"]);
+    assert!(
+        c.fake
+            .get("Service", NS, "auth-postgres-dev-postgresql-metrics")
+            .is_none()
+    );
+    // Secrets and the claim are never pruned.
+    assert!(c.fake.get("PersistentVolumeClaim", NS, PVC).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_verb_install_uses_is_checked_first() {
+    let c = Cluster::with_plan_class().await;
+    c.fake
+        .create(
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+        )
+        .unwrap();
+    c.fake.deny("get", "", "persistentvolumeclaims");
+    c.fake.deny("list", "", "events");
+    let run = c.run(&["install"]).await;
+    assert_eq!(run.code, 1);
+    let line = run.error_line();
+    assert!(
+        line.contains("list events in namespace phonebill-dev")
+            && line.contains("get persistentvolumeclaims in namespace phonebill-dev"),
+        "{line}"
+    );
+    assert!(c.fake.inventory(NS).is_empty());
+}

@@ -92,3 +92,17 @@ async fn uninstall_without_delete_rights_deletes_nothing() {
     );
     assert_eq!(c.versions(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_uninstall_needs_no_right_to_delete_data() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    c.fake.deny("delete", "", "secrets");
+    c.fake.deny("delete", "", "persistentvolumeclaims");
+    let run = c.run(&["uninstall"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = c.run(&["uninstall", "--delete-data", "--yes"]).await;
+    assert_eq!(run.code, 1);
+    assert!(run.error_line().contains("delete persistentvolumeclaims in namespace phonebill-dev; delete secrets in namespace phonebill-dev"), "{}", run.stderr);
+    assert_eq!(c.fake.inventory(NS).len(), 3, "claim and Secrets untouched");
+}
