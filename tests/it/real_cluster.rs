@@ -2,6 +2,8 @@
 //!
 //!   PHONEBILL_DB_STORAGE_CLASS=standard cargo nextest run --run-ignored only real_cluster
 //!
+//! (kind's class is `standard`; on AKS use `managed-csi`.) The namespace is left behind: delete it.
+//!
 //! It installs into a throw-away namespace (`phonebill-db-e2e`, or $PHONEBILL_DB_NAMESPACE),
 //! checks status, re-installs (nothing may change), and uninstalls with --delete-data.
 
