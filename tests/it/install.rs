@@ -188,12 +188,7 @@ async fn storage_class_can_be_chosen_or_created() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_rbac_names_every_verb_and_resource_and_changes_nothing() {
     let c = Cluster::with_plan_class().await;
-    c.fake
-        .create(
-            "",
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-        )
-        .unwrap();
+    c.create_namespace();
     c.fake.deny("create", "apps", "statefulsets");
     c.fake.deny("patch", "", "secrets");
     let run = c.run(&["install"]).await;
@@ -506,12 +501,7 @@ async fn objects_the_profile_no_longer_renders_are_pruned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_verb_install_uses_is_checked_first() {
     let c = Cluster::with_plan_class().await;
-    c.fake
-        .create(
-            "",
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-        )
-        .unwrap();
+    c.create_namespace();
     c.fake.deny("get", "", "persistentvolumeclaims");
     c.fake.deny("list", "", "events");
     let run = c.run(&["install"]).await;

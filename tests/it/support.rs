@@ -106,6 +106,13 @@ impl Cluster {
         c
     }
 
+    /// The release's namespace, as an admin would have made it.
+    pub fn create_namespace(&self) {
+        let ns =
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}});
+        self.fake.create("", ns).expect("create namespace");
+    }
+
     /// Run `phonebill-db ARGS --kubeconfig <fake>`.
     pub async fn run(&self, args: &[&str]) -> Run {
         let kc = self.kubeconfig.display().to_string();
