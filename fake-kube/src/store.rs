@@ -208,7 +208,6 @@ impl Cluster {
             let new_status = obj.get("status").cloned().unwrap_or(Value::Null);
             obj = old.obj.clone();
             obj["status"] = new_status;
-            obj["__status_write"] = json!(true);
             return self.commit(
                 info,
                 ns,
@@ -218,6 +217,15 @@ impl Cluster {
                 old.owners.clone(),
                 opts.dry_run,
             );
+        }
+        // The status subresource keeps main-resource writes from touching status.
+        if info.has_status && info.kind != "Namespace" {
+            match old.obj.get("status") {
+                Some(s) => obj["status"] = s.clone(),
+                None => {
+                    obj.as_object_mut().map(|m| m.remove("status"));
+                }
+            }
         }
         let changed = fields::changed(Some(&old.obj), &obj);
         let owners = take_ownership(
@@ -360,7 +368,7 @@ impl Cluster {
                 if graceful {
                     obj["metadata"]["deletionGracePeriodSeconds"] = json!(30);
                 }
-                return self.store(info, key, obj, entry.owners);
+                return Ok(self.store(key, obj, entry.owners));
             }
             return Ok(entry.obj);
         }
@@ -392,7 +400,7 @@ impl Cluster {
                 if strip(&old.obj) == strip(&obj) {
                     return old.obj;
                 }
-                self.store(info, key, obj, old.owners).unwrap_or_default()
+                self.store(key, obj, old.owners)
             }
             None => self
                 .commit(info, ns, &name, None, obj, vec![], false)
@@ -483,16 +491,10 @@ impl Cluster {
             if old.is_some() { "UPDATE" } else { "CREATE" },
             info.plural
         ));
-        self.store(info, Self::key(info, ns, name), obj, owners)
+        Ok(self.store(Self::key(info, ns, name), obj, owners))
     }
 
-    fn store(
-        &mut self,
-        _info: &ResourceInfo,
-        key: Key,
-        obj: Value,
-        owners: Vec<Owner>,
-    ) -> Result<Value, ApiError> {
+    fn store(&mut self, key: Key, obj: Value, owners: Vec<Owner>) -> Value {
         self.rv += 1;
         let mut obj = with_managed_fields(obj, &owners);
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
@@ -503,7 +505,7 @@ impl Cluster {
                 owners,
             },
         );
-        Ok(obj)
+        obj
     }
 
     /// Defaulting and conversions the real API server does on write.
@@ -591,26 +593,8 @@ impl Cluster {
             }
             _ => {}
         }
-        // The status subresource keeps main-resource writes from touching status.
-        if let Some(old) = old
-            && info.has_status
-            && info.kind != "Namespace"
-            && let Some(s) = old.get("status")
-            && obj.get("status") != Some(s)
-            && !status_write_marker(obj)
-        {
-            obj["status"] = s.clone();
-        }
-        if let Some(m) = obj.as_object_mut() {
-            m.remove("__status_write");
-        }
         Ok(())
     }
-}
-
-/// Status writes carry this marker through `prepare` (internal; never stored).
-fn status_write_marker(obj: &Value) -> bool {
-    obj.get("__status_write").is_some()
 }
 
 fn default(v: &mut Value, key: &str, value: Value) {

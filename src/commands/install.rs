@@ -332,22 +332,15 @@ async fn check_rbac(kube: &Kube, namespace_exists: bool, create_class: bool) -> 
     deny_check(kube, wanted).await
 }
 
-/// Ask the API server about every access at once; all denials in one message, before any write.
-async fn deny_check(kube: &Kube, mut wanted: Vec<Access>) -> Result<()> {
-    let mut seen = Vec::new();
-    wanted.retain(|a| {
-        let new = !seen.contains(a);
-        seen.push(a.clone());
-        new
-    });
-    let denied = preflight::denied(kube, &wanted).await?;
-    if denied.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = denied.iter().map(|a| a.describe(&kube.namespace)).collect();
-    Err(user_error(format!("not allowed to {}; nothing was changed", list.join("; ")))
-        .hint("ask a cluster admin for these RBAC rights (a Role with them, bound to you in the namespace), then run install again")
-        .into())
+/// Every denial in one message, before any write.
+async fn deny_check(kube: &Kube, wanted: Vec<Access>) -> Result<()> {
+    preflight::require(
+        kube,
+        wanted,
+        "nothing was changed",
+        "ask a cluster admin for these RBAC rights (a Role with them, bound to you in the namespace), then run install again",
+    )
+    .await
 }
 
 fn change_text(change: Change, dry_run: bool) -> &'static str {

@@ -52,16 +52,13 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
         wanted.extend(inventory::accesses(DATA, "delete"));
         wanted.push(Access::ns("get", "", "persistentvolumeclaims"));
     }
-    let denied = preflight::denied(&kube, &wanted).await?;
-    if !denied.is_empty() {
-        let list: Vec<String> = denied.iter().map(|a| a.describe(&kube.namespace)).collect();
-        return Err(user_error(format!(
-            "not allowed to {}; nothing was deleted",
-            list.join("; ")
-        ))
-        .hint("ask a cluster admin for these RBAC rights, then run uninstall again")
-        .into());
-    }
+    preflight::require(
+        &kube,
+        wanted,
+        "nothing was deleted",
+        "ask a cluster admin for these RBAC rights, then run uninstall again",
+    )
+    .await?;
 
     let made = inventory::made(&kube, profile).await?;
     let data = inventory::data(&kube, profile).await?;

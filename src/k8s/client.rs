@@ -1,6 +1,6 @@
 //! Reaching the cluster: kubeconfig loading and turning API errors into causes with hints.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -101,11 +101,6 @@ fn kubeconfig_error(e: KubeconfigError, path: Option<&Path>) -> anyhow::Error {
         (_, None) => user_error(format!("cannot use the kubeconfig: {e}")).hint(hint),
     };
     err.into()
-}
-
-/// Default kubeconfig path, for messages.
-pub fn default_kubeconfig_path() -> Option<PathBuf> {
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
 }
 
 /// Turn a kube error into a cause and a hint, saying what was being done.

@@ -125,41 +125,18 @@ where
 /// Delete one object by "Kind/name"; one that is already gone is fine.
 pub async fn delete(kube: &Kube, id: &str, dry_run: bool) -> Result<()> {
     let (kind, name) = id.split_once('/').expect("ids are Kind/name");
-    let c = kube.client.clone();
-    let ns = kube.namespace.as_str();
     let dp = DeleteParams {
         dry_run,
         ..DeleteParams::background()
     };
     let result = match kind {
-        "StatefulSet" => Api::<StatefulSet>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "Service" => Api::<Service>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "ConfigMap" => Api::<ConfigMap>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "ServiceAccount" => Api::<ServiceAccount>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "NetworkPolicy" => Api::<NetworkPolicy>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "PersistentVolumeClaim" => Api::<PersistentVolumeClaim>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
-        "Secret" => Api::<Secret>::namespaced(c, ns)
-            .delete(name, &dp)
-            .await
-            .map(|_| ()),
+        "StatefulSet" => delete_one::<StatefulSet>(kube, name, &dp).await,
+        "Service" => delete_one::<Service>(kube, name, &dp).await,
+        "ConfigMap" => delete_one::<ConfigMap>(kube, name, &dp).await,
+        "ServiceAccount" => delete_one::<ServiceAccount>(kube, name, &dp).await,
+        "NetworkPolicy" => delete_one::<NetworkPolicy>(kube, name, &dp).await,
+        "PersistentVolumeClaim" => delete_one::<PersistentVolumeClaim>(kube, name, &dp).await,
+        "Secret" => delete_one::<Secret>(kube, name, &dp).await,
         other => unreachable!("the inventory lists no {other}"),
     };
     match result {
@@ -167,4 +144,17 @@ pub async fn delete(kube: &Kube, id: &str, dry_run: bool) -> Result<()> {
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(api_error(e, &format!("deleting {id}"), &kube.server)),
     }
+}
+
+async fn delete_one<K>(kube: &Kube, name: &str, dp: &DeleteParams) -> kube::Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    Api::<K>::namespaced(kube.client.clone(), &kube.namespace)
+        .delete(name, dp)
+        .await
+        .map(|_| ())
 }

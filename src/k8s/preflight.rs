@@ -121,6 +121,32 @@ pub async fn denied(kube: &Kube, wanted: &[Access]) -> Result<Vec<Access>> {
     Ok(denied)
 }
 
+/// Ask about every access at once (duplicates asked once); all denials in one error whose message
+/// ends with `unchanged` (what was left alone), before the command changes anything.
+pub async fn require(
+    kube: &Kube,
+    mut wanted: Vec<Access>,
+    unchanged: &str,
+    hint: &str,
+) -> Result<()> {
+    let mut seen = Vec::new();
+    wanted.retain(|a| {
+        let new = !seen.contains(a);
+        seen.push(a.clone());
+        new
+    });
+    let denied = denied(kube, &wanted).await?;
+    if denied.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = denied.iter().map(|a| a.describe(&kube.namespace)).collect();
+    Err(
+        crate::error::user_error(format!("not allowed to {}; {unchanged}", list.join("; ")))
+            .hint(hint)
+            .into(),
+    )
+}
+
 /// Names of the cluster's StorageClasses, sorted; `None` when RBAC does not let us list them
 /// (a namespace-scoped developer): the check is then left to the volume binding.
 pub async fn storage_classes(kube: &Kube) -> Result<Option<Vec<String>>> {
