@@ -8,7 +8,10 @@
 # What it installs, and where:
 # - kubernetes-validate (PyPI), with the Kubernetes JSON schemas, into target/tools/venv:
 #   the render tests validate every manifest strictly against Kubernetes 1.33.
-# The Kubernetes side of the tests is the fake API server in fake-kube/ (no cluster needed).
+# - PostgreSQL from Debian's packages (apt-get, when missing), started as a throwaway server for this
+#   run only (scripts/throwaway-pg.sh: TLS on, the dev profile's settings), stopped at exit.
+# The Kubernetes side of the tests is the fake API server in fake-kube/ (no cluster needed); it
+# bridges pod port-forward to the throwaway server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +23,7 @@ if ! "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1; then
 fi
 export KUBERNETES_VALIDATE="$PWD/$venv/bin/kubernetes-validate"
 
+source scripts/throwaway-pg.sh
+
 cargo nextest run --workspace --no-fail-fast "$@"
+

@@ -65,6 +65,35 @@ pub enum Command {
     Status(crate::commands::status::StatusArgs),
     /// Remove what install made; keeps the data volume and Secrets unless --delete-data (runbook 8.2)
     Uninstall(crate::commands::uninstall::UninstallArgs),
+    /// Apply the Auth schema's migrations that are not applied yet (runbook 4.4)
+    ApplySchema(crate::commands::apply_schema::ApplySchemaArgs),
+    /// Run the completion checklist; exit 4 when a check fails (runbook 4.4.3, 7.3, 12)
+    Verify(crate::commands::verify::VerifyArgs),
+}
+
+/// How a database command reaches PostgreSQL: the release's pod (default) or a URL.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Reach this database directly instead of the release's pod, e.g.
+    /// postgresql://USER@HOST:5432/DB?sslmode=verify-full (password: in the URL or PGPASSWORD)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PHONEBILL_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// CA certificate (PEM) to verify the server with (sslmode=verify-ca/verify-full)
+    #[arg(long, value_name = "FILE", requires = "database_url")]
+    pub ca_file: Option<PathBuf>,
+    /// The app role's password, with --database-url (on the pod path it comes from its Secret)
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "PHONEBILL_APP_PASSWORD",
+        hide_env_values = true
+    )]
+    pub app_password: Option<String>,
 }
 
 /// `--timeout 10m`, `--timeout 90s`.

@@ -2,7 +2,9 @@
 
 use anyhow::Result;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{DbArgs, GlobalArgs};
+use crate::db::connect::Db;
+use crate::db::tls;
 use crate::error::{ExitCode, user_error};
 use crate::k8s::{self, Kube};
 use crate::profile::{Profile, is_dns_label};
@@ -34,6 +36,21 @@ impl Ctx {
             profile,
             ui,
         })
+    }
+
+    /// The database a command works on: `--database-url`, else the release's primary pod.
+    pub async fn db(&self, args: &DbArgs) -> Result<Db> {
+        match &args.database_url {
+            Some(url) => {
+                let url = tls::parse_url(
+                    url,
+                    std::env::var("PGPASSWORD").ok(),
+                    args.ca_file.as_deref(),
+                )?;
+                Ok(Db::for_url(url, &self.profile, args.app_password.clone()))
+            }
+            None => Db::for_release(self.kube().await?, &self.profile).await,
+        }
     }
 
     /// A client for the chosen kubeconfig and context, aimed at the profile's namespace.

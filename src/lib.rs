@@ -2,9 +2,11 @@
 //!
 //! The binary (`main.rs`) is a thin shell over [`run`]; tests reach everything here.
 
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod context;
+pub mod db;
 pub mod error;
 pub mod k8s;
 pub mod passwords;
@@ -28,6 +30,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Install(args) => commands::install::run(&ctx, args).await?,
         Command::Status(args) => commands::status::run(&ctx, args).await?,
         Command::Uninstall(args) => commands::uninstall::run(&ctx, args).await?,
+        Command::ApplySchema(args) => commands::apply_schema::run(&ctx, args).await?,
+        Command::Verify(args) => commands::verify::run(&ctx, args).await?,
     };
     Ok(outcome.exit)
 }

@@ -37,6 +37,8 @@ pub struct Profile {
     pub security_context: SecurityContext,
     pub metrics: Metrics,
     pub network_policy: NetworkPolicySettings,
+    /// Load the dev-only sample accounts (`sql/dev/`) with apply-schema; never in prod.
+    pub sample_data: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

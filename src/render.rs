@@ -180,6 +180,11 @@ pub fn storage_class(name: &str) -> Result<StorageClass> {
     typed(&raw, "storageclass.yaml")
 }
 
+/// An SQL template of `sql/` (strict; values escaped with the `ident` and `literal` filters).
+pub fn render_sql(name: &str, source: &str, ctx: &serde_json::Value) -> Result<String> {
+    render_one(&environment(), name, source, ctx)
+}
+
 /// Multi-document YAML, as `render` prints it.
 pub fn to_yaml(objects: &[Object]) -> Result<String> {
     let mut out = String::new();
@@ -200,6 +205,9 @@ fn environment() -> Environment<'static> {
     });
     env.add_filter("ident", |v: String| {
         format!("\"{}\"", v.replace('"', "\"\""))
+    });
+    env.add_filter("literal", |v: String| {
+        format!("'{}'", v.replace('\'', "''"))
     });
     env
 }

@@ -74,6 +74,72 @@ pub fn tick(c: &mut Cluster) {
     run_pods(c);
     finish_deletions(c);
     statefulset_status(c);
+    endpoint_slices(c);
+}
+
+/// The EndpointSlice controller: one slice per Service with a selector (named `<service>-fake`,
+/// labelled `kubernetes.io/service-name`), listing the matching non-terminating pods with their
+/// readiness; removed with its Service.
+fn endpoint_slices(c: &mut Cluster) {
+    let services = objects(c, "services");
+    let pods = objects(c, "pods");
+    let wanted: BTreeSet<(String, String)> = services
+        .iter()
+        .map(|svc| {
+            (
+                s(svc, "/metadata/namespace"),
+                format!("{}-fake", s(svc, "/metadata/name")),
+            )
+        })
+        .collect();
+    for slice in objects(c, "endpointslices") {
+        let key = (
+            s(&slice, "/metadata/namespace"),
+            s(&slice, "/metadata/name"),
+        );
+        if !wanted.contains(&key) {
+            c.purge(info_of("EndpointSlice"), &key.0, &key.1);
+        }
+    }
+    for svc in services {
+        let Some(selector) = svc.pointer("/spec/selector").and_then(Value::as_object) else {
+            continue;
+        };
+        let ns = s(&svc, "/metadata/namespace");
+        let name = s(&svc, "/metadata/name");
+        let endpoints: Vec<Value> = pods
+            .iter()
+            .filter(|p| s(p, "/metadata/namespace") == ns && !selector.is_empty())
+            .filter(|p| {
+                selector
+                    .iter()
+                    .all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+            })
+            .filter(|p| !s(p, "/status/podIP").is_empty())
+            .map(|p| {
+                let ready = p
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+                let terminating = p.pointer("/metadata/deletionTimestamp").is_some();
+                json!({
+                    "addresses": [s(p, "/status/podIP")],
+                    "conditions": {"ready": ready && !terminating, "serving": ready, "terminating": terminating},
+                    "targetRef": {"kind": "Pod", "namespace": ns, "name": s(p, "/metadata/name")},
+                })
+            })
+            .collect();
+        let slice = json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": format!("{name}-fake"), "namespace": ns,
+                "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": svc.pointer("/spec/ports").cloned().unwrap_or(json!([])),
+        });
+        c.system_write(info_of("EndpointSlice"), &ns, slice);
+    }
 }
 
 fn objects(c: &Cluster, plural: &str) -> Vec<Value> {

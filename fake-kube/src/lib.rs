@@ -10,6 +10,7 @@
 
 pub mod fields;
 pub mod kubelet;
+pub mod portforward;
 pub mod resources;
 pub mod select;
 pub mod status;
@@ -36,7 +37,7 @@ use store::{Cluster, WriteOpts, info_of};
 
 pub const TOKEN: &str = "fake-token";
 
-type Shared = Arc<Mutex<Cluster>>;
+pub(crate) type Shared = Arc<Mutex<Cluster>>;
 
 /// A running fake API server. Dropping it stops the server and the kubelet.
 pub struct FakeKube {
@@ -88,7 +89,13 @@ impl FakeKube {
             .await
             .expect("bind loopback");
         let url = format!("http://{}", listener.local_addr().expect("local addr"));
-        let app = Router::new().fallback(handle).with_state(cluster.clone());
+        let app = Router::new()
+            .route(
+                "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+                axum::routing::get(portforward::handle),
+            )
+            .fallback(handle)
+            .with_state(cluster.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -134,13 +141,15 @@ impl FakeKube {
         list["items"].as_array().cloned().unwrap_or_default()
     }
 
-    /// "Kind/name" of every object in a namespace, sorted (events left out).
+    /// "Kind/name" of every object in a namespace, sorted (events and endpoint slices left out).
     pub fn inventory(&self, ns: &str) -> Vec<String> {
         let c = self.cluster();
         let mut out: Vec<String> = c
             .objects
             .iter()
-            .filter(|((plural, n, _), _)| n == ns && *plural != "events")
+            .filter(|((plural, n, _), _)| {
+                n == ns && *plural != "events" && *plural != "endpointslices"
+            })
             .map(|(_, e)| {
                 format!(
                     "{}/{}",
@@ -158,6 +167,11 @@ impl FakeKube {
         self.cluster()
             .denied
             .push((verb.into(), group.into(), resource.into()));
+    }
+
+    /// Port-forwards to `port` of any running pod reach `target` (e.g. the throwaway PostgreSQL).
+    pub fn forward_port(&self, port: u16, target: SocketAddr) {
+        self.cluster().forwards.insert(port, target);
     }
 
     pub fn set_pods(&self, behavior: PodBehavior) {
@@ -213,11 +227,21 @@ fn reply(code: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-fn error(e: ApiError) -> Response {
+pub(crate) fn error(e: ApiError) -> Response {
     reply(
         StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         e.body(),
     )
+}
+
+/// The bearer token of the kubeconfig `write_kubeconfig` writes, or 401.
+pub(crate) fn authorized(headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return Err(ApiError::new(401, "Unauthorized", "Unauthorized"));
+    }
+    Ok(())
 }
 
 /// A parsed request path.
@@ -235,10 +259,8 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if headers.get("authorization").and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
-    {
-        return error(ApiError::new(401, "Unauthorized", "Unauthorized"));
+    if let Err(e) = authorized(&headers) {
+        return error(e);
     }
     let query: Vec<(String, String)> =
         serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
@@ -329,7 +351,11 @@ async fn handle(
                 .unwrap_or_default()
                 .to_string()
         };
-        let allowed = !c.is_denied(&field("verb"), &field("group"), &field("resource"));
+        let resource = match field("subresource").as_str() {
+            "" => field("resource"),
+            sub => format!("{}/{sub}", field("resource")),
+        };
+        let allowed = !c.is_denied(&field("verb"), &field("group"), &resource);
         let mut answer = body.clone();
         answer["apiVersion"] = json!("authorization.k8s.io/v1");
         answer["kind"] = json!("SelfSubjectAccessReview");

@@ -59,6 +59,15 @@ pub const RESOURCES: &[ResourceInfo] = &[
     ),
     r("", "v1", "events", "Event", true, false, false),
     r(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+        false,
+        false,
+    ),
+    r(
         "apps",
         "v1",
         "statefulsets",

@@ -39,6 +39,8 @@ pub struct Cluster {
     pub kubelet: crate::kubelet::Kubelet,
     /// Every write request ("VERB plural ns/name"), for tests to assert on.
     pub writes: Vec<String>,
+    /// Where port-forwards to a pod port lead (`portforward`).
+    pub forwards: std::collections::HashMap<u16, std::net::SocketAddr>,
 }
 
 pub struct WriteOpts<'a> {

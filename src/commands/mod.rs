@@ -1,6 +1,8 @@
 //! One file per subcommand: its arguments and a short `run(ctx, args)`.
 
+pub mod apply_schema;
 pub mod install;
 pub mod render;
 pub mod status;
 pub mod uninstall;
+pub mod verify;

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod client;
 pub mod diagnose;
+pub mod health;
 pub mod inventory;
 pub mod preflight;
 pub mod release;

@@ -1,0 +1,175 @@
+//! Pod port-forward over WebSocket, as kube-rs speaks it (`v4.channel.k8s.io`), bridged to a real
+//! TCP server chosen by the test (`FakeKube::forward_port`), e.g. the throwaway PostgreSQL.
+//!
+//! The protocol (k8s.io/apiserver wsstream, kubelet portforward/websocket.go): one WebSocket per
+//! request; for the i-th requested port, channel 2i carries data and 2i+1 errors. Every frame is
+//! binary with the channel number as its first byte. The server opens each channel by sending the
+//! port number (2 bytes, little endian) on it. When the pod side closes, the socket is closed.
+//!
+//! Departures from the real server: the target is a loopback address chosen by the test, not the
+//! pod's network namespace; a pod that is not Running is refused with 400 before the upgrade
+//! (the real kubelet fails the upgrade with a similar message).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::status::ApiError;
+use crate::store::info_of;
+use crate::{Shared, authorized, error};
+
+pub const PROTOCOL: &str = "v4.channel.k8s.io";
+
+pub async fn handle(
+    State(cluster): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if let Err(e) = authorized(&headers) {
+        return error(e);
+    }
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let ports: Result<Vec<u16>, _> = query
+        .iter()
+        .filter(|(k, _)| k == "ports")
+        .flat_map(|(_, v)| v.split(','))
+        .map(|p| p.trim().parse::<u16>())
+        .collect();
+    let ports = match ports {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            return error(ApiError::bad_request(
+                "query parameter \"ports\" is required and must be port numbers",
+            ));
+        }
+    };
+    let targets = {
+        let c = cluster.lock().expect("cluster lock");
+        if c.is_denied("create", "", "pods/portforward") {
+            return error(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "pods \"{name}\" is forbidden: User \"fake-user\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"{ns}\""
+                ),
+            ));
+        }
+        let pod = match c.get(info_of("Pod"), &ns, &name) {
+            Ok(p) => p,
+            Err(e) => return error(e),
+        };
+        let phase = pod
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("Pending");
+        if phase != "Running" || pod.pointer("/metadata/deletionTimestamp").is_some() {
+            return error(ApiError::bad_request(format!(
+                "unable to upgrade connection: pod {name} is not running (phase {phase})"
+            )));
+        }
+        ports
+            .iter()
+            .map(|p| c.forwards.get(p).copied())
+            .collect::<Vec<_>>()
+    };
+    let Ok(ws) = ws else {
+        return error(ApiError::bad_request(
+            "port-forward needs a WebSocket upgrade",
+        ));
+    };
+    ws.protocols([PROTOCOL])
+        .on_upgrade(move |socket| bridge(socket, ports, targets, name))
+}
+
+/// Pump bytes between the WebSocket channels and one TCP connection per port.
+async fn bridge(socket: WebSocket, ports: Vec<u16>, targets: Vec<Option<SocketAddr>>, pod: String) {
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
+    let mut writers = HashMap::new();
+    for (i, (port, target)) in ports.iter().zip(targets).enumerate() {
+        let data = (2 * i) as u8;
+        for ch in [data, data + 1] {
+            let mut open = vec![ch];
+            open.extend(port.to_le_bytes());
+            if sink.send(Message::Binary(open.into())).await.is_err() {
+                return;
+            }
+        }
+        let conn = match target {
+            Some(addr) => TcpStream::connect(addr).await.map_err(|e| e.to_string()),
+            None => Err("connection refused (the test forwards nothing to this port)".into()),
+        };
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                let mut msg = vec![data + 1];
+                msg.extend(format!("error forwarding port {port} to pod {pod}: failed to connect to localhost:{port}: {e}").into_bytes());
+                let _ = sink.send(Message::Binary(msg.into())).await;
+                continue;
+            }
+        };
+        let (mut read, write) = conn.into_split();
+        writers.insert(data, write);
+        let tx = out_tx.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match read.read(&mut buf[1..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        buf[0] = data;
+                        if tx
+                            .send(Message::Binary(buf[..=n].to_vec().into()))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+            // The pod side closed: the real server closes the stream.
+            let _ = tx.send(Message::Close(None)).await;
+        });
+    }
+    drop(out_tx);
+    let sender = tokio::spawn(async move {
+        while let Some(msg) = out_rx.recv().await {
+            let close = matches!(msg, Message::Close(_));
+            if sink.send(msg).await.is_err() || close {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    while let Some(Ok(msg)) = stream.next().await {
+        match msg {
+            Message::Binary(bytes) if bytes.len() > 1 => {
+                if let Some(w) = writers.get_mut(&bytes[0])
+                    && w.write_all(&bytes[1..]).await.is_err()
+                {
+                    break;
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    for (_, mut w) in writers {
+        let _ = w.shutdown().await;
+    }
+    let _ = sender.await;
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Start a throwaway PostgreSQL (Debian's packages) for the tests; sourced by scripts/test.sh.
+#
+# After `source scripts/throwaway-pg.sh`, the server runs on 127.0.0.1:$PHONEBILL_TEST_PG_PORT with
+# - the dev profile's settings (shared_buffers 256MB, effective_cache_size 1GB, max_connections 100,
+#   work_mem 4MB, maintenance_work_mem 64MB, Asia/Seoul, pg_stat_statements preloaded), fsync off;
+# - TLS on with a certificate for `localhost` only (DNS name, no IP address) signed by a CA made here:
+#   $PHONEBILL_TEST_PG_CA is that CA, $PHONEBILL_TEST_PG_OTHER_CA an unrelated one (wrong-CA tests);
+# - superuser `postgres` with password $PHONEBILL_TEST_PG_PASSWORD (scram-sha-256 over TCP);
+# - a database `tls_only` that refuses connections without TLS (pg_hba `hostnossl ... reject`).
+# $PHONEBILL_TEST_PG_BIN is the server's bin directory (psql, pg_dump, ...). An EXIT trap stops the
+# server and removes its directory.
+set -euo pipefail
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+if [ -z "$(pg_bin)" ]; then
+  echo "installing PostgreSQL from Debian's packages" >&2
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends postgresql postgresql-contrib >/dev/null
+fi
+PHONEBILL_TEST_PG_BIN="$(pg_bin)"
+
+# initdb and postgres refuse to run as root: as root, run them as the `postgres` user.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+pg_dir="$(mktemp -d /tmp/phonebill-pg.XXXXXX)"
+chmod 755 "$pg_dir"
+PHONEBILL_TEST_PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PHONEBILL_TEST_PG_PASSWORD="throwaway-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+
+# Certificates: a CA, a server certificate for DNS:localhost signed by it, and an unrelated CA.
+(
+  cd "$pg_dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=phonebill test CA" \
+    -keyout ca.key -out ca.crt 2>/dev/null
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=unrelated CA" \
+    -keyout other-ca.key -out other-ca.crt 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+  printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile server.ext -out server.crt 2>/dev/null
+  chmod 600 server.key
+  printf '%s\n' "$PHONEBILL_TEST_PG_PASSWORD" > pwfile
+)
+if [ "$(id -u)" = 0 ]; then chown -R postgres: "$pg_dir"; fi
+
+as_pg "$PHONEBILL_TEST_PG_BIN/initdb" -D "$pg_dir/data" -U postgres --pwfile="$pg_dir/pwfile" \
+  --auth-host=scram-sha-256 --auth-local=peer -E UTF8 --locale=C.UTF-8 >/dev/null
+cat >> "$pg_dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PHONEBILL_TEST_PG_PORT
+unix_socket_directories = '$pg_dir'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 100
+shared_buffers = 256MB
+effective_cache_size = 1GB
+work_mem = 4MB
+maintenance_work_mem = 64MB
+timezone = 'Asia/Seoul'
+log_timezone = 'Asia/Seoul'
+shared_preload_libraries = 'pg_stat_statements'
+password_encryption = 'scram-sha-256'
+ssl = on
+ssl_cert_file = '$pg_dir/server.crt'
+ssl_key_file = '$pg_dir/server.key'
+CONF
+cat > "$pg_dir/data/pg_hba.conf" <<HBA
+local all all peer
+hostnossl tls_only all 127.0.0.1/32 reject
+host all all 127.0.0.1/32 scram-sha-256
+HBA
+as_pg "$PHONEBILL_TEST_PG_BIN/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w start >/dev/null
+stop_throwaway_pg() {
+  as_pg "$PHONEBILL_TEST_PG_BIN/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$pg_dir"
+}
+trap stop_throwaway_pg EXIT
+as_pg "$PHONEBILL_TEST_PG_BIN/psql" -h "$pg_dir" -p "$PHONEBILL_TEST_PG_PORT" -U postgres -d postgres \
+  -q -c "CREATE DATABASE tls_only" >/dev/null
+echo "throwaway PostgreSQL $("$PHONEBILL_TEST_PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PHONEBILL_TEST_PG_PORT ($pg_dir)" >&2
+
+PHONEBILL_TEST_PG_CA="$pg_dir/ca.crt"
+PHONEBILL_TEST_PG_OTHER_CA="$pg_dir/other-ca.crt"
+export PHONEBILL_TEST_PG_BIN PHONEBILL_TEST_PG_PORT PHONEBILL_TEST_PG_PASSWORD PHONEBILL_TEST_PG_CA PHONEBILL_TEST_PG_OTHER_CA

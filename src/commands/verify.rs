@@ -1,0 +1,118 @@
+//! `verify` (runbook 4.4.3, 7.3, 12): the completion checklist; exit 4 when a check fails.
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use crate::check::{Check, Status};
+use crate::cli::DbArgs;
+use crate::context::Ctx;
+use crate::db::{checks, migrate};
+use crate::error::{ExitCode, report, user_error};
+use crate::k8s::{health, release};
+use crate::ui::{Outcome, table};
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    pub target: String,
+    pub passed: bool,
+    pub checks: Vec<Check>,
+}
+
+pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
+    let spinner = ctx.ui.spinner("checking");
+    let mut checks = Vec::new();
+    let mut target = args.db.database_url.clone().unwrap_or_default();
+    let mut reachable = true;
+    if args.db.database_url.is_none() {
+        let kube = ctx.kube().await?;
+        target = format!(
+            "release {} in namespace {}",
+            ctx.profile.release, kube.namespace
+        );
+        let state = release::observe(&kube, &ctx.profile).await?;
+        let cluster = health::checks(&kube, &state, &ctx.profile.names()).await?;
+        reachable = cluster
+            .iter()
+            .filter(|c| c.name == "pod ready" || c.name == "secrets present")
+            .all(|c| c.status == Status::Pass);
+        checks.extend(cluster);
+    }
+    if reachable {
+        spinner.set_message("connecting");
+        let db = ctx.db(&args.db).await?;
+        target = match args.db.database_url {
+            Some(_) => db.describe(),
+            None => target,
+        };
+        match db.admin().await {
+            Ok(admin) => {
+                checks.push(Check::pass(
+                    "admin connects",
+                    format!("as {} to {}", db.admin.user, db.database),
+                ));
+                spinner.set_message("checking the database");
+                let migrations = migrate::embedded(&ctx.profile);
+                checks.extend(checks::run(&db, &admin, &ctx.profile, &migrations).await);
+            }
+            Err(e) => checks.push(Check::fail("admin connects", report(&e).error)),
+        }
+    } else {
+        checks.push(Check::skip(
+            "database checks",
+            "the pod is not ready or a Secret is missing",
+        ));
+    }
+    spinner.finish_and_clear();
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.name.clone())
+        .collect();
+    let report = VerifyReport {
+        target,
+        passed: failed.is_empty(),
+        checks,
+    };
+    ctx.ui.emit(&report, text)?;
+    if !failed.is_empty() {
+        return Err(user_error(format!(
+            "{} of {} checks failed: {}",
+            failed.len(),
+            report.checks.len(),
+            failed.join(", ")
+        ))
+        .hint("each failed check says what is wrong; `phonebill-db apply-schema` restores schema, privileges and the app password")
+        .exit(ExitCode::ChecksFailed)
+        .into());
+    }
+    Ok(Outcome::ok())
+}
+
+fn text(r: &VerifyReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .checks
+        .iter()
+        .map(|c| {
+            let s = match c.status {
+                Status::Pass => "ok",
+                Status::Fail => "FAIL",
+                Status::Skip => "skip",
+            };
+            vec![s.to_string(), c.name.clone(), c.detail.clone()]
+        })
+        .collect();
+    let mut out = format!("verify {}\n", r.target);
+    out.push_str(&table(&["RESULT", "CHECK", "DETAIL"], &rows));
+    if r.passed {
+        out.push_str("all checks passed\n");
+    }
+    out
+}

@@ -1,0 +1,381 @@
+//! One way to get a SQL session however the database is reached: through a port-forward to the
+//! release's primary pod (kube `ws`, tokio-postgres `connect_raw` over the stream), or directly to
+//! a `--database-url`. Credentials of the pod path come from the release's Secrets.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use tokio_postgres::{Client, NoTls};
+
+use super::tls::{self, DatabaseUrl, SslMode};
+use crate::error::{ExitCode, UserError, user_error};
+use crate::k8s::client::{Kube, api_error};
+use crate::profile::Profile;
+
+/// How long to wait for the server to answer (TCP, TLS and authentication together) on the pod path.
+const POD_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A role and its password (`None`: not known, e.g. the app role behind `--database-url`).
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub user: String,
+    pub password: Option<String>,
+}
+
+pub enum Route {
+    Pod { kube: Kube, pod: String, port: u16 },
+    Url(DatabaseUrl),
+}
+
+/// Where the database is and who may log in.
+pub struct Db {
+    pub route: Route,
+    pub database: String,
+    pub admin: Login,
+    pub app: Login,
+}
+
+impl Db {
+    /// The release's primary pod (a Ready one, by the selector labels) and the passwords in its Secrets.
+    pub async fn for_release(kube: Kube, profile: &Profile) -> Result<Db> {
+        let names = profile.names();
+        let pod = ready_primary(&kube, profile).await?;
+        let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
+        let admin = secret_key(&kube, &secrets, &names.admin_secret, "postgres-password").await?;
+        let app = secret_key(&kube, &secrets, &names.app_secret, "auth-user-password").await?;
+        Ok(Db {
+            route: Route::Pod {
+                kube,
+                pod,
+                port: profile.service.port,
+            },
+            database: profile.database.clone(),
+            admin: Login {
+                user: profile.admin_user.clone(),
+                password: Some(admin),
+            },
+            app: Login {
+                user: profile.app_user.clone(),
+                password: Some(app),
+            },
+        })
+    }
+
+    /// A database given by URL: its user is the admin; the app role's password only if given.
+    pub fn for_url(url: DatabaseUrl, profile: &Profile, app_password: Option<String>) -> Db {
+        let admin = Login {
+            user: url
+                .config
+                .get_user()
+                .unwrap_or(&profile.admin_user)
+                .to_string(),
+            password: url
+                .config
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+        };
+        Db {
+            database: url
+                .config
+                .get_dbname()
+                .unwrap_or(&profile.database)
+                .to_string(),
+            route: Route::Url(url),
+            admin,
+            app: Login {
+                user: profile.app_user.clone(),
+                password: app_password,
+            },
+        }
+    }
+
+    /// "pod NS/NAME (port-forward)" or the URL without its password.
+    pub fn describe(&self) -> String {
+        match &self.route {
+            Route::Pod { kube, pod, .. } => format!("pod {}/{pod} (port-forward)", kube.namespace),
+            Route::Url(u) => u.shown.clone(),
+        }
+    }
+
+    pub fn is_pod(&self) -> bool {
+        matches!(self.route, Route::Pod { .. })
+    }
+
+    /// A session as the admin role.
+    pub async fn admin(&self) -> Result<Client> {
+        self.connect(&self.admin).await
+    }
+
+    /// A session as `login` on the database; errors name the cause (see [`explain`]).
+    pub async fn connect(&self, login: &Login) -> Result<Client> {
+        let doing = format!(
+            "connecting to database {} as {} through {}",
+            self.database,
+            login.user,
+            self.describe()
+        );
+        let mut config = match &self.route {
+            Route::Url(u) => u.config.clone(),
+            Route::Pod { .. } => {
+                let mut c = tokio_postgres::Config::new();
+                c.application_name("phonebill-db");
+                c
+            }
+        };
+        config.user(&login.user).dbname(&self.database);
+        if let Some(p) = &login.password {
+            config.password(p);
+        }
+        let client = match &self.route {
+            Route::Pod { kube, pod, port } => {
+                let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+                let mut forwarder = api.portforward(pod, &[*port]).await.map_err(|e| {
+                    api_error(
+                        e,
+                        &format!("opening a port-forward to pod {pod}"),
+                        &kube.server,
+                    )
+                })?;
+                let stream = forwarder
+                    .take_stream(*port)
+                    .context("the port-forward has no stream for the port (a bug)")?;
+                let connecting = config.connect_raw(stream, NoTls);
+                let (client, connection) = tokio::time::timeout(POD_CONNECT_TIMEOUT, connecting)
+                    .await
+                    .map_err(|_| timed_out(&doing, POD_CONNECT_TIMEOUT))?
+                    .map_err(|e| explain(e, &doing, SslMode::Disable, &login.user))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    drop(forwarder);
+                });
+                client
+            }
+            Route::Url(u) => {
+                let connector = tls::connector(u.ssl_mode, u.ca_file.as_deref())?;
+                // tokio-postgres applies connect_timeout per attempt; bound the whole handshake too.
+                let limit = u.config.get_connect_timeout().copied().unwrap_or_default() * 2;
+                let (client, connection) = tokio::time::timeout(limit, config.connect(connector))
+                    .await
+                    .map_err(|_| timed_out(&doing, limit))?
+                    .map_err(|e| explain(e, &doing, u.ssl_mode, &login.user))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+        };
+        Ok(client)
+    }
+}
+
+fn timed_out(doing: &str, after: Duration) -> anyhow::Error {
+    anyhow::Error::new(
+        user_error(format!(
+            "no answer within {}",
+            humantime::format_duration(after)
+        ))
+        .hint("check the host and port, and that a firewall or NetworkPolicy lets you through")
+        .exit(ExitCode::Timeout),
+    )
+    .context(doing.to_string())
+}
+
+/// The Ready, non-terminating primary pod of the release.
+async fn ready_primary(kube: &Kube, profile: &Profile) -> Result<String> {
+    let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let mut selector: Vec<String> = profile
+        .selector_labels()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    selector.push("app.kubernetes.io/component=primary".into());
+    let pods = api
+        .list(&ListParams::default().labels(&selector.join(",")))
+        .await
+        .map_err(|e| {
+            api_error(
+                e,
+                &format!(
+                    "looking for the database pod in namespace {}",
+                    kube.namespace
+                ),
+                &kube.server,
+            )
+        })?;
+    let ready = pods.items.iter().find(|p| {
+        p.metadata.deletion_timestamp.is_none()
+            && p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    });
+    match ready {
+        Some(p) => Ok(p.name_any()),
+        None => {
+            let what = if pods.items.is_empty() {
+                format!(
+                    "no database pod of release {} in namespace {}",
+                    profile.release, kube.namespace
+                )
+            } else {
+                format!(
+                    "the database pod of release {} in namespace {} is not ready",
+                    profile.release, kube.namespace
+                )
+            };
+            Err(user_error(what)
+                .hint(format!(
+                    "run `phonebill-db status --env {}` to see why, or `phonebill-db install --env {}`",
+                    profile.environment, profile.environment
+                ))
+                .into())
+        }
+    }
+}
+
+async fn secret_key(kube: &Kube, api: &Api<Secret>, name: &str, key: &str) -> Result<String> {
+    let secret = api.get_opt(name).await.map_err(|e| {
+        api_error(
+            e,
+            &format!("reading Secret {name} in namespace {}", kube.namespace),
+            &kube.server,
+        )
+    })?;
+    let value = secret
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get(key))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned());
+    match (secret, value) {
+        (None, _) => Err(user_error(format!(
+            "Secret {name} is missing in namespace {}",
+            kube.namespace
+        ))
+        .hint("run `phonebill-db install` to create it (passwords are kept in Secrets only)")
+        .into()),
+        (Some(_), None) => Err(user_error(format!("Secret {name} has no key `{key}`"))
+            .hint("restore the key from a backup of the Secret; the database still has the old password")
+            .into()),
+        (Some(_), Some(v)) => Ok(v),
+    }
+}
+
+/// Turn a tokio-postgres error (which prints only "db error") into its cause and a hint.
+pub fn explain(e: tokio_postgres::Error, doing: &str, mode: SslMode, user: &str) -> anyhow::Error {
+    let (message, hint, exit) = classify(&e, mode, user);
+    anyhow::Error::new(UserError {
+        message,
+        hint: Some(hint),
+        exit,
+    })
+    .context(doing.to_string())
+}
+
+fn classify(e: &tokio_postgres::Error, mode: SslMode, user: &str) -> (String, String, ExitCode) {
+    if let Some(db) = e.as_db_error() {
+        let msg = db.message().to_string();
+        let hint = match db.code().code() {
+            "28P01" => format!(
+                "the password for {user} does not match the server's; check the Secret or the URL (PGPASSWORD)"
+            ),
+            "28000" if msg.contains("no encryption") => {
+                return (
+                    format!("the server requires TLS: {msg}"),
+                    "connect with sslmode=require, or sslmode=verify-full and --ca-file".into(),
+                    ExitCode::Failed,
+                );
+            }
+            "28000" => "the server's pg_hba.conf does not let this user in from here".into(),
+            "3D000" => {
+                "the database does not exist: check the URL's database name, or install first"
+                    .into()
+            }
+            "53300" => {
+                "the server has no free connection slot; try again or raise max_connections".into()
+            }
+            "57P03" => "the server is starting or shutting down; try again in a moment".into(),
+            _ => "see the server's message; `-v` shows the whole chain".into(),
+        };
+        return (msg, hint, ExitCode::Failed);
+    }
+    // Walk the sources: I/O errors (refused, unreachable) and rustls' certificate errors.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return tls_cause(tls, mode);
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return tls_cause(tls, mode);
+            }
+            let hint = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    "nothing listens there: check the host and port, and that the server runs"
+                }
+                std::io::ErrorKind::TimedOut => {
+                    return (
+                        format!("no answer: {io}"),
+                        "check the host and port, and that a firewall or NetworkPolicy lets you through".into(),
+                        ExitCode::Timeout,
+                    );
+                }
+                _ => "check the host and port, and the network between here and the server",
+            };
+            return (io.to_string(), hint.into(), ExitCode::Failed);
+        }
+        source = s.source();
+    }
+    let text = e.to_string();
+    if text.contains("server does not support TLS") {
+        return (
+            "the server does not offer TLS".into(),
+            "use sslmode=prefer or disable for a server without TLS (never over a public network)"
+                .into(),
+            ExitCode::Failed,
+        );
+    }
+    if text.contains("timed out") {
+        return (
+            text,
+            "check the host and port, and that a firewall or NetworkPolicy lets you through".into(),
+            ExitCode::Timeout,
+        );
+    }
+    (
+        text,
+        "see `-v` for the whole chain".into(),
+        ExitCode::Failed,
+    )
+}
+
+fn tls_cause(e: &rustls::Error, mode: SslMode) -> (String, String, ExitCode) {
+    use rustls::CertificateError as C;
+    let (message, hint) = match e {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => (
+            "the server's certificate is not signed by a trusted CA".to_string(),
+            "give the CA that signed the server's certificate with --ca-file FILE (or sslrootcert=)",
+        ),
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => (
+            "the server's certificate is not valid for the host name connected to".to_string(),
+            "connect by a name the certificate lists, or use sslmode=verify-ca to check the CA only",
+        ),
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => (
+            "the server's certificate has expired".to_string(),
+            "renew the server's certificate",
+        ),
+        other => (
+            format!("TLS handshake failed: {other}"),
+            "check the server's TLS settings and the CA file",
+        ),
+    };
+    (
+        format!("{message} (sslmode={})", mode.as_str()),
+        hint.into(),
+        ExitCode::Failed,
+    )
+}

@@ -1,0 +1,59 @@
+//! The application role: exists, owns nothing, has exactly its privileges (`sql/app-role.sql`,
+//! idempotent, run by every apply-schema), and its password in the database equals its Secret's.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::json;
+use tokio_postgres::Client;
+
+use super::connect::Login;
+use crate::render::render_sql;
+
+const APP_ROLE_SQL: &str = include_str!("../../sql/app-role.sql");
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleReport {
+    pub role: String,
+    /// The password was set from the Secret (false: not known here, left as it was).
+    pub password_synced: bool,
+}
+
+/// Create the role if missing, set its attributes and privileges, and its password when known.
+pub async fn ensure(client: &Client, app: &Login, database: &str) -> Result<RoleReport> {
+    let sql = render_sql(
+        "app-role.sql",
+        APP_ROLE_SQL,
+        &json!({ "app_user": app.user, "database": database }),
+    )?;
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| db_context(e, &format!("granting role {} its privileges", app.user)))?;
+    if let Some(password) = &app.password {
+        // The server quotes both (format %I, %L): no password text is ever spliced into SQL here.
+        let statement: String = client
+            .query_one(
+                "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
+                &[&app.user, password],
+            )
+            .await
+            .context("preparing the app role's password change")?
+            .get(0);
+        client
+            .batch_execute(&statement)
+            .await
+            .map_err(|e| db_context(e, &format!("setting the password of role {}", app.user)))?;
+    }
+    Ok(RoleReport {
+        role: app.user.clone(),
+        password_synced: app.password.is_some(),
+    })
+}
+
+fn db_context(e: tokio_postgres::Error, doing: &str) -> anyhow::Error {
+    let cause = e
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string());
+    anyhow::anyhow!("{cause}").context(doing.to_string())
+}

@@ -1,0 +1,74 @@
+//! The cluster half of `verify`: the pod is Ready, the data volume Bound, every Service has a ready
+//! endpoint, the Secrets exist.
+
+use anyhow::Result;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+
+use super::client::{Kube, api_error};
+use super::release::{ReleaseState, pod_ready, pvc_phase};
+use crate::check::Check;
+use crate::profile::Names;
+
+pub async fn checks(kube: &Kube, state: &ReleaseState, names: &Names) -> Result<Vec<Check>> {
+    let mut out = Vec::new();
+    let pod = state.pods.iter().find(|p| p.name_any() == names.pod);
+    out.push(match pod {
+        Some(p) if pod_ready(p) && p.metadata.deletion_timestamp.is_none() => {
+            Check::pass("pod ready", format!("{} Ready", names.pod))
+        }
+        Some(_) => Check::fail(
+            "pod ready",
+            format!("{} is not Ready (see `phonebill-db status`)", names.pod),
+        ),
+        None => Check::fail("pod ready", format!("pod {} does not exist", names.pod)),
+    });
+    let phase = pvc_phase(state.pvc(names));
+    out.push(if phase == "Bound" {
+        Check::pass("data volume bound", format!("{} Bound", names.pvc))
+    } else {
+        Check::fail("data volume bound", format!("{} is {phase}", names.pvc))
+    });
+    let slices: Api<EndpointSlice> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let mut problems = Vec::new();
+    for svc in [&names.service, &names.headless_service] {
+        let list = slices
+            .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={svc}")))
+            .await
+            .map_err(|e| {
+                api_error(
+                    e,
+                    &format!("reading the endpoints of Service {svc}"),
+                    &kube.server,
+                )
+            })?;
+        let ready = list
+            .items
+            .iter()
+            .flat_map(|s| s.endpoints.iter())
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
+            .count();
+        if !state.services.iter().any(|s| &s.name_any() == svc) {
+            problems.push(format!("Service {svc} missing"));
+        } else if ready == 0 {
+            problems.push(format!("Service {svc} has no ready endpoint"));
+        }
+    }
+    out.push(Check::from_problems(
+        "services have endpoints",
+        format!("{}, {}", names.service, names.headless_service),
+        problems,
+    ));
+    let missing: Vec<String> = [&names.admin_secret, &names.app_secret]
+        .into_iter()
+        .filter(|s| !state.secrets.contains(s))
+        .map(|s| format!("Secret {s} missing"))
+        .collect();
+    out.push(Check::from_problems(
+        "secrets present",
+        format!("{}, {}", names.admin_secret, names.app_secret),
+        missing,
+    ));
+    Ok(out)
+}
