@@ -70,6 +70,7 @@ pub fn embedded(profile: &Profile) -> Vec<Migration> {
 
 /// One row of the ledger.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Applied {
     pub id: String,
     pub checksum: String,

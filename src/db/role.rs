@@ -12,6 +12,7 @@ use crate::render::render_sql;
 const APP_ROLE_SQL: &str = include_str!("../../sql/app-role.sql");
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RoleReport {
     pub role: String,
     /// The password was set from the Secret (false: not known here, left as it was).

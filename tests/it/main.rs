@@ -3,14 +3,21 @@
 //! - `render`: manifests against the profile, a snapshot, and the Kubernetes 1.33 schemas.
 //! - `cli`: bad input through the real binary.
 //! - `install`, `uninstall`, `status`: whole flows through the real binary against the fake API server.
+//! - `database`, `migrations`, `tls`: apply-schema and verify against the throwaway PostgreSQL
+//!   that scripts/test.sh starts (`pg`), through the fake's port-forward and through --database-url.
 //! - `fake_api`: the fake API server's own behaviour, through the real kube client.
 
 mod support;
 
 mod cli;
+mod database;
 mod fake_api;
 mod install;
+mod migrations;
+mod pg;
 mod real_cluster;
 mod render;
+mod schema;
 mod status;
+mod tls;
 mod uninstall;

@@ -56,11 +56,17 @@ impl Run {
 
 /// Run the real binary with a scrubbed environment (no KUBECONFIG, HOME in `home`).
 pub async fn run_bin(home: &Path, args: &[&str]) -> Run {
+    run_bin_env(home, args, &[]).await
+}
+
+/// `run_bin` with extra environment variables (the rest is scrubbed).
+pub async fn run_bin_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_phonebill-db"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .await

@@ -1,0 +1,306 @@
+//! apply-schema and verify against the real (throwaway) PostgreSQL: through the fake API server's
+//! port-forward exactly as on a cluster, and through --database-url with and without TLS.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::pg::{Pg, Release, run_url};
+use crate::support::APP_SECRET;
+
+fn failed_checks(v: &Value) -> BTreeSet<String> {
+    v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn detail<'a>(v: &'a Value, check: &str) -> &'a str {
+    v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == check)
+        .and_then(|c| c["detail"].as_str())
+        .unwrap_or_else(|| panic!("no check {check} in {v}"))
+}
+
+fn applied_ids(v: &Value) -> Vec<String> {
+    v["applied"]
+        .as_array()
+        .expect("applied")
+        .iter()
+        .map(|m| m["id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+const ALL: [&str; 4] = [
+    "0001_extensions",
+    "0002_auth_tables",
+    "0003_reference_data",
+    "0100_dev_sample_accounts",
+];
+
+#[tokio::test]
+async fn through_the_pod_install_apply_schema_verify_and_a_second_run_applies_nothing() {
+    let r = Release::new("pod").await;
+    r.install().await;
+
+    let dry = r.run(&["apply-schema", "--dry-run", "-o", "json"]).await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert_eq!(applied_ids(&dry.json()), ALL);
+    assert_eq!(
+        r.psql("SELECT to_regclass('public.auth_users') IS NULL"),
+        "t",
+        "dry run changed nothing"
+    );
+
+    let first = r.run(&["apply-schema", "-o", "json"]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first = first.json();
+    assert_eq!(applied_ids(&first), ALL);
+    assert_eq!(first["role"]["passwordSynced"], true);
+    assert!(
+        first["target"].as_str().unwrap().contains("port-forward"),
+        "{first}"
+    );
+
+    let verify = r.run(&["verify", "-o", "json"]).await;
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
+    let v = verify.json();
+    assert_eq!(v["passed"], true);
+    assert!(failed_checks(&v).is_empty());
+    for name in [
+        "pod ready",
+        "data volume bound",
+        "services have endpoints",
+        "secrets present",
+        "app role connects",
+        "sample accounts",
+    ] {
+        let c = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .expect(name);
+        assert_eq!(c["status"], "pass", "{c}");
+    }
+    assert_eq!(
+        r.psql("SELECT user_id FROM auth_users ORDER BY 1"),
+        "testuser01\ntestuser02\ntestuser03"
+    );
+
+    let second = r.run(&["apply-schema", "-o", "json"]).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let second = second.json();
+    assert!(applied_ids(&second).is_empty(), "{second}");
+    assert_eq!(second["alreadyApplied"], 4);
+    assert_eq!(
+        r.psql("SELECT count(*) FROM phonebill_db.schema_migrations"),
+        "4"
+    );
+
+    // The app role's password drifted from its Secret: verify says so, apply-schema puts it back.
+    r.psql(&format!("ALTER ROLE {} PASSWORD 'drifted'", r.app));
+    let drift = r.run(&["verify", "-o", "json"]).await;
+    assert_eq!(drift.code, 4, "{}", drift.stderr);
+    assert_eq!(
+        failed_checks(&drift.json()),
+        BTreeSet::from(["app role connects".to_string()])
+    );
+    assert!(detail(&drift.json(), "app role connects").contains("password authentication failed"));
+    assert_eq!(r.run(&["apply-schema"]).await.code, 0);
+    let app_pw = r.secret(APP_SECRET, "auth-user-password");
+    assert_eq!(
+        r.pg.psql_as(&r.app, &app_pw, &r.database, "SELECT current_user")
+            .unwrap(),
+        r.app
+    );
+    assert_eq!(r.run(&["verify"]).await.code, 0);
+}
+
+#[tokio::test]
+async fn through_the_pod_before_install_names_the_missing_pod() {
+    let r = Release::new("nopod").await;
+    r.cluster.create_namespace();
+    let run = r.run(&["apply-schema"]).await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.error_line()
+            .contains("no database pod of release auth-postgres-dev"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.hint_line().contains("phonebill-db status"));
+    // verify reports the cluster checks and skips the database ones, exit 4.
+    let v = r.run(&["verify", "-o", "json"]).await;
+    assert_eq!(v.code, 4, "{}", v.stderr);
+    let v = v.json();
+    assert!(failed_checks(&v).contains("pod ready"), "{v}");
+    assert!(failed_checks(&v).contains("secrets present"), "{v}");
+    assert_eq!(
+        detail(&v, "database checks"),
+        "the pod is not ready or a Secret is missing"
+    );
+}
+
+#[tokio::test]
+async fn port_forward_denied_by_rbac_is_one_line() {
+    let r = Release::new("rbac").await;
+    r.install().await;
+    r.cluster.fake.deny("create", "", "pods/portforward");
+    let run = r.run(&["apply-schema"]).await;
+    assert_eq!(run.code, 1);
+    let line = run.error_line();
+    assert!(
+        line.contains("port-forward") && line.contains("forbidden"),
+        "{line}"
+    );
+}
+
+/// Apply through --database-url (app password from the environment) and verify.
+async fn apply_url(pg: &Pg, db: &str, app: &str) -> Value {
+    let url = pg.url(db);
+    let values = values_file(db, app);
+    let run = run_url(
+        &[
+            "apply-schema",
+            "-o",
+            "json",
+            "--database-url",
+            &url,
+            "--values",
+            &values.1,
+        ],
+        &[("PHONEBILL_APP_PASSWORD", "app-secret-1")],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.json()
+}
+
+async fn verify_url(pg: &Pg, db: &str, app: &str) -> (i32, Value, String) {
+    let values = values_file(db, app);
+    let run = run_url(
+        &[
+            "verify",
+            "-o",
+            "json",
+            "--database-url",
+            &pg.url(db),
+            "--values",
+            &values.1,
+        ],
+        &[("PHONEBILL_APP_PASSWORD", "app-secret-1")],
+    )
+    .await;
+    let json = run.json();
+    (run.code, json, run.stderr)
+}
+
+/// A values file naming this test's database and app role (its name is as unique as the database's).
+fn values_file(db: &str, app: &str) -> ((), String) {
+    let path = std::env::temp_dir().join(format!("{db}-values.yaml"));
+    std::fs::write(&path, format!("database: {db}\nappUser: {app}\n")).expect("write values");
+    ((), path.display().to_string())
+}
+
+#[tokio::test]
+async fn through_a_url_apply_schema_verify_and_a_second_run_applies_nothing() {
+    let pg = Pg::get();
+    let db = pg.create_database("url");
+    let app = format!("{db}_app");
+    assert_eq!(applied_ids(&apply_url(&pg, &db, &app).await), ALL);
+    let (code, v, stderr) = verify_url(&pg, &db, &app).await;
+    assert_eq!(code, 0, "{v}\n{stderr}");
+    assert_eq!(v["passed"], true);
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != "pod ready")
+    );
+    let again = apply_url(&pg, &db, &app).await;
+    assert!(applied_ids(&again).is_empty());
+    assert_eq!(again["alreadyApplied"], 4);
+    // The app role logs in with the password given, and is no superuser.
+    assert_eq!(
+        pg.psql_as(
+            &app,
+            "app-secret-1",
+            &db,
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+        )
+        .unwrap(),
+        "f"
+    );
+}
+
+#[tokio::test]
+async fn verify_names_exactly_what_is_wrong() {
+    let pg = Pg::get();
+    let damages: [(&str, &str, &str, &str); 6] = [
+        (
+            "DROP TABLE auth_permission_access_log",
+            "tables",
+            "table auth_permission_access_log missing",
+            "auth_permission_access_log",
+        ),
+        (
+            "DROP INDEX idx_auth_login_history_attempted_at",
+            "indexes",
+            "index auth_login_history(attempted_at) missing",
+            "",
+        ),
+        (
+            "DROP TRIGGER trg_auth_services_updated_at ON auth_services",
+            "updated_at trigger",
+            "trigger on auth_services (before update, auth_set_updated_at) missing",
+            "",
+        ),
+        (
+            "REVOKE DELETE ON auth_user_sessions FROM {app}",
+            "app role privileges",
+            "no DELETE on auth_user_sessions",
+            "",
+        ),
+        (
+            "ALTER DATABASE {db} SET work_mem = '8MB'",
+            "setting work_mem",
+            "8MB, the profile says 4MB",
+            "",
+        ),
+        (
+            "ALTER TABLE auth_users DROP CONSTRAINT chk_auth_users_account_status",
+            "constraints",
+            "check auth_users.account_status in (ACTIVE, LOCKED, SUSPENDED, INACTIVE) missing",
+            "",
+        ),
+    ];
+    for (sql, check, want, _) in damages {
+        let db = pg.create_database("damage");
+        let app = format!("{db}_app");
+        apply_url(&pg, &db, &app).await;
+        pg.psql(&db, &sql.replace("{app}", &app).replace("{db}", &db));
+        let (code, v, stderr) = verify_url(&pg, &db, &app).await;
+        assert_eq!(code, 4, "{sql}: {stderr}");
+        assert_eq!(
+            failed_checks(&v),
+            BTreeSet::from([check.to_string()]),
+            "{sql}: {v}"
+        );
+        assert_eq!(detail(&v, check), want, "{sql}");
+        assert!(
+            stderr.contains(&format!(
+                "1 of {} checks failed: {check}",
+                v["checks"].as_array().unwrap().len()
+            )),
+            "{stderr}"
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! The throwaway PostgreSQL that `scripts/test.sh` starts (see scripts/throwaway-pg.sh), and the
+//! part of the `postgres` image the fake kubelet does not play: its entrypoint's first-start work.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+
+use crate::support::{ADMIN_SECRET, Cluster, NS, Run, run_bin_env};
+
+pub struct Pg {
+    pub port: u16,
+    pub password: String,
+    pub bin: PathBuf,
+    pub ca: PathBuf,
+    pub other_ca: PathBuf,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `bash scripts/test.sh`, which starts the throwaway PostgreSQL")
+    })
+}
+
+impl Pg {
+    pub fn get() -> Pg {
+        Pg {
+            port: var("PHONEBILL_TEST_PG_PORT")
+                .parse()
+                .expect("a port number"),
+            password: var("PHONEBILL_TEST_PG_PASSWORD"),
+            bin: var("PHONEBILL_TEST_PG_BIN").into(),
+            ca: var("PHONEBILL_TEST_PG_CA").into(),
+            other_ca: var("PHONEBILL_TEST_PG_OTHER_CA").into(),
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    /// The superuser's URL for a database (no TLS parameters: libpq's default, prefer).
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgresql://postgres:{}@127.0.0.1:{}/{db}",
+            self.password, self.port
+        )
+    }
+
+    /// Run SQL with psql as `user` (superuser by default); stdout, unaligned, tuples only.
+    pub fn psql_as(
+        &self,
+        user: &str,
+        password: &str,
+        db: &str,
+        sql: &str,
+    ) -> Result<String, String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                user,
+                "-d",
+                db,
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-X", "-q", "-tA", "-c", sql])
+            .env("PGPASSWORD", password)
+            .env("PGSSLMODE", "disable")
+            .output()
+            .expect("run psql");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        self.psql_as("postgres", &self.password, db, sql)
+            .unwrap_or_else(|e| panic!("psql {sql}: {e}"))
+    }
+
+    /// A new, empty database (UTF8) with a unique name starting with `tag`.
+    pub fn create_database(&self, tag: &str) -> String {
+        let name = unique(tag);
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        name
+    }
+}
+
+/// `tag` plus a random suffix: tests share one server (and its roles).
+pub fn unique(tag: &str) -> String {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).expect("random");
+    format!("it_{tag}_{}", hex::encode(b))
+}
+
+/// A release whose database, admin and app role are this test's own on the shared server,
+/// installed on a fake cluster whose port-forwards lead to the throwaway PostgreSQL.
+pub struct Release {
+    pub cluster: Cluster,
+    pub pg: Pg,
+    pub database: String,
+    pub admin: String,
+    pub app: String,
+    pub values: String,
+}
+
+impl Release {
+    pub async fn new(tag: &str) -> Release {
+        let pg = Pg::get();
+        let cluster = Cluster::with_plan_class().await;
+        cluster.fake.forward_port(5432, pg.addr());
+        let database = unique(tag);
+        let (admin, app) = (format!("{database}_admin"), format!("{database}_app"));
+        let values = cluster.dir.path().join("values.yaml");
+        std::fs::write(
+            &values,
+            format!("database: {database}\nadminUser: {admin}\nappUser: {app}\n"),
+        )
+        .expect("write values");
+        Release {
+            cluster,
+            pg,
+            database,
+            admin,
+            app,
+            values: values.display().to_string(),
+        }
+    }
+
+    /// Run the tool with this release's values file.
+    pub async fn run(&self, args: &[&str]) -> Run {
+        let mut all = args.to_vec();
+        all.extend(["--values", &self.values]);
+        self.cluster.run(&all).await
+    }
+
+    /// install, then what the image's entrypoint does on a new data volume.
+    pub async fn install(&self) {
+        self.cluster.install_ok(&["--values", &self.values]).await;
+        self.entrypoint();
+    }
+
+    pub fn secret(&self, name: &str, key: &str) -> String {
+        let data = self.cluster.secret_data(name);
+        let b64 = data[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("Secret {name} has no {key}"));
+        String::from_utf8(STANDARD.decode(b64).expect("base64")).expect("utf8")
+    }
+
+    /// The postgres image's docker-entrypoint.sh on an empty data directory, against the shared
+    /// server: the superuser POSTGRES_USER with POSTGRES_PASSWORD, the database POSTGRES_DB, then
+    /// the init scripts of our ConfigMap (`*.sql` with psql, `*.sh` with bash), as the image runs them.
+    pub fn entrypoint(&self) {
+        let admin_pw = self.secret(ADMIN_SECRET, "postgres-password");
+        let app_pw = self.secret(ADMIN_SECRET, "password");
+        self.pg.psql(
+            "postgres",
+            &format!(
+                "CREATE ROLE {} SUPERUSER LOGIN PASSWORD '{admin_pw}'",
+                self.admin
+            ),
+        );
+        self.pg.psql(
+            "postgres",
+            &format!("CREATE DATABASE {} OWNER {}", self.database, self.admin),
+        );
+        let cm: Value = self
+            .cluster
+            .fake
+            .get(
+                "ConfigMap",
+                NS,
+                "auth-postgres-dev-postgresql-configuration",
+            )
+            .expect("ConfigMap");
+        let mut scripts: Vec<(String, String)> = cm["data"]
+            .as_object()
+            .expect("data")
+            .iter()
+            .filter(|(k, _)| k.ends_with(".sql") || k.ends_with(".sh"))
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        scripts.sort();
+        assert!(
+            scripts.len() >= 2,
+            "the ConfigMap has init scripts: {scripts:?}"
+        );
+        for (name, body) in scripts {
+            let mut cmd = if name.ends_with(".sql") {
+                let mut c = Command::new(self.pg.bin.join("psql"));
+                c.args([
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-X",
+                    "-q",
+                    "-d",
+                    &self.database,
+                    "-U",
+                    &self.admin,
+                    "-c",
+                    &body,
+                ]);
+                c
+            } else {
+                let mut c = Command::new("bash");
+                c.args(["-c", &body]);
+                c
+            };
+            let path = format!(
+                "{}:{}",
+                self.pg.bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            );
+            let out = cmd
+                .env("PATH", path)
+                .env("PGHOST", "127.0.0.1")
+                .env("PGPORT", self.pg.port.to_string())
+                .env("PGPASSWORD", &admin_pw)
+                .env("PGSSLMODE", "disable")
+                .env("POSTGRES_USER", &self.admin)
+                .env("POSTGRES_DB", &self.database)
+                .env("APP_USER", &self.app)
+                .env("APP_PASSWORD", &app_pw)
+                .output()
+                .expect("run init script");
+            assert!(
+                out.status.success(),
+                "init script {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    pub fn psql(&self, sql: &str) -> String {
+        self.pg.psql(&self.database, sql)
+    }
+}
+
+/// Run the tool against a URL, with extra environment (PGPASSWORD, PHONEBILL_APP_PASSWORD).
+pub async fn run_url(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let home = tempfile::tempdir().expect("temp dir");
+    run_bin_env(home.path(), args, env).await
+}
