@@ -21,7 +21,15 @@ async fn help_lists_only_the_commands_that_work() {
         .collect();
     assert_eq!(
         commands,
-        ["render", "install", "status", "uninstall", "help"]
+        [
+            "render",
+            "install",
+            "status",
+            "uninstall",
+            "apply-schema",
+            "verify",
+            "help"
+        ]
     );
     assert!(run.stdout.contains(
         "Exit codes: 0 done, 1 failed, 2 usage error, 3 timed out waiting, 4 checks failed"
