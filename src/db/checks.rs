@@ -56,6 +56,21 @@ fn push(out: &mut Vec<Check>, what: &str, checks: Result<Vec<Check>>) {
     }
 }
 
+/// The first column of every row, as text.
+async fn texts(
+    admin: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<String>> {
+    Ok(admin
+        .query(sql, params)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 fn db_err(e: tokio_postgres::Error) -> anyhow::Error {
     let text = e
         .as_db_error()
@@ -117,17 +132,15 @@ async fn app_role(admin: &Client, profile: &Profile, expected: &Expected) -> Res
     if !row.get::<_, bool>(4) {
         attrs.push(format!("{role} may not log in"));
     }
-    let owned: Vec<String> = admin
-        .query(
-            "SELECT c.relname::text FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+    let owned: Vec<String> = texts(
+        admin,
+        "SELECT c.relname::text FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
              WHERE r.rolname = $1 AND c.relnamespace = 'public'::regnamespace ORDER BY 1",
-            &[role],
-        )
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        &[role],
+    )
+    .await?
+    .into_iter()
+    .collect();
     if !owned.is_empty() {
         attrs.push(format!("{role} owns {}", owned.join(", ")));
     }
@@ -216,19 +229,17 @@ async fn app_role(admin: &Client, profile: &Profile, expected: &Expected) -> Res
             problems.push(format!("no USAGE, SELECT on sequence {}", r.get::<_, String>(0)));
         }
     }
-    let defaults: BTreeSet<String> = admin
-        .query(
-            "SELECT d.defaclobjtype::text || ':' || a.privilege_type
+    let defaults: BTreeSet<String> = texts(
+        admin,
+        "SELECT d.defaclobjtype::text || ':' || a.privilege_type
              FROM pg_default_acl d CROSS JOIN LATERAL aclexplode(d.defaclacl) a
              JOIN pg_roles g ON g.oid = a.grantee
              WHERE g.rolname = $1 AND d.defaclnamespace = 'public'::regnamespace",
-            &[role],
-        )
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        &[role],
+    )
+    .await?
+    .into_iter()
+    .collect();
     for want in [
         "r:SELECT", "r:INSERT", "r:UPDATE", "r:DELETE", "S:USAGE", "S:SELECT",
     ] {
@@ -555,16 +566,14 @@ async fn reference_data(
     {
         out.push(Check::skip(name, "the tables are missing (see tables)"));
     } else {
-        let have: BTreeSet<String> = admin
-            .query(
-                "SELECT user_id::text FROM auth_users WHERE user_id = ANY($1)",
-                &[&expected.sample_accounts],
-            )
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let have: BTreeSet<String> = texts(
+            admin,
+            "SELECT user_id::text FROM auth_users WHERE user_id = ANY($1)",
+            &[&expected.sample_accounts],
+        )
+        .await?
+        .into_iter()
+        .collect();
         let missing: Vec<String> = expected
             .sample_accounts
             .iter()

@@ -8,6 +8,19 @@ fn url(pg: &Pg, user_pw: &str, host: &str, db: &str, query: &str) -> String {
     format!("postgresql://{user_pw}@{host}:{}/{db}{query}", pg.port)
 }
 
+async fn dry_run_succeeds_with_ca(url: &str, ca: &str) {
+    let args = [
+        "apply-schema",
+        "--dry-run",
+        "--database-url",
+        url,
+        "--ca-file",
+        ca,
+    ];
+    let run = run_url(&args, &[]).await;
+    assert_eq!(run.code, 0, "{url}: {}", run.stderr);
+}
+
 #[tokio::test]
 async fn verify_full_with_the_right_ca_and_host_name_works() {
     let pg = Pg::get();
@@ -19,19 +32,7 @@ async fn verify_full_with_the_right_ca_and_host_name_works() {
         "?sslmode=verify-full",
     );
     let ca = pg.ca.display().to_string();
-    let run = run_url(
-        &[
-            "apply-schema",
-            "--dry-run",
-            "--database-url",
-            &u,
-            "--ca-file",
-            &ca,
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    dry_run_succeeds_with_ca(&u, &ca).await;
     // The same through sslrootcert= in the URL, password from PGPASSWORD.
     let u = url(
         &pg,
@@ -113,19 +114,7 @@ async fn each_connection_failure_is_one_line_with_its_cause() {
     }
     // verify-ca accepts the host-name mismatch (the chain is what it checks).
     let u = url(&pg, &good, "127.0.0.1", "postgres", "?sslmode=verify-ca");
-    let run = run_url(
-        &[
-            "apply-schema",
-            "--dry-run",
-            "--database-url",
-            &u,
-            "--ca-file",
-            &ca,
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    dry_run_succeeds_with_ca(&u, &ca).await;
 }
 
 #[tokio::test]
