@@ -13,11 +13,12 @@
 set -euo pipefail
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
-if [ -z "$(pg_bin)" ]; then
-  echo "installing PostgreSQL from Debian's packages" >&2
+if [ -z "$(pg_bin)" ] || ! command -v openssl >/dev/null; then
+  echo "installing PostgreSQL (and openssl) from Debian's packages" >&2
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends postgresql postgresql-contrib >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends \
+    postgresql postgresql-contrib openssl >/dev/null
 fi
 PHONEBILL_TEST_PG_BIN="$(pg_bin)"
 

@@ -5,7 +5,8 @@
 //! (kind's class is `standard`; on AKS use `managed-csi`.) The namespace is left behind: delete it.
 //!
 //! It installs into a throw-away namespace (`phonebill-db-e2e`, or $PHONEBILL_DB_NAMESPACE),
-//! checks status, re-installs (nothing may change), and uninstalls with --delete-data.
+//! checks status, applies the schema (twice) and verifies through a port-forward, re-installs
+//! (nothing may change), and uninstalls with --delete-data.
 
 use std::process::Command;
 
@@ -25,7 +26,7 @@ fn bin(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 #[ignore = "needs a real cluster: the current kube context"]
-fn install_status_reinstall_uninstall_on_a_real_cluster() {
+fn install_status_schema_verify_reinstall_uninstall_on_a_real_cluster() {
     let class = std::env::var("PHONEBILL_DB_STORAGE_CLASS").unwrap_or_else(|_| "standard".into());
     let (code, out, err) = bin(&[
         "install",
@@ -40,6 +41,14 @@ fn install_status_reinstall_uninstall_on_a_real_cluster() {
     let (code, out, err) = bin(&["status", "-o", "json"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"state\": \"ready\""), "{out}");
+    // The schema through a port-forward to the pod, twice (the second applies nothing), then the checklist.
+    let (code, out, err) = bin(&["apply-schema"]);
+    assert_eq!(code, 0, "apply-schema: {out}\n{err}");
+    let (code, out, err) = bin(&["apply-schema"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("nothing to apply"), "{out}");
+    let (code, out, err) = bin(&["verify"]);
+    assert_eq!(code, 0, "verify: {out}\n{err}");
     let (code, out, err) = bin(&["install", "--timeout", "5m", "--storage-class", &class]);
     assert_eq!(code, 0, "{err}");
     assert!(
