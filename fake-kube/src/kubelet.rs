@@ -117,10 +117,7 @@ fn endpoint_slices(c: &mut Cluster) {
             })
             .filter(|p| !s(p, "/status/podIP").is_empty())
             .map(|p| {
-                let ready = p
-                    .pointer("/status/conditions")
-                    .and_then(Value::as_array)
-                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+                let ready = pod_ready(p);
                 let terminating = p.pointer("/metadata/deletionTimestamp").is_some();
                 json!({
                     "addresses": [s(p, "/status/podIP")],
@@ -155,6 +152,16 @@ fn s(v: &Value, pointer: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
+}
+
+/// The pod's Ready condition is True.
+fn pod_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 fn template_hash(template: &Value) -> String {
@@ -558,17 +565,7 @@ fn statefulset_status(c: &mut Cluster) {
                     && p.pointer("/metadata/deletionTimestamp").is_none()
             })
             .collect();
-        let ready = mine
-            .iter()
-            .filter(|p| {
-                p.pointer("/status/conditions")
-                    .and_then(Value::as_array)
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    })
-            })
-            .count();
+        let ready = mine.iter().filter(|p| pod_ready(p)).count();
         let revision = format!(
             "{}-{}",
             s(&sts, "/metadata/name"),

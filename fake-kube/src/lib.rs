@@ -234,6 +234,11 @@ pub(crate) fn error(e: ApiError) -> Response {
     )
 }
 
+/// The query string's key/value pairs (kube sends `?&ports=…`: empty pairs are skipped).
+pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default()
+}
+
 /// The bearer token of the kubeconfig `write_kubeconfig` writes, or 401.
 pub(crate) fn authorized(headers: &HeaderMap) -> Result<(), ApiError> {
     if headers.get("authorization").and_then(|v| v.to_str().ok())
@@ -262,8 +267,7 @@ async fn handle(
     if let Err(e) = authorized(&headers) {
         return error(e);
     }
-    let query: Vec<(String, String)> =
-        serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let query = query_pairs(&uri);
     let q = |k: &str| {
         query
             .iter()

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::status::ApiError;
 use crate::store::info_of;
-use crate::{Shared, authorized, error};
+use crate::{Shared, authorized, error, query_pairs};
 
 pub const PROTOCOL: &str = "v4.channel.k8s.io";
 
@@ -40,8 +40,7 @@ pub async fn handle(
     if let Err(e) = authorized(&headers) {
         return error(e);
     }
-    let query: Vec<(String, String)> =
-        serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let query = query_pairs(&uri);
     let ports: Result<Vec<u16>, _> = query
         .iter()
         .filter(|(k, _)| k == "ports")

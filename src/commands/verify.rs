@@ -29,14 +29,15 @@ pub struct VerifyReport {
 pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
     let spinner = ctx.ui.spinner("checking");
     let mut checks = Vec::new();
-    let mut target = args.db.database_url.clone().unwrap_or_default();
+    // The release on the pod path; the URL (without its password) otherwise.
+    let mut target = None;
     let mut reachable = true;
     if args.db.database_url.is_none() {
         let kube = ctx.kube().await?;
-        target = format!(
+        target = Some(format!(
             "release {} in namespace {}",
             ctx.profile.release, kube.namespace
-        );
+        ));
         let state = release::observe(&kube, &ctx.profile).await?;
         let cluster = health::checks(&kube, &state, &ctx.profile.names()).await?;
         reachable = cluster
@@ -48,10 +49,7 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
     if reachable {
         spinner.set_message("connecting");
         let db = ctx.db(&args.db).await?;
-        target = match args.db.database_url {
-            Some(_) => db.describe(),
-            None => target,
-        };
+        target.get_or_insert_with(|| db.describe());
         match db.admin().await {
             Ok(admin) => {
                 checks.push(Check::pass(
@@ -77,7 +75,7 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
         .map(|c| c.name.clone())
         .collect();
     let report = VerifyReport {
-        target,
+        target: target.unwrap_or_default(),
         passed: failed.is_empty(),
         checks,
     };

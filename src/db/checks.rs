@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 use tokio_postgres::Client;
 
-use super::connect::Db;
+use super::connect::{Db, server_message};
 use super::expected::{self, Expected, split_not_null};
 use super::migrate::{self, Migration};
 use crate::check::Check;
@@ -72,11 +72,7 @@ async fn texts(
 }
 
 fn db_err(e: tokio_postgres::Error) -> anyhow::Error {
-    let text = e
-        .as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_else(|| e.to_string());
-    anyhow::anyhow!("query failed: {text}")
+    anyhow::anyhow!("query failed: {}", server_message(&e))
 }
 
 async fn app_connects(db: &Db) -> Check {
@@ -636,28 +632,20 @@ async fn settings(admin: &Client, profile: &Profile) -> Result<Vec<Check>> {
         let have = setting
             .parse::<u64>()
             .ok()
-            .zip(unit_bytes(&unit))
+            .zip(parse_size(&unit))
             .map(|(n, u)| n * u);
         let check = format!("setting {name}");
         let want_value = parse_size(&want);
         out.push(match (have, want_value) {
             (Some(h), Some(w)) if h == w => Check::pass(check, shown),
-            _ if unit.is_empty() && setting == want => Check::pass(check, shown),
             _ => Check::fail(check, format!("{shown}, the profile says {want}")),
         });
     }
     Ok(out)
 }
 
-/// Bytes per unit of pg_settings ("8kB", "kB", "MB", "" = a plain number).
-fn unit_bytes(unit: &str) -> Option<u64> {
-    if unit.is_empty() {
-        return Some(1);
-    }
-    parse_size(unit)
-}
-
-/// "256MB", "1GB", "8kB", "64" → bytes (PostgreSQL's units: 1kB = 1024 B).
+/// "256MB", "1GB", "8kB", "64" → bytes (PostgreSQL's units: 1kB = 1024 B). Also the size of one
+/// pg_settings unit: "8kB", "MB", and "" (a plain number) → 1.
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
@@ -708,9 +696,10 @@ mod tests {
         assert_eq!(parse_size("100"), Some(100));
         assert_eq!(parse_size("4 MB"), Some(4 << 20));
         assert_eq!(parse_size("4mb"), None);
+        assert_eq!(parse_size(""), Some(1), "a unit-less setting counts as is");
         // pg_settings: shared_buffers is 32768 units of 8kB.
         assert_eq!(
-            32768 * unit_bytes("8kB").unwrap(),
+            32768 * parse_size("8kB").unwrap(),
             parse_size("256MB").unwrap()
         );
     }

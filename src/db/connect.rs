@@ -13,6 +13,7 @@ use tokio_postgres::{Client, NoTls};
 use super::tls::{self, DatabaseUrl, SslMode};
 use crate::error::{ExitCode, UserError, user_error};
 use crate::k8s::client::{Kube, api_error};
+use crate::k8s::release::pod_ready;
 use crate::profile::Profile;
 
 /// How long to wait for the server to answer (TCP, TLS and authentication together) on the pod path.
@@ -205,13 +206,10 @@ async fn ready_primary(kube: &Kube, profile: &Profile) -> Result<String> {
                 &kube.server,
             )
         })?;
-    let ready = pods.items.iter().find(|p| {
-        p.metadata.deletion_timestamp.is_none()
-            && p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-    });
+    let ready = pods
+        .items
+        .iter()
+        .find(|p| p.metadata.deletion_timestamp.is_none() && pod_ready(p));
     match ready {
         Some(p) => Ok(p.name_any()),
         None => {
@@ -261,6 +259,13 @@ async fn secret_key(kube: &Kube, api: &Api<Secret>, name: &str, key: &str) -> Re
             .into()),
         (Some(_), Some(v)) => Ok(v),
     }
+}
+
+/// What the server said (tokio-postgres prints only "db error"), or the client-side error.
+pub fn server_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
 }
 
 /// Turn a tokio-postgres error (which prints only "db error") into its cause and a hint.

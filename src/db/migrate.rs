@@ -9,6 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
+use super::connect::server_message;
 use crate::error::user_error;
 use crate::profile::Profile;
 
@@ -194,14 +195,6 @@ pub async fn apply(
     migrations: &[Migration],
     mut progress: impl FnMut(&str),
 ) -> Result<Vec<AppliedNow>> {
-    apply_locked(client, migrations, &mut progress).await
-}
-
-async fn apply_locked(
-    client: &mut Client,
-    migrations: &[Migration],
-    progress: &mut impl FnMut(&str),
-) -> Result<Vec<AppliedNow>> {
     client
         .batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS phonebill_db;
@@ -226,10 +219,7 @@ async fn apply_locked(
             .await
             .with_context(|| format!("starting migration {}", m.id))?;
         if let Err(e) = tx.batch_execute(&m.sql).await {
-            let cause = e
-                .as_db_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or_else(|| e.to_string());
+            let cause = server_message(&e);
             drop(tx); // rolls back
             return Err(user_error(format!(
                 "migration {} failed and was rolled back: {cause}; {} applied before it stay applied",

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio_postgres::Client;
 
-use super::connect::Login;
+use super::connect::{Login, server_message};
 use crate::render::render_sql;
 
 const APP_ROLE_SQL: &str = include_str!("../../sql/app-role.sql");
@@ -52,9 +52,5 @@ pub async fn ensure(client: &Client, app: &Login, database: &str) -> Result<Role
 }
 
 fn db_context(e: tokio_postgres::Error, doing: &str) -> anyhow::Error {
-    let cause = e
-        .as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_else(|| e.to_string());
-    anyhow::anyhow!("{cause}").context(doing.to_string())
+    anyhow::anyhow!("{}", server_message(&e)).context(doing.to_string())
 }

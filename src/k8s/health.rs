@@ -33,6 +33,10 @@ pub async fn checks(kube: &Kube, state: &ReleaseState, names: &Names) -> Result<
     let slices: Api<EndpointSlice> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let mut problems = Vec::new();
     for svc in [&names.service, &names.headless_service] {
+        if !state.services.iter().any(|s| &s.name_any() == svc) {
+            problems.push(format!("Service {svc} missing"));
+            continue;
+        }
         let list = slices
             .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={svc}")))
             .await
@@ -49,9 +53,7 @@ pub async fn checks(kube: &Kube, state: &ReleaseState, names: &Names) -> Result<
             .flat_map(|s| s.endpoints.iter())
             .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
             .count();
-        if !state.services.iter().any(|s| &s.name_any() == svc) {
-            problems.push(format!("Service {svc} missing"));
-        } else if ready == 0 {
+        if ready == 0 {
             problems.push(format!("Service {svc} has no ready endpoint"));
         }
     }
