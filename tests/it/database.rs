@@ -304,3 +304,28 @@ async fn verify_names_exactly_what_is_wrong() {
         );
     }
 }
+
+#[tokio::test]
+async fn through_the_pod_a_missing_app_secret_is_named() {
+    let r = Release::new("nosecret").await;
+    r.install().await;
+    r.cluster.fake.cluster().purge(
+        fake_kube::store::info_of("Secret"),
+        crate::support::NS,
+        APP_SECRET,
+    );
+    let run = r.run(&["apply-schema"]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line()
+            .contains("Secret auth-db-secret is missing in namespace phonebill-dev"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.hint_line().contains("phonebill-db install"));
+    assert_eq!(
+        r.psql("SELECT to_regclass('public.auth_users') IS NULL"),
+        "t",
+        "nothing applied"
+    );
+}

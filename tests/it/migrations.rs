@@ -139,3 +139,26 @@ async fn two_runs_at_once_both_succeed_and_apply_each_migration_once() {
     );
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM auth_services"), "3");
 }
+
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_tool_is_refused() {
+    let pg = Pg::get();
+    let db = pg.create_database("newer");
+    let url = pg.url(&db);
+    assert_eq!(
+        run_url(&["apply-schema", "--database-url", &url], &[])
+            .await
+            .code,
+        0
+    );
+    pg.psql(&db, "INSERT INTO phonebill_db.schema_migrations (id, checksum, tool_version, millis) VALUES ('0200_future', 'x', '9.9.9', 1)");
+    let run = run_url(&["apply-schema", "--database-url", &url], &[]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line()
+            .contains("the database has migrations this tool does not know: 0200_future"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.hint_line().contains("a newer phonebill-db"));
+}

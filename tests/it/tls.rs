@@ -129,3 +129,37 @@ async fn a_malformed_url_is_a_usage_error() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unusable_ca_file_is_one_line_and_changes_nothing() {
+    let pg = Pg::get();
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "this is no certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let u = url(
+        &pg,
+        &format!("postgres:{}", pg.password),
+        "localhost",
+        "postgres",
+        "?sslmode=verify-full",
+    );
+    for (file, cause) in [
+        (&missing, "cannot read CA file"),
+        (&not_pem, "holds no usable certificate"),
+    ] {
+        let f = file.display().to_string();
+        let run = run_url(
+            &["apply-schema", "--database-url", &u, "--ca-file", &f],
+            &[],
+        )
+        .await;
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.error_line().contains(cause), "{}", run.stderr);
+        assert!(
+            run.hint_line().contains("PEM file with the server's CA"),
+            "{}",
+            run.stderr
+        );
+    }
+}
