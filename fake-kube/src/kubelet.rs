@@ -28,6 +28,15 @@ pub enum PodBehavior {
     Manual,
 }
 
+/// What the CSI snapshot controller does with a VolumeSnapshot of a Bound claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotBehavior {
+    #[default]
+    Ready,
+    /// Never becomes ready (a slow or stuck driver).
+    Never,
+}
+
 /// What the volume provisioner does with claims whose StorageClass exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VolumeBehavior {
@@ -40,6 +49,7 @@ pub enum VolumeBehavior {
 pub struct Kubelet {
     pub pods: PodBehavior,
     pub volumes: VolumeBehavior,
+    pub snapshots: SnapshotBehavior,
     /// How long a deleted pod takes to terminate.
     pub termination: Duration,
     scheduled: BTreeMap<String, Instant>,
@@ -55,6 +65,7 @@ impl Default for Kubelet {
                 after: Duration::from_millis(300),
             },
             volumes: VolumeBehavior::Bind,
+            snapshots: SnapshotBehavior::Ready,
             termination: Duration::from_millis(200),
             scheduled: BTreeMap::new(),
             deleting: BTreeMap::new(),
@@ -75,6 +86,53 @@ pub fn tick(c: &mut Cluster) {
     finish_deletions(c);
     statefulset_status(c);
     endpoint_slices(c);
+    snapshots(c);
+}
+
+/// The CSI snapshot controller: a VolumeSnapshot of a Bound claim with an existing class becomes
+/// ready to use (unless the test said `SnapshotBehavior::Never`); a missing class or claim is an
+/// error in its status, as the real controller reports it.
+fn snapshots(c: &mut Cluster) {
+    let classes: BTreeSet<String> = objects(c, "volumesnapshotclasses")
+        .iter()
+        .map(|o| s(o, "/metadata/name"))
+        .collect();
+    for mut snap in objects(c, "volumesnapshots") {
+        if snap.pointer("/status/readyToUse") == Some(&json!(true)) {
+            continue;
+        }
+        let ns = s(&snap, "/metadata/namespace");
+        let class = s(&snap, "/spec/volumeSnapshotClassName");
+        let claim = s(&snap, "/spec/source/persistentVolumeClaimName");
+        let pvc = c
+            .get(info_of("PersistentVolumeClaim"), &ns, &claim)
+            .ok()
+            .filter(|p| s(p, "/status/phase") == "Bound");
+        let status = if !classes.contains(&class) {
+            json!({"readyToUse": false, "error": {"time": now(),
+                "message": format!("Failed to get snapshot class with error volumesnapshotclass.snapshot.storage.k8s.io \"{class}\" not found")}})
+        } else if let Some(pvc) = pvc {
+            if c.kubelet.snapshots == SnapshotBehavior::Never {
+                json!({"readyToUse": false})
+            } else {
+                json!({"readyToUse": true, "creationTime": now(),
+                    "boundVolumeSnapshotContentName": format!("snapcontent-{}", s(&snap, "/metadata/uid")),
+                    "restoreSize": pvc.pointer("/status/capacity/storage").cloned().unwrap_or(json!("1Gi"))})
+            }
+        } else {
+            json!({"readyToUse": false, "error": {"time": now(),
+                "message": format!("failed to get input parameters to create snapshot: the PVC {claim} is not yet bound to a PV or does not exist")}})
+        };
+        // Write only a change of state, as the controller does (not every tick's new time).
+        let same = snap.get("status").is_some_and(|old| {
+            old["readyToUse"] == status["readyToUse"]
+                && old.get("error").is_some() == status.get("error").is_some()
+        });
+        if !same {
+            snap["status"] = status;
+            c.system_write(info_of("VolumeSnapshot"), &ns, snap);
+        }
+    }
 }
 
 /// The EndpointSlice controller: one slice per Service with a selector (named `<service>-fake`,

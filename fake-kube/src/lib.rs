@@ -8,6 +8,7 @@
 //! - list merge keys are taken to be `name` for every list of named items (`fields`);
 //! - no watch (the tool polls); no admission webhooks; field selectors accept any path.
 
+pub mod exec;
 pub mod fields;
 pub mod kubelet;
 pub mod portforward;
@@ -29,7 +30,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-pub use kubelet::{PodBehavior, VolumeBehavior};
+pub use kubelet::{PodBehavior, SnapshotBehavior, VolumeBehavior};
 use resources::{RESOURCES, ResourceInfo};
 use select::{FieldSelector, LabelSelector};
 use status::ApiError;
@@ -93,6 +94,10 @@ impl FakeKube {
             .route(
                 "/api/v1/namespaces/{ns}/pods/{name}/portforward",
                 axum::routing::get(portforward::handle),
+            )
+            .route(
+                "/api/v1/namespaces/{ns}/pods/{name}/exec",
+                axum::routing::get(exec::handle).post(exec::handle),
             )
             .fallback(handle)
             .with_state(cluster.clone());
@@ -174,6 +179,15 @@ impl FakeKube {
         self.cluster().forwards.insert(port, target);
     }
 
+    /// Environment of commands run by pod exec (they run on this machine), e.g. the throwaway
+    /// PostgreSQL's PGHOST/PGPORT/PGPASSWORD and a PATH that finds its tools.
+    pub fn exec_env(&self, env: &[(&str, &str)]) {
+        self.cluster().exec_env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
     pub fn set_pods(&self, behavior: PodBehavior) {
         self.cluster().kubelet.pods = behavior;
     }
@@ -181,6 +195,10 @@ impl FakeKube {
     /// How long a deleted pod takes to terminate (default 200 ms).
     pub fn set_termination(&self, grace: Duration) {
         self.cluster().kubelet.termination = grace;
+    }
+
+    pub fn set_snapshots(&self, behavior: SnapshotBehavior) {
+        self.cluster().kubelet.snapshots = behavior;
     }
 
     pub fn set_volumes(&self, behavior: VolumeBehavior) {
@@ -240,6 +258,24 @@ pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
 }
 
 /// The bearer token of the kubeconfig `write_kubeconfig` writes, or 401.
+/// The 403 the real server gives a user denied `create` on a pod subresource (`pods/exec`).
+pub(crate) fn forbidden_subresource(
+    c: &Cluster,
+    ns: &str,
+    pod: &str,
+    resource: &str,
+) -> Option<ApiError> {
+    c.is_denied("create", "", resource).then(|| {
+        ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "pods \"{pod}\" is forbidden: User \"fake-user\" cannot create resource \"{resource}\" in API group \"\" in the namespace \"{ns}\""
+            ),
+        )
+    })
+}
+
 pub(crate) fn authorized(headers: &HeaderMap) -> Result<(), ApiError> {
     if headers.get("authorization").and_then(|v| v.to_str().ok())
         != Some(&format!("Bearer {TOKEN}"))

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::status::ApiError;
 use crate::store::info_of;
-use crate::{Shared, authorized, error, query_pairs};
+use crate::{Shared, authorized, error, forbidden_subresource, query_pairs};
 
 pub const PROTOCOL: &str = "v4.channel.k8s.io";
 
@@ -57,14 +57,8 @@ pub async fn handle(
     };
     let targets = {
         let c = cluster.lock().expect("cluster lock");
-        if c.is_denied("create", "", "pods/portforward") {
-            return error(ApiError::new(
-                403,
-                "Forbidden",
-                format!(
-                    "pods \"{name}\" is forbidden: User \"fake-user\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"{ns}\""
-                ),
-            ));
+        if let Some(e) = forbidden_subresource(&c, &ns, &name, "pods/portforward") {
+            return error(e);
         }
         let pod = match c.get(info_of("Pod"), &ns, &name) {
             Ok(p) => p,

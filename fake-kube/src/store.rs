@@ -41,6 +41,8 @@ pub struct Cluster {
     pub writes: Vec<String>,
     /// Where port-forwards to a pod port lead (`portforward`).
     pub forwards: std::collections::HashMap<u16, std::net::SocketAddr>,
+    /// The environment of commands run by pod exec (`exec`).
+    pub exec_env: Vec<(String, String)>,
 }
 
 pub struct WriteOpts<'a> {
