@@ -10,6 +10,17 @@ pub enum Status {
     Skip,
 }
 
+impl Status {
+    /// How tables show it: ok, FAIL, skip.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "ok",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
     pub name: String,

@@ -69,6 +69,11 @@ pub enum Command {
     ApplySchema(crate::commands::apply_schema::ApplySchemaArgs),
     /// Run the completion checklist; exit 4 when a check fails (runbook 4.4.3, 7.3, 12)
     Verify(crate::commands::verify::VerifyArgs),
+    /// Stream a dump out of the database into a local file with a checksummed manifest, or take a
+    /// CSI snapshot of the data volume with --snapshot (runbook 6.1, 6.2, 11.2)
+    Backup(crate::commands::backup::BackupArgs),
+    /// Check a backup file, confirm, take a safety backup, restore in one transaction, verify (runbook 6.3)
+    Restore(crate::commands::restore::RestoreArgs),
 }
 
 /// How a database command reaches PostgreSQL: the release's pod (default) or a URL.
@@ -94,6 +99,14 @@ pub struct DbArgs {
         hide_env_values = true
     )]
     pub app_password: Option<String>,
+}
+
+/// Where the local PostgreSQL tools are (used with --database-url; the pod path uses the pod's).
+#[derive(Debug, Clone, Args)]
+pub struct PgBinArgs {
+    /// Directory of pg_dump, pg_restore and psql for --database-url (default: found on PATH)
+    #[arg(long, value_name = "DIR", env = "PHONEBILL_PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
 }
 
 /// `--timeout 10m`, `--timeout 90s`.

@@ -39,6 +39,16 @@ pub struct Profile {
     pub network_policy: NetworkPolicySettings,
     /// Load the dev-only sample accounts (`sql/dev/`) with apply-schema; never in prod.
     pub sample_data: bool,
+    pub snapshot: SnapshotSettings,
+}
+
+/// `backup --snapshot`: the VolumeSnapshotClass of the data volume's CSI driver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SnapshotSettings {
+    pub class_name: String,
+    /// The CSI driver `--create-snapshot-class` makes the class for.
+    pub driver: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -123,6 +133,8 @@ pub struct Names {
     pub app_secret: String,
     pub service_account: String,
     pub network_policy: String,
+    /// The PostgreSQL container of the pod (exec runs pg_dump/pg_restore in it).
+    pub container: String,
 }
 
 pub const APP_SECRET: &str = "auth-db-secret";
@@ -207,6 +219,7 @@ impl Profile {
             app_secret: APP_SECRET.to_string(),
             service_account: base.clone(),
             network_policy: base.clone(),
+            container: "postgresql".to_string(),
             stateful_set: base,
         }
     }

@@ -55,6 +55,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 const STORAGE_CLASS: &str = include_str!("../templates/storageclass.yaml");
+const SNAPSHOT_CLASS: &str = include_str!("../templates/volumesnapshotclass.yaml");
 
 /// What `render` shows instead of a password: nothing secret leaves the tool without a cluster.
 pub const PASSWORD_PLACEHOLDER: &str = "GENERATED-AT-INSTALL";
@@ -178,6 +179,20 @@ pub fn storage_class(name: &str) -> Result<StorageClass> {
     let raw: serde_json::Value =
         serde_yaml::from_str(&text).context("storageclass.yaml renders invalid YAML (a bug)")?;
     typed(&raw, "storageclass.yaml")
+}
+
+/// The snapshot class of `backup --snapshot --create-snapshot-class`.
+pub fn snapshot_class(
+    name: &str,
+    driver: &str,
+) -> Result<crate::k8s::snapshot::VolumeSnapshotClass> {
+    let text = render_one(
+        &environment(),
+        "volumesnapshotclass.yaml",
+        SNAPSHOT_CLASS,
+        &json!({ "name": name, "driver": driver }),
+    )?;
+    serde_yaml::from_str(&text).context("volumesnapshotclass.yaml renders an invalid class (a bug)")
 }
 
 /// An SQL template of `sql/` (strict; values escaped with the `ident` and `literal` filters).

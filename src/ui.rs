@@ -63,6 +63,20 @@ impl Ui {
         bar
     }
 
+    /// A byte counter for a stream: a bar when the total is known, else bytes and rate.
+    pub fn bytes(&self, total: Option<u64>, message: impl Into<String>) -> ProgressBar {
+        let bar = ProgressBar::with_draw_target(total, self.target());
+        let template = if total.is_some() {
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}"
+        } else {
+            "{spinner} {msg} {binary_bytes} at {binary_bytes_per_sec} [{elapsed}]"
+        };
+        bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
+        bar.set_message(message.into());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+
     fn target(&self) -> ProgressDrawTarget {
         if self.draw {
             ProgressDrawTarget::stderr()

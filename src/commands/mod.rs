@@ -1,8 +1,10 @@
 //! One file per subcommand: its arguments and a short `run(ctx, args)`.
 
 pub mod apply_schema;
+pub mod backup;
 pub mod install;
 pub mod render;
+pub mod restore;
 pub mod status;
 pub mod uninstall;
 pub mod verify;

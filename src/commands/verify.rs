@@ -99,12 +99,11 @@ fn text(r: &VerifyReport) -> String {
         .checks
         .iter()
         .map(|c| {
-            let s = match c.status {
-                Status::Pass => "ok",
-                Status::Fail => "FAIL",
-                Status::Skip => "skip",
-            };
-            vec![s.to_string(), c.name.clone(), c.detail.clone()]
+            vec![
+                c.status.label().to_string(),
+                c.name.clone(),
+                c.detail.clone(),
+            ]
         })
         .collect();
     let mut out = format!("verify {}\n", r.target);

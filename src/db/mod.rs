@@ -1,8 +1,14 @@
-//! Talking to the database: connect (port-forward or URL, TLS), migrations, the app role, checks.
+//! Talking to the database: connect (port-forward or URL, TLS), migrations, the app role,
+//! checks, backup files, dump and restore streams.
 
+pub mod backup_file;
 pub mod checks;
 pub mod connect;
+pub mod dump;
 pub mod expected;
 pub mod migrate;
+pub mod process;
+pub mod restore;
 pub mod role;
 pub mod tls;
+pub mod tools;

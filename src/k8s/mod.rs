@@ -3,10 +3,12 @@
 pub mod apply;
 pub mod client;
 pub mod diagnose;
+pub mod exec;
 pub mod health;
 pub mod inventory;
 pub mod preflight;
 pub mod release;
+pub mod snapshot;
 pub mod wait;
 
 pub use client::Kube;

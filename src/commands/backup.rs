@@ -1,0 +1,213 @@
+//! `backup` (runbook 6.1, 6.2, 11.2): a dump streamed into a local file with its manifest, or a
+//! CSI snapshot of the data volume (`--snapshot`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use crate::cli::{DbArgs, PgBinArgs, parse_duration};
+use crate::context::Ctx;
+use crate::db::backup_file::Format;
+use crate::db::dump::{self, DumpOptions, Source, Taken};
+use crate::db::tools::Tools;
+use crate::k8s::snapshot;
+use crate::ui::Outcome;
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// File to write (default: DATABASE-ENV-TIME.dump, or .sql.gz for plain, in this directory);
+    /// its manifest goes beside it as FILE.meta.json
+    #[arg(long, value_name = "FILE")]
+    pub to: Option<PathBuf>,
+    /// custom: pg_dump's archive (default); plain: gzip-compressed SQL
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Only the schema, no rows (runbook 11.2)
+    #[arg(long, conflicts_with = "tables")]
+    pub schema_only: bool,
+    /// Only the rows of this table (repeat for more); restoring replaces just their rows
+    #[arg(long = "table", value_name = "TABLE", value_parser = parse_table)]
+    pub tables: Vec<String>,
+    /// pg_dump compression: METHOD[:LEVEL] (gzip, lz4, zstd, none; lz4/zstd need pg_dump 16+)
+    #[arg(long, value_name = "METHOD[:LEVEL]")]
+    pub compress: Option<String>,
+    #[command(flatten)]
+    pub pg_bin: PgBinArgs,
+    /// Take a CSI VolumeSnapshot of the data volume instead of a dump
+    #[arg(long, conflicts_with_all = ["to", "format", "schema_only", "tables", "compress", "database_url"])]
+    pub snapshot: bool,
+    /// VolumeSnapshotClass to use instead of the profile's
+    #[arg(long, value_name = "NAME", requires = "snapshot")]
+    pub snapshot_class: Option<String>,
+    /// Create the profile's VolumeSnapshotClass when it is missing
+    #[arg(long, requires = "snapshot")]
+    pub create_snapshot_class: bool,
+    /// How long to wait for the snapshot to become ready to use
+    #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "snapshot")]
+    pub timeout: Duration,
+}
+
+/// Table names as the schema has them: lower-case SQL identifiers of the public schema.
+fn parse_table(s: &str) -> Result<String, String> {
+    let ok = s.len() <= 63
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("a table name of the public schema: lower-case letters, digits and _".into())
+    }
+}
+
+pub async fn run(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
+    if args.snapshot {
+        return take_snapshot(ctx, args).await;
+    }
+    let opts = DumpOptions {
+        format: args.format,
+        schema_only: args.schema_only,
+        tables: args.tables.clone(),
+        compress: args.compress.clone(),
+    };
+    let spinner = ctx.ui.spinner("connecting");
+    let db = ctx.db(&args.db).await?;
+    let admin = db.admin().await?;
+    spinner.finish_and_clear();
+    let dest = args
+        .to
+        .clone()
+        .unwrap_or_else(|| default_name(&db.database, &ctx.profile.environment, opts.format(), ""));
+    let tools = Tools::for_db(
+        &db,
+        &ctx.profile.names().container,
+        args.pg_bin.pg_bin.as_deref(),
+    );
+    let src = Source {
+        db: &db,
+        admin: &admin,
+        tools: &tools,
+        environment: &ctx.profile.environment,
+    };
+    let bar = ctx.ui.bytes(None, format!("backing up {}", db.database));
+    ctx.ui.detail(format!(
+        "backing up {} into {}",
+        db.describe(),
+        dest.display()
+    ));
+    let taken = dump::take(&src, &opts, &dest, &bar).await;
+    bar.finish_and_clear();
+    ctx.ui.emit(&taken?, text)?;
+    Ok(Outcome::ok())
+}
+
+/// `DATABASE-ENV[-LABEL]-20261123T101500Z.dump` in the current directory.
+pub fn default_name(database: &str, env: &str, format: Format, label: &str) -> PathBuf {
+    let stamp = stamp();
+    let label = if label.is_empty() {
+        String::new()
+    } else {
+        format!("-{label}")
+    };
+    Path::new(".").join(format!(
+        "{database}-{env}{label}-{stamp}.{}",
+        format.extension()
+    ))
+}
+
+/// The time now as `20261123T101500Z`.
+fn stamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
+pub fn text(t: &Taken) -> String {
+    let d = &t.details;
+    let what = if !d.tables.is_empty() {
+        format!("rows of {}", d.tables.join(", "))
+    } else if d.schema_only {
+        "schema only".into()
+    } else {
+        "schema and data".into()
+    };
+    format!(
+        "backup of {} from {} ({what})\n  file      {}\n  manifest  {}\n  format    {} (compression {}), {} in {:.1}s\n  sha256    {}\n  server    PostgreSQL {}, {}\n",
+        d.database,
+        d.source,
+        t.file,
+        t.manifest,
+        d.format.as_str(),
+        d.compress,
+        indicatif::BinaryBytes(d.size),
+        t.seconds,
+        d.sha256,
+        d.server_version,
+        d.tool_version,
+    )
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotReport {
+    #[serde(flatten)]
+    taken: snapshot::Taken,
+}
+
+async fn take_snapshot(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
+    let kube = ctx.kube().await?;
+    let class = args
+        .snapshot_class
+        .clone()
+        .unwrap_or_else(|| ctx.profile.snapshot.class_name.clone());
+    // A DNS subdomain: the claim's name, the time (lower case) and a random suffix, so two
+    // snapshots in one second do not collide.
+    let mut suffix = [0u8; 2];
+    getrandom::fill(&mut suffix).context("reading the OS random source")?;
+    let name = format!(
+        "{}-{}-{}",
+        ctx.profile.names().pvc,
+        stamp().to_ascii_lowercase(),
+        hex::encode(suffix)
+    );
+    let req = snapshot::Request {
+        class: &class,
+        create_class: args.create_snapshot_class,
+        name,
+        timeout: args.timeout,
+    };
+    let spinner = ctx.ui.spinner("checking the data volume");
+    let taken = snapshot::take(&kube, &ctx.profile, &req, &ctx.ui, &spinner).await;
+    spinner.finish_and_clear();
+    let report = SnapshotReport { taken: taken? };
+    ctx.ui.emit(&report, |r| {
+        let t = &r.taken;
+        format!(
+            "VolumeSnapshot {}/{} of {} is ready to use ({}class {}{}) in {:.1}s\n",
+            t.namespace,
+            t.snapshot,
+            t.persistent_volume_claim,
+            t.restore_size
+                .as_deref()
+                .map(|s| format!("{s}, "))
+                .unwrap_or_default(),
+            t.snapshot_class,
+            if t.snapshot_class_created {
+                ", created now"
+            } else {
+                ""
+            },
+            t.seconds
+        )
+    })?;
+    Ok(Outcome::ok())
+}

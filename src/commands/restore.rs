@@ -1,0 +1,203 @@
+//! `restore` (runbook 6.3): check the file against its manifest and the target, confirm, take a
+//! safety backup, restore in one transaction, then run the verify checks.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use super::backup::default_name;
+use crate::check::{Check, Status};
+use crate::cli::{DbArgs, PgBinArgs};
+use crate::context::Ctx;
+use crate::db::backup_file::{self, Format, Manifest};
+use crate::db::dump::{self, DumpOptions, Source, Taken};
+use crate::db::tools::{ToolVersion, Tools};
+use crate::db::{checks, migrate, restore};
+use crate::error::{ExitCode, report, user_error};
+use crate::ui::{Outcome, table};
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Backup file written by `phonebill-db backup` (its FILE.meta.json beside it)
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// Do not take a backup of the database as it is before restoring
+    #[arg(long)]
+    pub no_safety_backup: bool,
+    /// Where the safety backup goes (default: DATABASE-ENV-before-restore-TIME.dump here)
+    #[arg(long, value_name = "FILE", conflicts_with = "no_safety_backup")]
+    pub safety_to: Option<PathBuf>,
+    #[command(flatten)]
+    pub pg_bin: PgBinArgs,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreReport {
+    pub file: String,
+    pub database: String,
+    pub target: String,
+    pub scope: String,
+    pub backup_created_at: String,
+    pub safety_backup: Option<Taken>,
+    pub seconds: f64,
+    pub passed: bool,
+    pub checks: Vec<Check>,
+}
+
+pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
+    // The file first: --yes never skips these checks, and nothing has been touched yet.
+    let spinner = ctx.ui.spinner(format!("checking {}", args.from.display()));
+    let manifest = backup_file::inspect(&args.from)?;
+    spinner.set_message("connecting");
+    let db = ctx.db(&args.db).await?;
+    if manifest.database != db.database {
+        return Err(user_error(format!(
+            "{} is a backup of database {}, not of {}; nothing was restored",
+            args.from.display(),
+            manifest.database,
+            db.database
+        ))
+        .hint("restore a backup of this database, or point --env/--values/--database-url at the database the file belongs to")
+        .exit(ExitCode::ChecksFailed)
+        .into());
+    }
+    let admin = db.admin().await?;
+    let tools = Tools::for_db(
+        &db,
+        &ctx.profile.names().container,
+        args.pg_bin.pg_bin.as_deref(),
+    );
+    dump::check_tables(&admin, &db.database, &manifest.tables).await?;
+    if manifest.format == Format::Custom
+        && let Ok(dumped) = ToolVersion::parse(&manifest.tool_version)
+    {
+        let local = tools.version("pg_restore").await?;
+        dump::refuse_older_tool(&tools, &local, dumped.major, "the backup's pg_dump")?;
+    }
+    spinner.finish_and_clear();
+
+    let scope = restore::scope(&manifest);
+    ctx.ui.confirm_typed(
+        &format!(
+            "restore {} into database {} on {} ({scope})",
+            args.from.display(),
+            db.database,
+            db.describe()
+        ),
+        &db.database,
+    )?;
+
+    let safety_backup = if args.no_safety_backup {
+        None
+    } else {
+        let dest = args.safety_to.clone().unwrap_or_else(|| {
+            default_name(
+                &db.database,
+                &ctx.profile.environment,
+                Format::Custom,
+                "before-restore",
+            )
+        });
+        let bar = ctx.ui.bytes(None, "safety backup");
+        ctx.ui
+            .note(Some(&bar), format!("safety backup into {}", dest.display()));
+        let src = Source {
+            db: &db,
+            admin: &admin,
+            tools: &tools,
+            environment: &ctx.profile.environment,
+        };
+        let taken = dump::take(&src, &DumpOptions::default(), &dest, &bar).await;
+        bar.finish_and_clear();
+        Some(taken.map_err(|e| e.context("taking the safety backup; nothing was restored"))?)
+    };
+
+    let bar = ctx
+        .ui
+        .bytes(Some(manifest.size), format!("restoring {}", db.database));
+    let restored = restore::run(
+        &tools,
+        &args.from,
+        &manifest,
+        &db.database,
+        &db.admin.user,
+        &bar,
+    )
+    .await;
+    bar.finish_and_clear();
+    let seconds = restored?;
+
+    let spinner = ctx.ui.spinner("verifying");
+    let checks = match db.admin().await {
+        Ok(admin) => {
+            let migrations = migrate::embedded(&ctx.profile);
+            checks::run(&db, &admin, &ctx.profile, &migrations).await
+        }
+        Err(e) => vec![Check::fail("admin connects", report(&e).error)],
+    };
+    spinner.finish_and_clear();
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.name.clone())
+        .collect();
+    let report = RestoreReport {
+        file: args.from.display().to_string(),
+        database: db.database.clone(),
+        target: db.describe(),
+        scope,
+        backup_created_at: manifest.created_at.clone(),
+        safety_backup,
+        seconds,
+        passed: failed.is_empty(),
+        checks,
+    };
+    ctx.ui.emit(&report, |r| text(r, &manifest))?;
+    if !failed.is_empty() {
+        return Err(user_error(format!(
+            "restored, but {} of {} checks failed: {}",
+            failed.len(),
+            report.checks.len(),
+            failed.join(", ")
+        ))
+        .hint("an older backup may predate a migration: `phonebill-db apply-schema` brings the schema up to date")
+        .exit(ExitCode::ChecksFailed)
+        .into());
+    }
+    Ok(Outcome::ok())
+}
+
+fn text(r: &RestoreReport, m: &Manifest) -> String {
+    let mut out = format!(
+        "restored {} (backup of {} taken {}) into {} on {} in {:.1}s: {}\n",
+        r.file, m.database, m.created_at, r.database, r.target, r.seconds, r.scope
+    );
+    if let Some(s) = &r.safety_backup {
+        out.push_str(&format!(
+            "safety backup of the database as it was: {} ({})\n",
+            s.file,
+            indicatif::BinaryBytes(s.details.size)
+        ));
+    }
+    let rows: Vec<Vec<String>> = r
+        .checks
+        .iter()
+        .map(|c| {
+            vec![
+                c.status.label().to_string(),
+                c.name.clone(),
+                c.detail.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["RESULT", "CHECK", "DETAIL"], &rows));
+    if r.passed {
+        out.push_str("all checks passed\n");
+    }
+    out
+}

@@ -1,0 +1,434 @@
+//! A backup on disk: the dump itself (a pg_dump custom archive, or gzip-compressed SQL — files the
+//! plain PostgreSQL tools read too) and its manifest `FILE.meta.json` beside it (database,
+//! versions, format, options, time, size, SHA-256).
+//!
+//! Writing: both go to temporary names in the target directory, are fsynced, and are renamed into
+//! place only when the dump succeeded — the manifest last, so a dump without its manifest is never
+//! taken for a valid backup. Reading: [`inspect`] checks a file against its manifest before a
+//! restore touches anything.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ExitCode, UserError, user_error};
+
+/// What `kind` says in every manifest this tool writes.
+pub const KIND: &str = "phonebill-db backup";
+/// The manifest layout this tool writes and reads.
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// pg_dump's custom archive (pg_restore reads it)
+    Custom,
+    /// SQL text, gzip-compressed (psql reads it after gunzip)
+    Plain,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Custom => "custom",
+            Format::Plain => "plain",
+        }
+    }
+
+    /// The first bytes every file of this format starts with.
+    fn magic(self) -> &'static [u8] {
+        match self {
+            Format::Custom => b"PGDMP",
+            Format::Plain => &[0x1f, 0x8b],
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Custom => "dump",
+            Format::Plain => "sql.gz",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub kind: String,
+    pub manifest_version: u32,
+    pub database: String,
+    pub environment: String,
+    /// Where the dump came from ("pod NS/NAME" or the URL without its password).
+    pub source: String,
+    pub server_version: String,
+    pub tool_version: String,
+    pub phonebill_db_version: String,
+    pub format: Format,
+    pub schema_only: bool,
+    /// Only these tables' rows (empty: the whole database).
+    pub tables: Vec<String>,
+    pub compress: String,
+    pub created_at: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// The manifest's path: `FILE.meta.json`.
+pub fn manifest_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".meta.json");
+    PathBuf::from(name)
+}
+
+/// A file being written under a temporary name next to its destination; removed when dropped
+/// unless [`Partial::commit`] renamed it into place.
+pub struct Partial {
+    pub file: File,
+    temp: PathBuf,
+    dest: PathBuf,
+    done: bool,
+}
+
+impl Partial {
+    pub fn create(dest: &Path) -> Result<Partial> {
+        let dir = parent(dest);
+        let name = dest
+            .file_name()
+            .with_context(|| format!("{} is not a file name", dest.display()))?;
+        let temp = dir.join(format!(
+            ".{}.partial-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| {
+                anyhow::Error::new(
+                    user_error(format!("cannot write in {}: {e}", dir.display()))
+                        .hint("choose a directory you can write to with --to"),
+                )
+            })?;
+        Ok(Partial {
+            file,
+            temp,
+            dest: dest.to_path_buf(),
+            done: false,
+        })
+    }
+
+    /// Flush to disk and rename into place.
+    pub fn commit(mut self) -> Result<()> {
+        self.file
+            .sync_all()
+            .with_context(|| format!("flushing {} to disk", self.temp.display()))?;
+        fs::rename(&self.temp, &self.dest).with_context(|| {
+            format!(
+                "renaming {} to {}",
+                self.temp.display(),
+                self.dest.display()
+            )
+        })?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Put a finished dump (already committed to `dest`) and its manifest in place, manifest last,
+/// then flush the directory so both names survive a crash.
+pub fn write_manifest(dest: &Path, manifest: &Manifest) -> Result<()> {
+    let mut partial = Partial::create(&manifest_path(dest))?;
+    let text = serde_json::to_vec_pretty(manifest)?;
+    partial
+        .file
+        .write_all(&text)
+        .context("writing the backup's manifest")?;
+    partial.commit()?;
+    if let Ok(dir) = File::open(parent(dest)) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Refuse to write over something that exists (a backup is never replaced by accident).
+pub fn refuse_existing(dest: &Path) -> Result<()> {
+    for p in [dest.to_path_buf(), manifest_path(dest)] {
+        if p.exists() {
+            return Err(user_error(format!("{} already exists", p.display()))
+                .hint("choose another name with --to, or move the old backup away first")
+                .into());
+        }
+    }
+    Ok(())
+}
+
+/// Why a file is not a backup a restore may use.
+fn refused(file: &Path, why: impl std::fmt::Display, hint: &str) -> UserError {
+    user_error(format!("{}: {why}; nothing was restored", file.display()))
+        .hint(hint)
+        .exit(ExitCode::ChecksFailed)
+}
+
+/// Check a backup against its manifest: present, readable, of a known format, complete (size)
+/// and intact (SHA-256). Reads the whole file once; memory stays flat.
+pub fn inspect(file: &Path) -> Result<Manifest> {
+    let meta = fs::metadata(file).map_err(|e| {
+        anyhow::Error::new(
+            user_error(format!("cannot read {}: {e}", file.display()))
+                .hint("give the path of a file written by `phonebill-db backup --to FILE`"),
+        )
+    })?;
+    let mpath = manifest_path(file);
+    let text = match fs::read_to_string(&mpath) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refused(
+                file,
+                format!("its manifest {} is missing", mpath.display()),
+                "restore reads only backups written by `phonebill-db backup`, whose manifest records size and checksum; keep the .meta.json beside the file",
+            )
+            .into());
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", mpath.display())),
+    };
+    let manifest = parse_manifest(&text).map_err(|why| {
+        refused(
+            file,
+            format!("unknown format: {why}"),
+            "this is not a manifest of a phonebill-db backup this version can read",
+        )
+    })?;
+    let size = meta.len();
+    if size == 0 {
+        return Err(refused(
+            file,
+            format!(
+                "the file is empty (the manifest says {} bytes)",
+                manifest.size
+            ),
+            "the backup was never written completely; use another backup",
+        )
+        .into());
+    }
+    let mut reader = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let mut head = [0u8; 5];
+    let n = read_up_to(&mut reader, &mut head)?;
+    if !head[..n].starts_with(manifest.format.magic()) {
+        return Err(refused(
+            file,
+            format!(
+                "unknown format: the manifest says {}, but the file does not start like one",
+                manifest.format.as_str()
+            ),
+            "the file was replaced or damaged; use another backup",
+        )
+        .into());
+    }
+    if size < manifest.size {
+        return Err(refused(
+            file,
+            format!("truncated: {size} of {} bytes", manifest.size),
+            "the copy is incomplete; copy the backup again from where it was made",
+        )
+        .into());
+    }
+    if size > manifest.size {
+        return Err(refused(
+            file,
+            format!(
+                "longer than its manifest says ({size} bytes, recorded {})",
+                manifest.size
+            ),
+            "the file was appended to or replaced; use another backup",
+        )
+        .into());
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(&head[..n]);
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let sum = hex::encode(hasher.finalize());
+    if sum != manifest.sha256 {
+        return Err(refused(
+            file,
+            "corrupted: its SHA-256 checksum does not match the manifest",
+            "the file changed after the backup was taken (disk or copy error); use another backup",
+        )
+        .into());
+    }
+    Ok(manifest)
+}
+
+fn read_up_to(r: &mut File, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let k = r.read(&mut buf[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(n)
+}
+
+fn parse_manifest(text: &str) -> std::result::Result<Manifest, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("the manifest is not JSON ({e})"))?;
+    if value.get("kind").and_then(|k| k.as_str()) != Some(KIND) {
+        return Err("the manifest is not a phonebill-db backup's".into());
+    }
+    let version = value.get("manifestVersion").and_then(|v| v.as_u64());
+    if version != Some(MANIFEST_VERSION.into()) {
+        return Err(format!(
+            "manifest version {} (this tool reads {MANIFEST_VERSION}); use the phonebill-db that wrote it",
+            version.map_or("none".to_string(), |v| v.to_string())
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| format!("the manifest is incomplete ({e})"))
+}
+
+/// Hashes and counts what passes through on its way to a writer.
+pub struct Hashing<W> {
+    pub inner: W,
+    hasher: Sha256,
+    pub bytes: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    pub fn new(inner: W) -> Self {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    pub fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.hasher.update(data);
+        self.bytes += data.len() as u64;
+        self.inner.write_all(data)
+    }
+
+    pub fn finish(self) -> (W, String) {
+        (self.inner, hex::encode(self.hasher.finalize()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(format: Format, data: &[u8]) -> Manifest {
+        Manifest {
+            kind: KIND.into(),
+            manifest_version: MANIFEST_VERSION,
+            database: "phonebill_auth".into(),
+            environment: "dev".into(),
+            source: "test".into(),
+            server_version: "16.4".into(),
+            tool_version: "pg_dump (PostgreSQL) 16.4".into(),
+            phonebill_db_version: "0".into(),
+            format,
+            schema_only: false,
+            tables: vec![],
+            compress: "gzip:6".into(),
+            created_at: "2026-11-23T00:00:00Z".into(),
+            size: data.len() as u64,
+            sha256: hex::encode(Sha256::digest(data)),
+        }
+    }
+
+    fn written(dir: &Path, data: &[u8], format: Format) -> PathBuf {
+        let path = dir.join("b.dump");
+        let mut p = Partial::create(&path).unwrap();
+        p.file.write_all(data).unwrap();
+        p.commit().unwrap();
+        write_manifest(&path, &manifest(format, data)).unwrap();
+        path
+    }
+
+    fn refusal(path: &Path) -> String {
+        let e = inspect(path).unwrap_err();
+        let u = e.downcast_ref::<UserError>().expect("a user error");
+        assert_eq!(u.exit, ExitCode::ChecksFailed, "{}", u.message);
+        u.message.clone()
+    }
+
+    #[test]
+    fn an_intact_file_passes_and_each_damage_has_its_own_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = b"PGDMP"
+            .iter()
+            .copied()
+            .chain((0..100_000u32).map(|i| (i % 251) as u8))
+            .collect();
+        let path = written(dir.path(), &data, Format::Custom);
+        assert_eq!(inspect(&path).unwrap().size, data.len() as u64);
+
+        fs::write(&path, &data[..50_000]).unwrap();
+        assert!(refusal(&path).contains("truncated: 50000 of 100005 bytes"));
+
+        let mut flipped = data.clone();
+        flipped[70_000] ^= 0x01;
+        fs::write(&path, &flipped).unwrap();
+        assert!(refusal(&path).contains("corrupted"));
+
+        fs::write(&path, b"").unwrap();
+        assert!(refusal(&path).contains("empty"));
+
+        fs::write(&path, [&b"SELECT"[..], &data[6..]].concat()).unwrap();
+        assert!(refusal(&path).contains("unknown format"));
+
+        fs::write(&path, [&data[..], b"x"].concat()).unwrap();
+        assert!(refusal(&path).contains("longer than its manifest"));
+
+        fs::write(&path, &data).unwrap();
+        fs::remove_file(manifest_path(&path)).unwrap();
+        assert!(refusal(&path).contains("manifest") && refusal(&path).contains("missing"));
+
+        fs::write(manifest_path(&path), r#"{"kind": "something else"}"#).unwrap();
+        assert!(refusal(&path).contains("unknown format"));
+    }
+
+    #[test]
+    fn a_partial_file_vanishes_unless_committed_and_nothing_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.dump");
+        {
+            let mut p = Partial::create(&dest).unwrap();
+            p.file.write_all(b"PGDMP half").unwrap();
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        let path = written(dir.path(), b"\x1f\x8bplain", Format::Plain);
+        assert!(refuse_existing(&path).is_err());
+        assert!(refuse_existing(&dir.path().join("other.dump")).is_ok());
+    }
+}

@@ -1,0 +1,77 @@
+//! Run a command in a pod's container through the API (kube `ws`: WebSocket, channel protocol
+//! v5/v4) — what `kubectl exec -i` does, with bounded buffers and the exit status from the
+//! error channel.
+
+use anyhow::Result;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams};
+
+use super::client::{Kube, api_error};
+use crate::db::process::{Exit, Process};
+
+/// Bytes in flight per stream between the WebSocket task and the reader/writer.
+const BUFFER: usize = 1024 * 1024;
+
+pub async fn spawn(
+    kube: &Kube,
+    pod: &str,
+    container: &str,
+    command: &[String],
+    stdin: bool,
+) -> Result<Process> {
+    let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let mut params = AttachParams::default()
+        .container(container)
+        .stdin(stdin)
+        .stdout(true)
+        .stderr(true);
+    params.max_stdin_buf_size = Some(BUFFER);
+    params.max_stdout_buf_size = Some(BUFFER);
+    params.max_stderr_buf_size = Some(64 * 1024);
+    let tool = command.first().map(String::as_str).unwrap_or_default();
+    let what = format!("{tool} in pod {}/{pod}", kube.namespace);
+    let mut attached = api
+        .exec(pod, command.iter().map(String::as_str), &params)
+        .await
+        .map_err(|e| api_error(e, &format!("starting {what}"), &kube.server))?;
+    let stdout = attached
+        .stdout()
+        .expect("stdout was requested, so the attached process has it");
+    let stderr = attached
+        .stderr()
+        .expect("stderr was requested, so the attached process has it");
+    let stdin = if stdin { attached.stdin() } else { None };
+    let status = attached
+        .take_status()
+        .expect("the status is taken once, here");
+    let exit = Box::pin(async move {
+        let status = status.await;
+        // Keep the connection (and its task) alive until the status has arrived.
+        drop(attached);
+        Ok(match status {
+            Some(s) if s.status.as_deref() == Some("Success") => Exit::Success,
+            Some(s) => Exit::Failed {
+                code: s
+                    .details
+                    .as_ref()
+                    .and_then(|d| d.causes.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c.reason.as_deref() == Some("ExitCode"))
+                    .and_then(|c| c.message.as_deref()?.parse().ok()),
+                message: s.message.unwrap_or_else(|| "the command failed".into()),
+            },
+            None => Exit::Failed {
+                code: None,
+                message: "the connection to the API server ended before the command did".into(),
+            },
+        })
+    });
+    Ok(Process {
+        what,
+        stdin: stdin.map(|w| Box::new(w) as _),
+        stdout: Box::new(stdout),
+        stderr: Box::new(stderr),
+        exit,
+    })
+}

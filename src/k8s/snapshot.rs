@@ -1,0 +1,367 @@
+//! `backup --snapshot` (runbook 6.2, seed 003): a CSI VolumeSnapshot of the release's data volume,
+//! and a wait until the driver says it is ready to use. The snapshot API
+//! (`snapshot.storage.k8s.io/v1`) is a CRD that k8s-openapi does not carry; its two kinds are
+//! typed here with the fields we use.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use indicatif::ProgressBar;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, ListParams, PostParams};
+use serde::{Deserialize, Serialize};
+
+use super::client::{Kube, api_error, is_not_found};
+use super::wait::poll;
+use crate::error::{ExitCode, user_error};
+use crate::profile::{MANAGED_BY, Profile};
+use crate::ui::Ui;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshot {
+    pub metadata: ObjectMeta,
+    pub spec: VolumeSnapshotSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<VolumeSnapshotStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotSpec {
+    pub volume_snapshot_class_name: Option<String>,
+    pub source: VolumeSnapshotSource,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotSource {
+    pub persistent_volume_claim_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotStatus {
+    pub ready_to_use: Option<bool>,
+    pub restore_size: Option<String>,
+    pub creation_time: Option<String>,
+    pub bound_volume_snapshot_content_name: Option<String>,
+    pub error: Option<VolumeSnapshotError>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct VolumeSnapshotError {
+    pub message: Option<String>,
+    pub time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotClass {
+    pub metadata: ObjectMeta,
+    pub driver: String,
+    pub deletion_policy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<BTreeMap<String, String>>,
+}
+
+macro_rules! snapshot_kind {
+    ($ty:ty, $kind:literal, $plural:literal, $scope:ty) => {
+        impl k8s_openapi::Resource for $ty {
+            const API_VERSION: &'static str = "snapshot.storage.k8s.io/v1";
+            const GROUP: &'static str = "snapshot.storage.k8s.io";
+            const KIND: &'static str = $kind;
+            const VERSION: &'static str = "v1";
+            const URL_PATH_SEGMENT: &'static str = $plural;
+            type Scope = $scope;
+        }
+        impl k8s_openapi::Metadata for $ty {
+            type Ty = ObjectMeta;
+            fn metadata(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+snapshot_kind!(
+    VolumeSnapshot,
+    "VolumeSnapshot",
+    "volumesnapshots",
+    k8s_openapi::NamespaceResourceScope
+);
+snapshot_kind!(
+    VolumeSnapshotClass,
+    "VolumeSnapshotClass",
+    "volumesnapshotclasses",
+    k8s_openapi::ClusterResourceScope
+);
+
+/// Wait condition: the driver finished the snapshot.
+pub fn ready(s: &VolumeSnapshot) -> bool {
+    s.status.as_ref().and_then(|st| st.ready_to_use) == Some(true)
+}
+
+/// The driver's error, when it reported one.
+pub fn failed(s: &VolumeSnapshot) -> Option<String> {
+    s.status
+        .as_ref()
+        .and_then(|st| st.error.as_ref())
+        .and_then(|e| e.message.clone())
+}
+
+/// The snapshot class as `--create-snapshot-class` makes it (`templates/volumesnapshotclass.yaml`).
+pub fn class(name: &str, driver: &str) -> Result<VolumeSnapshotClass> {
+    crate::render::snapshot_class(name, driver)
+}
+
+/// The snapshot of the data volume this backup creates.
+pub fn snapshot(profile: &Profile, class: &str, name: &str) -> VolumeSnapshot {
+    let mut labels = profile.selector_labels();
+    labels.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
+    VolumeSnapshot {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        spec: VolumeSnapshotSpec {
+            volume_snapshot_class_name: Some(class.to_string()),
+            source: VolumeSnapshotSource {
+                persistent_volume_claim_name: Some(profile.names().pvc),
+            },
+        },
+        status: None,
+    }
+}
+
+/// What a snapshot backup reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Taken {
+    pub snapshot: String,
+    pub namespace: String,
+    pub persistent_volume_claim: String,
+    pub snapshot_class: String,
+    pub snapshot_class_created: bool,
+    pub ready_to_use: bool,
+    pub restore_size: Option<String>,
+    pub seconds: f64,
+}
+
+pub struct Request<'a> {
+    pub class: &'a str,
+    pub create_class: bool,
+    pub name: String,
+    pub timeout: Duration,
+}
+
+/// Check the claim and the class, create the snapshot, wait until it is ready (exit 3 on timeout).
+pub async fn take(
+    kube: &Kube,
+    profile: &Profile,
+    req: &Request<'_>,
+    ui: &Ui,
+    bar: &ProgressBar,
+) -> Result<Taken> {
+    let start = std::time::Instant::now();
+    let pvc_name = profile.names().pvc;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let pvc = pvcs
+        .get_opt(&pvc_name)
+        .await
+        .map_err(|e| api_error(e, &format!("reading claim {pvc_name}"), &kube.server))?;
+    let phase = pvc
+        .as_ref()
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.phase.clone());
+    if phase.as_deref() != Some("Bound") {
+        return Err(user_error(format!(
+            "the data volume {pvc_name} in namespace {} is {}",
+            kube.namespace,
+            phase.map_or("missing".to_string(), |p| format!("not bound ({p})"))
+        ))
+        .hint(format!(
+            "run `phonebill-db status --env {}`; a snapshot needs the installed release's volume",
+            profile.environment
+        ))
+        .into());
+    }
+    let created = ensure_class(kube, profile, req, bar).await?;
+    bar.set_message(format!("creating VolumeSnapshot {}", req.name));
+    let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    api.create(
+        &PostParams::default(),
+        &snapshot(profile, req.class, &req.name),
+    )
+    .await
+    .map_err(|e| {
+        api_error(
+            e,
+            &format!("creating VolumeSnapshot {}", req.name),
+            &kube.server,
+        )
+    })?;
+    let name = req.name.clone();
+    let outcome = poll(
+        req.timeout,
+        ui,
+        bar,
+        || async {
+            api.get(&name)
+                .await
+                .map_err(|e| api_error(e, &format!("reading VolumeSnapshot {name}"), &kube.server))
+        },
+        |s| ready(s) || failed(s).is_some(),
+        |s| match (ready(s), failed(s)) {
+            (true, _) => "ready to use".into(),
+            (_, Some(e)) => format!("failed: {e}"),
+            _ => format!("waiting for the CSI driver to take snapshot {name}"),
+        },
+    )
+    .await?;
+    let snap = match outcome {
+        Ok(s) => s,
+        Err(t) => {
+            return Err(user_error(format!(
+                "VolumeSnapshot {name} is not ready to use after {}",
+                humantime::format_duration(Duration::from_secs(t.after.as_secs()))
+            ))
+            .hint(format!(
+                "it stays and may still become ready: check `kubectl -n {} describe volumesnapshot {name}`, or wait longer with --timeout",
+                kube.namespace
+            ))
+            .exit(ExitCode::Timeout)
+            .into());
+        }
+    };
+    if let Some(e) = failed(&snap).filter(|_| !ready(&snap)) {
+        return Err(user_error(format!("VolumeSnapshot {name} failed: {e}"))
+            .hint(format!(
+                "the snapshot was left for inspection; `kubectl -n {} delete volumesnapshot {name}` removes it",
+                kube.namespace
+            ))
+            .into());
+    }
+    Ok(Taken {
+        snapshot: name,
+        namespace: kube.namespace.clone(),
+        persistent_volume_claim: pvc_name,
+        snapshot_class: req.class.to_string(),
+        snapshot_class_created: created,
+        ready_to_use: true,
+        restore_size: snap.status.and_then(|s| s.restore_size),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The class must exist, or be created when asked; a cluster without the snapshot API is told so.
+async fn ensure_class(
+    kube: &Kube,
+    profile: &Profile,
+    req: &Request<'_>,
+    bar: &ProgressBar,
+) -> Result<bool> {
+    let api: Api<VolumeSnapshotClass> = Api::all(kube.client.clone());
+    let no_api = |e: kube::Error| -> anyhow::Error {
+        if is_not_found(&e) {
+            user_error("this cluster has no VolumeSnapshot API (snapshot.storage.k8s.io/v1)")
+                .hint("AKS has it built in; elsewhere install the CSI external-snapshotter CRDs and controller, or back up with a dump instead of --snapshot")
+                .into()
+        } else {
+            api_error(e, "listing VolumeSnapshotClasses", &kube.server)
+        }
+    };
+    let classes = api.list(&ListParams::default()).await.map_err(no_api)?;
+    if classes
+        .items
+        .iter()
+        .any(|c| c.metadata.name.as_deref() == Some(req.class))
+    {
+        return Ok(false);
+    }
+    if !req.create_class {
+        let names: Vec<String> = classes
+            .items
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect();
+        let existing = if names.is_empty() {
+            "there are none".to_string()
+        } else {
+            format!("existing: {}", names.join(", "))
+        };
+        return Err(user_error(format!(
+            "VolumeSnapshotClass `{}` does not exist ({existing}); nothing was changed",
+            req.class
+        ))
+        .hint(format!(
+            "add --create-snapshot-class to create it for {}, or pick an existing one with --snapshot-class",
+            profile.snapshot.driver
+        ))
+        .into());
+    }
+    bar.set_message(format!("creating VolumeSnapshotClass {}", req.class));
+    api.create(
+        &PostParams::default(),
+        &class(req.class, &profile.snapshot.driver)?,
+    )
+    .await
+    .map_err(|e| {
+        api_error(
+            e,
+            &format!("creating VolumeSnapshotClass {}", req.class),
+            &kube.server,
+        )
+    })
+    .context("--create-snapshot-class")?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snapshot_names_the_release_claim_and_the_class() {
+        let profile = Profile::load("dev", None).unwrap();
+        let s = snapshot(&profile, "csi-azuredisk-vsc", "snap-1");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            v["spec"]["source"]["persistentVolumeClaimName"],
+            "data-auth-postgres-dev-postgresql-0"
+        );
+        assert_eq!(v["spec"]["volumeSnapshotClassName"], "csi-azuredisk-vsc");
+        assert_eq!(
+            v["metadata"]["labels"]["app.kubernetes.io/instance"],
+            "auth-postgres-dev"
+        );
+        let c = class("csi-azuredisk-vsc", "disk.csi.azure.com").unwrap();
+        assert_eq!(c.driver, "disk.csi.azure.com");
+        assert_eq!(c.deletion_policy, "Delete");
+    }
+
+    #[test]
+    fn readiness_and_failure_come_from_the_status() {
+        let mut s = VolumeSnapshot::default();
+        assert!(!ready(&s) && failed(&s).is_none());
+        s.status = Some(VolumeSnapshotStatus {
+            ready_to_use: Some(false),
+            error: Some(VolumeSnapshotError {
+                message: Some("quota".into()),
+                time: None,
+            }),
+            ..Default::default()
+        });
+        assert_eq!(failed(&s).as_deref(), Some("quota"));
+        s.status = Some(VolumeSnapshotStatus {
+            ready_to_use: Some(true),
+            ..Default::default()
+        });
+        assert!(ready(&s));
+    }
+}
