@@ -5,10 +5,12 @@
 //! - `install`, `uninstall`, `status`: whole flows through the real binary against the fake API server.
 //! - `database`, `migrations`, `tls`: apply-schema and verify against the throwaway PostgreSQL
 //!   that scripts/test.sh starts (`pg`), through the fake's port-forward and through --database-url.
+//! - `backup`: backup and restore (pod exec and --database-url), damaged files, snapshots.
 //! - `fake_api`: the fake API server's own behaviour, through the real kube client.
 
 mod support;
 
+mod backup;
 mod cli;
 mod database;
 mod fake_api;

@@ -141,10 +141,43 @@ impl Release {
         self.cluster.run(&all).await
     }
 
-    /// install, then what the image's entrypoint does on a new data volume.
+    /// install, then what the image's entrypoint does on a new data volume; commands run by
+    /// exec in the pod reach the shared server as the admin (the pod's socket does that there).
     pub async fn install(&self) {
         self.cluster.install_ok(&["--values", &self.values]).await;
         self.entrypoint();
+        let password = self.secret(ADMIN_SECRET, "postgres-password");
+        self.exec_env(&password, &[]);
+    }
+
+    /// What commands run by pod exec see: the shared server with `password`, and PATH with the
+    /// server's tools after `first` (directories of test doubles).
+    pub fn exec_env(&self, password: &str, first: &[&std::path::Path]) {
+        let mut dirs: Vec<PathBuf> = first.iter().map(|p| p.to_path_buf()).collect();
+        dirs.push(self.pg.bin.clone());
+        dirs.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        let path = std::env::join_paths(dirs).expect("PATH");
+        let port = self.pg.port.to_string();
+        self.cluster.fake.exec_env(&[
+            ("PATH", path.to_str().expect("utf-8 PATH")),
+            ("PGHOST", "127.0.0.1"),
+            ("PGPORT", &port),
+            ("PGPASSWORD", password),
+            ("PGSSLMODE", "disable"),
+        ]);
+    }
+
+    /// The admin's URL (TLS verified against the test CA) for the --database-url path.
+    pub fn admin_url(&self) -> String {
+        format!(
+            "postgresql://{}@localhost:{}/{}?sslmode=verify-full&sslrootcert={}",
+            self.admin,
+            self.pg.port,
+            self.database,
+            self.pg.ca.display()
+        )
     }
 
     pub fn secret(&self, name: &str, key: &str) -> String {

@@ -54,7 +54,7 @@ impl Run {
     }
 }
 
-/// Run the real binary with a scrubbed environment (no KUBECONFIG, HOME in `home`).
+/// Run the real binary with a scrubbed environment (no KUBECONFIG, HOME and working directory `home`).
 pub async fn run_bin(home: &Path, args: &[&str]) -> Run {
     run_bin_env(home, args, &[]).await
 }
@@ -67,6 +67,7 @@ pub async fn run_bin_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Ru
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
         .envs(env.iter().copied())
+        .current_dir(home)
         .stdin(Stdio::null())
         .output()
         .await

@@ -1,0 +1,741 @@
+//! backup and restore against the real (throwaway) PostgreSQL: through the fake API server's exec
+//! (pg_dump/pg_restore/psql run for real, as in the pod) and through --database-url with the
+//! local tools. Every restore is judged by the data: each table's row count and content hash.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::pg::{Release, run_url};
+use crate::support::{ADMIN_SECRET, APP_SECRET, Run};
+
+const TABLES: [&str; 8] = [
+    "auth_users",
+    "auth_user_sessions",
+    "auth_services",
+    "auth_permissions",
+    "auth_user_permissions",
+    "auth_login_history",
+    "auth_permission_access_log",
+    "phonebill_db.schema_migrations",
+];
+
+/// Row count and content hash of every table ("missing" for a table that is not there).
+fn fingerprint(r: &Release) -> BTreeMap<&'static str, String> {
+    TABLES
+        .iter()
+        .map(|t| {
+            let sql = format!(
+                "SELECT CASE WHEN to_regclass('{t}') IS NULL THEN 'missing' ELSE \
+                 (SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x) END"
+            );
+            // A missing table makes the inner query fail to plan: ask first.
+            let exists = r.psql(&format!("SELECT to_regclass('{t}') IS NOT NULL"));
+            let value = if exists == "t" {
+                r.psql(&sql)
+            } else {
+                "missing".into()
+            };
+            (*t, value)
+        })
+        .collect()
+}
+
+/// Columns, constraints, indexes and triggers of the public schema, hashed. (CHECK constraints by
+/// name and column: a dump round trip re-deparses `IN (...)` into an equal but different text.)
+fn schema(r: &Release) -> String {
+    r.psql(
+        "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
+           SELECT table_name || '.' || column_name || ':' || data_type || ':' || is_nullable || ':' || coalesce(column_default, '') AS x
+             FROM information_schema.columns WHERE table_schema = 'public'
+           UNION ALL SELECT conrelid::regclass || ':' || conname || ':' || conkey::text || ':' ||
+                  CASE contype WHEN 'c' THEN 'check' ELSE pg_get_constraintdef(oid) END
+             FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+           UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'
+           UNION ALL SELECT tgname || ':' || tgrelid::regclass FROM pg_trigger WHERE NOT tgisinternal) s",
+    )
+}
+
+/// A release with the schema applied and `users` x 9 generated rows (scripts/bench/generate-data.sql).
+async fn loaded(tag: &str, users: u32) -> Release {
+    let r = Release::new(tag).await;
+    r.install().await;
+    let applied = r.run(&["apply-schema"]).await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let out = std::process::Command::new(r.pg.bin.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v"])
+        .arg(format!("users={users}"))
+        .args(["-f", "scripts/bench/generate-data.sql"])
+        .arg(r.pg.url(&r.database))
+        .env("PGSSLMODE", "disable")
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r
+}
+
+/// Drop a table, delete rows, change rows: what a restore must undo.
+fn damage(r: &Release) {
+    r.psql("DROP TABLE auth_permission_access_log");
+    r.psql("DELETE FROM auth_users WHERE user_id LIKE 'gen-user-1%'");
+    r.psql("UPDATE auth_services SET service_name = 'damaged'");
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Run the tool on this release through --database-url with the local tools.
+async fn via_url(r: &Release, args: &[&str]) -> Run {
+    let url = r.admin_url();
+    let bin = r.pg.bin.display().to_string();
+    let mut all = args.to_vec();
+    all.extend([
+        "--database-url",
+        &url,
+        "--pg-bin",
+        &bin,
+        "--values",
+        &r.values,
+    ]);
+    let admin = r.secret(ADMIN_SECRET, "postgres-password");
+    let app = r.secret(APP_SECRET, "auth-user-password");
+    run_url(
+        &all,
+        &[("PGPASSWORD", &admin), ("PHONEBILL_APP_PASSWORD", &app)],
+    )
+    .await
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+/// A run that must succeed; its JSON report when it was asked for one (else null).
+fn ok(run: &Run) -> Value {
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    serde_json::from_str(&run.stdout).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn through_the_pod_both_formats_undo_every_damage() {
+    let r = loaded("bk_pod", 12_000).await;
+    let original = fingerprint(&r);
+    let rows: u64 = original
+        .values()
+        .map(|v| v.split(':').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(rows >= 100_000, "{original:?}");
+    let dir = tempfile::tempdir().unwrap();
+
+    let custom = path(dir.path(), "auth.dump");
+    let b = ok(&r.run(&["backup", "--to", &custom, "-o", "json"]).await);
+    assert_eq!(b["format"], "custom");
+    assert_eq!(b["database"], r.database.as_str());
+    assert!(
+        b["source"].as_str().unwrap().contains("port-forward"),
+        "{b}"
+    );
+    assert_eq!(b["size"], std::fs::metadata(&custom).unwrap().len());
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{custom}.meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["sha256"], b["sha256"]);
+    assert!(
+        manifest["toolVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("pg_dump (PostgreSQL)")
+    );
+
+    let plain = path(dir.path(), "auth.sql.gz");
+    let p = ok(&r
+        .run(&["backup", "--format", "plain", "--to", &plain, "-o", "json"])
+        .await);
+    assert_eq!(p["compress"], "gzip:6");
+    let head = std::fs::read(&plain).unwrap();
+    assert_eq!(&head[..2], &[0x1f, 0x8b], "plain backups are gzip files");
+
+    damage(&r);
+    assert_ne!(fingerprint(&r), original);
+    let restored = ok(&r
+        .run(&[
+            "restore",
+            "--from",
+            &custom,
+            "--yes",
+            "--no-safety-backup",
+            "-o",
+            "json",
+        ])
+        .await);
+    assert_eq!(restored["passed"], true, "{restored}");
+    assert_eq!(fingerprint(&r), original);
+
+    damage(&r);
+    let damaged = fingerprint(&r);
+    let safety = path(dir.path(), "safety.dump");
+    let restored = ok(&r
+        .run(&[
+            "restore",
+            "--from",
+            &plain,
+            "--yes",
+            "--safety-to",
+            &safety,
+            "-o",
+            "json",
+        ])
+        .await);
+    assert_eq!(fingerprint(&r), original);
+    assert_eq!(restored["safetyBackup"]["file"], safety.as_str());
+
+    // The safety backup holds the database as it was just before: restoring it brings the damage back.
+    // (verify then fails on the dropped table: exit 4 after restoring.)
+    let run = r
+        .run(&[
+            "restore",
+            "--from",
+            &safety,
+            "--yes",
+            "--no-safety-backup",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(fingerprint(&r), damaged);
+    assert_eq!(
+        files(dir.path()),
+        [
+            "auth.dump",
+            "auth.dump.meta.json",
+            "auth.sql.gz",
+            "auth.sql.gz.meta.json",
+            "safety.dump",
+            "safety.dump.meta.json"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn through_a_url_schema_only_and_per_table_backups_restore_what_they_hold() {
+    let r = loaded("bk_url", 12_000).await;
+    let original = fingerprint(&r);
+    let original_schema = schema(&r);
+    let dir = tempfile::tempdir().unwrap();
+
+    let full = path(dir.path(), "full.dump");
+    let b = ok(&via_url(&r, &["backup", "--to", &full, "-o", "json"]).await);
+    assert!(
+        b["source"].as_str().unwrap().starts_with("postgresql://"),
+        "{b}"
+    );
+    damage(&r);
+    let restored = ok(&via_url(
+        &r,
+        &[
+            "restore",
+            "--from",
+            &full,
+            "--yes",
+            "--no-safety-backup",
+            "-o",
+            "json",
+        ],
+    )
+    .await);
+    assert_eq!(restored["passed"], true, "{restored}");
+    assert_eq!(fingerprint(&r), original);
+
+    // Per table: only these tables' rows come back; the others keep their changes.
+    let tables = path(dir.path(), "reference.dump");
+    let t = ok(&via_url(
+        &r,
+        &[
+            "backup",
+            "--table",
+            "auth_services",
+            "--table",
+            "auth_permissions",
+            "--to",
+            &tables,
+            "-o",
+            "json",
+        ],
+    )
+    .await);
+    assert_eq!(
+        t["tables"],
+        serde_json::json!(["auth_services", "auth_permissions"])
+    );
+    r.psql("UPDATE auth_services SET service_name = 'damaged'");
+    r.psql("UPDATE auth_permissions SET permission_name = 'damaged'");
+    r.psql("DELETE FROM auth_login_history WHERE history_id % 2 = 0");
+    let mut expected = fingerprint(&r);
+    expected.insert("auth_services", original["auth_services"].clone());
+    expected.insert("auth_permissions", original["auth_permissions"].clone());
+    let restored = ok(&via_url(
+        &r,
+        &[
+            "restore",
+            "--from",
+            &tables,
+            "--yes",
+            "--no-safety-backup",
+            "-o",
+            "json",
+        ],
+    )
+    .await);
+    assert!(
+        restored["scope"]
+            .as_str()
+            .unwrap()
+            .contains("auth_services, auth_permissions")
+    );
+    assert_eq!(fingerprint(&r), expected);
+
+    // Per table, plain format, the same.
+    let plain_tables = path(dir.path(), "services.sql.gz");
+    ok(&via_url(
+        &r,
+        &[
+            "backup",
+            "--format",
+            "plain",
+            "--table",
+            "auth_services",
+            "--to",
+            &plain_tables,
+        ],
+    )
+    .await);
+    r.psql("UPDATE auth_services SET service_name = 'damaged again'");
+    ok(&via_url(
+        &r,
+        &[
+            "restore",
+            "--from",
+            &plain_tables,
+            "--yes",
+            "--no-safety-backup",
+        ],
+    )
+    .await);
+    assert_eq!(fingerprint(&r)["auth_services"], original["auth_services"]);
+
+    // Schema only: the definitions come back exactly; every table is empty, so verify reports
+    // the missing reference data and ledger (exit 4) after restoring.
+    let schema_file = path(dir.path(), "schema.sql.gz");
+    ok(&via_url(
+        &r,
+        &[
+            "backup",
+            "--schema-only",
+            "--format",
+            "plain",
+            "--to",
+            &schema_file,
+        ],
+    )
+    .await);
+    r.psql("DROP TABLE auth_permission_access_log");
+    r.psql("DROP INDEX idx_auth_users_customer_id");
+    assert_ne!(schema(&r), original_schema);
+    let run = via_url(
+        &r,
+        &[
+            "restore",
+            "--from",
+            &schema_file,
+            "--yes",
+            "--no-safety-backup",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.error_line().contains("restored, but"), "{}", run.stderr);
+    assert_eq!(schema(&r), original_schema);
+    for (table, value) in fingerprint(&r) {
+        assert!(
+            value.starts_with("0:"),
+            "{table} is empty after a schema-only restore: {value}"
+        );
+    }
+}
+
+/// Refusals of a bad file: exit 4, one line naming the problem, the database untouched.
+async fn refused(r: &Release, file: &str, says: &str) {
+    let before = fingerprint(r);
+    let run = via_url(
+        r,
+        &["restore", "--from", file, "--yes", "--no-safety-backup"],
+    )
+    .await;
+    assert_eq!(run.code, 4, "{file}: {}", run.stderr);
+    assert!(run.error_line().contains(says), "{file}: {}", run.stderr);
+    assert!(
+        run.error_line().contains("nothing was restored"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.hint_line().is_empty(), "{}", run.stderr);
+    assert_eq!(fingerprint(r), before, "{file}");
+}
+
+#[tokio::test]
+async fn truncated_flipped_empty_and_foreign_files_are_refused_before_anything_changes() {
+    let r = loaded("bk_bad", 1_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = path(dir.path(), "good.dump");
+    ok(&via_url(&r, &["backup", "--to", &good]).await);
+    let bytes = std::fs::read(&good).unwrap();
+    let copy = |name: &str, data: &[u8]| -> String {
+        let p = path(dir.path(), name);
+        std::fs::write(&p, data).unwrap();
+        std::fs::copy(format!("{good}.meta.json"), format!("{p}.meta.json")).unwrap();
+        p
+    };
+    r.psql("UPDATE auth_services SET service_name = 'changed since the backup'");
+
+    refused(
+        &r,
+        &copy("truncated.dump", &bytes[..bytes.len() / 2]),
+        "truncated",
+    )
+    .await;
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    refused(&r, &copy("flipped.dump", &flipped), "corrupted").await;
+    refused(&r, &copy("empty.dump", b""), "empty").await;
+    let no_manifest = path(dir.path(), "lonely.dump");
+    std::fs::write(&no_manifest, &bytes).unwrap();
+    refused(&r, &no_manifest, "manifest").await;
+
+    // A backup of another database.
+    let other = Release::new("bk_other").await;
+    other.install().await;
+    ok(&other.run(&["apply-schema"]).await);
+    let foreign = path(dir.path(), "foreign.dump");
+    ok(&other.run(&["backup", "--to", &foreign]).await);
+    refused(
+        &r,
+        &foreign,
+        &format!("is a backup of database {}", other.database),
+    )
+    .await;
+
+    // The intact file still restores (the refusals were about the files, not the database).
+    ok(&via_url(
+        &r,
+        &["restore", "--from", &good, "--yes", "--no-safety-backup"],
+    )
+    .await);
+    assert_ne!(
+        r.psql("SELECT service_name FROM auth_services WHERE service_code = 'AUTH'"),
+        "changed since the backup"
+    );
+}
+
+#[tokio::test]
+async fn a_restore_that_fails_partway_leaves_the_database_as_it_was() {
+    let r = loaded("bk_fail", 500).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Rows that break a foreign key, loaded with the checks off: the dump holds them, and the
+    // restore fails when it adds the constraint back, after dropping and reloading tables.
+    r.psql(
+        "BEGIN; SET LOCAL session_replication_role = replica; \
+         INSERT INTO auth_user_sessions (session_id, user_id, session_token, expires_at) \
+         VALUES ('orphan', 'nobody', 't', now()); COMMIT;",
+    );
+    let bad = path(dir.path(), "bad.dump");
+    ok(&r.run(&["backup", "--to", &bad]).await);
+    r.psql("DELETE FROM auth_user_sessions WHERE session_id = 'orphan'");
+    r.psql("UPDATE auth_services SET service_name = 'after the backup'");
+    let before = fingerprint(&r);
+    let safety = path(dir.path(), "safety.dump");
+    let run = r
+        .run(&["restore", "--from", &bad, "--yes", "--safety-to", &safety])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.error_line().contains("rolled back"), "{}", run.stderr);
+    assert!(
+        run.error_line().contains("fk_auth_user_sessions_user"),
+        "the first error names the constraint: {}",
+        run.stderr
+    );
+    assert_eq!(fingerprint(&r), before);
+    assert!(Path::new(&safety).exists(), "the safety backup stays");
+
+    // A per-table restore that would orphan rows of another table fails its foreign-key check.
+    let perms = path(dir.path(), "perms.dump");
+    ok(&via_url(
+        &r,
+        &["backup", "--table", "auth_permissions", "--to", &perms],
+    )
+    .await);
+    r.psql(
+        "INSERT INTO auth_permissions (service_code, permission_code, permission_name) VALUES ('AUTH', 'NEW', 'new')",
+    );
+    r.psql(
+        "INSERT INTO auth_user_permissions (user_id, permission_id) \
+         SELECT 'gen-user-1', permission_id FROM auth_permissions WHERE permission_code = 'NEW'",
+    );
+    let before = fingerprint(&r);
+    let run = via_url(
+        &r,
+        &["restore", "--from", &perms, "--yes", "--no-safety-backup"],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line()
+            .contains("fk_auth_user_permissions_permission"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fingerprint(&r), before);
+}
+
+/// A directory with a `pg_dump` that reports a version, and otherwise runs `body`.
+fn fake_pg_dump(dir: &Path, version: &str, body: &str) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("pg_dump");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) {version}'; exit 0; fi\n{body}\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[tokio::test]
+async fn a_failed_pg_dump_leaves_no_file_and_a_terminal_less_restore_changes_nothing() {
+    let r = Release::new("bk_dumpfail").await;
+    r.install().await;
+    ok(&r.run(&["apply-schema"]).await);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let dest = path(&out, "x.dump");
+
+    // pg_dump in the pod writes a good-looking start, then fails: the exit status decides.
+    let password = r.secret(ADMIN_SECRET, "postgres-password");
+    let bin = fake_pg_dump(
+        dir.path(),
+        "15.0",
+        "printf PGDMP; head -c 300000 /dev/zero; echo 'pg_dump: error: query failed: server closed the connection unexpectedly' >&2; exit 1",
+    );
+    r.exec_env(&password, &[&bin]);
+    let run = r.run(&["backup", "--to", &dest]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line().contains("server closed the connection"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.hint_line().contains("no backup file was kept"),
+        "{}",
+        run.stderr
+    );
+    assert!(files(&out).is_empty(), "{:?}", files(&out));
+
+    // pg_dump cannot reach the server at all.
+    r.cluster.fake.exec_env(&[
+        ("PGHOST", "127.0.0.1"),
+        ("PGPORT", "1"),
+        ("PATH", &format!("{}:/usr/bin:/bin", r.pg.bin.display())),
+    ]);
+    let run = r.run(&["backup", "--to", &dest]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.error_line().contains("pg_dump"), "{}", run.stderr);
+    assert!(files(&out).is_empty(), "{:?}", files(&out));
+
+    // A local pg_dump older than the server is refused before it runs.
+    r.exec_env(&password, &[]);
+    let old = fake_pg_dump(&dir.path().join("old"), "9.6.24", "exit 0");
+    let url = r.admin_url();
+    let run = run_url(
+        &[
+            "backup",
+            "--database-url",
+            &url,
+            "--pg-bin",
+            &old.display().to_string(),
+            "--to",
+            &dest,
+        ],
+        &[("PGPASSWORD", &password)],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line().contains("older than the server"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.hint_line().contains("--pg-bin"), "{}", run.stderr);
+    assert!(files(&out).is_empty());
+
+    // No terminal and no --yes: nothing restored, no safety backup taken.
+    ok(&r.run(&["backup", "--to", &dest]).await);
+    r.psql("UPDATE auth_services SET service_name = 'kept'");
+    let before = fingerprint(&r);
+    let run = r.run(&["restore", "--from", &dest]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line().contains("needs confirmation"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.hint_line().contains("--yes"), "{}", run.stderr);
+    assert_eq!(fingerprint(&r), before);
+    assert_eq!(files(&out), ["x.dump", "x.dump.meta.json"]);
+    assert_eq!(
+        files(r.cluster.dir.path())
+            .iter()
+            .filter(|f| f.contains("before-restore"))
+            .count(),
+        0,
+        "no safety backup"
+    );
+    // Writing over an existing backup is refused.
+    let run = r.run(&["backup", "--to", &dest]).await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.error_line().contains("already exists"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn bad_backup_arguments_are_usage_errors() {
+    let r = Release::new("bk_usage").await;
+    r.install().await;
+    for (args, says) in [
+        (
+            vec!["backup", "--schema-only", "--table", "auth_users"],
+            "cannot be used with",
+        ),
+        (
+            vec!["backup", "--snapshot", "--to", "x.dump"],
+            "cannot be used with",
+        ),
+        (vec!["backup", "--table", "Auth-Users"], "lower-case"),
+        (vec!["backup", "--compress", "brotli"], "unknown method"),
+        (
+            vec!["backup", "--table", "no_such_table", "--to", "t.dump"],
+            "does not exist",
+        ),
+    ] {
+        let run = r.run(&args).await;
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+    assert!(
+        files(r.cluster.dir.path())
+            .iter()
+            .all(|f| !f.ends_with(".dump"))
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_names_the_claim_and_class_waits_until_ready_and_times_out_clearly() {
+    let r = Release::new("bk_snap").await;
+    r.install().await;
+    let fake = &r.cluster.fake;
+
+    // No class yet: refused, nothing created.
+    let run = r.run(&["backup", "--snapshot"]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line()
+            .contains("VolumeSnapshotClass `csi-azuredisk-vsc` does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.hint_line().contains("--create-snapshot-class"),
+        "{}",
+        run.stderr
+    );
+    assert!(fake.list("VolumeSnapshot", crate::support::NS).is_empty());
+
+    let taken = ok(&r
+        .run(&[
+            "backup",
+            "--snapshot",
+            "--create-snapshot-class",
+            "-o",
+            "json",
+        ])
+        .await);
+    assert_eq!(taken["readyToUse"], true);
+    assert_eq!(taken["snapshotClassCreated"], true);
+    let class = fake
+        .get("VolumeSnapshotClass", "", "csi-azuredisk-vsc")
+        .expect("class");
+    assert_eq!(class["driver"], "disk.csi.azure.com");
+    let snaps = fake.list("VolumeSnapshot", crate::support::NS);
+    assert_eq!(snaps.len(), 1);
+    let snap = &snaps[0];
+    assert_eq!(snap["metadata"]["name"], taken["snapshot"]);
+    assert_eq!(
+        snap["spec"]["source"]["persistentVolumeClaimName"],
+        crate::support::PVC
+    );
+    assert_eq!(snap["spec"]["volumeSnapshotClassName"], "csi-azuredisk-vsc");
+    assert_eq!(snap["status"]["readyToUse"], true);
+
+    // A driver that never finishes: exit 3 after the timeout, the snapshot named.
+    fake.set_snapshots(fake_kube::SnapshotBehavior::Never);
+    let run = r.run(&["backup", "--snapshot", "--timeout", "2s"]).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.error_line().contains("is not ready to use after 2s"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.hint_line().contains("describe volumesnapshot"),
+        "{}",
+        run.stderr
+    );
+
+    // A class that does not exist, named with --snapshot-class: the existing ones are listed.
+    let run = r
+        .run(&["backup", "--snapshot", "--snapshot-class", "missing-class"])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line()
+            .contains("`missing-class` does not exist (existing: csi-azuredisk-vsc)"),
+        "{}",
+        run.stderr
+    );
+}
