@@ -113,3 +113,14 @@ pub struct PgBinArgs {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 90s, 10m)"))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // Catches a conflicts_with/requires naming an argument that does not exist.
+        super::Cli::command().debug_assert();
+    }
+}

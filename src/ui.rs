@@ -145,6 +145,17 @@ impl Ui {
     }
 }
 
+/// Run `work` unless Ctrl-C comes first: then it is dropped (partial files removed, local tools
+/// killed, the exec stream closed) and the user is told what was left.
+pub async fn unless_interrupted<T>(work: impl Future<Output = Result<T>>, left: &str) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(user_error(format!("interrupted; {left}"))
+            .hint("run the command again when you are ready")
+            .into()),
+    }
+}
+
 static EMITTED: AtomicBool = AtomicBool::new(false);
 
 /// Has a result been printed to stdout? (`main` then prints no second JSON document for an error.)

@@ -102,7 +102,10 @@ async fn bridge(socket: WebSocket, ports: Vec<u16>, targets: Vec<Option<SocketAd
             }
         }
         let conn = match target {
-            Some(addr) => TcpStream::connect(addr).await.map_err(|e| e.to_string()),
+            Some(addr) => TcpStream::connect(addr)
+                .await
+                .and_then(|c| c.set_nodelay(true).map(|_| c))
+                .map_err(|e| e.to_string()),
             None => Err("connection refused (the test forwards nothing to this port)".into()),
         };
         let conn = match conn {

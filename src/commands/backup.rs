@@ -14,7 +14,7 @@ use crate::db::backup_file::Format;
 use crate::db::dump::{self, DumpOptions, Source, Taken};
 use crate::db::tools::Tools;
 use crate::k8s::snapshot;
-use crate::ui::Outcome;
+use crate::ui::{Outcome, unless_interrupted};
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -102,7 +102,11 @@ pub async fn run(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
         db.describe(),
         dest.display()
     ));
-    let taken = dump::take(&src, &opts, &dest, &bar).await;
+    let taken = unless_interrupted(
+        dump::take(&src, &opts, &dest, &bar),
+        "no backup file was kept",
+    )
+    .await;
     bar.finish_and_clear();
     ctx.ui.emit(&taken?, text)?;
     Ok(Outcome::ok())

@@ -16,7 +16,7 @@ use crate::db::dump::{self, DumpOptions, Source, Taken};
 use crate::db::tools::{ToolVersion, Tools};
 use crate::db::{checks, migrate, restore};
 use crate::error::{ExitCode, report, user_error};
-use crate::ui::{Outcome, table};
+use crate::ui::{Outcome, table, unless_interrupted};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -73,7 +73,9 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         args.pg_bin.pg_bin.as_deref(),
     );
     dump::check_tables(&admin, &db.database, &manifest.tables).await?;
-    if manifest.format == Format::Custom
+    // The pod's pg_restore matches its server; a local one must read the archive's version.
+    if matches!(tools, Tools::Local { .. })
+        && manifest.format == Format::Custom
         && let Ok(dumped) = ToolVersion::parse(&manifest.tool_version)
     {
         let local = tools.version("pg_restore").await?;
@@ -112,7 +114,11 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
             tools: &tools,
             environment: &ctx.profile.environment,
         };
-        let taken = dump::take(&src, &DumpOptions::default(), &dest, &bar).await;
+        let taken = unless_interrupted(
+            dump::take(&src, &DumpOptions::default(), &dest, &bar),
+            "no safety backup was kept and nothing was restored",
+        )
+        .await;
         bar.finish_and_clear();
         Some(taken.map_err(|e| e.context("taking the safety backup; nothing was restored"))?)
     };
@@ -120,13 +126,9 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     let bar = ctx
         .ui
         .bytes(Some(manifest.size), format!("restoring {}", db.database));
-    let restored = restore::run(
-        &tools,
-        &args.from,
-        &manifest,
-        &db.database,
-        &db.admin.user,
-        &bar,
+    let restored = unless_interrupted(
+        restore::run(&tools, &args.from, &manifest, &db.database, &db.admin.user, &bar),
+        "a restore that had not finished was not committed (its transaction rolls back); `phonebill-db verify` shows the state",
     )
     .await;
     bar.finish_and_clear();

@@ -28,6 +28,8 @@ async fn help_lists_only_the_commands_that_work() {
             "uninstall",
             "apply-schema",
             "verify",
+            "backup",
+            "restore",
             "help"
         ]
     );

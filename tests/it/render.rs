@@ -284,7 +284,7 @@ fn validate_against_schemas(yaml: &str) {
         .args(["--kubernetes-version", "1.33.0", "--strict", "--quiet"])
         .arg(&file)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {tool} ({e}); `bash .ci/test.sh` installs it, or set KUBERNETES_VALIDATE"));
+        .unwrap_or_else(|e| panic!("cannot run {tool} ({e}); `bash scripts/test.sh` installs it, or set KUBERNETES_VALIDATE"));
     assert!(
         out.status.success(),
         "schema validation failed:\n{}{}",
