@@ -1,4 +1,4 @@
-//! A named check with pass/fail/skip and a reason: what `verify` reports (and restore, later).
+//! A named check with pass/fail/skip and a reason: what `verify` and `restore` report.
 
 use serde::Serialize;
 
@@ -62,4 +62,45 @@ impl Check {
             Check::fail(name, problems.join("; "))
         }
     }
+}
+
+/// Checks as the text output shows them.
+pub fn table(checks: &[Check]) -> String {
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|c| {
+            vec![
+                c.status.label().to_string(),
+                c.name.clone(),
+                c.detail.clone(),
+            ]
+        })
+        .collect();
+    crate::ui::table(&["RESULT", "CHECK", "DETAIL"], &rows)
+}
+
+/// Exit 4 naming the failed checks (`{prefix}N of M checks failed: a, b`), or Ok when none failed.
+pub fn refuse_failed(prefix: &str, checks: &[Check], hint: &str) -> anyhow::Result<()> {
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.name.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::user_error(format!(
+        "{prefix}{} of {} checks failed: {}",
+        failed.len(),
+        checks.len(),
+        failed.join(", ")
+    ))
+    .hint(hint)
+    .exit(crate::error::ExitCode::ChecksFailed)
+    .into())
+}
+
+/// No check failed.
+pub fn passed(checks: &[Check]) -> bool {
+    checks.iter().all(|c| c.status != Status::Fail)
 }

@@ -25,8 +25,7 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use crate::status::ApiError;
-use crate::store::info_of;
-use crate::{Shared, authorized, error, forbidden_subresource, query_pairs};
+use crate::{Shared, authorized, error, query_pairs, running_pod};
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -60,22 +59,10 @@ pub async fn handle(
         .map(|(_, v)| v.clone());
     let env = {
         let c = cluster.lock().expect("cluster lock");
-        if let Some(e) = forbidden_subresource(&c, &ns, &name, "pods/exec") {
-            return error(e);
-        }
-        let pod = match c.get(info_of("Pod"), &ns, &name) {
+        let pod = match running_pod(&c, &ns, &name, "pods/exec") {
             Ok(p) => p,
             Err(e) => return error(e),
         };
-        let phase = pod
-            .pointer("/status/phase")
-            .and_then(Value::as_str)
-            .unwrap_or("Pending");
-        if phase != "Running" {
-            return error(ApiError::bad_request(format!(
-                "unable to upgrade connection: container not found (pod {name} is {phase})"
-            )));
-        }
         let containers: Vec<&str> = pod
             .pointer("/spec/containers")
             .and_then(Value::as_array)

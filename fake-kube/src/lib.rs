@@ -258,22 +258,35 @@ pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
 }
 
 /// The bearer token of the kubeconfig `write_kubeconfig` writes, or 401.
-/// The 403 the real server gives a user denied `create` on a pod subresource (`pods/exec`).
-pub(crate) fn forbidden_subresource(
+/// The pod a streaming subresource (`pods/exec`, `pods/portforward`) connects to: the 403 the
+/// real server gives a user denied `create` on it, 404 for a missing pod, and 400 (as the kubelet
+/// fails the upgrade) for a pod that is not running.
+pub(crate) fn running_pod(
     c: &Cluster,
     ns: &str,
     pod: &str,
     resource: &str,
-) -> Option<ApiError> {
-    c.is_denied("create", "", resource).then(|| {
-        ApiError::new(
+) -> Result<Value, ApiError> {
+    if c.is_denied("create", "", resource) {
+        return Err(ApiError::new(
             403,
             "Forbidden",
             format!(
                 "pods \"{pod}\" is forbidden: User \"fake-user\" cannot create resource \"{resource}\" in API group \"\" in the namespace \"{ns}\""
             ),
-        )
-    })
+        ));
+    }
+    let found = c.get(info_of("Pod"), ns, pod)?;
+    let phase = found
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending");
+    if phase != "Running" || found.pointer("/metadata/deletionTimestamp").is_some() {
+        return Err(ApiError::bad_request(format!(
+            "unable to upgrade connection: pod {pod} is not running (phase {phase})"
+        )));
+    }
+    Ok(found)
 }
 
 pub(crate) fn authorized(headers: &HeaderMap) -> Result<(), ApiError> {

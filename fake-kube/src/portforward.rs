@@ -19,14 +19,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::status::ApiError;
-use crate::store::info_of;
-use crate::{Shared, authorized, error, forbidden_subresource, query_pairs};
+use crate::{Shared, authorized, error, query_pairs, running_pod};
 
 pub const PROTOCOL: &str = "v4.channel.k8s.io";
 
@@ -57,21 +55,8 @@ pub async fn handle(
     };
     let targets = {
         let c = cluster.lock().expect("cluster lock");
-        if let Some(e) = forbidden_subresource(&c, &ns, &name, "pods/portforward") {
+        if let Err(e) = running_pod(&c, &ns, &name, "pods/portforward") {
             return error(e);
-        }
-        let pod = match c.get(info_of("Pod"), &ns, &name) {
-            Ok(p) => p,
-            Err(e) => return error(e),
-        };
-        let phase = pod
-            .pointer("/status/phase")
-            .and_then(Value::as_str)
-            .unwrap_or("Pending");
-        if phase != "Running" || pod.pointer("/metadata/deletionTimestamp").is_some() {
-            return error(ApiError::bad_request(format!(
-                "unable to upgrade connection: pod {name} is not running (phase {phase})"
-            )));
         }
         ports
             .iter()

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::backup::default_name;
-use crate::check::{Check, Status};
+use crate::check::{self, Check};
 use crate::cli::{DbArgs, PgBinArgs};
 use crate::context::Ctx;
 use crate::db::backup_file::{self, Format, Manifest};
@@ -16,7 +16,7 @@ use crate::db::dump::{self, DumpOptions, Source, Taken};
 use crate::db::tools::{ToolVersion, Tools};
 use crate::db::{checks, migrate, restore};
 use crate::error::{ExitCode, report, user_error};
-use crate::ui::{Outcome, table, unless_interrupted};
+use crate::ui::{Outcome, unless_interrupted};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -143,11 +143,6 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         Err(e) => vec![Check::fail("admin connects", report(&e).error)],
     };
     spinner.finish_and_clear();
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
-        .map(|c| c.name.clone())
-        .collect();
     let report = RestoreReport {
         file: args.from.display().to_string(),
         database: db.database.clone(),
@@ -156,21 +151,15 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         backup_created_at: manifest.created_at.clone(),
         safety_backup,
         seconds,
-        passed: failed.is_empty(),
+        passed: check::passed(&checks),
         checks,
     };
     ctx.ui.emit(&report, |r| text(r, &manifest))?;
-    if !failed.is_empty() {
-        return Err(user_error(format!(
-            "restored, but {} of {} checks failed: {}",
-            failed.len(),
-            report.checks.len(),
-            failed.join(", ")
-        ))
-        .hint("an older backup may predate a migration: `phonebill-db apply-schema` brings the schema up to date")
-        .exit(ExitCode::ChecksFailed)
-        .into());
-    }
+    check::refuse_failed(
+        "restored, but ",
+        &report.checks,
+        "an older backup may predate a migration: `phonebill-db apply-schema` brings the schema up to date",
+    )?;
     Ok(Outcome::ok())
 }
 
@@ -186,18 +175,7 @@ fn text(r: &RestoreReport, m: &Manifest) -> String {
             indicatif::BinaryBytes(s.details.size)
         ));
     }
-    let rows: Vec<Vec<String>> = r
-        .checks
-        .iter()
-        .map(|c| {
-            vec![
-                c.status.label().to_string(),
-                c.name.clone(),
-                c.detail.clone(),
-            ]
-        })
-        .collect();
-    out.push_str(&table(&["RESULT", "CHECK", "DETAIL"], &rows));
+    out.push_str(&check::table(&r.checks));
     if r.passed {
         out.push_str("all checks passed\n");
     }

@@ -4,13 +4,13 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use crate::check::{Check, Status};
+use crate::check::{self, Check, Status};
 use crate::cli::DbArgs;
 use crate::context::Ctx;
 use crate::db::{checks, migrate};
-use crate::error::{ExitCode, report, user_error};
+use crate::error::report;
 use crate::k8s::{health, release};
-use crate::ui::{Outcome, table};
+use crate::ui::Outcome;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -69,45 +69,23 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
         ));
     }
     spinner.finish_and_clear();
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
-        .map(|c| c.name.clone())
-        .collect();
     let report = VerifyReport {
         target: target.unwrap_or_default(),
-        passed: failed.is_empty(),
+        passed: check::passed(&checks),
         checks,
     };
     ctx.ui.emit(&report, text)?;
-    if !failed.is_empty() {
-        return Err(user_error(format!(
-            "{} of {} checks failed: {}",
-            failed.len(),
-            report.checks.len(),
-            failed.join(", ")
-        ))
-        .hint("each failed check says what is wrong; `phonebill-db apply-schema` restores schema, privileges and the app password")
-        .exit(ExitCode::ChecksFailed)
-        .into());
-    }
+    check::refuse_failed(
+        "",
+        &report.checks,
+        "each failed check says what is wrong; `phonebill-db apply-schema` restores schema, privileges and the app password",
+    )?;
     Ok(Outcome::ok())
 }
 
 fn text(r: &VerifyReport) -> String {
-    let rows: Vec<Vec<String>> = r
-        .checks
-        .iter()
-        .map(|c| {
-            vec![
-                c.status.label().to_string(),
-                c.name.clone(),
-                c.detail.clone(),
-            ]
-        })
-        .collect();
     let mut out = format!("verify {}\n", r.target);
-    out.push_str(&table(&["RESULT", "CHECK", "DETAIL"], &rows));
+    out.push_str(&check::table(&r.checks));
     if r.passed {
         out.push_str("all checks passed\n");
     }

@@ -121,6 +121,13 @@ fn path(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
+/// A run that failed with `code`, its error line saying `error` and its hint `hint`.
+fn failed(run: &Run, code: i32, error: &str, hint: &str) {
+    assert_eq!(run.code, code, "{}", run.stderr);
+    assert!(run.error_line().contains(error), "{}", run.stderr);
+    assert!(run.hint_line().contains(hint), "{}", run.stderr);
+}
+
 /// A run that must succeed; its JSON report when it was asked for one (else null).
 fn ok(run: &Run) -> Value {
     assert_eq!(
@@ -551,16 +558,11 @@ async fn a_failed_pg_dump_leaves_no_file_and_a_terminal_less_restore_changes_not
     );
     r.exec_env(&password, &[&bin]);
     let run = r.run(&["backup", "--to", &dest]).await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.error_line().contains("server closed the connection"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.hint_line().contains("no backup file was kept"),
-        "{}",
-        run.stderr
+    failed(
+        &run,
+        1,
+        "server closed the connection",
+        "no backup file was kept",
     );
     assert!(files(&out).is_empty(), "{:?}", files(&out));
 
@@ -592,13 +594,7 @@ async fn a_failed_pg_dump_leaves_no_file_and_a_terminal_less_restore_changes_not
         &[("PGPASSWORD", &password)],
     )
     .await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.error_line().contains("older than the server"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.hint_line().contains("--pg-bin"), "{}", run.stderr);
+    failed(&run, 1, "older than the server", "--pg-bin");
     assert!(files(&out).is_empty());
 
     // No terminal and no --yes: nothing restored, no safety backup taken.
@@ -672,17 +668,11 @@ async fn a_snapshot_names_the_claim_and_class_waits_until_ready_and_times_out_cl
 
     // No class yet: refused, nothing created.
     let run = r.run(&["backup", "--snapshot"]).await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.error_line()
-            .contains("VolumeSnapshotClass `csi-azuredisk-vsc` does not exist"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.hint_line().contains("--create-snapshot-class"),
-        "{}",
-        run.stderr
+    failed(
+        &run,
+        1,
+        "VolumeSnapshotClass `csi-azuredisk-vsc` does not exist",
+        "--create-snapshot-class",
     );
     assert!(fake.list("VolumeSnapshot", crate::support::NS).is_empty());
 
@@ -715,16 +705,11 @@ async fn a_snapshot_names_the_claim_and_class_waits_until_ready_and_times_out_cl
     // A driver that never finishes: exit 3 after the timeout, the snapshot named.
     fake.set_snapshots(fake_kube::SnapshotBehavior::Never);
     let run = r.run(&["backup", "--snapshot", "--timeout", "2s"]).await;
-    assert_eq!(run.code, 3, "{}", run.stderr);
-    assert!(
-        run.error_line().contains("is not ready to use after 2s"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.hint_line().contains("describe volumesnapshot"),
-        "{}",
-        run.stderr
+    failed(
+        &run,
+        3,
+        "is not ready to use after 2s",
+        "describe volumesnapshot",
     );
 
     // A class that does not exist, named with --snapshot-class: the existing ones are listed.

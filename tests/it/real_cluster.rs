@@ -5,8 +5,8 @@
 //! (kind's class is `standard`; on AKS use `managed-csi`.) The namespace is left behind: delete it.
 //!
 //! It installs into a throw-away namespace (`phonebill-db-e2e`, or $PHONEBILL_DB_NAMESPACE),
-//! checks status, applies the schema (twice) and verifies through a port-forward, re-installs
-//! (nothing may change), and uninstalls with --delete-data.
+//! checks status, applies the schema (twice) and verifies through a port-forward, backs up and
+//! restores through exec, re-installs (nothing may change), and uninstalls with --delete-data.
 
 use std::process::Command;
 
@@ -49,6 +49,16 @@ fn install_status_schema_verify_reinstall_uninstall_on_a_real_cluster() {
     assert!(out.contains("nothing to apply"), "{out}");
     let (code, out, err) = bin(&["verify"]);
     assert_eq!(code, 0, "verify: {out}\n{err}");
+    // pg_dump and the restore pipeline in the pod (its own tools, through exec).
+    let dir = std::env::temp_dir().join(format!("phonebill-db-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("e2e.dump").display().to_string();
+    let (code, out, err) = bin(&["backup", "--to", &file]);
+    assert_eq!(code, 0, "backup: {out}\n{err}");
+    let safety = dir.join("safety.dump").display().to_string();
+    let (code, out, err) = bin(&["restore", "--from", &file, "--yes", "--safety-to", &safety]);
+    assert_eq!(code, 0, "restore: {out}\n{err}");
+    let _ = std::fs::remove_dir_all(&dir);
     let (code, out, err) = bin(&["install", "--timeout", "5m", "--storage-class", &class]);
     assert_eq!(code, 0, "{err}");
     assert!(
