@@ -188,7 +188,8 @@ fn frame(channel: u8, data: &[u8]) -> Message {
     Message::Binary(v.into())
 }
 
-async fn pump(mut from: impl AsyncRead + Unpin, channel: u8, tx: mpsc::Sender<Message>) {
+/// Copy a stream into binary frames of one channel (exec's stdout/stderr, a forwarded port).
+pub(crate) async fn pump(mut from: impl AsyncRead + Unpin, channel: u8, tx: mpsc::Sender<Message>) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match from.read(&mut buf[1..]).await {

@@ -19,10 +19,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::exec::pump;
 use crate::status::ApiError;
 use crate::{Shared, authorized, error, query_pairs, running_pod};
 
@@ -102,26 +103,11 @@ async fn bridge(socket: WebSocket, ports: Vec<u16>, targets: Vec<Option<SocketAd
                 continue;
             }
         };
-        let (mut read, write) = conn.into_split();
+        let (read, write) = conn.into_split();
         writers.insert(data, write);
         let tx = out_tx.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match read.read(&mut buf[1..]).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        buf[0] = data;
-                        if tx
-                            .send(Message::Binary(buf[..=n].to_vec().into()))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                }
-            }
+            pump(read, data, tx.clone()).await;
             // The pod side closed: the real server closes the stream.
             let _ = tx.send(Message::Close(None)).await;
         });
