@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use serde::Serialize;
 
 use crate::cli::{DbArgs, PgBinArgs, parse_duration};
 use crate::context::Ctx;
@@ -160,13 +159,6 @@ pub fn text(t: &Taken) -> String {
     )
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SnapshotReport {
-    #[serde(flatten)]
-    taken: snapshot::Taken,
-}
-
 async fn take_snapshot(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
     let kube = ctx.kube().await?;
     let class = args
@@ -192,9 +184,7 @@ async fn take_snapshot(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
     let spinner = ctx.ui.spinner("checking the data volume");
     let taken = snapshot::take(&kube, &ctx.profile, &req, &ctx.ui, &spinner).await;
     spinner.finish_and_clear();
-    let report = SnapshotReport { taken: taken? };
-    ctx.ui.emit(&report, |r| {
-        let t = &r.taken;
+    ctx.ui.emit(&taken?, |t| {
         format!(
             "VolumeSnapshot {}/{} of {} is ready to use ({}class {}{}) in {:.1}s\n",
             t.namespace,
