@@ -724,3 +724,54 @@ async fn a_snapshot_names_the_claim_and_class_waits_until_ready_and_times_out_cl
         run.stderr
     );
 }
+
+#[tokio::test]
+async fn an_interrupted_backup_leaves_nothing_behind() {
+    let r = Release::new("bk_int").await;
+    r.install().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let dest = path(&out, "x.dump");
+    // A pg_dump in the pod that has written a start and is still going.
+    let password = r.secret(ADMIN_SECRET, "postgres-password");
+    let bin = fake_pg_dump(
+        dir.path(),
+        "15.0",
+        "printf PGDMP; head -c 100000 /dev/zero; sleep 20",
+    );
+    r.exec_env(&password, &[&bin]);
+    let kubeconfig = r.cluster.kubeconfig.display().to_string();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_phonebill-db"))
+        .args(["backup", "--to", &dest, "--kubeconfig", &kubeconfig])
+        .args(["--values", &r.values])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run phonebill-db");
+    let pid = child.id().expect("pid").to_string();
+    let mut waited = 0;
+    while !files(&out).iter().any(|f| f.contains(".partial-")) {
+        assert!(waited < 200, "the backup never started: {:?}", files(&out));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let done = child.wait_with_output().await.expect("wait");
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; no backup file was kept"),
+        "{stderr}"
+    );
+    assert!(files(&out).is_empty(), "{:?}", files(&out));
+}
