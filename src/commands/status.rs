@@ -1,4 +1,5 @@
-//! `status` (runbook 4.2.3, 7.1): pod, PVC, services, Secrets and readiness on one screen.
+//! `status` (runbook 4.2.3, 7.1): pod, PVC, services, Secrets, readiness, and the database's
+//! server, connections and size, on one screen.
 
 use anyhow::Result;
 use clap::Args;
@@ -7,6 +8,8 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use crate::context::Ctx;
+use crate::db::checks::{Usage, usage_of};
+use crate::db::connect::Db;
 use crate::k8s::diagnose::{Finding, diagnose};
 use crate::k8s::release::{
     self, ReleaseState, pod_ready_count, pod_status_text, pvc_phase, restarts,
@@ -37,7 +40,20 @@ pub struct StatusReport {
     pub pvcs: Vec<PvcRow>,
     pub services: Vec<ServiceRow>,
     pub secrets: Vec<String>,
+    /// Server, connections and size, when the release is ready (runbook 7.1).
+    pub database: Option<DatabaseRow>,
     pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseRow {
+    pub name: String,
+    pub reachable: bool,
+    #[serde(flatten)]
+    pub usage: Option<Usage>,
+    /// Why it could not be reached (status still succeeds: it reports, it does not judge).
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,13 +110,35 @@ pub async fn run(ctx: &Ctx, _args: &StatusArgs) -> Result<Outcome> {
             .filter_map(|p| p.spec.as_ref()?.storage_class_name.clone())
             .collect(),
     };
-    let report = build(
+    let mut report = build(
         &ctx.profile.release,
         &kube.namespace,
         &state,
         &names,
         &classes,
     );
+    if report.state == State::Ready {
+        let spinner = ctx.ui.spinner("asking the database");
+        let usage = async {
+            let db = Db::for_release(kube.clone(), &ctx.profile).await?;
+            usage_of(&db.admin().await?).await
+        };
+        report.database = Some(match usage.await {
+            Ok(u) => DatabaseRow {
+                name: ctx.profile.database.clone(),
+                reachable: true,
+                usage: Some(u),
+                error: None,
+            },
+            Err(e) => DatabaseRow {
+                name: ctx.profile.database.clone(),
+                reachable: false,
+                usage: None,
+                error: Some(crate::error::report(&e).error),
+            },
+        });
+        spinner.finish_and_clear();
+    }
     ctx.ui.emit(&report, text)?;
     Ok(Outcome::ok())
 }
@@ -169,6 +207,7 @@ pub fn build(
             .collect(),
         services: state.services.iter().map(service_row).collect(),
         secrets: state.secrets.clone(),
+        database: None,
         findings: if status == State::NotReady {
             diagnose(state, names, classes)
         } else {
@@ -274,6 +313,16 @@ fn text(r: &StatusReport) -> String {
             "present".into(),
             String::new(),
         ]);
+    }
+    if let Some(d) = &r.database {
+        let (status, detail) = match (&d.usage, &d.error) {
+            (Some(u), _) => (
+                "reachable".to_string(),
+                format!("{}, {} connections, {}", u.server, u.connections, u.size),
+            ),
+            (None, e) => ("UNREACHABLE".to_string(), e.clone().unwrap_or_default()),
+        };
+        rows.push(vec!["Database".into(), d.name.clone(), status, detail]);
     }
     out.push_str(&table(&["KIND", "NAME", "STATUS", "DETAIL"], &rows));
     for f in &r.findings {

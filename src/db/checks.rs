@@ -666,21 +666,44 @@ pub fn parse_size(text: &str) -> Option<u64> {
     Some(n * mult)
 }
 
-async fn usage(admin: &Client) -> Result<Vec<Check>> {
+/// What the database is doing and how big it is (verify reports it; status shows it).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// "PostgreSQL 16.4 (Debian 16.4-1.pgdg120+2)"
+    pub server: String,
+    /// Sessions connected to this database (this one included).
+    pub connections: i64,
+    pub size_bytes: i64,
+    /// pg_size_pretty of the size: "8447 kB".
+    pub size: String,
+}
+
+pub async fn usage_of(admin: &Client) -> Result<Usage> {
     let r = admin
         .query_one(
             "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),
+                    pg_database_size(current_database()),
                     pg_size_pretty(pg_database_size(current_database())), version()",
             &[],
         )
         .await
         .map_err(db_err)?;
-    let (connections, size, version): (i64, String, String) = (r.get(0), r.get(1), r.get(2));
-    let version = version.split(" on ").next().unwrap_or_default().to_string();
+    let version: String = r.get(3);
+    Ok(Usage {
+        server: version.split(" on ").next().unwrap_or_default().to_string(),
+        connections: r.get(0),
+        size_bytes: r.get(1),
+        size: r.get(2),
+    })
+}
+
+async fn usage(admin: &Client) -> Result<Vec<Check>> {
+    let u = usage_of(admin).await?;
     Ok(vec![
-        Check::pass("server", version),
-        Check::pass("connections", format!("{connections} active")),
-        Check::pass("database size", size),
+        Check::pass("server", u.server),
+        Check::pass("connections", format!("{} active", u.connections)),
+        Check::pass("database size", u.size),
     ])
 }
 

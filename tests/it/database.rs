@@ -94,6 +94,27 @@ async fn through_the_pod_install_apply_schema_verify_and_a_second_run_applies_no
         "testuser01\ntestuser02\ntestuser03"
     );
 
+    // status asks the database too (runbook 7.1): server, connections, size.
+    let status = r.run(&["status", "-o", "json"]).await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let db = &status.json()["database"];
+    assert_eq!(db["name"], r.database.as_str());
+    assert_eq!(db["reachable"], true, "{db}");
+    assert!(
+        db["server"].as_str().unwrap().starts_with("PostgreSQL "),
+        "{db}"
+    );
+    assert!(db["connections"].as_i64().unwrap() >= 1, "{db}");
+    let size: i64 = r
+        .psql(&format!("SELECT pg_database_size('{}')", r.database))
+        .parse()
+        .unwrap();
+    let reported = db["sizeBytes"].as_i64().unwrap();
+    assert!(
+        (reported - size).abs() < 1024 * 1024,
+        "reported {reported}, catalog {size}"
+    );
+
     let second = r.run(&["apply-schema", "-o", "json"]).await;
     assert_eq!(second.code, 0, "{}", second.stderr);
     let second = second.json();

@@ -46,7 +46,22 @@ async fn status_of_a_ready_release_shows_every_part() {
         "the API server assigned a ClusterIP"
     );
     assert_eq!(j["secrets"].as_array().unwrap().len(), 2);
+    // The fake's port-forward leads nowhere here: status reports that, and still succeeds.
+    assert_eq!(j["database"]["name"], "phonebill_auth");
+    assert_eq!(j["database"]["reachable"], false);
+    assert!(
+        j["database"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("connecting to database phonebill_auth"),
+        "{j}"
+    );
     let text = c.run(&["status"]).await.stdout;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Database ") && l.contains("UNREACHABLE")),
+        "{text}"
+    );
     assert!(
         text.starts_with("release auth-postgres-dev in namespace phonebill-dev: ready\n"),
         "{text}"
