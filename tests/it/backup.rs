@@ -539,24 +539,29 @@ fn fake_pg_dump(dir: &Path, version: &str, body: &str) -> PathBuf {
     bin
 }
 
+/// The pod's pg_dump replaced by one running `body`; a temp dir, its empty `out` directory and
+/// the backup's destination `out/x.dump`.
+fn pod_pg_dump(r: &Release, body: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let dest = path(&out, "x.dump");
+    let bin = fake_pg_dump(dir.path(), "15.0", body);
+    r.exec_env(&r.secret(ADMIN_SECRET, "postgres-password"), &[&bin]);
+    (dir, out, dest)
+}
+
 #[tokio::test]
 async fn a_failed_pg_dump_leaves_no_file_and_a_terminal_less_restore_changes_nothing() {
     let r = Release::new("bk_dumpfail").await;
     r.install().await;
     ok(&r.run(&["apply-schema"]).await);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let dest = path(&out, "x.dump");
-
     // pg_dump in the pod writes a good-looking start, then fails: the exit status decides.
-    let password = r.secret(ADMIN_SECRET, "postgres-password");
-    let bin = fake_pg_dump(
-        dir.path(),
-        "15.0",
+    let (dir, out, dest) = pod_pg_dump(
+        &r,
         "printf PGDMP; head -c 300000 /dev/zero; echo 'pg_dump: error: query failed: server closed the connection unexpectedly' >&2; exit 1",
     );
-    r.exec_env(&password, &[&bin]);
+    let password = r.secret(ADMIN_SECRET, "postgres-password");
     let run = r.run(&["backup", "--to", &dest]).await;
     failed(
         &run,
@@ -729,18 +734,8 @@ async fn a_snapshot_names_the_claim_and_class_waits_until_ready_and_times_out_cl
 async fn an_interrupted_backup_leaves_nothing_behind() {
     let r = Release::new("bk_int").await;
     r.install().await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let dest = path(&out, "x.dump");
     // A pg_dump in the pod that has written a start and is still going.
-    let password = r.secret(ADMIN_SECRET, "postgres-password");
-    let bin = fake_pg_dump(
-        dir.path(),
-        "15.0",
-        "printf PGDMP; head -c 100000 /dev/zero; sleep 20",
-    );
-    r.exec_env(&password, &[&bin]);
+    let (dir, out, dest) = pod_pg_dump(&r, "printf PGDMP; head -c 100000 /dev/zero; sleep 20");
     let kubeconfig = r.cluster.kubeconfig.display().to_string();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_phonebill-db"))
         .args(["backup", "--to", &dest, "--kubeconfig", &kubeconfig])
