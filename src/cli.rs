@@ -69,6 +69,9 @@ pub enum Command {
     ApplySchema(crate::commands::apply_schema::ApplySchemaArgs),
     /// Run the completion checklist; exit 4 when a check fails (runbook 4.4.3, 7.3, 12)
     Verify(crate::commands::verify::VerifyArgs),
+    /// A LoadBalancer service for developers' tools, restricted to given CIDRs; prints the
+    /// connection details (runbook 4.3, 5.2)
+    Expose(crate::commands::expose::ExposeArgs),
     /// Stream a dump out of the database into a local file with a checksummed manifest, or take a
     /// CSI snapshot of the data volume with --snapshot (runbook 6.1, 6.2, 11.2)
     Backup(crate::commands::backup::BackupArgs),

@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Uninstall(args) => commands::uninstall::run(&ctx, args).await?,
         Command::ApplySchema(args) => commands::apply_schema::run(&ctx, args).await?,
         Command::Verify(args) => commands::verify::run(&ctx, args).await?,
+        Command::Expose(args) => commands::expose::run(&ctx, args).await?,
         Command::Backup(args) => commands::backup::run(&ctx, args).await?,
         Command::Restore(args) => commands::restore::run(&ctx, args).await?,
     };

@@ -40,6 +40,14 @@ pub struct Profile {
     /// Load the dev-only sample accounts (`sql/dev/`) with apply-schema; never in prod.
     pub sample_data: bool,
     pub snapshot: SnapshotSettings,
+    pub expose: ExposeSettings,
+}
+
+/// `expose`: the developers' LoadBalancer service (runbook 4.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExposeSettings {
+    pub service_name: String,
 }
 
 /// `backup --snapshot`: the VolumeSnapshotClass of the data volume's CSI driver.
@@ -135,6 +143,8 @@ pub struct Names {
     pub network_policy: String,
     /// The PostgreSQL container of the pod (exec runs pg_dump/pg_restore in it).
     pub container: String,
+    /// The LoadBalancer service `expose` makes (runbook 4.3).
+    pub external_service: String,
 }
 
 pub const APP_SECRET: &str = "auth-db-secret";
@@ -183,6 +193,7 @@ impl Profile {
         dns("namespace", &self.namespace)?;
         dns("release", &self.release)?;
         dns("storage.className", &self.storage.class_name)?;
+        dns("expose.serviceName", &self.expose.service_name)?;
         for (key, value) in [
             ("database", &self.database),
             ("adminUser", &self.admin_user),
@@ -220,6 +231,7 @@ impl Profile {
             service_account: base.clone(),
             network_policy: base.clone(),
             container: "postgresql".to_string(),
+            external_service: self.expose.service_name.clone(),
             stateful_set: base,
         }
     }

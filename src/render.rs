@@ -55,6 +55,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 const STORAGE_CLASS: &str = include_str!("../templates/storageclass.yaml");
+const EXTERNAL_SERVICE: &str = include_str!("../templates/external-service.yaml");
 const SNAPSHOT_CLASS: &str = include_str!("../templates/volumesnapshotclass.yaml");
 
 /// What `render` shows instead of a password: nothing secret leaves the tool without a cluster.
@@ -179,6 +180,29 @@ pub fn storage_class(name: &str) -> Result<StorageClass> {
     let raw: serde_json::Value =
         serde_yaml::from_str(&text).context("storageclass.yaml renders invalid YAML (a bug)")?;
     typed(&raw, "storageclass.yaml")
+}
+
+/// The developers' LoadBalancer service of `expose` (runbook 4.3): `ranges` as
+/// loadBalancerSourceRanges (none: open to all), `internal` for an Azure internal load balancer.
+pub fn external_service(profile: &Profile, ranges: &[String], internal: bool) -> Result<Service> {
+    let ctx = json!({
+        "profile": profile,
+        "names": profile.names(),
+        "namespace": profile.namespace,
+        "labels": with(profile.common_labels(), "purpose", "external-access"),
+        "selector": with(profile.selector_labels(), "app.kubernetes.io/component", "primary"),
+        "ranges": ranges,
+        "internal": internal,
+    });
+    let text = render_one(
+        &environment(),
+        "external-service.yaml",
+        EXTERNAL_SERVICE,
+        &ctx,
+    )?;
+    let raw: serde_json::Value = serde_yaml::from_str(&text)
+        .context("external-service.yaml renders invalid YAML (a bug)")?;
+    typed(&raw, "external-service.yaml")
 }
 
 /// The snapshot class of `backup --snapshot --create-snapshot-class`.

@@ -28,6 +28,15 @@ pub enum PodBehavior {
     Manual,
 }
 
+/// What the cloud's load-balancer controller does with Services of type LoadBalancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadBalancerBehavior {
+    #[default]
+    Assign,
+    /// Never gives an address (quota, subnet full).
+    Never,
+}
+
 /// What the CSI snapshot controller does with a VolumeSnapshot of a Bound claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SnapshotBehavior {
@@ -50,6 +59,7 @@ pub struct Kubelet {
     pub pods: PodBehavior,
     pub volumes: VolumeBehavior,
     pub snapshots: SnapshotBehavior,
+    pub load_balancers: LoadBalancerBehavior,
     /// How long a deleted pod takes to terminate.
     pub termination: Duration,
     scheduled: BTreeMap<String, Instant>,
@@ -66,6 +76,7 @@ impl Default for Kubelet {
             },
             volumes: VolumeBehavior::Bind,
             snapshots: SnapshotBehavior::Ready,
+            load_balancers: LoadBalancerBehavior::Assign,
             termination: Duration::from_millis(200),
             scheduled: BTreeMap::new(),
             deleting: BTreeMap::new(),
@@ -87,6 +98,38 @@ pub fn tick(c: &mut Cluster) {
     statefulset_status(c);
     endpoint_slices(c);
     snapshots(c);
+    load_balancers(c);
+}
+
+/// The cloud's load-balancer controller: a Service of type LoadBalancer gets an address in
+/// `status.loadBalancer.ingress` (a VNet address with the Azure internal annotation, a public one
+/// otherwise), unless the test said `LoadBalancerBehavior::Never`.
+fn load_balancers(c: &mut Cluster) {
+    if c.kubelet.load_balancers == LoadBalancerBehavior::Never {
+        return;
+    }
+    for mut svc in objects(c, "services") {
+        if s(&svc, "/spec/type") != "LoadBalancer"
+            || svc.pointer("/status/loadBalancer/ingress/0").is_some()
+        {
+            continue;
+        }
+        let internal = svc
+            .pointer(
+                "/metadata/annotations/service.beta.kubernetes.io~1azure-load-balancer-internal",
+            )
+            .and_then(Value::as_str)
+            == Some("true");
+        let n = c.kubelet.event_seq % 250 + 1;
+        let ip = if internal {
+            format!("10.240.0.{n}")
+        } else {
+            format!("20.41.0.{n}")
+        };
+        svc["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}});
+        let ns = s(&svc, "/metadata/namespace");
+        c.system_write(info_of("Service"), &ns, svc);
+    }
 }
 
 /// The CSI snapshot controller: a VolumeSnapshot of a Bound claim with an existing class becomes

@@ -30,7 +30,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-pub use kubelet::{PodBehavior, SnapshotBehavior, VolumeBehavior};
+pub use kubelet::{LoadBalancerBehavior, PodBehavior, SnapshotBehavior, VolumeBehavior};
 use resources::{RESOURCES, ResourceInfo};
 use select::{FieldSelector, LabelSelector};
 use status::ApiError;
@@ -200,6 +200,10 @@ impl FakeKube {
     /// How long a deleted pod takes to terminate (default 200 ms).
     pub fn set_termination(&self, grace: Duration) {
         self.cluster().kubelet.termination = grace;
+    }
+
+    pub fn set_load_balancers(&self, behavior: LoadBalancerBehavior) {
+        self.cluster().kubelet.load_balancers = behavior;
     }
 
     pub fn set_snapshots(&self, behavior: SnapshotBehavior) {

@@ -106,11 +106,13 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .iter()
         .map(|o| format!("{}/{}", o.kind(), o.name()))
         .collect();
+    // `expose`'s service is the release's too (uninstall removes it) but not install's to prune.
+    let exposed = format!("Service/{}", profile.names().external_service);
     let prune: Vec<String> = if namespace_exists {
         inventory::made(&kube, &profile)
             .await?
             .into_iter()
-            .filter(|id| !rendered.contains(id))
+            .filter(|id| !rendered.contains(id) && *id != exposed)
             .collect()
     } else {
         vec![]

@@ -234,7 +234,8 @@ async fn ready_primary(kube: &Kube, profile: &Profile) -> Result<String> {
     }
 }
 
-async fn secret_key(kube: &Kube, api: &Api<Secret>, name: &str, key: &str) -> Result<String> {
+/// A key of one of the release's Secrets, with a hint when it is missing.
+pub async fn secret_key(kube: &Kube, api: &Api<Secret>, name: &str, key: &str) -> Result<String> {
     let secret = api.get_opt(name).await.map_err(|e| {
         api_error(
             e,

@@ -28,6 +28,7 @@ async fn help_lists_only_the_commands_that_work() {
             "uninstall",
             "apply-schema",
             "verify",
+            "expose",
             "backup",
             "restore",
             "help"

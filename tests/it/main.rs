@@ -13,6 +13,7 @@ mod support;
 mod backup;
 mod cli;
 mod database;
+mod expose;
 mod fake_api;
 mod install;
 mod migrations;

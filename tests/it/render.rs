@@ -271,6 +271,12 @@ fn every_rendered_object_passes_the_kubernetes_1_33_schemas() {
     validate_against_schemas(
         &serde_yaml::to_string(&render::storage_class("managed-standard").unwrap()).unwrap(),
     );
+    // expose's LoadBalancer service, with ranges and internal, and open.
+    let (profile, _) = dev();
+    for (ranges, internal) in [(vec!["203.0.113.0/24".to_string()], true), (vec![], false)] {
+        let svc = render::external_service(&profile, &ranges, internal).unwrap();
+        validate_against_schemas(&serde_yaml::to_string(&svc).unwrap());
+    }
 }
 
 /// Strict OpenAPI validation (unknown fields are errors) with the `kubernetes-validate` schemas.

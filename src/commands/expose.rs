@@ -1,0 +1,293 @@
+//! `expose` (runbook 4.3, 5.2, 9.1): the LoadBalancer service developers' tools connect to,
+//! restricted to the CIDRs given; waits for its address and prints what DBeaver needs.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{ArgGroup, Args};
+use ipnet::IpNet;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, DeleteParams};
+use serde::Serialize;
+
+use crate::cli::parse_duration;
+use crate::context::Ctx;
+use crate::db::connect::secret_key;
+use crate::error::{ExitCode, user_error};
+use crate::k8s::apply::{ApplyOptions, Change, apply_typed};
+use crate::k8s::client::{api_error, is_not_found};
+use crate::k8s::wait::poll;
+use crate::render;
+use crate::ui::Outcome;
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("access").required(true).args(["allow", "allow_any", "remove"])))]
+pub struct ExposeArgs {
+    /// Allow connections from this CIDR (repeat for more), e.g. 203.0.113.0/24 or 198.51.100.7
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub allow: Vec<String>,
+    /// Allow connections from anywhere on the internet (no source ranges)
+    #[arg(long)]
+    pub allow_any: bool,
+    /// An Azure internal load balancer: an address in the cluster's virtual network
+    #[arg(long, conflicts_with = "remove")]
+    pub internal: bool,
+    /// Take the LoadBalancer service away again
+    #[arg(long)]
+    pub remove: bool,
+    /// Print the passwords too
+    #[arg(long, conflicts_with = "remove")]
+    pub show_password: bool,
+    /// How long to wait for the load balancer's address
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// A CIDR as Kubernetes takes it: network address and prefix (`203.0.113.0/24`); a single
+/// address becomes /32 (/128). Host bits set are refused, with the network meant.
+pub fn parse_cidr(s: &str) -> Result<String, String> {
+    let net: IpNet = match s.parse::<IpNet>() {
+        Ok(n) => n,
+        Err(_) => match s.parse::<std::net::IpAddr>() {
+            Ok(ip) => IpNet::from(ip),
+            Err(_) => {
+                return Err(format!(
+                    "`{s}` is not a CIDR (e.g. 203.0.113.0/24) or an IP address"
+                ));
+            }
+        },
+    };
+    if net.trunc() != net {
+        return Err(format!(
+            "`{s}` has host bits set; the network is {}",
+            net.trunc()
+        ));
+    }
+    Ok(net.to_string())
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExposeReport {
+    pub service: String,
+    pub namespace: String,
+    pub change: Change,
+    pub allowed: Vec<String>,
+    pub internal: bool,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub users: Vec<Login>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Login {
+    pub role: &'static str,
+    pub user: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveReport {
+    pub service: String,
+    pub namespace: String,
+    pub removed: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
+    let kube = ctx.kube().await?;
+    let names = ctx.profile.names();
+    let api: Api<Service> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    if args.remove {
+        let removed = match api
+            .delete(&names.external_service, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => true,
+            Err(e) if is_not_found(&e) => false,
+            Err(e) => {
+                return Err(api_error(
+                    e,
+                    &format!("deleting Service {}", names.external_service),
+                    &kube.server,
+                ));
+            }
+        };
+        let report = RemoveReport {
+            service: names.external_service,
+            namespace: kube.namespace.clone(),
+            removed,
+        };
+        ctx.ui.emit(&report, |r| {
+            if r.removed {
+                format!(
+                    "Service {} removed: no more access from outside\n",
+                    r.service
+                )
+            } else {
+                format!("Service {} was not there: nothing to remove\n", r.service)
+            }
+        })?;
+        return Ok(Outcome::ok());
+    }
+
+    // Only a release that exists gets a door.
+    let sts: Api<StatefulSet> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let installed = sts.get_opt(&names.stateful_set).await.map_err(|e| {
+        api_error(
+            e,
+            &format!("reading StatefulSet {}", names.stateful_set),
+            &kube.server,
+        )
+    })?;
+    if installed.is_none() {
+        return Err(user_error(format!(
+            "release {} is not installed in namespace {}; nothing was created",
+            ctx.profile.release, kube.namespace
+        ))
+        .hint(format!(
+            "run `phonebill-db install --env {}` first",
+            ctx.profile.environment
+        ))
+        .into());
+    }
+    let service = render::external_service(&ctx.profile, &args.allow, args.internal)?;
+    let spinner = ctx
+        .ui
+        .spinner(format!("applying Service {}", names.external_service));
+    let applied = apply_typed(&kube, api.clone(), &service, ApplyOptions::default()).await?;
+    let name = names.external_service.clone();
+    let waited = poll(
+        args.timeout,
+        &ctx.ui,
+        &spinner,
+        || async {
+            api.get(&name)
+                .await
+                .map_err(|e| api_error(e, &format!("reading Service {name}"), &kube.server))
+        },
+        |s| address(s).is_some(),
+        |s| match address(s) {
+            Some(a) => format!("address {a}"),
+            None => format!("waiting for the load balancer's address of {name}"),
+        },
+    )
+    .await?;
+    spinner.finish_and_clear();
+    let host = match waited {
+        Ok(s) => address(&s).unwrap_or_default(),
+        Err(t) => {
+            return Err(user_error(format!(
+                "Service {name} has no address after {}",
+                humantime::format_duration(Duration::from_secs(t.after.as_secs()))
+            ))
+            .hint(format!(
+                "the service stays; `kubectl -n {} describe service {name}` shows the cloud's events (quota, subnet); run expose again to keep waiting",
+                kube.namespace
+            ))
+            .exit(ExitCode::Timeout)
+            .into());
+        }
+    };
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let mut users = vec![
+        Login {
+            role: "app",
+            user: ctx.profile.app_user.clone(),
+            password: None,
+        },
+        Login {
+            role: "admin",
+            user: ctx.profile.admin_user.clone(),
+            password: None,
+        },
+    ];
+    if args.show_password {
+        users[0].password =
+            Some(secret_key(&kube, &secrets, &names.app_secret, "auth-user-password").await?);
+        users[1].password =
+            Some(secret_key(&kube, &secrets, &names.admin_secret, "postgres-password").await?);
+    }
+    let report = ExposeReport {
+        service: name,
+        namespace: kube.namespace.clone(),
+        change: applied.change,
+        allowed: if args.allow_any {
+            vec!["0.0.0.0/0".into(), "::/0".into()]
+        } else {
+            args.allow.clone()
+        },
+        internal: args.internal,
+        host,
+        port: ctx.profile.service.port,
+        database: ctx.profile.database.clone(),
+        users,
+    };
+    ctx.ui.emit(&report, text)?;
+    Ok(Outcome::ok())
+}
+
+/// The load balancer's IP (or host name) once the cloud has given one.
+pub fn address(s: &Service) -> Option<String> {
+    let ingress = s
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?;
+    let first = ingress.first()?;
+    first.ip.clone().or_else(|| first.hostname.clone())
+}
+
+fn text(r: &ExposeReport) -> String {
+    let mut out = format!(
+        "Service {} {} ({}), allowed from {}\n",
+        r.service,
+        match r.change {
+            Change::Created => "created",
+            Change::Configured => "updated",
+            _ => "unchanged",
+        },
+        if r.internal {
+            "internal load balancer"
+        } else {
+            "public load balancer"
+        },
+        r.allowed.join(", ")
+    );
+    out.push_str(&format!(
+        "connect (DBeaver, psql):\n  host      {}\n  port      {}\n  database  {}\n",
+        r.host, r.port, r.database
+    ));
+    for u in &r.users {
+        let pw = u
+            .password
+            .clone()
+            .unwrap_or_else(|| "(add --show-password to see it)".into());
+        out.push_str(&format!(
+            "  user      {} ({} role), password {pw}\n",
+            u.user, u.role
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_are_networks_and_single_addresses_become_hosts() {
+        assert_eq!(parse_cidr("203.0.113.0/24").unwrap(), "203.0.113.0/24");
+        assert_eq!(parse_cidr("198.51.100.7").unwrap(), "198.51.100.7/32");
+        assert_eq!(parse_cidr("2001:db8::/32").unwrap(), "2001:db8::/32");
+        let e = parse_cidr("203.0.113.5/24").unwrap_err();
+        assert!(e.contains("203.0.113.0/24"), "{e}");
+        assert!(parse_cidr("203.0.113.0/33").is_err());
+        assert!(parse_cidr("office").is_err());
+    }
+}
