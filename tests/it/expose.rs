@@ -6,6 +6,15 @@ use serde_json::Value;
 use crate::support::{Cluster, NS, Run};
 
 const SVC: &str = "auth-postgres-external";
+const TWO_RANGES: [&str; 7] = [
+    "expose",
+    "--allow",
+    "203.0.113.0/24",
+    "--allow",
+    "198.51.100.7",
+    "-o",
+    "json",
+];
 
 async fn installed() -> Cluster {
     let c = Cluster::with_plan_class().await;
@@ -25,18 +34,7 @@ fn json_ok(run: &Run) -> Value {
 #[tokio::test]
 async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_details() {
     let c = installed().await;
-    let r = json_ok(
-        &c.run(&[
-            "expose",
-            "--allow",
-            "203.0.113.0/24",
-            "--allow",
-            "198.51.100.7",
-            "-o",
-            "json",
-        ])
-        .await,
-    );
+    let r = json_ok(&c.run(&TWO_RANGES).await);
     assert_eq!(r["change"], "created");
     assert_eq!(
         r["allowed"],
@@ -68,18 +66,7 @@ async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_de
 
     // Again: nothing changes (server-side apply, same field manager).
     let rv = svc["metadata"]["resourceVersion"].clone();
-    let again = json_ok(
-        &c.run(&[
-            "expose",
-            "--allow",
-            "203.0.113.0/24",
-            "--allow",
-            "198.51.100.7",
-            "-o",
-            "json",
-        ])
-        .await,
-    );
+    let again = json_ok(&c.run(&TWO_RANGES).await);
     assert_eq!(again["change"], "unchanged");
     assert_eq!(service(&c).unwrap()["metadata"]["resourceVersion"], rv);
 
