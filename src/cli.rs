@@ -72,6 +72,9 @@ pub enum Command {
     /// A LoadBalancer service for developers' tools, restricted to given CIDRs; prints the
     /// connection details (runbook 4.3, 5.2)
     Expose(crate::commands::expose::ExposeArgs),
+    /// A local port leading to the database pod through a port-forward, until Ctrl-C (no public
+    /// address; runbook 5.2)
+    Connect(crate::commands::connect::ConnectArgs),
     /// Stream a dump out of the database into a local file with a checksummed manifest, or take a
     /// CSI snapshot of the data volume with --snapshot (runbook 6.1, 6.2, 11.2)
     Backup(crate::commands::backup::BackupArgs),

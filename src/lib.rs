@@ -33,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::ApplySchema(args) => commands::apply_schema::run(&ctx, args).await?,
         Command::Verify(args) => commands::verify::run(&ctx, args).await?,
         Command::Expose(args) => commands::expose::run(&ctx, args).await?,
+        Command::Connect(args) => commands::connect::run(&ctx, args).await?,
         Command::Backup(args) => commands::backup::run(&ctx, args).await?,
         Command::Restore(args) => commands::restore::run(&ctx, args).await?,
     };

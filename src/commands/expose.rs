@@ -259,11 +259,16 @@ fn text(r: &ExposeReport) -> String {
         },
         r.allowed.join(", ")
     );
-    out.push_str(&format!(
-        "connect (DBeaver, psql):\n  host      {}\n  port      {}\n  database  {}\n",
-        r.host, r.port, r.database
-    ));
-    for u in &r.users {
+    out.push_str(&details(&r.host, r.port, &r.database, &r.users));
+    out
+}
+
+/// What DBeaver or psql need, as text (`expose`, `connect`).
+pub fn details(host: &str, port: u16, database: &str, users: &[Login]) -> String {
+    let mut out = format!(
+        "connect (DBeaver, psql):\n  host      {host}\n  port      {port}\n  database  {database}\n"
+    );
+    for u in users {
         let pw = u
             .password
             .clone()

@@ -2,6 +2,7 @@
 
 pub mod apply_schema;
 pub mod backup;
+pub mod connect;
 pub mod expose;
 pub mod install;
 pub mod render;

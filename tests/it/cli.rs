@@ -29,6 +29,7 @@ async fn help_lists_only_the_commands_that_work() {
             "apply-schema",
             "verify",
             "expose",
+            "connect",
             "backup",
             "restore",
             "help"

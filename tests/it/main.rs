@@ -12,6 +12,7 @@ mod support;
 
 mod backup;
 mod cli;
+mod connect;
 mod database;
 mod expose;
 mod fake_api;
