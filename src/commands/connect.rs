@@ -5,16 +5,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use kube::api::Portforwarder;
 use serde::Serialize;
+use tokio::io::DuplexStream;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::context::Ctx;
 use crate::db::connect::{Db, Route};
 use crate::error::user_error;
 use crate::k8s::Kube;
-use crate::k8s::client::api_error;
+use crate::k8s::forward;
 use crate::ui::Outcome;
 
 #[derive(Debug, Args)]
@@ -100,41 +100,22 @@ async fn serve(
             .accept()
             .await
             .context("accepting a local connection")?;
-        let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
-        match forward(&api, pod, port, conn).await {
-            Ok(()) => ui.detail(format!("connection from {peer} forwarded to pod {pod}")),
-            Err(e) => ui.note(
-                None,
-                format!(
-                    "warning: {}",
-                    api_error(
-                        e,
-                        &format!("forwarding a connection to pod {pod}"),
-                        &kube.server
-                    )
-                ),
-            ),
+        match forward::open(kube, pod, port).await {
+            Ok((forwarder, stream)) => {
+                ui.detail(format!("connection from {peer} forwarded to pod {pod}"));
+                tokio::spawn(copy(conn, forwarder, stream));
+            }
+            Err(e) => ui.note(None, format!("warning: connection from {peer}: {e:#}")),
         }
     }
 }
 
-async fn forward(
-    api: &Api<Pod>,
-    pod: &str,
-    port: u16,
-    mut conn: TcpStream,
-) -> Result<(), kube::Error> {
-    let mut forwarder = api.portforward(pod, &[port]).await?;
-    let Some(mut stream) = forwarder.take_stream(port) else {
-        return Ok(());
-    };
+/// Copy both ways until either side closes, then let the forwarder finish.
+async fn copy(mut conn: TcpStream, forwarder: Portforwarder, mut stream: DuplexStream) {
     let _ = conn.set_nodelay(true);
-    tokio::spawn(async move {
-        let _ = tokio::io::copy_bidirectional(&mut conn, &mut stream).await;
-        drop(stream);
-        let _ = forwarder.join().await;
-    });
-    Ok(())
+    let _ = tokio::io::copy_bidirectional(&mut conn, &mut stream).await;
+    drop(stream);
+    let _ = forwarder.join().await;
 }
 
 fn text(r: &ConnectReport) -> String {

@@ -40,7 +40,7 @@ impl Format {
     }
 
     /// The first bytes every file of this format starts with.
-    fn magic(self) -> &'static [u8] {
+    pub fn magic(self) -> &'static [u8] {
         match self {
             Format::Custom => b"PGDMP",
             Format::Plain => &[0x1f, 0x8b],

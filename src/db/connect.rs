@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
@@ -13,6 +13,7 @@ use tokio_postgres::{Client, NoTls};
 use super::tls::{self, DatabaseUrl, SslMode};
 use crate::error::{ExitCode, UserError, user_error};
 use crate::k8s::client::{Kube, api_error};
+use crate::k8s::forward;
 use crate::k8s::release::pod_ready;
 use crate::profile::Profile;
 
@@ -132,17 +133,7 @@ impl Db {
         }
         let client = match &self.route {
             Route::Pod { kube, pod, port } => {
-                let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
-                let mut forwarder = api.portforward(pod, &[*port]).await.map_err(|e| {
-                    api_error(
-                        e,
-                        &format!("opening a port-forward to pod {pod}"),
-                        &kube.server,
-                    )
-                })?;
-                let stream = forwarder
-                    .take_stream(*port)
-                    .context("the port-forward has no stream for the port (a bug)")?;
+                let (forwarder, stream) = forward::open(kube, pod, *port).await?;
                 let connecting = config.connect_raw(stream, NoTls);
                 let (client, connection) = tokio::time::timeout(POD_CONNECT_TIMEOUT, connecting)
                     .await

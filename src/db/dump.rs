@@ -298,11 +298,7 @@ async fn stream(
         }
         if first {
             first = false;
-            let magic: &[u8] = if format == Format::Custom {
-                b"PGDMP"
-            } else {
-                &[0x1f, 0x8b]
-            };
+            let magic = format.magic();
             if !buf[..n].starts_with(&magic[..magic.len().min(n)]) {
                 return Err(
                     user_error(format!("{what} did not write a {} dump", format.as_str()))
@@ -317,7 +313,7 @@ async fn stream(
     }
     let exit = p.exit.await?;
     let stderr = stderr.await.unwrap_or_default();
-    if let Exit::Failed { message, .. } = exit {
+    if let Exit::Failed { message } = exit {
         return Err(user_error(format!(
             "{what} failed: {}",
             cause(&stderr).unwrap_or(message)
@@ -330,10 +326,10 @@ async fn stream(
             .hint("no backup file was kept; run with -v and check the pod's logs")
             .into());
     }
+    let size = out.bytes;
     let (mut w, sha) = out.finish();
     w.flush()
         .context("writing the backup file (is the disk full?)")?;
-    let size = w.get_ref().metadata().map(|m| m.len()).unwrap_or_default();
     Ok((size, sha))
 }
 

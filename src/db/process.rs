@@ -10,12 +10,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// How a process ended: success, or failure with the exit code when one is known and a message
-/// (the Status message of the exec API, or the local exit status).
+/// How a process ended: success, or failure with a message naming the exit code (the Status
+/// message of the exec API, or the local exit status).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
     Success,
-    Failed { code: Option<i32>, message: String },
+    Failed { message: String },
 }
 
 pub struct Process {

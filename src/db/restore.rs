@@ -118,7 +118,7 @@ pub async fn run(
     }
     let why = cause(&err)
         .or_else(|| match &exit {
-            Exit::Failed { message, .. } => Some(message.clone()),
+            Exit::Failed { message } => Some(message.clone()),
             Exit::Success => None,
         })
         .or_else(|| broken.map(|e| format!("the pipeline stopped reading: {e}")))

@@ -90,7 +90,7 @@ impl Tools {
         let (out, err) = tokio::join!(out, err);
         match p.exit.await? {
             Exit::Success => Ok(out),
-            Exit::Failed { message, .. } => {
+            Exit::Failed { message } => {
                 Err(user_error(format!("{what} failed: {}", cause(&err).unwrap_or(message))).into())
             }
         }
@@ -178,7 +178,6 @@ fn spawn_local(
             Exit::Success
         } else {
             Exit::Failed {
-                code: status.code(),
                 message: format!("exited with {status}"),
             }
         })

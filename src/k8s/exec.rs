@@ -50,19 +50,11 @@ pub async fn spawn(
         drop(attached);
         Ok(match status {
             Some(s) if s.status.as_deref() == Some("Success") => Exit::Success,
+            // The message names the exit code ("command terminated with non-zero exit code …").
             Some(s) => Exit::Failed {
-                code: s
-                    .details
-                    .as_ref()
-                    .and_then(|d| d.causes.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .find(|c| c.reason.as_deref() == Some("ExitCode"))
-                    .and_then(|c| c.message.as_deref()?.parse().ok()),
                 message: s.message.unwrap_or_else(|| "the command failed".into()),
             },
             None => Exit::Failed {
-                code: None,
                 message: "the connection to the API server ended before the command did".into(),
             },
         })

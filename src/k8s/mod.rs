@@ -4,6 +4,7 @@ pub mod apply;
 pub mod client;
 pub mod diagnose;
 pub mod exec;
+pub mod forward;
 pub mod health;
 pub mod inventory;
 pub mod preflight;

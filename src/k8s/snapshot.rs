@@ -114,11 +114,6 @@ pub fn failed(s: &VolumeSnapshot) -> Option<String> {
         .and_then(|e| e.message.clone())
 }
 
-/// The snapshot class as `--create-snapshot-class` makes it (`templates/volumesnapshotclass.yaml`).
-pub fn class(name: &str, driver: &str) -> Result<VolumeSnapshotClass> {
-    crate::render::snapshot_class(name, driver)
-}
-
 /// The snapshot of the data volume this backup creates.
 pub fn snapshot(profile: &Profile, class: &str, name: &str) -> VolumeSnapshot {
     let mut labels = profile.selector_labels();
@@ -308,7 +303,7 @@ async fn ensure_class(
     bar.set_message(format!("creating VolumeSnapshotClass {}", req.class));
     api.create(
         &PostParams::default(),
-        &class(req.class, &profile.snapshot.driver)?,
+        &crate::render::snapshot_class(req.class, &profile.snapshot.driver)?,
     )
     .await
     .map_err(|e| {
@@ -340,7 +335,7 @@ mod tests {
             v["metadata"]["labels"]["app.kubernetes.io/instance"],
             "auth-postgres-dev"
         );
-        let c = class("csi-azuredisk-vsc", "disk.csi.azure.com").unwrap();
+        let c = crate::render::snapshot_class("csi-azuredisk-vsc", "disk.csi.azure.com").unwrap();
         assert_eq!(c.driver, "disk.csi.azure.com");
         assert_eq!(c.deletion_policy, "Delete");
     }
