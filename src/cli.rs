@@ -61,7 +61,7 @@ pub enum Command {
     Render(crate::commands::render::RenderArgs),
     /// Preflight, apply the manifests server-side, wait until ready (runbook 4.1–4.2)
     Install(crate::commands::install::InstallArgs),
-    /// Pod, PVC, services and readiness on one screen (runbook 4.2.3, 7.1)
+    /// Pod, PVC, services, readiness, and the database's size and connections on one screen (runbook 4.2.3, 7.1)
     Status(crate::commands::status::StatusArgs),
     /// Remove what install made; keeps the data volume and Secrets unless --delete-data (runbook 8.2)
     Uninstall(crate::commands::uninstall::UninstallArgs),
