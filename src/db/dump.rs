@@ -139,8 +139,14 @@ pub fn pg_dump_args(
         args.push(format!("--compress={level}"));
     }
     if format == Format::Plain && opts.tables.is_empty() {
-        // Plain SQL restores over an existing database only if it drops what it recreates.
-        args.extend(["--clean".into(), "--if-exists".into()]);
+        // Plain SQL restores over an existing database only if it drops what it recreates; owners
+        // and privileges stay out, as pg_restore leaves them out of custom ones (see restore.rs).
+        args.extend([
+            "--clean".into(),
+            "--if-exists".into(),
+            "--no-owner".into(),
+            "--no-privileges".into(),
+        ]);
     }
     if opts.schema_only {
         args.push("--schema-only".into());

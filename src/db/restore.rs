@@ -33,10 +33,25 @@ pub fn scope(m: &Manifest) -> String {
     }
 }
 
+/// Who restores, into what, and the app role whose privileges a whole-database restore re-grants.
+pub struct Target<'a> {
+    pub database: &'a str,
+    pub admin_user: &'a str,
+    pub app_user: &'a str,
+}
+
 /// The restore pipeline's command line for a backup described by `m`.
-pub fn command(m: &Manifest, database: &str, user: &str) -> Result<Vec<String>> {
+///
+/// Owners and privileges are not taken from the backup (`--no-owner --no-privileges`; plain backups
+/// are made without them): the restoring admin owns what it recreates, and the app role's grants
+/// come from `sql/app-role.sql` as apply-schema gives them. So a backup restores into a server
+/// whose roles differ (dev's `postgres`, a managed server's own administrator).
+pub fn command(m: &Manifest, t: &Target<'_>) -> Result<Vec<String>> {
     let (prelude, postlude) = if m.tables.is_empty() {
-        (DROP_TABLES.to_string(), String::new())
+        (
+            DROP_TABLES.to_string(),
+            super::role::grants_sql(t.app_user, t.database)?,
+        )
     } else {
         let ctx = json!({ "tables": m.tables });
         (
@@ -50,14 +65,19 @@ pub fn command(m: &Manifest, database: &str, user: &str) -> Result<Vec<String>> 
         SCRIPT.into(),
         "phonebill-db-restore".into(),
         m.format.as_str().into(),
-        user.into(),
-        database.into(),
+        t.admin_user.into(),
+        t.database.into(),
         prelude,
         postlude,
     ];
     if m.format == Format::Custom {
         if m.tables.is_empty() {
-            argv.extend(["--clean".into(), "--if-exists".into()]);
+            argv.extend([
+                "--clean".into(),
+                "--if-exists".into(),
+                "--no-owner".into(),
+                "--no-privileges".into(),
+            ]);
         } else {
             argv.push("--data-only".into());
         }
@@ -70,11 +90,10 @@ pub async fn run(
     tools: &Tools,
     file: &Path,
     m: &Manifest,
-    database: &str,
-    user: &str,
+    target: &Target<'_>,
     bar: &ProgressBar,
 ) -> Result<f64> {
-    let argv = command(m, database, user)?;
+    let argv = command(m, target)?;
     let start = Instant::now();
     let mut p = tools.spawn(&argv, true).await?;
     let what = format!("the restore (through {} psql)", tools.whose());
@@ -155,14 +174,15 @@ mod tests {
         }
     }
 
+    const TARGET: Target<'static> = Target {
+        database: "phonebill_auth",
+        admin_user: "postgres",
+        app_user: "auth_user",
+    };
+
     #[test]
     fn a_whole_database_restore_drops_and_recreates_what_the_archive_has() {
-        let argv = command(
-            &manifest(Format::Custom, &[], false),
-            "phonebill_auth",
-            "postgres",
-        )
-        .unwrap();
+        let argv = command(&manifest(Format::Custom, &[], false), &TARGET).unwrap();
         assert_eq!(&argv[..2], ["sh", "-c"]);
         assert_eq!(&argv[4..7], ["custom", "postgres", "phonebill_auth"]);
         assert!(
@@ -170,8 +190,16 @@ mod tests {
             "{}",
             argv[7]
         );
-        assert_eq!(&argv[8..], ["", "--clean", "--if-exists"]);
-        let plain = command(&manifest(Format::Plain, &[], false), "db", "u").unwrap();
+        assert!(
+            argv[8].contains("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"auth_user\""),
+            "the app role's grants come from app-role.sql: {}",
+            argv[8]
+        );
+        assert_eq!(
+            &argv[9..],
+            ["--clean", "--if-exists", "--no-owner", "--no-privileges"]
+        );
+        let plain = command(&manifest(Format::Plain, &[], false), &TARGET).unwrap();
         assert_eq!(plain.len(), 9, "plain files carry their own DROPs");
     }
 
@@ -182,7 +210,7 @@ mod tests {
             &["auth_services", "auth_permissions"],
             false,
         );
-        let argv = command(&m, "phonebill_auth", "postgres").unwrap();
+        let argv = command(&m, &TARGET).unwrap();
         let prelude = &argv[7];
         assert!(prelude.contains("SET LOCAL session_replication_role = replica;"));
         assert!(prelude.contains("DELETE FROM ONLY public.\"auth_services\";"));

@@ -19,13 +19,18 @@ pub struct RoleReport {
     pub password_synced: bool,
 }
 
-/// Create the role if missing, set its attributes and privileges, and its password when known.
-pub async fn ensure(client: &Client, app: &Login, database: &str) -> Result<RoleReport> {
-    let sql = render_sql(
+/// The SQL that creates the app role if missing and gives it exactly its privileges (no password).
+pub fn grants_sql(app_user: &str, database: &str) -> Result<String> {
+    render_sql(
         "app-role.sql",
         APP_ROLE_SQL,
-        &json!({ "app_user": app.user, "database": database }),
-    )?;
+        &json!({ "app_user": app_user, "database": database }),
+    )
+}
+
+/// Create the role if missing, set its attributes and privileges, and its password when known.
+pub async fn ensure(client: &Client, app: &Login, database: &str) -> Result<RoleReport> {
+    let sql = grants_sql(&app.user, database)?;
     client
         .batch_execute(&sql)
         .await
