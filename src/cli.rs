@@ -94,8 +94,9 @@ pub struct DbArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// CA certificate (PEM) to verify the server with (sslmode=verify-ca/verify-full)
-    #[arg(long, value_name = "FILE", requires = "database_url")]
+    /// CA certificate (PEM) to verify the server with (sslmode=verify-ca/verify-full), with
+    /// --database-url or a managed server (prod); default: the system's trusted roots
+    #[arg(long, value_name = "FILE", env = "PHONEBILL_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// The app role's password, with --database-url (on the pod path it comes from its Secret)
     #[arg(

@@ -38,9 +38,19 @@ impl Ctx {
         })
     }
 
-    /// The database a command works on: `--database-url`, else the release's primary pod.
+    /// The database a command works on: `--database-url`, else the managed server install
+    /// recorded (prod), else the release's primary pod.
     pub async fn db(&self, args: &DbArgs) -> Result<Db> {
         match &args.database_url {
+            None if self.profile.managed.is_some() => {
+                Db::for_managed(self.kube().await?, &self.profile, args.ca_file.as_deref()).await
+            }
+            None if args.ca_file.is_some() => Err(user_error(
+                "--ca-file: the release's pod is reached through the Kubernetes API, without TLS to verify",
+            )
+            .hint("use --ca-file with --database-url, or with an environment on a managed server (prod)")
+            .exit(ExitCode::Usage)
+            .into()),
             Some(url) => {
                 let url = tls::parse_url(
                     url,

@@ -11,14 +11,24 @@ use serde_yaml::Value;
 use crate::error::{ExitCode, user_error};
 
 /// The embedded profiles, by environment name.
-const PROFILES: &[(&str, &str)] = &[("dev", include_str!("../templates/profiles/dev.yaml"))];
+const PROFILES: &[(&str, &str)] = &[
+    ("dev", include_str!("../templates/profiles/dev.yaml")),
+    ("prod", include_str!("../templates/profiles/prod.yaml")),
+];
 
 pub fn environments() -> Vec<&'static str> {
     PROFILES.iter().map(|(name, _)| *name).collect()
 }
 
+/// An environment: what every environment has, and either an in-cluster database (`cluster`, whose
+/// keys sit at the top level of the profile file) or a managed server outside the cluster
+/// (`managed:`). Which one is fixed by the embedded profile: a values file cannot add keys.
+///
+/// Not `deny_unknown_fields` (serde cannot combine it with `flatten`): values files are checked
+/// key by key against the embedded profile, and a unit test reads every embedded profile back
+/// unchanged, so a misspelt key in either is still refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Profile {
     pub environment: String,
     pub namespace: String,
@@ -26,21 +36,47 @@ pub struct Profile {
     pub database: String,
     pub admin_user: String,
     pub app_user: String,
+    pub extensions: Vec<String>,
+    /// Load the dev-only sample accounts (`sql/dev/`) with apply-schema; never in prod.
+    pub sample_data: bool,
+    /// A production environment: restore asks for the environment's name as well as the database's.
+    pub production: bool,
+    #[serde(flatten)]
+    pub cluster: Option<Cluster>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<Managed>,
+}
+
+/// The database install runs in the cluster: a StatefulSet, its volume, services and Secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
     pub image: String,
     pub image_pull_policy: String,
     pub architecture: Architecture,
     pub resources: Resources,
     pub storage: Storage,
     pub postgresql: PostgresSettings,
-    pub extensions: Vec<String>,
     pub service: ServiceSettings,
     pub security_context: SecurityContext,
     pub metrics: Metrics,
     pub network_policy: NetworkPolicySettings,
-    /// Load the dev-only sample accounts (`sql/dev/`) with apply-schema; never in prod.
-    pub sample_data: bool,
     pub snapshot: SnapshotSettings,
     pub expose: ExposeSettings,
+}
+
+/// A managed server outside the cluster (prod: Azure Database for PostgreSQL Flexible Server,
+/// seed 002 section 5.1). Install only records how to reach it, in the release's Secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Managed {
+    /// The server's host name (install's `--server` overrides it).
+    pub host: String,
+    pub port: u16,
+    /// libpq's sslmode for every connection, the app's too: verify-ca or verify-full.
+    pub ssl_mode: String,
+    /// The domain a bare server name (`--server NAME`) is completed with.
+    pub domain: String,
 }
 
 /// `expose`: the developers' LoadBalancer service (runbook 4.3).
@@ -143,8 +179,8 @@ pub struct Names {
     pub network_policy: String,
     /// The PostgreSQL container of the pod (exec runs pg_dump/pg_restore in it).
     pub container: String,
-    /// The LoadBalancer service `expose` makes (runbook 4.3).
-    pub external_service: String,
+    /// The LoadBalancer service `expose` makes (runbook 4.3); none for a managed server.
+    pub external_service: Option<String>,
 }
 
 pub const APP_SECRET: &str = "auth-db-secret";
@@ -172,10 +208,23 @@ impl Profile {
             }
             None => format!("the embedded profile `{env}`"),
         };
-        let profile: Profile = serde_path_to_error::deserialize(base).map_err(|e| {
+        let bad_value = |e: serde_path_to_error::Error<serde_yaml::Error>| {
             user_error(format!("{source}: key `{}`: {}", e.path(), e.inner()))
                 .hint("fix the value's type (see `phonebill-db render --env ENV` for the profile's values)")
-        })?;
+        };
+        let profile: Profile = serde_path_to_error::deserialize(base.clone()).map_err(bad_value)?;
+        match (&profile.cluster, &profile.managed) {
+            (Some(_), None) | (None, Some(_)) => {}
+            // serde's `flatten` turns a bad in-cluster value into "no in-cluster keys": read the
+            // in-cluster part alone to name the key.
+            (None, None) => {
+                serde_path_to_error::deserialize::<_, Cluster>(base).map_err(bad_value)?;
+                anyhow::bail!("profile `{env}` has neither in-cluster keys nor `managed:` (a bug)");
+            }
+            (Some(_), Some(_)) => {
+                anyhow::bail!("profile `{env}` has both in-cluster keys and `managed:` (a bug)")
+            }
+        }
         profile.validate(&source)?;
         Ok(profile)
     }
@@ -192,8 +241,32 @@ impl Profile {
         };
         dns("namespace", &self.namespace)?;
         dns("release", &self.release)?;
-        dns("storage.className", &self.storage.class_name)?;
-        dns("expose.serviceName", &self.expose.service_name)?;
+        if let Some(c) = &self.cluster {
+            dns("storage.className", &c.storage.class_name)?;
+            dns("expose.serviceName", &c.expose.service_name)?;
+        }
+        if let Some(m) = &self.managed {
+            if !is_host_name(&m.host) {
+                return Err(user_error(format!(
+                    "{source}: key `managed.host`: `{}` is not a host name",
+                    m.host
+                ))
+                .hint(
+                    "use the server's name, e.g. phonebill-postgresql.postgres.database.azure.com",
+                )
+                .into());
+            }
+            if !matches!(m.ssl_mode.as_str(), "verify-full" | "verify-ca") {
+                return Err(user_error(format!(
+                    "{source}: key `managed.sslMode`: `{}` does not check the server's certificate",
+                    m.ssl_mode
+                ))
+                .hint(
+                    "a managed server is reached over the network: use verify-full (or verify-ca)",
+                )
+                .into());
+            }
+        }
         for (key, value) in [
             ("database", &self.database),
             ("adminUser", &self.admin_user),
@@ -231,8 +304,23 @@ impl Profile {
             service_account: base.clone(),
             network_policy: base.clone(),
             container: "postgresql".to_string(),
-            external_service: self.expose.service_name.clone(),
+            external_service: self.cluster.as_ref().map(|c| c.expose.service_name.clone()),
             stateful_set: base,
+        }
+    }
+
+    /// The in-cluster database's settings, or a one-line refusal naming `what` needed them.
+    pub fn cluster(&self, what: &str) -> Result<&Cluster> {
+        match (&self.cluster, &self.managed) {
+            (Some(c), _) => Ok(c),
+            (None, m) => Err(user_error(format!(
+                "{what}: environment `{}` has no database in the cluster; it runs on the managed server {}",
+                self.environment,
+                m.as_ref().map_or("(unknown)", |m| m.host.as_str())
+            ))
+            .hint("reach it from inside its network with apply-schema, verify, backup and restore, which connect to the server over TLS")
+            .exit(ExitCode::Usage)
+            .into()),
         }
     }
 
@@ -371,6 +459,11 @@ fn merge(base: &mut Value, over: Value) {
     }
 }
 
+/// A DNS name (RFC 1123 labels joined by dots) or an IPv4 address.
+pub fn is_host_name(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
 /// RFC 1123 label: what Kubernetes accepts for namespaces and most object names.
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
@@ -398,13 +491,15 @@ mod tests {
         assert_eq!(p.namespace, "phonebill-dev");
         assert_eq!(p.database, "phonebill_auth");
         assert_eq!(p.app_user, "auth_user");
-        assert_eq!(p.storage.class_name, "managed-standard");
-        assert_eq!(p.storage.size, "20Gi");
-        assert_eq!(p.resources.requests.cpu, "500m");
-        assert_eq!(p.resources.limits.memory, "2Gi");
-        assert_eq!(p.postgresql.max_connections, 100);
-        assert!(p.metrics.enabled);
-        assert!(!p.network_policy.enabled);
+        assert!(p.managed.is_none());
+        let c = p.cluster("test").unwrap();
+        assert_eq!(c.storage.class_name, "managed-standard");
+        assert_eq!(c.storage.size, "20Gi");
+        assert_eq!(c.resources.requests.cpu, "500m");
+        assert_eq!(c.resources.limits.memory, "2Gi");
+        assert_eq!(c.postgresql.max_connections, 100);
+        assert!(c.metrics.enabled);
+        assert!(!c.network_policy.enabled);
         let n = p.names();
         assert_eq!(n.stateful_set, "auth-postgres-dev-postgresql");
         assert_eq!(n.headless_service, "auth-postgres-dev-postgresql-hl");
@@ -415,10 +510,62 @@ mod tests {
     fn values_override_nested_keys_only() {
         let f = values("storage:\n  className: managed-csi\npostgresql:\n  maxConnections: 200\n");
         let p = Profile::load("dev", Some(f.path())).unwrap();
-        assert_eq!(p.storage.class_name, "managed-csi");
-        assert_eq!(p.storage.size, "20Gi");
-        assert_eq!(p.postgresql.max_connections, 200);
-        assert_eq!(p.postgresql.work_mem, "4MB");
+        let c = p.cluster("test").unwrap();
+        assert_eq!(c.storage.class_name, "managed-csi");
+        assert_eq!(c.storage.size, "20Gi");
+        assert_eq!(c.postgresql.max_connections, 200);
+        assert_eq!(c.postgresql.work_mem, "4MB");
+    }
+
+    #[test]
+    fn prod_is_the_managed_server_of_seed_002() {
+        let p = Profile::load("prod", None).unwrap();
+        assert_eq!(p.namespace, "phonebill-prod");
+        assert!(!p.sample_data);
+        assert!(p.production);
+        let m = p.managed.as_ref().unwrap();
+        assert_eq!(m.host, "phonebill-postgresql.postgres.database.azure.com");
+        assert_eq!(m.ssl_mode, "verify-full");
+        assert!(p.cluster.is_none());
+        let r = crate::error::report(&p.cluster("expose").unwrap_err());
+        assert!(
+            r.error.contains("managed server phonebill-postgresql"),
+            "{}",
+            r.error
+        );
+        assert_eq!(p.names().external_service, None);
+        assert_eq!(p.names().app_secret, "auth-db-secret");
+    }
+
+    #[test]
+    fn every_key_of_the_embedded_profiles_is_read() {
+        // Without deny_unknown_fields at the top, a misspelt key would be dropped: the profile read
+        // back must equal its file.
+        for (env, text) in PROFILES {
+            let file: Value = serde_yaml::from_str(text).unwrap();
+            let back = serde_yaml::to_value(Profile::load(env, None).unwrap()).unwrap();
+            assert_eq!(back, file, "profile {env}");
+        }
+    }
+
+    #[test]
+    fn a_values_file_cannot_turn_one_kind_into_the_other() {
+        let f = values("storage:\n  size: 1Gi\n");
+        let r = crate::error::report(&Profile::load("prod", Some(f.path())).unwrap_err());
+        assert!(r.error.contains("unknown key `storage`"), "{}", r.error);
+        let f = values("managed:\n  port: 6432\n");
+        let r = crate::error::report(&Profile::load("dev", Some(f.path())).unwrap_err());
+        assert!(r.error.contains("unknown key `managed`"), "{}", r.error);
+    }
+
+    #[test]
+    fn a_managed_server_must_be_verified() {
+        let f = values("managed:\n  sslMode: require\n");
+        let r = crate::error::report(&Profile::load("prod", Some(f.path())).unwrap_err());
+        assert!(r.error.contains("managed.sslMode"), "{}", r.error);
+        let f = values("managed:\n  host: Phonebill_DB\n");
+        let r = crate::error::report(&Profile::load("prod", Some(f.path())).unwrap_err());
+        assert!(r.error.contains("managed.host"), "{}", r.error);
     }
 
     #[test]

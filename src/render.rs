@@ -54,6 +54,17 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/manifests/60-networkpolicy.yaml"),
     ),
 ];
+/// A managed server's release: only the Secrets (no StatefulSet, volume or service).
+const MANAGED_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "20-secret-server.yaml",
+        include_str!("../templates/managed/20-secret-server.yaml"),
+    ),
+    (
+        "21-secret-app.yaml",
+        include_str!("../templates/manifests/21-secret-app.yaml"),
+    ),
+];
 const STORAGE_CLASS: &str = include_str!("../templates/storageclass.yaml");
 const EXTERNAL_SERVICE: &str = include_str!("../templates/external-service.yaml");
 const SNAPSHOT_CLASS: &str = include_str!("../templates/volumesnapshotclass.yaml");
@@ -152,15 +163,21 @@ impl Object {
     }
 }
 
-/// Render every manifest of the profile with the given passwords.
+/// Render every manifest of the profile with the given passwords: an in-cluster release, or the
+/// Secrets of a managed server's.
 pub fn render(profile: &Profile, passwords: &Passwords) -> Result<Vec<Object>> {
     let env = environment();
     let mut ctx = context(profile, passwords);
-    // The ConfigMap's checksum goes into the pod template, so a changed configuration rolls the pod.
-    let config = render_one(&env, "30-configmap.yaml", TEMPLATES[3].1, &ctx)?;
-    ctx["configChecksum"] = json!(hex::encode(Sha256::digest(config.as_bytes())));
+    let templates = if profile.managed.is_some() {
+        MANAGED_TEMPLATES
+    } else {
+        // The ConfigMap's checksum goes into the pod template, so a changed configuration rolls the pod.
+        let config = render_one(&env, "30-configmap.yaml", TEMPLATES[3].1, &ctx)?;
+        ctx["configChecksum"] = json!(hex::encode(Sha256::digest(config.as_bytes())));
+        TEMPLATES
+    };
     let mut objects = Vec::new();
-    for (name, source) in TEMPLATES {
+    for (name, source) in templates {
         let text = render_one(&env, name, source, &ctx)?;
         if let Some(object) = parse(name, &text)? {
             objects.push(object);
@@ -252,9 +269,19 @@ fn environment() -> Environment<'static> {
 }
 
 fn context(profile: &Profile, passwords: &Passwords) -> serde_json::Value {
+    let names = profile.names();
+    // Where the app's URL points: the in-cluster service, or the managed server with its TLS mode.
+    let server = match (&profile.managed, &profile.cluster) {
+        (Some(m), _) => {
+            json!({ "host": m.host, "port": m.port, "query": format!("?sslmode={}", m.ssl_mode) })
+        }
+        (None, Some(c)) => json!({ "host": names.service, "port": c.service.port, "query": "" }),
+        (None, None) => json!(null),
+    };
     json!({
+        "server": server,
         "profile": profile,
-        "names": profile.names(),
+        "names": names,
         "namespace": profile.namespace,
         "labels": {
             "common": profile.common_labels(),

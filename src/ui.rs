@@ -109,11 +109,20 @@ impl Ui {
         if self.assume_yes {
             return Ok(());
         }
+        self.ask_typed(
+            what,
+            expected,
+            "run it on a terminal, or add --yes if you are sure",
+        )
+    }
+
+    /// Ask the user to type `expected`, even with `--yes`; with no terminal, refuse with `hint`.
+    pub fn ask_typed(&self, what: &str, expected: &str, hint: &str) -> Result<()> {
         if !self.interactive {
             return Err(user_error(format!(
                 "{what} needs confirmation, and there is no terminal to ask on"
             ))
-            .hint("run it on a terminal, or add --yes if you are sure")
+            .hint(hint)
             .into());
         }
         let answer: String = dialoguer::Input::new()
@@ -129,6 +138,15 @@ impl Ui {
             .hint("type the name exactly, or press Ctrl-C to stop")
             .into())
         }
+    }
+
+    /// Ask for a secret without echoing it; `None` when there is no terminal to ask on.
+    pub fn ask_secret(&self, prompt: &str) -> Result<Option<String>> {
+        if !self.interactive {
+            return Ok(None);
+        }
+        let answer = dialoguer::Password::new().with_prompt(prompt).interact()?;
+        Ok(Some(answer))
     }
 
     /// Print a command's result: JSON on `-o json`, else its text form.

@@ -160,11 +160,12 @@ pub fn text(t: &Taken) -> String {
 }
 
 async fn take_snapshot(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
+    let cluster = ctx.profile.cluster("backup --snapshot")?;
     let kube = ctx.kube().await?;
     let class = args
         .snapshot_class
         .clone()
-        .unwrap_or_else(|| ctx.profile.snapshot.class_name.clone());
+        .unwrap_or_else(|| cluster.snapshot.class_name.clone());
     // A DNS subdomain: the claim's name, the time (lower case) and a random suffix, so two
     // snapshots in one second do not collide.
     let mut suffix = [0u8; 2];

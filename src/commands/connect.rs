@@ -42,6 +42,7 @@ pub struct ConnectReport {
 }
 
 pub async fn run(ctx: &Ctx, args: &ConnectArgs) -> Result<Outcome> {
+    ctx.profile.cluster("connect")?;
     let db = Db::for_release(ctx.kube().await?, &ctx.profile).await?;
     let Route::Pod { kube, pod, port } = &db.route else {
         unreachable!("Db::for_release always routes through the pod");

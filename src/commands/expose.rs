@@ -98,26 +98,25 @@ pub struct RemoveReport {
 }
 
 pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
+    let cluster = ctx.profile.cluster("expose")?;
+    let service_name = cluster.expose.service_name.clone();
     let kube = ctx.kube().await?;
     let names = ctx.profile.names();
     let api: Api<Service> = Api::namespaced(kube.client.clone(), &kube.namespace);
     if args.remove {
-        let removed = match api
-            .delete(&names.external_service, &DeleteParams::default())
-            .await
-        {
+        let removed = match api.delete(&service_name, &DeleteParams::default()).await {
             Ok(_) => true,
             Err(e) if is_not_found(&e) => false,
             Err(e) => {
                 return Err(api_error(
                     e,
-                    &format!("deleting Service {}", names.external_service),
+                    &format!("deleting Service {}", service_name),
                     &kube.server,
                 ));
             }
         };
         let report = RemoveReport {
-            service: names.external_service,
+            service: service_name,
             namespace: kube.namespace.clone(),
             removed,
         };
@@ -155,11 +154,9 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
         .into());
     }
     let service = render::external_service(&ctx.profile, &args.allow, args.internal)?;
-    let spinner = ctx
-        .ui
-        .spinner(format!("applying Service {}", names.external_service));
+    let spinner = ctx.ui.spinner(format!("applying Service {}", service_name));
     let applied = apply_typed(&kube, api.clone(), &service, ApplyOptions::default()).await?;
-    let name = names.external_service.clone();
+    let name = service_name.clone();
     let waited = poll(
         args.timeout,
         &ctx.ui,
@@ -222,7 +219,7 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
         },
         internal: args.internal,
         host,
-        port: ctx.profile.service.port,
+        port: cluster.service.port,
         database: ctx.profile.database.clone(),
         users,
     };

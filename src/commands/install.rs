@@ -1,5 +1,6 @@
 //! `install` (runbook 4.1–4.2): preflight, server-side apply, wait until ready, diagnose if not.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -38,6 +39,17 @@ pub struct InstallArgs {
     /// Take over fields another field manager owns instead of stopping at the conflict
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Managed server (prod): its host name, or its Azure server name (NAME.postgres.database.azure.com)
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
+    /// Managed server (prod): the administrator login instead of the profile's adminUser
+    /// (password: $PHONEBILL_ADMIN_PASSWORD, else asked on the terminal, else the recorded one)
+    #[arg(long, value_name = "USER")]
+    pub admin_user: Option<String>,
+    /// Managed server (prod): CA certificate (PEM) that signed the server's certificate
+    /// (default: the system's trusted roots)
+    #[arg(long, value_name = "FILE", env = "PHONEBILL_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,10 +71,31 @@ pub struct InstallReport {
 }
 
 pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
-    let mut profile = ctx.profile.clone();
-    if let Some(class) = &args.storage_class {
-        profile.storage.class_name = class.clone();
+    if ctx.profile.managed.is_some() {
+        return super::install_managed::run(ctx, args).await;
     }
+    for (given, flag) in [
+        (args.server.is_some(), "--server"),
+        (args.admin_user.is_some(), "--admin-user"),
+        (args.ca_file.is_some(), "--ca-file"),
+    ] {
+        if given {
+            return Err(flag_not_here(
+                flag,
+                &ctx.profile.environment,
+                "a managed server (prod)",
+            ));
+        }
+    }
+    let mut profile = ctx.profile.clone();
+    let cluster = profile
+        .cluster
+        .as_mut()
+        .expect("not managed, so in the cluster");
+    if let Some(class) = &args.storage_class {
+        cluster.storage.class_name = class.clone();
+    }
+    let class = cluster.storage.class_name.clone();
     let names = profile.names();
     let ui = &ctx.ui;
     let kube = ctx.kube().await?;
@@ -76,7 +109,6 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     );
 
     let namespace_exists = namespace_exists(&kube).await?;
-    let class = profile.storage.class_name.clone();
     let listed = preflight::storage_classes(&kube).await?;
     if listed.is_none() {
         ui.note(
@@ -107,7 +139,10 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .map(|o| format!("{}/{}", o.kind(), o.name()))
         .collect();
     // `expose`'s service is the release's too (uninstall removes it) but not install's to prune.
-    let exposed = format!("Service/{}", profile.names().external_service);
+    let exposed = format!(
+        "Service/{}",
+        names.external_service.clone().unwrap_or_default()
+    );
     let prune: Vec<String> = if namespace_exists {
         inventory::made(&kube, &profile)
             .await?
@@ -266,7 +301,17 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     }
 }
 
-async fn namespace_exists(kube: &Kube) -> Result<bool> {
+/// A flag of install that the environment's kind does not use: refused, nothing done.
+pub fn flag_not_here(flag: &str, env: &str, for_what: &str) -> anyhow::Error {
+    user_error(format!(
+        "install {flag}: environment `{env}` does not use it; nothing was changed"
+    ))
+    .hint(format!("{flag} is for {for_what}"))
+    .exit(ExitCode::Usage)
+    .into()
+}
+
+pub async fn namespace_exists(kube: &Kube) -> Result<bool> {
     let api: Api<Namespace> = Api::all(kube.client.clone());
     match api.get_metadata(&kube.namespace).await {
         Ok(_) => Ok(true),
@@ -281,7 +326,7 @@ async fn namespace_exists(kube: &Kube) -> Result<bool> {
     }
 }
 
-async fn create_namespace(kube: &Kube, dry_run: bool) -> Result<()> {
+pub async fn create_namespace(kube: &Kube, dry_run: bool) -> Result<()> {
     let api: Api<Namespace> = Api::all(kube.client.clone());
     let ns = Namespace {
         metadata: kube::api::ObjectMeta {
@@ -335,7 +380,7 @@ async fn check_rbac(kube: &Kube, namespace_exists: bool, create_class: bool) -> 
 }
 
 /// Every denial in one message, before any write.
-async fn deny_check(kube: &Kube, wanted: Vec<Access>) -> Result<()> {
+pub async fn deny_check(kube: &Kube, wanted: Vec<Access>) -> Result<()> {
     preflight::require(
         kube,
         wanted,
@@ -345,7 +390,7 @@ async fn deny_check(kube: &Kube, wanted: Vec<Access>) -> Result<()> {
     .await
 }
 
-fn change_text(change: Change, dry_run: bool) -> &'static str {
+pub fn change_text(change: Change, dry_run: bool) -> &'static str {
     match (change, dry_run) {
         (Change::Created, false) => "created",
         (Change::Configured, false) => "configured",

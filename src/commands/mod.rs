@@ -5,6 +5,7 @@ pub mod backup;
 pub mod connect;
 pub mod expose;
 pub mod install;
+pub mod install_managed;
 pub mod render;
 pub mod restore;
 pub mod status;

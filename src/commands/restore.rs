@@ -31,6 +31,10 @@ pub struct RestoreArgs {
     /// Where the safety backup goes (default: DATABASE-ENV-before-restore-TIME.dump here)
     #[arg(long, value_name = "FILE", conflicts_with = "no_safety_backup")]
     pub safety_to: Option<PathBuf>,
+    /// The confirmation, typed in advance: the database's name, or ENV/DATABASE in a production
+    /// environment (prod/phonebill_auth), where --yes alone is not enough
+    #[arg(long, value_name = "TEXT")]
+    pub confirm: Option<String>,
     #[command(flatten)]
     pub pg_bin: PgBinArgs,
 }
@@ -84,7 +88,9 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     spinner.finish_and_clear();
 
     let scope = restore::scope(&manifest);
-    ctx.ui.confirm_typed(
+    confirm(
+        ctx,
+        args.confirm.as_deref(),
         &format!(
             "restore {} into database {} on {} ({scope})",
             args.from.display(),
@@ -127,7 +133,17 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         .ui
         .bytes(Some(manifest.size), format!("restoring {}", db.database));
     let restored = unless_interrupted(
-        restore::run(&tools, &args.from, &manifest, &db.database, &db.admin.user, &bar),
+        restore::run(
+            &tools,
+            &args.from,
+            &manifest,
+            &restore::Target {
+                database: &db.database,
+                admin_user: &db.admin.user,
+                app_user: &db.app.user,
+            },
+            &bar,
+        ),
         "a restore that had not finished was not committed (its transaction rolls back); `phonebill-db verify` shows the state",
     )
     .await;
@@ -180,4 +196,32 @@ fn text(r: &RestoreReport, m: &Manifest) -> String {
         out.push_str("all checks passed\n");
     }
     out
+}
+
+/// The typed confirmation: the database's name; in a production environment `ENV/DATABASE`, which
+/// `--yes` does not answer (only the terminal or `--confirm` do).
+fn confirm(ctx: &Ctx, given: Option<&str>, what: &str, database: &str) -> Result<()> {
+    let production = ctx.profile.production;
+    let expected = if production {
+        format!("{}/{database}", ctx.profile.environment)
+    } else {
+        database.to_string()
+    };
+    match given {
+        Some(text) if text == expected => Ok(()),
+        Some(text) => Err(user_error(format!(
+            "--confirm `{text}` does not match `{expected}`; nothing was restored"
+        ))
+        .hint(format!("confirm with --confirm {expected} if this is the database to overwrite"))
+        .exit(ExitCode::Usage)
+        .into()),
+        None if production => ctx.ui.ask_typed(
+            &format!("{what} — a PRODUCTION database"),
+            &expected,
+            &format!(
+                "run it on a terminal, or add --confirm {expected} (--yes is not enough in a production environment)"
+            ),
+        ),
+        None => ctx.ui.confirm_typed(what, &expected),
+    }
 }

@@ -19,7 +19,11 @@ use crate::profile::Names;
 use crate::ui::{Outcome, table};
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    /// Managed server (prod): CA certificate (PEM) to verify it with (default: the system's roots)
+    #[arg(long, value_name = "FILE", env = "PHONEBILL_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -97,7 +101,7 @@ pub struct ServiceRow {
     pub ports: Vec<i32>,
 }
 
-pub async fn run(ctx: &Ctx, _args: &StatusArgs) -> Result<Outcome> {
+pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Outcome> {
     let kube = ctx.kube().await?;
     let names = ctx.profile.names();
     let state = release::observe(&kube, &ctx.profile).await?;
@@ -110,17 +114,23 @@ pub async fn run(ctx: &Ctx, _args: &StatusArgs) -> Result<Outcome> {
             .filter_map(|p| p.spec.as_ref()?.storage_class_name.clone())
             .collect(),
     };
+    let managed = ctx.profile.managed.is_some();
     let mut report = build(
         &ctx.profile.release,
         &kube.namespace,
         &state,
         &names,
         &classes,
+        managed,
     );
     if report.state == State::Ready {
         let spinner = ctx.ui.spinner("asking the database");
         let usage = async {
-            let db = Db::for_release(kube.clone(), &ctx.profile).await?;
+            let db = if managed {
+                Db::for_managed(kube.clone(), &ctx.profile, args.ca_file.as_deref()).await?
+            } else {
+                Db::for_release(kube.clone(), &ctx.profile).await?
+            };
             usage_of(&db.admin().await?).await
         };
         report.database = Some(match usage.await {
@@ -150,8 +160,16 @@ pub fn build(
     state: &ReleaseState,
     names: &Names,
     classes: &[String],
+    managed: bool,
 ) -> StatusReport {
-    let ready = wait::release_ready(state, names);
+    // A managed server's release is its Secrets: the database row says whether the server answers.
+    let ready = if managed {
+        [&names.admin_secret, &names.app_secret]
+            .iter()
+            .all(|n| state.secrets.contains(n))
+    } else {
+        wait::release_ready(state, names)
+    };
     let status = if state.is_empty() && state.secrets.is_empty() {
         State::NotInstalled
     } else if ready {

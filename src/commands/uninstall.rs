@@ -37,6 +37,9 @@ pub struct UninstallReport {
     /// the volume and its Azure disk stay until deleted by hand.
     pub released_volumes: Vec<String>,
     pub waited_seconds: f64,
+    /// The managed server whose database stays whatever uninstall does (prod).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub managed_server: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
@@ -65,11 +68,17 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
     let mut released_volumes = Vec::new();
     if args.delete_data && !data.is_empty() {
         released_volumes = inventory::volumes_of(&kube, &data).await?;
-        ctx.ui.confirm_typed(
-            &format!(
-                "This deletes {}: the database's data and passwords can no longer be opened by a new install",
-                data.join(", ")
+        let loses = match &profile.managed {
+            Some(m) => format!(
+                "the app loses its database URL until the next install (the database on {} stays)",
+                m.host
             ),
+            None => {
+                "the database's data and passwords can no longer be opened by a new install".into()
+            }
+        };
+        ctx.ui.confirm_typed(
+            &format!("This deletes {}: {loses}", data.join(", ")),
             &profile.release,
         )?;
     }
@@ -103,6 +112,7 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
         kept,
         released_volumes,
         waited_seconds: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+        managed_server: profile.managed.as_ref().map(|m| m.host.clone()),
     };
     ctx.ui.emit(&report, text)?;
     if let Err(timed_out) = gone {
@@ -149,8 +159,19 @@ fn text(r: &UninstallReport) -> String {
             r.release, r.namespace, r.waited_seconds
         ));
     }
-    if !r.kept.is_empty() {
-        out.push_str("kept the data volume and its Secrets: a later install reuses them and their passwords; `--delete-data` removes them\n");
+    match &r.managed_server {
+        Some(host) => {
+            if !r.kept.is_empty() {
+                out.push_str("kept the Secrets with the server's address and logins: a later install reuses them; `--delete-data` removes them\n");
+            }
+            out.push_str(&format!(
+                "the database on the managed server {host} is untouched: phonebill-db never deletes it\n"
+            ));
+        }
+        None if !r.kept.is_empty() => {
+            out.push_str("kept the data volume and its Secrets: a later install reuses them and their passwords; `--delete-data` removes them\n");
+        }
+        None => {}
     }
     for pv in &r.released_volumes {
         out.push_str(&format!(

@@ -2,11 +2,13 @@
 
 use anyhow::Result;
 use clap::Args;
+use kube::api::Api;
 use serde::Serialize;
 
 use crate::check::{self, Check, Status};
 use crate::cli::DbArgs;
 use crate::context::Ctx;
+use crate::db::connect::secret_key;
 use crate::db::{checks, migrate};
 use crate::error::report;
 use crate::k8s::{health, release};
@@ -39,7 +41,24 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
             ctx.profile.release, kube.namespace
         ));
         let state = release::observe(&kube, &ctx.profile).await?;
-        let cluster = health::checks(&kube, &state, &ctx.profile.names()).await?;
+        let names = ctx.profile.names();
+        let cluster = match &ctx.profile.managed {
+            Some(m) => {
+                target = Some(format!(
+                    "managed server {} (release {} in namespace {})",
+                    m.host, ctx.profile.release, kube.namespace
+                ));
+                let mut out = vec![health::secrets(&state, &names)];
+                if state.secrets.contains(&names.app_secret) {
+                    let secrets = Api::namespaced(kube.client.clone(), &kube.namespace);
+                    let url =
+                        secret_key(&kube, &secrets, &names.app_secret, "database-url").await?;
+                    out.push(checks::app_url(&url, args.db.ca_file.as_deref(), &m.ssl_mode).await);
+                }
+                out
+            }
+            None => health::checks(&kube, &state, &names).await?,
+        };
         reachable = cluster
             .iter()
             .filter(|c| c.name == "pod ready" || c.name == "secrets present")

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 use tokio_postgres::Client;
 
-use super::connect::{Db, server_message};
+use super::connect::{Db, Login, Route, server_message};
 use super::expected::{self, Expected, split_not_null};
 use super::migrate::{self, Migration};
 use crate::check::Check;
@@ -73,6 +73,53 @@ async fn texts(
 
 fn db_err(e: tokio_postgres::Error) -> anyhow::Error {
     anyhow::anyhow!("query failed: {}", server_message(&e))
+}
+
+/// A managed server: the URL the app mounts (`database-url` of its Secret) verifies the server's
+/// certificate and logs in, exactly as the app will.
+pub async fn app_url(url: &str, ca_file: Option<&std::path::Path>, want: &str) -> Check {
+    let name = "app URL uses TLS";
+    let parsed = match super::tls::parse_url(url, None, ca_file) {
+        Ok(u) => u,
+        Err(e) => {
+            return Check::fail(
+                name,
+                report(&e).error.replace("--database-url", "database-url"),
+            );
+        }
+    };
+    let mode = parsed.ssl_mode.as_str();
+    if mode != want {
+        return Check::fail(
+            name,
+            format!("{}: sslmode={mode}, the profile says {want}", parsed.shown),
+        );
+    }
+    let db = Db {
+        database: parsed.config.get_dbname().unwrap_or_default().to_string(),
+        admin: Login {
+            user: parsed.config.get_user().unwrap_or_default().to_string(),
+            password: parsed
+                .config
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+        },
+        app: Login {
+            user: String::new(),
+            password: None,
+        },
+        route: Route::Url(parsed),
+    };
+    match db.admin().await {
+        Ok(c) => match c.query_one("SELECT current_user::text", &[]).await {
+            Ok(row) => Check::pass(
+                name,
+                format!("sslmode={mode}, logs in as {}", row.get::<_, String>(0)),
+            ),
+            Err(e) => Check::fail(name, db_err(e).to_string()),
+        },
+        Err(e) => Check::fail(name, report(&e).error),
+    }
 }
 
 async fn app_connects(db: &Db) -> Check {
@@ -262,19 +309,21 @@ async fn encoding_and_time_zone(admin: &Client, profile: &Profile) -> Result<Vec
         .await
         .map_err(db_err)?;
     let (enc, tz): (String, String) = (r.get(0), r.get(1));
-    let want_tz = &profile.postgresql.time_zone;
-    Ok(vec![
-        if enc == "UTF8" {
-            Check::pass("encoding", "UTF8")
-        } else {
-            Check::fail("encoding", format!("{enc}, expected UTF8"))
-        },
-        if &tz == want_tz {
+    let mut out = vec![if enc == "UTF8" {
+        Check::pass("encoding", "UTF8")
+    } else {
+        Check::fail("encoding", format!("{enc}, expected UTF8"))
+    }];
+    // A managed server's time zone is its operator's setting, not the profile's.
+    if let Some(c) = &profile.cluster {
+        let want_tz = &c.postgresql.time_zone;
+        out.push(if &tz == want_tz {
             Check::pass("time zone", tz)
         } else {
             Check::fail("time zone", format!("{tz}, expected {want_tz}"))
-        },
-    ])
+        });
+    }
+    Ok(out)
 }
 
 async fn extensions(admin: &Client, profile: &Profile) -> Result<Vec<Check>> {
@@ -611,7 +660,11 @@ async fn migrations_check(admin: &Client, migrations: &[Migration]) -> Result<Ve
 
 /// The profile's PostgreSQL settings (runbook 7.3) against the server's, compared in bytes.
 async fn settings(admin: &Client, profile: &Profile) -> Result<Vec<Check>> {
-    let p = &profile.postgresql;
+    // A managed server's parameters are set where the server is (Azure), not by this tool.
+    let Some(cluster) = &profile.cluster else {
+        return Ok(vec![]);
+    };
+    let p = &cluster.postgresql;
     let wanted: [(&str, String); 5] = [
         ("shared_buffers", p.shared_buffers.clone()),
         ("effective_cache_size", p.effective_cache_size.clone()),

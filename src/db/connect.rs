@@ -1,7 +1,9 @@
 //! One way to get a SQL session however the database is reached: through a port-forward to the
 //! release's primary pod (kube `ws`, tokio-postgres `connect_raw` over the stream), or directly to
-//! a `--database-url`. Credentials of the pod path come from the release's Secrets.
+//! a `--database-url`, or to the managed server whose address install recorded (prod). Credentials
+//! of the pod and managed paths come from the release's Secrets.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -19,6 +21,15 @@ use crate::profile::Profile;
 
 /// How long to wait for the server to answer (TCP, TLS and authentication together) on the pod path.
 const POD_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Where a managed server is: what install records in the release's Secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub ssl_mode: String,
+}
 
 /// A role and its password (`None`: not known, e.g. the app role behind `--database-url`).
 #[derive(Debug, Clone)]
@@ -43,6 +54,7 @@ pub struct Db {
 impl Db {
     /// The release's primary pod (a Ready one, by the selector labels) and the passwords in its Secrets.
     pub async fn for_release(kube: Kube, profile: &Profile) -> Result<Db> {
+        let cluster = profile.cluster("reaching the database pod")?;
         let names = profile.names();
         let pod = ready_primary(&kube, profile).await?;
         let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
@@ -52,7 +64,7 @@ impl Db {
             route: Route::Pod {
                 kube,
                 pod,
-                port: profile.service.port,
+                port: cluster.service.port,
             },
             database: profile.database.clone(),
             admin: Login {
@@ -63,6 +75,63 @@ impl Db {
                 user: profile.app_user.clone(),
                 password: Some(app),
             },
+        })
+    }
+
+    /// A managed server (prod): its address, TLS mode and logins as install recorded them in the
+    /// release's Secrets; `ca_file` verifies its certificate (default: the system's roots).
+    pub async fn for_managed(kube: Kube, profile: &Profile, ca_file: Option<&Path>) -> Result<Db> {
+        let names = profile.names();
+        let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
+        let server = &names.admin_secret;
+        let read = async |key| secret_key(&kube, &secrets, server, key).await;
+        let address = Server {
+            host: read("host").await?,
+            port: read("port").await?.parse().map_err(|_| {
+                user_error(format!("Secret {server}: key `port` is not a port number")).hint(
+                    "run `phonebill-db install --env ENV` again to record the server's address",
+                )
+            })?,
+            ssl_mode: read("sslmode").await?,
+        };
+        let admin = Login {
+            user: read("username").await?,
+            password: Some(read("postgres-password").await?),
+        };
+        let app = Login {
+            user: profile.app_user.clone(),
+            password: Some(
+                secret_key(&kube, &secrets, &names.app_secret, "auth-user-password").await?,
+            ),
+        };
+        Db::for_server(&address, &profile.database, admin, app, ca_file)
+    }
+
+    /// A server by its address (a managed server's), with both logins known.
+    pub fn for_server(
+        server: &Server,
+        database: &str,
+        admin: Login,
+        app: Login,
+        ca_file: Option<&Path>,
+    ) -> Result<Db> {
+        let mut url = url::Url::parse("postgresql://localhost").expect("a constant URL parses");
+        url.set_host(Some(&server.host)).map_err(|e| {
+                user_error(format!("`{}` is not a host name: {e}", server.host))
+                    .hint("give the server's host name, e.g. phonebill-postgresql.postgres.database.azure.com")
+            })?;
+        // Cannot fail: the URL has a host.
+        let _ = url.set_port(Some(server.port));
+        url.set_path(database);
+        url.query_pairs_mut()
+            .append_pair("sslmode", &server.ssl_mode);
+        let _ = url.set_username(&admin.user);
+        let url = tls::parse_url(url.as_str(), admin.password.clone(), ca_file)?;
+        Ok(Db {
+            route: Route::Url(url),
+            database: database.to_string(),
+            admin,
+            app,
         })
     }
 

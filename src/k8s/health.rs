@@ -62,15 +62,20 @@ pub async fn checks(kube: &Kube, state: &ReleaseState, names: &Names) -> Result<
         format!("{}, {}", names.service, names.headless_service),
         problems,
     ));
+    out.push(secrets(state, names));
+    Ok(out)
+}
+
+/// Both Secrets of the release exist (all a managed server's release has in the cluster).
+pub fn secrets(state: &ReleaseState, names: &Names) -> Check {
     let missing: Vec<String> = [&names.admin_secret, &names.app_secret]
         .into_iter()
         .filter(|s| !state.secrets.contains(s))
         .map(|s| format!("Secret {s} missing"))
         .collect();
-    out.push(Check::from_problems(
+    Check::from_problems(
         "secrets present",
         format!("{}, {}", names.admin_secret, names.app_secret),
         missing,
-    ));
-    Ok(out)
+    )
 }

@@ -296,14 +296,17 @@ async fn ensure_class(
         ))
         .hint(format!(
             "add --create-snapshot-class to create it for {}, or pick an existing one with --snapshot-class",
-            profile.snapshot.driver
+            profile.cluster("backup --snapshot")?.snapshot.driver
         ))
         .into());
     }
     bar.set_message(format!("creating VolumeSnapshotClass {}", req.class));
     api.create(
         &PostParams::default(),
-        &crate::render::snapshot_class(req.class, &profile.snapshot.driver)?,
+        &crate::render::snapshot_class(
+            req.class,
+            &profile.cluster("backup --snapshot")?.snapshot.driver,
+        )?,
     )
     .await
     .map_err(|e| {

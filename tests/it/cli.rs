@@ -46,7 +46,7 @@ async fn an_unknown_environment_is_a_usage_error() {
     let run = run_bin(home.path(), &["render", "--env", "qa"]).await;
     assert_eq!(run.code, 2);
     assert_eq!(run.error_line(), "error: unknown environment `qa`");
-    assert_eq!(run.hint_line(), "hint: choose one of: dev");
+    assert_eq!(run.hint_line(), "hint: choose one of: dev, prod");
     assert!(run.stdout.is_empty());
 }
 

@@ -104,7 +104,8 @@ fn names_labels_and_selectors_follow_the_runbook() {
 
 #[test]
 fn the_statefulset_carries_the_profile_resources_storage_and_hardening() {
-    let (p, objects) = dev();
+    let (profile, objects) = dev();
+    let p = profile.cluster.as_ref().unwrap();
     let Object::StatefulSet(sts) = &objects[7] else {
         panic!("the StatefulSet is last")
     };
@@ -167,7 +168,8 @@ fn the_statefulset_carries_the_profile_resources_storage_and_hardening() {
 
 #[test]
 fn postgres_settings_and_init_scripts_come_from_the_profile() {
-    let (p, objects) = dev();
+    let (profile, objects) = dev();
+    let p = profile.cluster.as_ref().unwrap();
     let Object::ConfigMap(cm) = &objects[3] else {
         panic!("the ConfigMap is fourth")
     };
