@@ -71,6 +71,7 @@ CONF
 cat > "$pg_dir/data/pg_hba.conf" <<HBA
 local all all peer
 hostnossl tls_only all 127.0.0.1/32 reject
+hostnossl all +tls_required 127.0.0.1/32 reject
 host all all 127.0.0.1/32 scram-sha-256
 HBA
 as_pg "$PHONEBILL_TEST_PG_BIN/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w start >/dev/null
@@ -80,7 +81,7 @@ stop_throwaway_pg() {
 }
 trap stop_throwaway_pg EXIT
 as_pg "$PHONEBILL_TEST_PG_BIN/psql" -h "$pg_dir" -p "$PHONEBILL_TEST_PG_PORT" -U postgres -d postgres \
-  -q -c "CREATE DATABASE tls_only" >/dev/null
+  -q -c "CREATE DATABASE tls_only" -c "CREATE ROLE tls_required NOLOGIN" >/dev/null
 echo "throwaway PostgreSQL $("$PHONEBILL_TEST_PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PHONEBILL_TEST_PG_PORT ($pg_dir)" >&2
 
 PHONEBILL_TEST_PG_CA="$pg_dir/ca.crt"

@@ -71,6 +71,8 @@ const SNAPSHOT_CLASS: &str = include_str!("../templates/volumesnapshotclass.yaml
 
 /// What `render` shows instead of a password: nothing secret leaves the tool without a cluster.
 pub const PASSWORD_PLACEHOLDER: &str = "GENERATED-AT-INSTALL";
+/// A managed server's administrator password: the user gives it to install.
+pub const GIVEN_PLACEHOLDER: &str = "GIVEN-AT-INSTALL";
 
 /// The two passwords of a release. `Debug` never shows them.
 #[derive(Clone, PartialEq, Eq)]
@@ -89,6 +91,18 @@ impl Passwords {
     pub fn placeholders() -> Passwords {
         Passwords {
             admin: PASSWORD_PLACEHOLDER.into(),
+            app: PASSWORD_PLACEHOLDER.into(),
+        }
+    }
+
+    /// [`Passwords::placeholders`], saying which password install generates and which it is given.
+    pub fn placeholders_for(profile: &Profile) -> Passwords {
+        Passwords {
+            admin: if profile.managed.is_some() {
+                GIVEN_PLACEHOLDER.into()
+            } else {
+                PASSWORD_PLACEHOLDER.into()
+            },
             app: PASSWORD_PLACEHOLDER.into(),
         }
     }

@@ -11,7 +11,7 @@ use crate::ui::Outcome;
 pub struct RenderArgs {}
 
 pub fn run(ctx: &Ctx, _args: &RenderArgs) -> Result<Outcome> {
-    let objects = render::render(&ctx.profile, &Passwords::placeholders())?;
+    let objects = render::render(&ctx.profile, &Passwords::placeholders_for(&ctx.profile))?;
     if ctx.ui.json() {
         let list = serde_json::json!({
             "apiVersion": "v1",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::pg::{Release, run_url};
+use crate::pg::{Pg, Release, run_url};
 use crate::support::{ADMIN_SECRET, APP_SECRET, Run};
 
 const TABLES: [&str; 8] = [
@@ -23,6 +23,12 @@ const TABLES: [&str; 8] = [
 
 /// Row count and content hash of every table ("missing" for a table that is not there).
 fn fingerprint(r: &Release) -> BTreeMap<&'static str, String> {
+    fingerprint_in(&r.pg, &r.database)
+}
+
+/// [`fingerprint`] of database `db` on the shared server.
+pub fn fingerprint_in(pg: &Pg, db: &str) -> BTreeMap<&'static str, String> {
+    let psql = |sql: &str| pg.psql(db, sql);
     TABLES
         .iter()
         .map(|t| {
@@ -31,9 +37,9 @@ fn fingerprint(r: &Release) -> BTreeMap<&'static str, String> {
                  (SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x) END"
             );
             // A missing table makes the inner query fail to plan: ask first.
-            let exists = r.psql(&format!("SELECT to_regclass('{t}') IS NOT NULL"));
+            let exists = psql(&format!("SELECT to_regclass('{t}') IS NOT NULL"));
             let value = if exists == "t" {
-                r.psql(&sql)
+                psql(&sql)
             } else {
                 "missing".into()
             };

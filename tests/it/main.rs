@@ -19,6 +19,7 @@ mod fake_api;
 mod install;
 mod migrations;
 mod pg;
+mod prod;
 mod real_cluster;
 mod render;
 mod schema;

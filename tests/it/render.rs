@@ -300,3 +300,32 @@ fn validate_against_schemas(yaml: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn prod_renders_only_the_secrets_that_reach_the_managed_server() {
+    let p = Profile::load("prod", None).unwrap();
+    let objects = render::render(&p, &Passwords::placeholders_for(&p)).unwrap();
+    let ids: Vec<String> = objects
+        .iter()
+        .map(|o| format!("{}/{}", o.kind(), o.name()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "Secret/auth-postgres-prod-postgresql",
+            "Secret/auth-db-secret"
+        ],
+        "no StatefulSet, PVC, Service or LoadBalancer in prod"
+    );
+    let Object::Secret(app) = &objects[1] else {
+        panic!("the app Secret")
+    };
+    assert_eq!(
+        app.string_data.as_ref().unwrap()["database-url"],
+        format!(
+            "postgresql://auth_user:{}@phonebill-postgresql.postgres.database.azure.com:5432/phonebill_auth?sslmode=verify-full",
+            render::PASSWORD_PLACEHOLDER
+        )
+    );
+    validate_against_schemas(&render::to_yaml(&objects).unwrap());
+}

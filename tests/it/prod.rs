@@ -1,0 +1,423 @@
+//! `--env prod`: the managed server of seed 002 (Azure Database for PostgreSQL Flexible Server),
+//! played by the throwaway PostgreSQL with TLS on (its certificate is for `localhost`, signed by the
+//! test CA) and an administrator that is NOT a superuser, as Azure's is not (CREATEDB CREATEROLE).
+//! The fake API server holds only what install records: two Secrets.
+//!
+//! Where it cannot be Azure: Azure lets its administrator create the extensions its parameter
+//! `azure.extensions` allows (pg_stat_statements among them); PostgreSQL lets a non-superuser create
+//! only "trusted" ones. The test lends the administrator superuser for that one statement.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+
+use crate::backup::fingerprint_in;
+use crate::pg::{Pg, unique};
+use crate::support::{Cluster, Run, run_bin_env};
+
+const NS: &str = "phonebill-prod";
+const SERVER_SECRET: &str = "auth-postgres-prod-postgresql";
+const APP_SECRET: &str = "auth-db-secret";
+
+/// A prod environment of this test: its database and roles on the shared server, a values file
+/// pointing the profile at it, and a fake cluster.
+struct Prod {
+    cluster: Cluster,
+    pg: Pg,
+    database: String,
+    admin: String,
+    admin_password: String,
+    app: String,
+    values: String,
+}
+
+impl Prod {
+    async fn new(tag: &str) -> Prod {
+        let pg = Pg::get();
+        let cluster = Cluster::aks().await;
+        let database = unique(tag);
+        let (admin, app) = (format!("{database}_admin"), format!("{database}_app"));
+        let admin_password = format!("Adm1n-{}", unique("pw"));
+        // Azure's server administrator: may log in, create databases and roles; no superuser; and
+        // like every login on Azure (require_secure_transport) refused without TLS (the throwaway
+        // server's pg_hba.conf rejects members of tls_required without it).
+        pg.psql(
+            "postgres",
+            &format!(
+                "CREATE ROLE {admin} LOGIN CREATEDB CREATEROLE IN ROLE tls_required PASSWORD '{admin_password}'"
+            ),
+        );
+        let values = cluster.dir.path().join("values.yaml");
+        std::fs::write(
+            &values,
+            format!(
+                "database: {database}\nadminUser: {admin}\nappUser: {app}\nmanaged:\n  host: localhost\n  port: {}\n",
+                pg.port
+            ),
+        )
+        .expect("write values");
+        Prod {
+            cluster,
+            pg,
+            database,
+            admin,
+            admin_password,
+            app,
+            values: values.display().to_string(),
+        }
+    }
+
+    /// `phonebill-db --env prod ARGS` with this environment's values, CA and local tools;
+    /// `env` adds variables (the rest is scrubbed).
+    async fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let kc = self.cluster.kubeconfig.display().to_string();
+        let ca = self.pg.ca.display().to_string();
+        let bin = self.pg.bin.display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend([
+            "--env",
+            "prod",
+            "--values",
+            &self.values,
+            "--kubeconfig",
+            &kc,
+        ]);
+        let mut vars = vec![
+            ("PHONEBILL_CA_FILE", ca.as_str()),
+            ("PHONEBILL_PG_BIN", bin.as_str()),
+        ];
+        vars.extend_from_slice(env);
+        run_bin_env(self.cluster.dir.path(), &all, &vars).await
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[]).await
+    }
+
+    async fn install(&self, args: &[&str]) -> Run {
+        let mut all = vec!["install", "-o", "json"];
+        all.extend(args);
+        self.run_env(&all, &[("PHONEBILL_ADMIN_PASSWORD", &self.admin_password)])
+            .await
+    }
+
+    fn secret(&self, name: &str, key: &str) -> Option<String> {
+        let secret = self.cluster.fake.get("Secret", NS, name)?;
+        let b64 = secret["data"][key].as_str()?;
+        Some(String::from_utf8(STANDARD.decode(b64).expect("base64")).expect("utf8"))
+    }
+
+    fn database_exists(&self) -> bool {
+        self.pg.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE datname = '{}'",
+                self.database
+            ),
+        ) == "1"
+    }
+
+    /// Azure's `azure.extensions` allow-list, played: the administrator may create (and drop)
+    /// pg_stat_statements while `on` is true. PostgreSQL has no such list, so the administrator is
+    /// a superuser meanwhile.
+    fn allow_extensions(&self, on: bool) {
+        let attr = if on { "SUPERUSER" } else { "NOSUPERUSER" };
+        self.pg
+            .psql("postgres", &format!("ALTER ROLE {} {attr}", self.admin));
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        self.pg.psql(&self.database, sql)
+    }
+}
+
+fn ok(run: &Run) -> Value {
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    run.json()
+}
+
+fn failed(run: &Run, code: i32, error: &str, hint: &str) {
+    assert_eq!(run.code, code, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.error_line().contains(error), "{}", run.stderr);
+    assert!(run.hint_line().contains(hint), "{}", run.stderr);
+}
+
+/// psql with the app's own URL, as a libpq client (not this tool) reads it: verify-full, CA given.
+fn psql_with_url(pg: &Pg, url: &str, sql: &str) -> Result<String, String> {
+    let out = std::process::Command::new(pg.bin.join("psql"))
+        .args(["-X", "-tA", "-c", sql, url])
+        .env("PGSSLROOTCERT", &pg.ca)
+        .output()
+        .expect("run psql");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+#[tokio::test]
+async fn install_records_only_the_secrets_and_the_app_url_is_verified_tls() {
+    let p = Prod::new("prod_install").await;
+    let r = ok(&p.install(&[]).await);
+    assert_eq!(r["databaseCreated"], true);
+    assert_eq!(r["appConnects"], true);
+    assert_eq!(r["passwords"], "generated");
+    assert!(
+        r["tlsVersion"].as_str().unwrap().starts_with("TLSv1."),
+        "{r}"
+    );
+    assert!(p.database_exists());
+    // Nothing of an in-cluster database: no StatefulSet, PVC, Service, ConfigMap.
+    assert_eq!(
+        p.cluster.fake.inventory(NS),
+        [
+            format!("Secret/{APP_SECRET}"),
+            format!("Secret/{SERVER_SECRET}")
+        ]
+    );
+    let app_password = p.secret(SERVER_SECRET, "password").unwrap();
+    let url = p.secret(APP_SECRET, "database-url").unwrap();
+    assert_eq!(
+        url,
+        format!(
+            "postgresql://{}:{app_password}@localhost:{}/{}?sslmode=verify-full",
+            p.app, p.pg.port, p.database
+        )
+    );
+    assert_eq!(p.secret(SERVER_SECRET, "username").unwrap(), p.admin);
+    assert_eq!(p.secret(SERVER_SECRET, "sslmode").unwrap(), "verify-full");
+    // libpq itself logs in with the app's URL, and (TLS-only like Azure) is refused without TLS.
+    assert_eq!(
+        psql_with_url(&p.pg, &url, "SELECT current_user").unwrap(),
+        p.app
+    );
+    p.pg.psql("postgres", &format!("GRANT tls_required TO {}", p.app));
+    let no_tls = url.replace("sslmode=verify-full", "sslmode=disable");
+    let refused = psql_with_url(&p.pg, &no_tls, "SELECT 1").unwrap_err();
+    assert!(refused.contains("no encryption"), "{refused}");
+
+    // Again, without the administrator's password: the recorded one; nothing changes.
+    let again = p.run(&["install", "-o", "json"]).await;
+    let r = ok(&again);
+    assert_eq!(r["passwords"], "existing");
+    assert_eq!(r["databaseCreated"], false);
+    assert!(
+        r["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["change"] == "unchanged"),
+        "{r}"
+    );
+    assert_eq!(p.secret(APP_SECRET, "database-url").unwrap(), url);
+
+    // status: the Secrets and the server's answer; uninstall keeps the Secrets and the database.
+    let s = ok(&p.run(&["status", "-o", "json"]).await);
+    assert_eq!(s["state"], "ready");
+    assert_eq!(s["database"]["reachable"], true, "{s}");
+    let u = p.run(&["uninstall"]).await;
+    assert_eq!(u.code, 0, "{}", u.stderr);
+    assert!(u.stdout.contains("is untouched"), "{}", u.stdout);
+    assert_eq!(p.cluster.fake.inventory(NS).len(), 2);
+    let u = p.run(&["uninstall", "--delete-data", "--yes"]).await;
+    assert_eq!(u.code, 0, "{}", u.stderr);
+    assert!(p.cluster.fake.inventory(NS).is_empty());
+    assert!(
+        p.database_exists(),
+        "uninstall never touches the managed server's database"
+    );
+}
+
+#[tokio::test]
+async fn apply_schema_verify_backup_and_restore_work_against_the_managed_server() {
+    let p = Prod::new("prod_flow").await;
+    ok(&p.install(&[]).await);
+    // The extensions as an Azure administrator makes them (owned by it); then no superuser again.
+    p.allow_extensions(true);
+    p.psql(&format!(
+        "SET ROLE {}; CREATE EXTENSION pg_stat_statements",
+        p.admin
+    ));
+    p.allow_extensions(false);
+    let applied = ok(&p.run(&["apply-schema", "-o", "json"]).await);
+    let ids: Vec<&str> = applied["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        !ids.iter().any(|id| id.contains("sample")),
+        "no sample accounts in prod: {ids:?}"
+    );
+    assert_eq!(p.psql("SELECT count(*) FROM auth_users"), "0");
+
+    let v = ok(&p.run(&["verify", "-o", "json"]).await);
+    assert_eq!(v["passed"], true, "{v}");
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"app URL uses TLS"), "{names:?}");
+    assert!(!names.contains(&"pod ready"), "no pod in prod: {names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("setting ")),
+        "Azure sets the server's parameters: {names:?}"
+    );
+
+    // Some data, a backup, damage, and a restore that needs ENV/DATABASE typed.
+    let out = std::process::Command::new(p.pg.bin.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "users=50"])
+        .args(["-f", "scripts/bench/generate-data.sql"])
+        .arg(p.pg.url(&p.database))
+        .env("PGSSLMODE", "disable")
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before: BTreeMap<&str, String> = fingerprint_in(&p.pg, &p.database);
+    let file = p.cluster.dir.path().join("prod.dump");
+    let file_arg = file.display().to_string();
+    let b = ok(&p.run(&["backup", "--to", &file_arg, "-o", "json"]).await);
+    assert_eq!(b["database"], p.database.as_str());
+    p.psql("DELETE FROM auth_users WHERE user_id LIKE 'gen-user-1%'");
+    p.psql("UPDATE auth_services SET service_name = 'damaged'");
+    let damaged = fingerprint_in(&p.pg, &p.database);
+    assert_ne!(damaged, before);
+
+    let no_terminal = p.run(&["restore", "--from", &file_arg, "--yes"]).await;
+    failed(
+        &no_terminal,
+        1,
+        "needs confirmation",
+        &format!("--confirm prod/{}", p.database),
+    );
+    let wrong = p
+        .run(&[
+            "restore",
+            "--from",
+            &file_arg,
+            "--yes",
+            "--confirm",
+            &format!("dev/{}", p.database),
+        ])
+        .await;
+    failed(&wrong, 2, "does not match", "--confirm prod/");
+    assert_eq!(
+        fingerprint_in(&p.pg, &p.database),
+        damaged,
+        "refusals change nothing"
+    );
+    assert!(
+        !has_files_like(p.cluster.dir.path(), "before-restore"),
+        "no safety backup either"
+    );
+
+    // A whole-database restore drops and re-creates the backup's extensions (pg_restore --clean):
+    // pg_stat_statements is on Azure's allow-list, and untrusted in plain PostgreSQL.
+    let confirm = format!("prod/{}", p.database);
+    p.allow_extensions(true);
+    let restored = p
+        .run(&[
+            "restore",
+            "--from",
+            &file_arg,
+            "--confirm",
+            &confirm,
+            "-o",
+            "json",
+        ])
+        .await;
+    p.allow_extensions(false);
+    let restored = ok(&restored);
+    assert_eq!(restored["passed"], true, "{restored}");
+    assert!(restored["safetyBackup"].is_object(), "{restored}");
+    assert_eq!(fingerprint_in(&p.pg, &p.database), before);
+    // The restored objects belong to the administrator; the app keeps exactly its privileges.
+    assert_eq!(
+        p.psql("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"),
+        p.admin
+    );
+    let v = ok(&p.run(&["verify", "-o", "json"]).await);
+    assert_eq!(v["passed"], true, "{v}");
+}
+
+fn has_files_like(dir: &Path, part: &str) -> bool {
+    std::fs::read_dir(dir).expect("dir").any(|e| {
+        e.expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .contains(part)
+    })
+}
+
+#[tokio::test]
+async fn what_prod_has_no_place_for_is_refused_and_bad_credentials_change_nothing() {
+    let p = Prod::new("prod_refusals").await;
+    // No administrator password and no terminal: nothing recorded, nothing created.
+    let run = p.run(&["install"]).await;
+    failed(
+        &run,
+        1,
+        "password of the server's administrator",
+        "PHONEBILL_ADMIN_PASSWORD",
+    );
+    // A wrong password, and a server certificate from another CA.
+    let run = p
+        .run_env(&["install"], &[("PHONEBILL_ADMIN_PASSWORD", "wrong")])
+        .await;
+    failed(&run, 1, "password authentication failed", "does not match");
+    let other = p.pg.other_ca.display().to_string();
+    let run = p
+        .run_env(
+            &["install", "--ca-file", &other],
+            &[("PHONEBILL_ADMIN_PASSWORD", &p.admin_password)],
+        )
+        .await;
+    failed(&run, 1, "not signed by a trusted CA", "--ca-file");
+    let run = p.install(&["--storage-class", "managed-csi"]).await;
+    failed(&run, 2, "--storage-class", "in-cluster database");
+    assert!(p.cluster.fake.inventory(NS).is_empty());
+    assert!(!p.database_exists());
+
+    ok(&p.install(&[]).await);
+    for args in [
+        vec!["expose", "--allow", "203.0.113.0/24"],
+        vec!["connect"],
+        vec!["backup", "--snapshot"],
+    ] {
+        let run = p.run(&args).await;
+        failed(&run, 2, "has no database in the cluster", "over TLS");
+    }
+    assert_eq!(
+        p.cluster.fake.inventory(NS).len(),
+        2,
+        "no LoadBalancer, nothing else"
+    );
+    // Deleting the recorded Secrets asks first, like deleting a data volume.
+    let run = p.run(&["uninstall", "--delete-data"]).await;
+    failed(&run, 1, "needs confirmation", "--yes");
+}
+
+#[test]
+fn a_bare_server_name_is_completed_with_the_azure_domain() {
+    use phonebill_db::commands::install_managed::server_host;
+    assert_eq!(
+        server_host("phonebill-postgresql", "postgres.database.azure.com").unwrap(),
+        "phonebill-postgresql.postgres.database.azure.com"
+    );
+    assert_eq!(
+        server_host("db.example.org", "x").unwrap(),
+        "db.example.org"
+    );
+    assert!(server_host("bad_name!", "postgres.database.azure.com").is_err());
+}
