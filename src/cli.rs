@@ -111,7 +111,8 @@ pub struct DbArgs {
 /// Where the local PostgreSQL tools are (used with --database-url; the pod path uses the pod's).
 #[derive(Debug, Clone, Args)]
 pub struct PgBinArgs {
-    /// Directory of pg_dump, pg_restore and psql for --database-url (default: found on PATH)
+    /// Directory of pg_dump, pg_restore and psql for --database-url or a managed server (prod)
+    /// (default: found on PATH)
     #[arg(long, value_name = "DIR", env = "PHONEBILL_PG_BIN")]
     pub pg_bin: Option<PathBuf>,
 }

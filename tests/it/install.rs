@@ -514,3 +514,31 @@ async fn every_verb_install_uses_is_checked_first() {
     );
     assert!(c.fake.inventory(NS).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_policy_switch_applies_and_prunes_the_policy() {
+    let c = Cluster::with_plan_class().await;
+    let values = c.dir.path().join("values.yaml");
+    std::fs::write(&values, "networkPolicy:\n  enabled: true\n").unwrap();
+    c.install_ok(&["--values", values.to_str().unwrap()]).await;
+    let np = c
+        .fake
+        .get("NetworkPolicy", NS, STS)
+        .expect("the policy, named like the StatefulSet");
+    assert_eq!(
+        np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["tier"],
+        "application"
+    );
+    assert_eq!(np["spec"]["ingress"][1]["ports"][0]["port"], 9187, "the scraper");
+    // Off again: install prunes it.
+    let report = c.install_ok(&[]).await;
+    assert!(
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["kind"] == "NetworkPolicy" && o["change"] == "pruned"),
+        "{report}"
+    );
+    assert!(c.fake.get("NetworkPolicy", NS, STS).is_none());
+}
