@@ -183,30 +183,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .await?;
     }
 
-    let mut applied = Vec::new();
-    for object in objects {
-        let object = object.with_secret_data();
-        let result = if args.dry_run && !namespace_exists {
-            // The namespace exists only in the dry run, so its objects cannot be dry-run applied.
-            Applied {
-                kind: object.kind().into(),
-                name: object.name().into(),
-                change: Change::Created,
-            }
-        } else {
-            apply::apply(&kube, &object, opts).await?
-        };
-        ui.note(
-            None,
-            format!(
-                "{}/{} {}",
-                result.kind.to_lowercase(),
-                result.name,
-                change_text(result.change, args.dry_run)
-            ),
-        );
-        applied.push(result);
-    }
+    let mut applied = apply_all(&kube, ui, objects, opts, namespace_exists).await?;
 
     for id in &prune {
         inventory::delete(&kube, id, args.dry_run).await?;
@@ -299,6 +276,42 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             .into())
         }
     }
+}
+
+/// Server-side apply of each object (Secrets as `data`), one line of progress per object. In a dry
+/// run into a namespace that does not exist yet, the objects cannot be dry-run applied: they are
+/// reported as created.
+pub async fn apply_all(
+    kube: &Kube,
+    ui: &crate::ui::Ui,
+    objects: Vec<render::Object>,
+    opts: ApplyOptions,
+    namespace_exists: bool,
+) -> Result<Vec<Applied>> {
+    let mut applied = Vec::new();
+    for object in objects {
+        let object = object.with_secret_data();
+        let result = if opts.dry_run && !namespace_exists {
+            Applied {
+                kind: object.kind().into(),
+                name: object.name().into(),
+                change: Change::Created,
+            }
+        } else {
+            apply::apply(kube, &object, opts).await?
+        };
+        ui.note(
+            None,
+            format!(
+                "{}/{} {}",
+                result.kind.to_lowercase(),
+                result.name,
+                change_text(result.change, opts.dry_run)
+            ),
+        );
+        applied.push(result);
+    }
+    Ok(applied)
 }
 
 /// A flag of install that the environment's kind does not use: refused, nothing done.

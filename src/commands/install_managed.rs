@@ -11,13 +11,14 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::install::{
-    InstallArgs, change_text, create_namespace, deny_check, flag_not_here, namespace_exists,
+    InstallArgs, apply_all, change_text, create_namespace, deny_check, flag_not_here,
+    namespace_exists,
 };
 use crate::context::Ctx;
 use crate::db::connect::{Db, Login, Server, server_message};
 use crate::db::role;
 use crate::error::{ExitCode, user_error};
-use crate::k8s::apply::{self, Applied, ApplyOptions, Change};
+use crate::k8s::apply::{Applied, ApplyOptions};
 use crate::k8s::client::api_error;
 use crate::k8s::preflight::{self, Access};
 use crate::passwords::{self, Origin};
@@ -168,30 +169,14 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         admin: admin_password,
         app: app_password,
     };
-    let mut objects = Vec::new();
-    for object in render::render(&profile, &passwords)? {
-        let object = object.with_secret_data();
-        let applied = if args.dry_run && !namespace_exists {
-            // The namespace exists only in the dry run, so its objects cannot be dry-run applied.
-            Applied {
-                kind: object.kind().into(),
-                name: object.name().into(),
-                change: Change::Created,
-            }
-        } else {
-            apply::apply(&kube, &object, opts).await?
-        };
-        ui.note(
-            None,
-            format!(
-                "{}/{} {}",
-                applied.kind.to_lowercase(),
-                applied.name,
-                change_text(applied.change, args.dry_run)
-            ),
-        );
-        objects.push(applied);
-    }
+    let objects = apply_all(
+        &kube,
+        ui,
+        render::render(&profile, &passwords)?,
+        opts,
+        namespace_exists,
+    )
+    .await?;
 
     // The app logs in the way the app will: its role and password, verify-full, the database.
     let app_connects = if args.dry_run {

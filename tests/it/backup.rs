@@ -69,19 +69,7 @@ async fn loaded(tag: &str, users: u32) -> Release {
     r.install().await;
     let applied = r.run(&["apply-schema"]).await;
     assert_eq!(applied.code, 0, "{}", applied.stderr);
-    let out = std::process::Command::new(r.pg.bin.join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v"])
-        .arg(format!("users={users}"))
-        .args(["-f", "scripts/bench/generate-data.sql"])
-        .arg(r.pg.url(&r.database))
-        .env("PGSSLMODE", "disable")
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    r.pg.generate_rows(&r.database, users);
     r
 }
 

@@ -529,7 +529,10 @@ async fn the_network_policy_switch_applies_and_prunes_the_policy() {
         np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["tier"],
         "application"
     );
-    assert_eq!(np["spec"]["ingress"][1]["ports"][0]["port"], 9187, "the scraper");
+    assert_eq!(
+        np["spec"]["ingress"][1]["ports"][0]["port"], 9187,
+        "the scraper"
+    );
     // Off again: install prunes it.
     let report = c.install_ok(&[]).await;
     assert!(

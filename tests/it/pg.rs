@@ -73,10 +73,21 @@ impl Pg {
             .env("PGSSLMODE", "disable")
             .output()
             .expect("run psql");
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        stdout_or_stderr(out)
+    }
+
+    /// `users` x 9 generated rows in database `db` (scripts/bench/generate-data.sql; after apply-schema).
+    pub fn generate_rows(&self, db: &str, users: u32) {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v"])
+            .arg(format!("users={users}"))
+            .args(["-f", "scripts/bench/generate-data.sql"])
+            .arg(self.url(db))
+            .env("PGSSLMODE", "disable")
+            .output()
+            .expect("psql");
+        if let Err(e) = stdout_or_stderr(out) {
+            panic!("generating rows: {e}");
         }
     }
 
@@ -90,6 +101,15 @@ impl Pg {
         let name = unique(tag);
         self.psql("postgres", &format!("CREATE DATABASE {name}"));
         name
+    }
+}
+
+/// A tool's trimmed stdout when it succeeded, else its trimmed stderr.
+pub fn stdout_or_stderr(out: std::process::Output) -> Result<String, String> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
 }
 

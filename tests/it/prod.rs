@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
 use crate::backup::fingerprint_in;
-use crate::pg::{Pg, unique};
+use crate::pg::{Pg, stdout_or_stderr, unique};
 use crate::support::{Cluster, Run, run_bin_env};
 
 const NS: &str = "phonebill-prod";
@@ -152,11 +152,7 @@ fn psql_with_url(pg: &Pg, url: &str, sql: &str) -> Result<String, String> {
         .env("PGSSLROOTCERT", &pg.ca)
         .output()
         .expect("run psql");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
+    stdout_or_stderr(out)
 }
 
 #[tokio::test]
@@ -272,18 +268,7 @@ async fn apply_schema_verify_backup_and_restore_work_against_the_managed_server(
     );
 
     // Some data, a backup, damage, and a restore that needs ENV/DATABASE typed.
-    let out = std::process::Command::new(p.pg.bin.join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "users=50"])
-        .args(["-f", "scripts/bench/generate-data.sql"])
-        .arg(p.pg.url(&p.database))
-        .env("PGSSLMODE", "disable")
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    p.pg.generate_rows(&p.database, 50);
     let before: BTreeMap<&str, String> = fingerprint_in(&p.pg, &p.database);
     let file = p.cluster.dir.path().join("prod.dump");
     let file_arg = file.display().to_string();
