@@ -416,19 +416,23 @@ pub fn change_text(change: Change, dry_run: bool) -> &'static str {
     }
 }
 
-fn text(r: &InstallReport) -> String {
-    let rows: Vec<Vec<String>> = r
-        .objects
+/// The objects install applied and what happened to each, as a table.
+pub fn objects_table(objects: &[Applied], dry_run: bool) -> String {
+    let rows: Vec<Vec<String>> = objects
         .iter()
         .map(|o| {
             vec![
                 o.kind.clone(),
                 o.name.clone(),
-                change_text(o.change, r.dry_run).to_string(),
+                change_text(o.change, dry_run).to_string(),
             ]
         })
         .collect();
-    let mut out = table(&["KIND", "NAME", "CHANGE"], &rows);
+    table(&["KIND", "NAME", "CHANGE"], &rows)
+}
+
+fn text(r: &InstallReport) -> String {
+    let mut out = objects_table(&r.objects, r.dry_run);
     let count = |c: Change| r.objects.iter().filter(|o| o.change == c).count();
     let mut summary = format!(
         "{} created, {} configured, {} unchanged",

@@ -11,8 +11,8 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::install::{
-    InstallArgs, apply_all, change_text, create_namespace, deny_check, flag_not_here,
-    namespace_exists,
+    InstallArgs, apply_all, create_namespace, deny_check, flag_not_here, namespace_exists,
+    objects_table,
 };
 use crate::context::Ctx;
 use crate::db::connect::{Db, Login, Server, server_message};
@@ -24,7 +24,7 @@ use crate::k8s::preflight::{self, Access};
 use crate::passwords::{self, Origin};
 use crate::profile::Profile;
 use crate::render::{self, Passwords};
-use crate::ui::{Outcome, Ui, table};
+use crate::ui::{Outcome, Ui};
 
 /// Where the administrator's password comes from (never from the command line).
 pub const ADMIN_PASSWORD_ENV: &str = "PHONEBILL_ADMIN_PASSWORD";
@@ -318,18 +318,7 @@ async fn create_database(client: &Client, database: &str) -> Result<()> {
 }
 
 fn text(r: &ManagedInstallReport) -> String {
-    let rows: Vec<Vec<String>> = r
-        .objects
-        .iter()
-        .map(|o| {
-            vec![
-                o.kind.clone(),
-                o.name.clone(),
-                change_text(o.change, r.dry_run).into(),
-            ]
-        })
-        .collect();
-    let mut out = table(&["KIND", "NAME", "CHANGE"], &rows);
+    let mut out = objects_table(&r.objects, r.dry_run);
     let s = &r.database_server;
     let database = match (r.database_created, r.dry_run) {
         (true, true) => "would be created (dry run)",
