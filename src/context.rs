@@ -45,12 +45,8 @@ impl Ctx {
             None if self.profile.managed.is_some() => {
                 Db::for_managed(self.kube().await?, &self.profile, args.ca_file.as_deref()).await
             }
-            None if args.ca_file.is_some() => Err(user_error(
-                "--ca-file: the release's pod is reached through the Kubernetes API, without TLS to verify",
-            )
-            .hint("use --ca-file with --database-url, or with an environment on a managed server (prod)")
-            .exit(ExitCode::Usage)
-            .into()),
+            // The pod is reached through the Kubernetes API, with no TLS to verify: a CA file
+            // (often $PHONEBILL_CA_FILE, exported for prod) has nothing to do here.
             Some(url) => {
                 let url = tls::parse_url(
                     url,
@@ -59,7 +55,14 @@ impl Ctx {
                 )?;
                 Ok(Db::for_url(url, &self.profile, args.app_password.clone()))
             }
-            None => Db::for_release(self.kube().await?, &self.profile).await,
+            None => {
+                if args.ca_file.is_some() {
+                    self.ui.detail(
+                        "--ca-file is not used: the pod is reached through the Kubernetes API",
+                    );
+                }
+                Db::for_release(self.kube().await?, &self.profile).await
+            }
         }
     }
 

@@ -77,7 +77,6 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     for (given, flag) in [
         (args.server.is_some(), "--server"),
         (args.admin_user.is_some(), "--admin-user"),
-        (args.ca_file.is_some(), "--ca-file"),
     ] {
         if given {
             return Err(flag_not_here(
