@@ -77,11 +77,12 @@ where
         .map_err(|e| api_error(e, &doing("applying"), &kube.server))?;
     let change = match before {
         None => Change::Created,
-        // A dry run writes nothing, so the resourceVersion cannot tell: compare the contents.
-        Some(b) if opts.dry_run && comparable(&b) == comparable(&after) => Change::Unchanged,
         Some(b) if !opts.dry_run && b.resource_version() == after.resource_version() => {
             Change::Unchanged
         }
+        // A dry run writes nothing, so the resourceVersion cannot tell; and a controller may write
+        // the status between our read and our apply (a load balancer's address): compare contents.
+        Some(b) if comparable(&b) == comparable(&after) => Change::Unchanged,
         Some(_) => Change::Configured,
     };
     Ok(Applied { kind, name, change })
