@@ -71,6 +71,17 @@ async fn texts(
         .collect())
 }
 
+/// The first two columns of every row, as text pairs.
+async fn pairs(admin: &Client, sql: &str) -> Result<BTreeSet<(String, String)>> {
+    Ok(admin
+        .query(sql, &[])
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 fn db_err(e: tokio_postgres::Error) -> anyhow::Error {
     anyhow::anyhow!("query failed: {}", server_message(&e))
 }
@@ -380,33 +391,23 @@ async fn schema(admin: &Client, expected: &Expected) -> Result<Vec<Check>> {
         .await
         .map_err(db_err)?;
     // Indexes: (table, "a, b" or "a where").
-    let indexes: BTreeSet<(String, String)> = admin
-        .query(
+    let indexes: BTreeSet<(String, String)> = pairs(
+            admin,
             "SELECT t.relname::text,
                     array_to_string(ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(n, o)
                           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o), ', ')
                     || CASE WHEN i.indpred IS NULL THEN '' ELSE ' where' END
              FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
              WHERE t.relnamespace = 'public'::regnamespace",
-            &[],
         )
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .await?;
     // Row-level BEFORE UPDATE triggers: (table, function).
-    let triggers: BTreeSet<(String, String)> = admin
-        .query(
+    let triggers: BTreeSet<(String, String)> = pairs(
+            admin,
             "SELECT t.tgrelid::regclass::text, p.proname::text FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
              WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND (t.tgtype & 1) = 1 AND (t.tgtype & 2) = 2 AND (t.tgtype & 16) = 16",
-            &[],
         )
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .await?;
 
     let (
         mut missing_tables,
@@ -564,17 +565,12 @@ async fn reference_data(
             "the tables are missing (see tables)",
         ));
     } else {
-        let have: BTreeSet<(String, String)> = admin
-            .query(
+        let have: BTreeSet<(String, String)> = pairs(
+                admin,
                 "SELECT s.service_code::text, COALESCE(p.permission_code::text, '') FROM auth_services s
                  LEFT JOIN auth_permissions p ON p.service_code = s.service_code",
-                &[],
             )
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+            .await?;
         let mut problems = Vec::new();
         for (service, perms) in &expected.reference_data {
             if !have.iter().any(|(s, _)| s == service) {

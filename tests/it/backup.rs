@@ -116,12 +116,6 @@ fn path(dir: &Path, name: &str) -> String {
 }
 
 /// A run that failed with `code`, its error line saying `error` and its hint `hint`.
-fn failed(run: &Run, code: i32, error: &str, hint: &str) {
-    assert_eq!(run.code, code, "{}", run.stderr);
-    assert!(run.error_line().contains(error), "{}", run.stderr);
-    assert!(run.hint_line().contains(hint), "{}", run.stderr);
-}
-
 /// A run that must succeed; its JSON report when it was asked for one (else null).
 fn ok(run: &Run) -> Value {
     assert_eq!(
@@ -557,12 +551,7 @@ async fn a_failed_pg_dump_leaves_no_file_and_a_terminal_less_restore_changes_not
     );
     let password = r.secret(ADMIN_SECRET, "postgres-password");
     let run = r.run(&["backup", "--to", &dest]).await;
-    failed(
-        &run,
-        1,
-        "server closed the connection",
-        "no backup file was kept",
-    );
+    run.refused(1, "server closed the connection", "no backup file was kept");
     assert!(files(&out).is_empty(), "{:?}", files(&out));
 
     // pg_dump cannot reach the server at all.
@@ -593,7 +582,7 @@ async fn a_failed_pg_dump_leaves_no_file_and_a_terminal_less_restore_changes_not
         &[("PGPASSWORD", &password)],
     )
     .await;
-    failed(&run, 1, "older than the server", "--pg-bin");
+    run.refused(1, "older than the server", "--pg-bin");
     assert!(files(&out).is_empty());
 
     // No terminal and no --yes: nothing restored, no safety backup taken.
@@ -667,8 +656,7 @@ async fn a_snapshot_names_the_claim_and_class_waits_until_ready_and_times_out_cl
 
     // No class yet: refused, nothing created.
     let run = r.run(&["backup", "--snapshot"]).await;
-    failed(
-        &run,
+    run.refused(
         1,
         "VolumeSnapshotClass `csi-azuredisk-vsc` does not exist",
         "--create-snapshot-class",
@@ -704,12 +692,7 @@ async fn a_snapshot_names_the_claim_and_class_waits_until_ready_and_times_out_cl
     // A driver that never finishes: exit 3 after the timeout, the snapshot named.
     fake.set_snapshots(fake_kube::SnapshotBehavior::Never);
     let run = r.run(&["backup", "--snapshot", "--timeout", "2s"]).await;
-    failed(
-        &run,
-        3,
-        "is not ready to use after 2s",
-        "describe volumesnapshot",
-    );
+    run.refused(3, "is not ready to use after 2s", "describe volumesnapshot");
 
     // A class that does not exist, named with --snapshot-class: the existing ones are listed.
     let run = r

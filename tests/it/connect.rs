@@ -105,15 +105,5 @@ async fn connect_forwards_a_local_port_and_psql_works_through_it_until_ctrl_c() 
 async fn connect_before_install_names_the_missing_pod() {
     let r = Release::new("connect_none").await;
     let run = r.run(&["connect", "--port", "0"]).await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.error_line().contains("no database pod"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.hint_line().contains("phonebill-db install"),
-        "{}",
-        run.stderr
-    );
+    run.refused(1, "no database pod", "phonebill-db install");
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Cluster, NS, Run};
+use crate::support::{Cluster, NS};
 
 const SVC: &str = "auth-postgres-external";
 const TWO_RANGES: [&str; 7] = [
@@ -26,15 +26,10 @@ fn service(c: &Cluster) -> Option<Value> {
     c.fake.get("Service", NS, SVC)
 }
 
-fn json_ok(run: &Run) -> Value {
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    run.json()
-}
-
 #[tokio::test]
 async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_details() {
     let c = installed().await;
-    let r = json_ok(&c.run(&TWO_RANGES).await);
+    let r = c.run(&TWO_RANGES).await.ok_json();
     assert_eq!(r["change"], "created");
     assert_eq!(
         r["allowed"],
@@ -66,15 +61,15 @@ async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_de
 
     // Again: nothing changes (server-side apply, same field manager).
     let rv = svc["metadata"]["resourceVersion"].clone();
-    let again = json_ok(&c.run(&TWO_RANGES).await);
+    let again = c.run(&TWO_RANGES).await.ok_json();
     assert_eq!(again["change"], "unchanged");
     assert_eq!(service(&c).unwrap()["metadata"]["resourceVersion"], rv);
 
     // Narrowed to one range: the other goes.
-    let one = json_ok(
-        &c.run(&["expose", "--allow", "203.0.113.0/24", "-o", "json"])
-            .await,
-    );
+    let one = c
+        .run(&["expose", "--allow", "203.0.113.0/24", "-o", "json"])
+        .await
+        .ok_json();
     assert_eq!(one["change"], "configured");
     assert_eq!(
         service(&c).unwrap()["spec"]["loadBalancerSourceRanges"],
@@ -82,8 +77,8 @@ async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_de
     );
 
     // Passwords only when asked, from the Secrets.
-    let shown = json_ok(
-        &c.run(&[
+    let shown = c
+        .run(&[
             "expose",
             "--allow",
             "203.0.113.0/24",
@@ -91,8 +86,8 @@ async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_de
             "-o",
             "json",
         ])
-        .await,
-    );
+        .await
+        .ok_json();
     assert!(!shown["users"][0]["password"].as_str().unwrap().is_empty());
     let text = c.run(&["expose", "--allow", "203.0.113.0/24"]).await;
     assert!(
@@ -107,18 +102,18 @@ async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_de
         service(&c).is_some(),
         "install does not prune expose's service"
     );
-    let removed = json_ok(&c.run(&["expose", "--remove", "-o", "json"]).await);
+    let removed = c.run(&["expose", "--remove", "-o", "json"]).await.ok_json();
     assert_eq!(removed["removed"], true);
     assert!(service(&c).is_none());
-    let again = json_ok(&c.run(&["expose", "--remove", "-o", "json"]).await);
+    let again = c.run(&["expose", "--remove", "-o", "json"]).await.ok_json();
     assert_eq!(again["removed"], false);
 }
 
 #[tokio::test]
 async fn internal_and_open_load_balancers_are_explicit() {
     let c = installed().await;
-    let r = json_ok(
-        &c.run(&[
+    let r = c
+        .run(&[
             "expose",
             "--allow",
             "10.0.0.0/8",
@@ -126,8 +121,8 @@ async fn internal_and_open_load_balancers_are_explicit() {
             "-o",
             "json",
         ])
-        .await,
-    );
+        .await
+        .ok_json();
     assert!(r["host"].as_str().unwrap().starts_with("10.240."), "{r}");
     let svc = service(&c).unwrap();
     assert_eq!(
@@ -135,7 +130,10 @@ async fn internal_and_open_load_balancers_are_explicit() {
         "true"
     );
     // Open to all only when said so: the ranges go.
-    let any = json_ok(&c.run(&["expose", "--allow-any", "-o", "json"]).await);
+    let any = c
+        .run(&["expose", "--allow-any", "-o", "json"])
+        .await
+        .ok_json();
     assert_eq!(any["change"], "configured");
     let svc = service(&c).unwrap();
     assert!(
@@ -181,17 +179,7 @@ async fn bad_or_missing_ranges_are_refused_and_nothing_is_created() {
     // Not installed: refused, nothing created.
     let empty = Cluster::with_plan_class().await;
     let run = empty.run(&["expose", "--allow", "203.0.113.0/24"]).await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.error_line().contains("is not installed"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.hint_line().contains("phonebill-db install"),
-        "{}",
-        run.stderr
-    );
+    run.refused(1, "is not installed", "phonebill-db install");
 }
 
 #[tokio::test]
@@ -217,10 +205,10 @@ async fn waiting_for_an_address_times_out_with_the_service_left_in_place() {
     // The cloud catches up: the next run finds the address.
     c.fake
         .set_load_balancers(fake_kube::LoadBalancerBehavior::Assign);
-    let r = json_ok(
-        &c.run(&["expose", "--allow", "203.0.113.0/24", "-o", "json"])
-            .await,
-    );
+    let r = c
+        .run(&["expose", "--allow", "203.0.113.0/24", "-o", "json"])
+        .await
+        .ok_json();
     assert_eq!(r["change"], "unchanged");
     assert!(r["host"].as_str().unwrap().starts_with("20."), "{r}");
 }

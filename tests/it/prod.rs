@@ -12,7 +12,6 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::Value;
 
 use crate::backup::fingerprint_in;
 use crate::pg::{Pg, stdout_or_stderr, unique};
@@ -134,17 +133,6 @@ impl Prod {
     }
 }
 
-fn ok(run: &Run) -> Value {
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    run.json()
-}
-
-fn failed(run: &Run, code: i32, error: &str, hint: &str) {
-    assert_eq!(run.code, code, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.error_line().contains(error), "{}", run.stderr);
-    assert!(run.hint_line().contains(hint), "{}", run.stderr);
-}
-
 /// psql with the app's own URL, as a libpq client (not this tool) reads it: verify-full, CA given.
 fn psql_with_url(pg: &Pg, url: &str, sql: &str) -> Result<String, String> {
     let out = std::process::Command::new(pg.bin.join("psql"))
@@ -158,7 +146,7 @@ fn psql_with_url(pg: &Pg, url: &str, sql: &str) -> Result<String, String> {
 #[tokio::test]
 async fn install_records_only_the_secrets_and_the_app_url_is_verified_tls() {
     let p = Prod::new("prod_install").await;
-    let r = ok(&p.install(&[]).await);
+    let r = p.install(&[]).await.ok_json();
     assert_eq!(r["databaseCreated"], true);
     assert_eq!(r["appConnects"], true);
     assert_eq!(r["passwords"], "generated");
@@ -198,7 +186,7 @@ async fn install_records_only_the_secrets_and_the_app_url_is_verified_tls() {
 
     // Again, without the administrator's password: the recorded one; nothing changes.
     let again = p.run(&["install", "-o", "json"]).await;
-    let r = ok(&again);
+    let r = again.ok_json();
     assert_eq!(r["passwords"], "existing");
     assert_eq!(r["databaseCreated"], false);
     assert!(
@@ -212,7 +200,7 @@ async fn install_records_only_the_secrets_and_the_app_url_is_verified_tls() {
     assert_eq!(p.secret(APP_SECRET, "database-url").unwrap(), url);
 
     // status: the Secrets and the server's answer; uninstall keeps the Secrets and the database.
-    let s = ok(&p.run(&["status", "-o", "json"]).await);
+    let s = p.run(&["status", "-o", "json"]).await.ok_json();
     assert_eq!(s["state"], "ready");
     assert_eq!(s["database"]["reachable"], true, "{s}");
     let u = p.run(&["uninstall"]).await;
@@ -231,7 +219,7 @@ async fn install_records_only_the_secrets_and_the_app_url_is_verified_tls() {
 #[tokio::test]
 async fn apply_schema_verify_backup_and_restore_work_against_the_managed_server() {
     let p = Prod::new("prod_flow").await;
-    ok(&p.install(&[]).await);
+    p.install(&[]).await.ok_json();
     // The extensions as an Azure administrator makes them (owned by it); then no superuser again.
     p.allow_extensions(true);
     p.psql(&format!(
@@ -239,7 +227,7 @@ async fn apply_schema_verify_backup_and_restore_work_against_the_managed_server(
         p.admin
     ));
     p.allow_extensions(false);
-    let applied = ok(&p.run(&["apply-schema", "-o", "json"]).await);
+    let applied = p.run(&["apply-schema", "-o", "json"]).await.ok_json();
     let ids: Vec<&str> = applied["applied"]
         .as_array()
         .unwrap()
@@ -252,7 +240,7 @@ async fn apply_schema_verify_backup_and_restore_work_against_the_managed_server(
     );
     assert_eq!(p.psql("SELECT count(*) FROM auth_users"), "0");
 
-    let v = ok(&p.run(&["verify", "-o", "json"]).await);
+    let v = p.run(&["verify", "-o", "json"]).await.ok_json();
     assert_eq!(v["passed"], true, "{v}");
     let names: Vec<&str> = v["checks"]
         .as_array()
@@ -272,7 +260,10 @@ async fn apply_schema_verify_backup_and_restore_work_against_the_managed_server(
     let before: BTreeMap<&str, String> = fingerprint_in(&p.pg, &p.database);
     let file = p.cluster.dir.path().join("prod.dump");
     let file_arg = file.display().to_string();
-    let b = ok(&p.run(&["backup", "--to", &file_arg, "-o", "json"]).await);
+    let b = p
+        .run(&["backup", "--to", &file_arg, "-o", "json"])
+        .await
+        .ok_json();
     assert_eq!(b["database"], p.database.as_str());
     p.psql("DELETE FROM auth_users WHERE user_id LIKE 'gen-user-1%'");
     p.psql("UPDATE auth_services SET service_name = 'damaged'");
@@ -280,8 +271,7 @@ async fn apply_schema_verify_backup_and_restore_work_against_the_managed_server(
     assert_ne!(damaged, before);
 
     let no_terminal = p.run(&["restore", "--from", &file_arg, "--yes"]).await;
-    failed(
-        &no_terminal,
+    no_terminal.refused(
         1,
         "needs confirmation",
         &format!("--confirm prod/{}", p.database),
@@ -296,7 +286,7 @@ async fn apply_schema_verify_backup_and_restore_work_against_the_managed_server(
             &format!("dev/{}", p.database),
         ])
         .await;
-    failed(&wrong, 2, "does not match", "--confirm prod/");
+    wrong.refused(2, "does not match", "--confirm prod/");
     assert_eq!(
         fingerprint_in(&p.pg, &p.database),
         damaged,
@@ -323,7 +313,7 @@ async fn apply_schema_verify_backup_and_restore_work_against_the_managed_server(
         ])
         .await;
     p.allow_extensions(false);
-    let restored = ok(&restored);
+    let restored = restored.ok_json();
     assert_eq!(restored["passed"], true, "{restored}");
     assert!(restored["safetyBackup"].is_object(), "{restored}");
     assert_eq!(fingerprint_in(&p.pg, &p.database), before);
@@ -332,7 +322,7 @@ async fn apply_schema_verify_backup_and_restore_work_against_the_managed_server(
         p.psql("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"),
         p.admin
     );
-    let v = ok(&p.run(&["verify", "-o", "json"]).await);
+    let v = p.run(&["verify", "-o", "json"]).await.ok_json();
     assert_eq!(v["passed"], true, "{v}");
 }
 
@@ -350,8 +340,7 @@ async fn what_prod_has_no_place_for_is_refused_and_bad_credentials_change_nothin
     let p = Prod::new("prod_refusals").await;
     // No administrator password and no terminal: nothing recorded, nothing created.
     let run = p.run(&["install"]).await;
-    failed(
-        &run,
+    run.refused(
         1,
         "password of the server's administrator",
         "PHONEBILL_ADMIN_PASSWORD",
@@ -360,7 +349,7 @@ async fn what_prod_has_no_place_for_is_refused_and_bad_credentials_change_nothin
     let run = p
         .run_env(&["install"], &[("PHONEBILL_ADMIN_PASSWORD", "wrong")])
         .await;
-    failed(&run, 1, "password authentication failed", "does not match");
+    run.refused(1, "password authentication failed", "does not match");
     let other = p.pg.other_ca.display().to_string();
     let run = p
         .run_env(
@@ -368,20 +357,20 @@ async fn what_prod_has_no_place_for_is_refused_and_bad_credentials_change_nothin
             &[("PHONEBILL_ADMIN_PASSWORD", &p.admin_password)],
         )
         .await;
-    failed(&run, 1, "not signed by a trusted CA", "--ca-file");
+    run.refused(1, "not signed by a trusted CA", "--ca-file");
     let run = p.install(&["--storage-class", "managed-csi"]).await;
-    failed(&run, 2, "--storage-class", "in-cluster database");
+    run.refused(2, "--storage-class", "in-cluster database");
     assert!(p.cluster.fake.inventory(NS).is_empty());
     assert!(!p.database_exists());
 
-    ok(&p.install(&[]).await);
+    p.install(&[]).await.ok_json();
     for args in [
         vec!["expose", "--allow", "203.0.113.0/24"],
         vec!["connect"],
         vec!["backup", "--snapshot"],
     ] {
         let run = p.run(&args).await;
-        failed(&run, 2, "has no database in the cluster", "over TLS");
+        run.refused(2, "has no database in the cluster", "over TLS");
     }
     assert_eq!(
         p.cluster.fake.inventory(NS).len(),
@@ -390,7 +379,7 @@ async fn what_prod_has_no_place_for_is_refused_and_bad_credentials_change_nothin
     );
     // Deleting the recorded Secrets asks first, like deleting a data volume.
     let run = p.run(&["uninstall", "--delete-data"]).await;
-    failed(&run, 1, "needs confirmation", "--yes");
+    run.refused(1, "needs confirmation", "--yes");
 }
 
 #[test]

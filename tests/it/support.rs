@@ -45,6 +45,19 @@ impl Run {
         );
         lines[0].to_string()
     }
+    /// A run that must succeed; its JSON report.
+    pub fn ok_json(&self) -> Value {
+        assert_eq!(self.code, 0, "{}\n{}", self.stdout, self.stderr);
+        self.json()
+    }
+
+    /// A refused run: exit `code`, one error line containing `error`, a hint containing `hint`.
+    pub fn refused(&self, code: i32, error: &str, hint: &str) {
+        assert_eq!(self.code, code, "{}\n{}", self.stdout, self.stderr);
+        assert!(self.error_line().contains(error), "{}", self.stderr);
+        assert!(self.hint_line().contains(hint), "{}", self.stderr);
+    }
+
     pub fn hint_line(&self) -> String {
         self.stderr
             .lines()
