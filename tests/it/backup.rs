@@ -714,17 +714,22 @@ async fn an_interrupted_backup_leaves_nothing_behind() {
     // A pg_dump in the pod that has written a start and is still going.
     let (dir, out, dest) = pod_pg_dump(&r, "printf PGDMP; head -c 100000 /dev/zero; sleep 20");
     let kubeconfig = r.cluster.kubeconfig.display().to_string();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_phonebill-db"))
-        .args(["backup", "--to", &dest, "--kubeconfig", &kubeconfig])
-        .args(["--values", &r.values])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run phonebill-db");
+    let child = crate::support::bin_command(
+        dir.path(),
+        &[
+            "backup",
+            "--to",
+            &dest,
+            "--kubeconfig",
+            &kubeconfig,
+            "--values",
+            &r.values,
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("run phonebill-db");
     let pid = child.id().expect("pid").to_string();
     let mut waited = 0;
     while !files(&out).iter().any(|f| f.contains(".partial-")) {

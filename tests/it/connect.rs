@@ -15,17 +15,25 @@ async fn connect_forwards_a_local_port_and_psql_works_through_it_until_ctrl_c() 
     r.install().await;
     let home = tempfile::tempdir().unwrap();
     let kubeconfig = r.cluster.kubeconfig.display().to_string();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_phonebill-db"))
-        .args(["connect", "--port", "0", "--show-password", "-o", "json"])
-        .args(["--kubeconfig", &kubeconfig, "--values", &r.values])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run phonebill-db");
+    let mut child = crate::support::bin_command(
+        home.path(),
+        &[
+            "connect",
+            "--port",
+            "0",
+            "--show-password",
+            "-o",
+            "json",
+            "--kubeconfig",
+            &kubeconfig,
+            "--values",
+            &r.values,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("run phonebill-db");
     // The report is printed (and flushed) before it waits: one pretty JSON document.
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut text = String::new();

@@ -67,6 +67,19 @@ impl Run {
     }
 }
 
+/// The real binary with a scrubbed environment (PATH only; HOME and working directory `home`), no
+/// terminal on stdin; for tests that spawn it and talk to it while it runs.
+pub fn bin_command(home: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_phonebill-db"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .current_dir(home)
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// Run the real binary with a scrubbed environment (no KUBECONFIG, HOME and working directory `home`).
 pub async fn run_bin(home: &Path, args: &[&str]) -> Run {
     run_bin_env(home, args, &[]).await
@@ -74,14 +87,8 @@ pub async fn run_bin(home: &Path, args: &[&str]) -> Run {
 
 /// `run_bin` with extra environment variables (the rest is scrubbed).
 pub async fn run_bin_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_phonebill-db"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
+    let out = bin_command(home, args)
         .envs(env.iter().copied())
-        .current_dir(home)
-        .stdin(Stdio::null())
         .output()
         .await
         .expect("run phonebill-db");
