@@ -1,4 +1,4 @@
-//! A named check with pass/fail/skip and a reason: what `verify` and `restore` report.
+//! A named check with pass/fail/warn/skip and a reason: what `verify` and `restore` report.
 
 use serde::Serialize;
 
@@ -7,17 +7,32 @@ use serde::Serialize;
 pub enum Status {
     Pass,
     Fail,
+    /// Worth knowing, not a failure: the exit code stays 0.
+    Warn,
     Skip,
 }
 
 impl Status {
-    /// How tables show it: ok, FAIL, skip.
+    /// How tables show it: ok, FAIL, warn, skip.
     pub fn label(self) -> &'static str {
         match self {
             Status::Pass => "ok",
             Status::Fail => "FAIL",
+            Status::Warn => "warn",
             Status::Skip => "skip",
         }
+    }
+
+    /// The label in its colour, when results are shown in colour (see `ui::color`).
+    pub fn painted(self) -> String {
+        use anstyle::{AnsiColor, Style};
+        let style = match self {
+            Status::Pass => Style::new().fg_color(Some(AnsiColor::Green.into())),
+            Status::Fail => Style::new().fg_color(Some(AnsiColor::Red.into())).bold(),
+            Status::Warn => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+            Status::Skip => Style::new().dimmed(),
+        };
+        crate::ui::paint(self.label(), style)
     }
 }
 
@@ -40,6 +55,13 @@ impl Check {
         Check {
             name: name.into(),
             status: Status::Fail,
+            detail: detail.into(),
+        }
+    }
+    pub fn warn(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            status: Status::Warn,
             detail: detail.into(),
         }
     }
@@ -68,13 +90,7 @@ impl Check {
 pub fn table(checks: &[Check]) -> String {
     let rows: Vec<Vec<String>> = checks
         .iter()
-        .map(|c| {
-            vec![
-                c.status.label().to_string(),
-                c.name.clone(),
-                c.detail.clone(),
-            ]
-        })
+        .map(|c| vec![c.status.painted(), c.name.clone(), c.detail.clone()])
         .collect();
     crate::ui::table(&["RESULT", "CHECK", "DETAIL"], &rows)
 }

@@ -5,10 +5,18 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--version`: the crate's version and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PHONEBILL_DB_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "phonebill-db",
-    version,
+    version = VERSION,
     about = "Install and operate the phonebill Auth service's PostgreSQL on Kubernetes (AKS)"
 )]
 #[command(
@@ -27,7 +35,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, default_value = "dev", value_name = "ENV")]
     pub env: String,
     /// Namespace to use instead of the profile's
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, short = 'n', global = true, value_name = "NAME")]
     pub namespace: Option<String>,
     /// Kubeconfig context to use instead of the current one
     #[arg(long, global = true, value_name = "NAME")]
@@ -41,7 +49,7 @@ pub struct GlobalArgs {
     /// Never prompt; answer yes (required where stdin is not a terminal)
     #[arg(long, short = 'y', global = true)]
     pub yes: bool,
-    /// Output format
+    /// Output format: text for people; json or yaml (the same document) for scripts and CI
     #[arg(long, short = 'o', global = true, value_enum, default_value = "text")]
     pub output: OutputFormat,
     /// More detail (repeat for more)
@@ -53,6 +61,7 @@ pub struct GlobalArgs {
 pub enum OutputFormat {
     Text,
     Json,
+    Yaml,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +89,10 @@ pub enum Command {
     Backup(crate::commands::backup::BackupArgs),
     /// Check a backup file, confirm, take a safety backup, restore in one transaction, verify (runbook 6.3)
     Restore(crate::commands::restore::RestoreArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completion(crate::commands::completion::CompletionArgs),
+    /// Print the manual page, or write one per command into a directory (--dir)
+    Man(crate::commands::man::ManArgs),
 }
 
 /// How a database command reaches PostgreSQL: the release's pod (default) or a URL.

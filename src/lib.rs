@@ -23,6 +23,12 @@ use ui::Ui;
 
 /// Run a parsed command line; the exit code on success, or the error for `main` to report.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
+    // Generated from the command line alone: no profile, no cluster.
+    match &cli.command {
+        Command::Completion(args) => return Ok(commands::completion::run(args)?.exit),
+        Command::Man(args) => return Ok(commands::man::run(args)?.exit),
+        _ => {}
+    }
     let ui = Ui::new(cli.global.output, cli.global.verbose, cli.global.yes);
     let ctx = Ctx::new(cli.global, ui)?;
     let outcome = match &cli.command {
@@ -36,6 +42,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Connect(args) => commands::connect::run(&ctx, args).await?,
         Command::Backup(args) => commands::backup::run(&ctx, args).await?,
         Command::Restore(args) => commands::restore::run(&ctx, args).await?,
+        Command::Completion(_) | Command::Man(_) => unreachable!("handled above"),
     };
     Ok(outcome.exit)
 }

@@ -28,6 +28,10 @@ pub struct Ui {
 impl Ui {
     pub fn new(output: OutputFormat, verbose: u8, assume_yes: bool) -> Ui {
         let stderr_tty = std::io::stderr().is_terminal();
+        COLOR.store(
+            output == OutputFormat::Text && std::io::stdout().is_terminal() && !no_color(),
+            Ordering::Relaxed,
+        );
         Ui {
             output,
             verbose,
@@ -48,8 +52,9 @@ impl Ui {
         }
     }
 
-    pub fn json(&self) -> bool {
-        self.output == OutputFormat::Json
+    /// Output for programs (`-o json` or `-o yaml`): no progress lines, one document on stdout.
+    pub fn machine(&self) -> bool {
+        self.output != OutputFormat::Text
     }
 
     /// A spinner for a wait; hidden unless a person is watching.
@@ -87,7 +92,7 @@ impl Ui {
 
     /// A line of progress for logs: printed to stderr in text mode when no spinner draws, or with -v.
     pub fn note(&self, bar: Option<&ProgressBar>, line: impl AsRef<str>) {
-        if self.json() {
+        if self.machine() {
             return;
         }
         match bar {
@@ -98,7 +103,7 @@ impl Ui {
 
     /// A line only `-v` shows (what a spinner shows a person, for logs).
     pub fn detail(&self, line: impl AsRef<str>) {
-        if self.verbose > 0 && !self.json() {
+        if self.verbose > 0 && !self.machine() {
             eprintln!("{}", line.as_ref());
         }
     }
@@ -149,12 +154,12 @@ impl Ui {
         Ok(Some(answer))
     }
 
-    /// Print a command's result: JSON on `-o json`, else its text form.
+    /// Print a command's result: JSON on `-o json`, the same document as YAML on `-o yaml`, else
+    /// its text form.
     pub fn emit<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
-        let mut out = if self.json() {
-            serde_json::to_string_pretty(value)?
-        } else {
-            text(value)
+        let mut out = match self.output {
+            OutputFormat::Text => text(value),
+            format => document(format, value)?,
         };
         if !out.ends_with('\n') {
             out.push('\n');
@@ -174,7 +179,50 @@ pub async fn unless_interrupted<T>(work: impl Future<Output = Result<T>>, left: 
     }
 }
 
+/// `value` as one JSON or YAML document (`-o json|yaml`; the same document either way).
+pub fn document<T: Serialize>(format: OutputFormat, value: &T) -> Result<String> {
+    Ok(match format {
+        OutputFormat::Yaml => serde_yaml::to_string(value)?,
+        _ => serde_json::to_string_pretty(value)?,
+    })
+}
+
 static EMITTED: AtomicBool = AtomicBool::new(false);
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+/// `NO_COLOR` set to anything but the empty string (no-color.org).
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// Results go to a terminal that may show colour (text output, stdout a terminal, no `NO_COLOR`).
+pub fn color() -> bool {
+    COLOR.load(Ordering::Relaxed)
+}
+
+/// `text` in `style` when results are shown in colour, else as it is.
+pub fn paint(text: &str, style: anstyle::Style) -> String {
+    if color() {
+        format!("{style}{text}{style:#}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// How many columns `s` takes on a terminal: its characters, without colour escapes.
+fn visible_width(s: &str) -> usize {
+    let mut width = 0;
+    let mut in_escape = false;
+    for c in s.chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, _) => width += 1,
+        }
+    }
+    width
+}
 
 /// Has a result been printed to stdout? (`main` then prints no second JSON document for an error.)
 pub fn emitted() -> bool {
@@ -208,14 +256,14 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
+            widths[i] = widths[i].max(visible_width(cell));
         }
     }
     let line = |cells: Vec<&str>| {
         let mut s = cells
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .map(|(i, c)| format!("{c}{}", " ".repeat(widths[i] - visible_width(c))))
             .collect::<Vec<_>>()
             .join("  ");
         s.truncate(s.trim_end().len());

@@ -187,14 +187,6 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     for id in &prune {
         inventory::delete(&kube, id, args.dry_run).await?;
         let (kind, name) = id.split_once('/').expect("ids are Kind/name");
-        ui.note(
-            None,
-            format!(
-                "{}/{name} {}",
-                kind.to_lowercase(),
-                change_text(Change::Pruned, args.dry_run)
-            ),
-        );
         applied.push(Applied {
             kind: kind.into(),
             name: name.into(),
@@ -277,9 +269,9 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     }
 }
 
-/// Server-side apply of each object (Secrets as `data`), one line of progress per object. In a dry
-/// run into a namespace that does not exist yet, the objects cannot be dry-run applied: they are
-/// reported as created.
+/// Server-side apply of each object (Secrets as `data`), the object being applied on a spinner;
+/// the report's table lists each object once, at the end. In a dry run into a namespace that does
+/// not exist yet, the objects cannot be dry-run applied: they are reported as created.
 pub async fn apply_all(
     kube: &Kube,
     ui: &crate::ui::Ui,
@@ -288,8 +280,14 @@ pub async fn apply_all(
     namespace_exists: bool,
 ) -> Result<Vec<Applied>> {
     let mut applied = Vec::new();
+    let bar = ui.spinner("applying");
     for object in objects {
         let object = object.with_secret_data();
+        bar.set_message(format!(
+            "applying {}/{}",
+            object.kind().to_lowercase(),
+            object.name()
+        ));
         let result = if opts.dry_run && !namespace_exists {
             Applied {
                 kind: object.kind().into(),
@@ -299,17 +297,9 @@ pub async fn apply_all(
         } else {
             apply::apply(kube, &object, opts).await?
         };
-        ui.note(
-            None,
-            format!(
-                "{}/{} {}",
-                result.kind.to_lowercase(),
-                result.name,
-                change_text(result.change, opts.dry_run)
-            ),
-        );
         applied.push(result);
     }
+    bar.finish_and_clear();
     Ok(applied)
 }
 

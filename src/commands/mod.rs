@@ -2,10 +2,12 @@
 
 pub mod apply_schema;
 pub mod backup;
+pub mod completion;
 pub mod connect;
 pub mod expose;
 pub mod install;
 pub mod install_managed;
+pub mod man;
 pub mod render;
 pub mod restore;
 pub mod status;

@@ -12,7 +12,7 @@ pub struct RenderArgs {}
 
 pub fn run(ctx: &Ctx, _args: &RenderArgs) -> Result<Outcome> {
     let objects = render::render(&ctx.profile, &Passwords::placeholders_for(&ctx.profile))?;
-    if ctx.ui.json() {
+    if ctx.ui.machine() {
         let list = serde_json::json!({
             "apiVersion": "v1",
             "kind": "List",

@@ -33,8 +33,13 @@ pub async fn connect(
             let kc = Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(e, Some(path)))?;
             from_kubeconfig(kc, &options).await?
         }
-        None => match Kubeconfig::read() {
+        None => match read_default() {
             Ok(kc) => from_kubeconfig(kc, &options).await?,
+            Err(e @ KubeconfigError::ReadConfig(..))
+                if std::env::var_os("KUBECONFIG").is_some() =>
+            {
+                return Err(kubeconfig_error(e, None));
+            }
             Err(e) => match Config::incluster() {
                 Ok(c) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => c,
                 _ => return Err(kubeconfig_error(e, None)),
@@ -58,6 +63,41 @@ pub async fn connect(
         server,
         namespace: namespace.to_string(),
     })
+}
+
+/// `$KUBECONFIG` as kubectl reads it: a list of files (':' between them), merged with the first
+/// file to set a value winning, files that do not exist skipped; unset or empty, `~/.kube/config`.
+fn read_default() -> Result<Kubeconfig, KubeconfigError> {
+    let paths: Vec<std::path::PathBuf> = std::env::var_os("KUBECONFIG")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if paths.is_empty() {
+        return Kubeconfig::read();
+    }
+    let existing: Vec<&std::path::PathBuf> = paths.iter().filter(|p| p.exists()).collect();
+    let Some(first) = existing.first() else {
+        let listed = paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(KubeconfigError::ReadConfig(
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("none of the files in $KUBECONFIG exist ({listed})"),
+            ),
+            paths[0].clone(),
+        ));
+    };
+    existing[1..]
+        .iter()
+        .try_fold(Kubeconfig::read_from(first)?, |merged, p| {
+            merged.merge(Kubeconfig::read_from(p)?)
+        })
 }
 
 async fn from_kubeconfig(kc: Kubeconfig, options: &KubeConfigOptions) -> Result<Config> {
@@ -84,6 +124,12 @@ async fn from_kubeconfig(kc: Kubeconfig, options: &KubeConfigOptions) -> Result<
 fn kubeconfig_error(e: KubeconfigError, path: Option<&Path>) -> anyhow::Error {
     let hint = "get credentials with `az aks get-credentials --resource-group RG --name CLUSTER`, or pass --kubeconfig FILE";
     let err = match (&e, path) {
+        (KubeconfigError::ReadConfig(io, _), None)
+            if io.kind() == std::io::ErrorKind::NotFound
+                && std::env::var_os("KUBECONFIG").is_some() =>
+        {
+            user_error(io.to_string()).hint(hint)
+        }
         (KubeconfigError::ReadConfig(io, p), _) if io.kind() == std::io::ErrorKind::NotFound => {
             user_error(format!("kubeconfig {} does not exist", p.display())).hint(hint)
         }
