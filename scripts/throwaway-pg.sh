@@ -7,7 +7,9 @@
 # - TLS on with a certificate for `localhost` only (DNS name, no IP address) signed by a CA made here:
 #   $PHONEBILL_TEST_PG_CA is that CA, $PHONEBILL_TEST_PG_OTHER_CA an unrelated one (wrong-CA tests);
 # - superuser `postgres` with password $PHONEBILL_TEST_PG_PASSWORD (scram-sha-256 over TCP);
-# - a database `tls_only` that refuses connections without TLS (pg_hba `hostnossl ... reject`).
+# - a database `tls_only` that refuses connections without TLS (pg_hba `hostnossl ... reject`);
+# - a second server on $PHONEBILL_TEST_PLAIN_PG_PORT with initdb's defaults (no TLS, no profile
+#   settings), the same superuser password: what a CI job's plain `postgres` container looks like.
 # $PHONEBILL_TEST_PG_BIN is the server's bin directory (psql, pg_dump, ...). An EXIT trap stops the
 # server and removes its directory.
 set -euo pipefail
@@ -16,7 +18,7 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 if [ -z "$(pg_bin)" ] || ! command -v openssl >/dev/null; then
   echo "installing PostgreSQL (and openssl) from Debian's packages" >&2
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
-  $sudo_ apt-get update -qq
+  [ -n "${apt_updated:-}" ] || $sudo_ apt-get update -qq  # scripts/test.sh may have run it
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends \
     postgresql postgresql-contrib openssl >/dev/null
 fi
@@ -75,8 +77,11 @@ hostnossl all +tls_required 127.0.0.1/32 reject
 host all all 127.0.0.1/32 scram-sha-256
 HBA
 as_pg "$PHONEBILL_TEST_PG_BIN/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w start >/dev/null
+# Stops both servers (the second one is started below) and removes their directory.
 stop_throwaway_pg() {
-  as_pg "$PHONEBILL_TEST_PG_BIN/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
+  for data in data plain; do
+    as_pg "$PHONEBILL_TEST_PG_BIN/pg_ctl" -D "$pg_dir/$data" -m immediate stop >/dev/null 2>&1 || true
+  done
   rm -rf "$pg_dir"
 }
 trap stop_throwaway_pg EXIT
@@ -84,6 +89,15 @@ as_pg "$PHONEBILL_TEST_PG_BIN/psql" -h "$pg_dir" -p "$PHONEBILL_TEST_PG_PORT" -U
   -q -c "CREATE DATABASE tls_only" -c "CREATE ROLE tls_required NOLOGIN" >/dev/null
 echo "throwaway PostgreSQL $("$PHONEBILL_TEST_PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PHONEBILL_TEST_PG_PORT ($pg_dir)" >&2
 
+# A second server with initdb's defaults and nothing of the profile (like a CI job's `postgres:16`
+# service container): verify must warn, not fail, on its settings (docs/ci.md).
+PHONEBILL_TEST_PLAIN_PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+as_pg "$PHONEBILL_TEST_PG_BIN/initdb" -D "$pg_dir/plain" -U postgres --pwfile="$pg_dir/pwfile" \
+  --auth-host=scram-sha-256 --auth-local=peer -E UTF8 --locale=C.UTF-8 >/dev/null
+as_pg "$PHONEBILL_TEST_PG_BIN/pg_ctl" -D "$pg_dir/plain" -l "$pg_dir/plain.log" -w \
+  -o "-p $PHONEBILL_TEST_PLAIN_PG_PORT -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+echo "throwaway PostgreSQL with default settings on 127.0.0.1:$PHONEBILL_TEST_PLAIN_PG_PORT" >&2
+
 PHONEBILL_TEST_PG_CA="$pg_dir/ca.crt"
 PHONEBILL_TEST_PG_OTHER_CA="$pg_dir/other-ca.crt"
-export PHONEBILL_TEST_PG_BIN PHONEBILL_TEST_PG_PORT PHONEBILL_TEST_PG_PASSWORD PHONEBILL_TEST_PG_CA PHONEBILL_TEST_PG_OTHER_CA
+export PHONEBILL_TEST_PG_BIN PHONEBILL_TEST_PG_PORT PHONEBILL_TEST_PLAIN_PG_PORT PHONEBILL_TEST_PG_PASSWORD PHONEBILL_TEST_PG_CA PHONEBILL_TEST_PG_OTHER_CA

@@ -154,7 +154,8 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     let checks = match db.admin().await {
         Ok(admin) => {
             let migrations = migrate::embedded(&ctx.profile);
-            checks::run(&db, &admin, &ctx.profile, &migrations).await
+            let params = checks::Parameters::for_target(&db, false);
+            checks::run(&db, &admin, &ctx.profile, &migrations, params).await
         }
         Err(e) => vec![Check::fail("admin connects", report(&e).error)],
     };

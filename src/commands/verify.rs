@@ -18,6 +18,10 @@ use crate::ui::Outcome;
 pub struct VerifyArgs {
     #[command(flatten)]
     pub db: DbArgs,
+    /// Also fail (not only warn) when the server's time zone, memory settings or connection limit
+    /// differ from the profile on a server this tool did not configure (--database-url)
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,7 +81,8 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
                 ));
                 spinner.set_message("checking the database");
                 let migrations = migrate::embedded(&ctx.profile);
-                checks.extend(checks::run(&db, &admin, &ctx.profile, &migrations).await);
+                let params = checks::Parameters::for_target(&db, args.strict);
+                checks.extend(checks::run(&db, &admin, &ctx.profile, &migrations, params).await);
             }
             Err(e) => checks.push(Check::fail("admin connects", report(&e).error)),
         }
@@ -94,12 +99,57 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
         checks,
     };
     ctx.ui.emit(&report, text)?;
-    check::refuse_failed(
-        "",
-        &report.checks,
-        "each failed check says what is wrong; `phonebill-db apply-schema` restores schema, privileges and the app password",
-    )?;
+    check::refuse_failed("", &report.checks, &hint(&report.checks))?;
     Ok(Outcome::ok())
+}
+
+/// What to try for the checks that failed, one piece of advice per kind of failure, in the order
+/// the checks ran.
+pub fn hint(checks: &[Check]) -> String {
+    let mut advice: Vec<&str> = Vec::new();
+    for c in checks.iter().filter(|c| c.status == Status::Fail) {
+        let a = advice_for(&c.name);
+        if !advice.contains(&a) {
+            advice.push(a);
+        }
+    }
+    advice.join("; ")
+}
+
+fn advice_for(check: &str) -> &'static str {
+    match check {
+        "pod ready" | "data volume bound" | "services have endpoints" => {
+            "`phonebill-db status` says why the release is not ready"
+        }
+        "secrets present" => {
+            "`phonebill-db install` re-creates the Secrets (uninstall --delete-data removes them)"
+        }
+        "admin connects" => {
+            "the admin login failed: check the address, the password (PGPASSWORD) and sslmode"
+        }
+        "app role connects" | "app role" | "app role privileges" | "app URL uses TLS" => {
+            "`phonebill-db apply-schema` resets the app role's privileges and password"
+        }
+        "encoding" => {
+            "the database was created with another encoding: it must be re-created as UTF8 (backup, drop, restore)"
+        }
+        "time zone" => {
+            "the server's time zone differs from the profile: on the release, `phonebill-db install` rolls the pod with the profile's settings"
+        }
+        name if name.starts_with("setting ") => {
+            "the server's settings differ from the profile: on the release, `phonebill-db install` rolls the pod with them; elsewhere set them on the server, or leave out --strict"
+        }
+        "extensions" => {
+            "`phonebill-db apply-schema` creates the extensions (the server must have them installed)"
+        }
+        "migrations" => {
+            "`phonebill-db apply-schema --dry-run` lists what is pending; an edited migration must become a new one"
+        }
+        "reference data" | "sample accounts" => {
+            "`phonebill-db apply-schema` loads reference data only once: restore a backup, or re-insert the rows"
+        }
+        _ => "`phonebill-db apply-schema` creates what is missing of the schema",
+    }
 }
 
 fn text(r: &VerifyReport) -> String {

@@ -13,12 +13,41 @@ use crate::check::Check;
 use crate::error::report;
 use crate::profile::Profile;
 
+/// How a server parameter (time zone, memory settings, connection limit) that differs from the
+/// profile is reported: a failure on the release's own pod, whose configuration this tool wrote;
+/// a warning on any other server (`--database-url`: a CI service container, a server someone else
+/// configured), unless `strict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parameters {
+    pub fail: bool,
+}
+
+impl Parameters {
+    pub fn for_target(db: &Db, strict: bool) -> Parameters {
+        Parameters {
+            fail: strict || db.is_pod(),
+        }
+    }
+
+    fn differs(self, name: String, detail: String) -> Check {
+        if self.fail {
+            Check::fail(name, detail)
+        } else {
+            Check::warn(
+                name,
+                format!("{detail} (not a server this tool configured; --strict fails on it)"),
+            )
+        }
+    }
+}
+
 /// Every database check, given a working admin session. Query errors become failed checks.
 pub async fn run(
     db: &Db,
     admin: &Client,
     profile: &Profile,
     migrations: &[Migration],
+    params: Parameters,
 ) -> Vec<Check> {
     let mut out = Vec::new();
     let expected = match expected::load() {
@@ -30,7 +59,7 @@ pub async fn run(
     push(
         &mut out,
         "encoding",
-        encoding_and_time_zone(admin, profile).await,
+        encoding_and_time_zone(admin, profile, params).await,
     );
     push(&mut out, "extensions", extensions(admin, profile).await);
     push(&mut out, "schema", schema(admin, &expected).await);
@@ -44,7 +73,7 @@ pub async fn run(
         "migrations",
         migrations_check(admin, migrations).await,
     );
-    push(&mut out, "settings", settings(admin, profile).await);
+    push(&mut out, "settings", settings(admin, profile, params).await);
     push(&mut out, "usage", usage(admin).await);
     out
 }
@@ -311,7 +340,11 @@ async fn app_role(admin: &Client, profile: &Profile, expected: &Expected) -> Res
     Ok(checks)
 }
 
-async fn encoding_and_time_zone(admin: &Client, profile: &Profile) -> Result<Vec<Check>> {
+async fn encoding_and_time_zone(
+    admin: &Client,
+    profile: &Profile,
+    params: Parameters,
+) -> Result<Vec<Check>> {
     let r = admin
         .query_one(
             "SELECT pg_encoding_to_char(encoding)::text, current_setting('TimeZone') FROM pg_database WHERE datname = current_database()",
@@ -331,7 +364,7 @@ async fn encoding_and_time_zone(admin: &Client, profile: &Profile) -> Result<Vec
         out.push(if &tz == want_tz {
             Check::pass("time zone", tz)
         } else {
-            Check::fail("time zone", format!("{tz}, expected {want_tz}"))
+            params.differs("time zone".into(), format!("{tz}, expected {want_tz}"))
         });
     }
     Ok(out)
@@ -655,7 +688,7 @@ async fn migrations_check(admin: &Client, migrations: &[Migration]) -> Result<Ve
 }
 
 /// The profile's PostgreSQL settings (runbook 7.3) against the server's, compared in bytes.
-async fn settings(admin: &Client, profile: &Profile) -> Result<Vec<Check>> {
+async fn settings(admin: &Client, profile: &Profile, params: Parameters) -> Result<Vec<Check>> {
     // A managed server's parameters are set where the server is (Azure), not by this tool.
     let Some(cluster) = &profile.cluster else {
         return Ok(vec![]);
@@ -687,7 +720,7 @@ async fn settings(admin: &Client, profile: &Profile) -> Result<Vec<Check>> {
         let want_value = parse_size(&want);
         out.push(match (have, want_value) {
             (Some(h), Some(w)) if h == w => Check::pass(check, shown),
-            _ => Check::fail(check, format!("{shown}, the profile says {want}")),
+            _ => params.differs(check, format!("{shown}, the profile says {want}")),
         });
     }
     Ok(out)
