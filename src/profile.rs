@@ -66,7 +66,7 @@ pub struct Cluster {
 }
 
 /// A managed server outside the cluster (prod: Azure Database for PostgreSQL Flexible Server,
-/// seed 002 section 5.1). Install only records how to reach it, in the release's Secrets.
+/// prod physical architecture, section 5.1). Install only records how to reach it, in the release's Secrets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Managed {

@@ -1,5 +1,5 @@
 //! `install` for an environment on a managed server (prod: Azure Database for PostgreSQL Flexible
-//! Server, seed 002 section 5.1). No database is created in the cluster: install checks that the
+//! Server, prod physical architecture, section 5.1). No database is created in the cluster: install checks that the
 //! server answers over TLS as its administrator, creates the database and the app role when they
 //! are missing, records both logins in the release's Secrets (the app's `auth-db-secret` holds its
 //! URL with `sslmode=verify-full`), then logs in as the app the way the app will.

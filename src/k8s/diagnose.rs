@@ -1,4 +1,4 @@
-//! Why a release is not ready: the failures of seed 003's troubleshooting table, read from pod
+//! Why a release is not ready: the failures of the troubleshooting table in "Kubernetes: deploying databases", read from pod
 //! status, PVC status and events, each with what to do. Pure: tests feed it observed state.
 
 use k8s_openapi::api::core::v1::{Event, Pod};

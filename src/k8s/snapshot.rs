@@ -1,4 +1,4 @@
-//! `backup --snapshot` (runbook 6.2, seed 003): a CSI VolumeSnapshot of the release's data volume,
+//! `backup --snapshot` (runbook 6.2; "Kubernetes: deploying databases", backups): a CSI VolumeSnapshot of the release's data volume,
 //! and a wait until the driver says it is ready to use. The snapshot API
 //! (`snapshot.storage.k8s.io/v1`) is a CRD that k8s-openapi does not carry; its two kinds are
 //! typed here with the fields we use.
