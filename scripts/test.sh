@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine of this kind (Rust with cargo-nextest, Python 3):
+# The whole test suite, on a fresh machine of this kind (Rust with cargo, Python 3, Debian):
 # installs what the tests need, then runs every test of the workspace.
 #
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh install::  # a filter, passed to cargo nextest
 #
 # What it installs, and where:
+# - cargo-nextest (crates.io, `cargo install --locked`) when it is not on PATH: the test runner.
 # - kubernetes-validate (PyPI), with the Kubernetes JSON schemas, into target/tools/venv:
 #   the render tests validate every manifest strictly against Kubernetes 1.33.
-# - PostgreSQL from Debian's packages (apt-get, when missing), started as a throwaway server for this
-#   run only (scripts/throwaway-pg.sh: TLS on, the dev profile's settings), stopped at exit.
+# - kubectl (Debian's kubernetes-client) when missing: the plugin test runs `kubectl phonebill-db`.
+# - PostgreSQL from Debian's packages (apt-get, when missing), started as throwaway servers for this
+#   run only (scripts/throwaway-pg.sh: one with TLS and the dev profile's settings, one with
+#   initdb's defaults), stopped at exit.
 # The Kubernetes side of the tests is the fake API server in fake-kube/ (no cluster needed); it
-# bridges pod port-forward to the throwaway server.
+# bridges pod port-forward and exec to the throwaway server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+apt_updated=""
+apt_install() {
+  [ -n "$apt_updated" ] || { $sudo_ apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "installing cargo-nextest (cargo install --locked; a few minutes, once)" >&2
+  cargo install --locked --quiet cargo-nextest
+fi
 
 venv=target/tools/venv
 if ! "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1; then
@@ -23,7 +38,11 @@ if ! "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1; then
 fi
 export KUBERNETES_VALIDATE="$PWD/$venv/bin/kubernetes-validate"
 
+if ! command -v kubectl >/dev/null; then
+  echo "installing kubectl (Debian's kubernetes-client) for the plugin test" >&2
+  apt_install kubernetes-client
+fi
+
 source scripts/throwaway-pg.sh
 
 cargo nextest run --workspace --no-fail-fast "$@"
-
