@@ -6,6 +6,8 @@
 //! - `database`, `migrations`, `tls`: apply-schema and verify against the throwaway PostgreSQL
 //!   that scripts/test.sh starts (`pg`), through the fake's port-forward and through --database-url.
 //! - `backup`: backup and restore (pod exec and --database-url), damaged files, snapshots.
+//! - `habits`: kubectl's and CI's habits (-n, -o yaml, completions, man, KUBECONFIG lists, colour,
+//!   the plugin link, verify against a plain server, the CI example of docs/ci.md).
 //! - `fake_api`: the fake API server's own behaviour, through the real kube client.
 
 mod support;
@@ -16,6 +18,7 @@ mod connect;
 mod database;
 mod expose;
 mod fake_api;
+mod habits;
 mod install;
 mod migrations;
 mod pg;
