@@ -9,6 +9,7 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -104,9 +105,11 @@ impl Partial {
             name.to_string_lossy(),
             std::process::id()
         ));
+        // 0600 whatever the umask: a dump holds every row, password hashes included.
         let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&temp)
             .map_err(|e| {
                 anyhow::Error::new(
@@ -122,19 +125,45 @@ impl Partial {
         })
     }
 
-    /// Flush to disk and rename into place.
+    /// Flush to disk and put it in place under its name, never over a file that appeared there
+    /// meanwhile: a hard link fails when the name exists (an atomic no-clobber rename), then the
+    /// temporary name goes.
     pub fn commit(mut self) -> Result<()> {
         self.file
             .sync_all()
             .with_context(|| format!("flushing {} to disk", self.temp.display()))?;
-        fs::rename(&self.temp, &self.dest).with_context(|| {
-            format!(
-                "renaming {} to {}",
-                self.temp.display(),
-                self.dest.display()
-            )
-        })?;
+        match fs::hard_link(&self.temp, &self.dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(user_error(format!(
+                    "{} appeared while the backup ran; it was left as it is and the new backup was not kept",
+                    self.dest.display()
+                ))
+                .hint("choose another name with --to and run the backup again")
+                .into());
+            }
+            // A file system without hard links (FAT, some network shares): check, then rename.
+            Err(_) if !self.dest.exists() => {
+                fs::rename(&self.temp, &self.dest).with_context(|| {
+                    format!(
+                        "putting {} in place as {}",
+                        self.temp.display(),
+                        self.dest.display()
+                    )
+                })?;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "putting {} in place as {}",
+                        self.temp.display(),
+                        self.dest.display()
+                    )
+                });
+            }
+        }
         self.done = true;
+        let _ = fs::remove_file(&self.temp);
         Ok(())
     }
 }
@@ -198,6 +227,19 @@ pub fn inspect(file: &Path) -> Result<Manifest> {
                 .hint("give the path of a file written by `phonebill-db backup --to FILE`"),
         )
     })?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a device, pipe or socket)"
+        };
+        return Err(refused(
+            file,
+            format!("it is {what}"),
+            "give the path of a backup file written by `phonebill-db backup --to FILE`",
+        )
+        .into());
+    }
     let mpath = manifest_path(file);
     let text = match fs::read_to_string(&mpath) {
         Ok(t) => t,
@@ -430,5 +472,47 @@ mod tests {
         let path = written(dir.path(), b"\x1f\x8bplain", Format::Plain);
         assert!(refuse_existing(&path).is_err());
         assert!(refuse_existing(&dir.path().join("other.dump")).is_ok());
+    }
+
+    #[test]
+    fn files_are_private_and_never_replace_one_that_appeared() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.dump");
+        let mut p = Partial::create(&dest).unwrap();
+        p.file.write_all(b"PGDMP data").unwrap();
+        // Someone else's file appears under the name while the backup runs.
+        fs::write(&dest, b"theirs").unwrap();
+        let err = crate::error::report(&p.commit().unwrap_err());
+        assert!(
+            err.error.contains("appeared while the backup ran"),
+            "{}",
+            err.error
+        );
+        assert_eq!(fs::read(&dest).unwrap(), b"theirs");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "the temporary file is gone"
+        );
+
+        fs::remove_file(&dest).unwrap();
+        let mut p = Partial::create(&dest).unwrap();
+        p.file.write_all(b"PGDMP data").unwrap();
+        p.commit().unwrap();
+        let mode = fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_directory_or_a_device_is_not_a_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = crate::error::report(&inspect(dir.path()).unwrap_err());
+        assert_eq!(r.exit_code, 4);
+        assert!(r.error.contains("it is a directory"), "{}", r.error);
+        let r = crate::error::report(&inspect(Path::new("/dev/null")).unwrap_err());
+        assert_eq!(r.exit_code, 4);
+        assert!(r.error.contains("not a regular file"), "{}", r.error);
     }
 }

@@ -424,6 +424,12 @@ async fn truncated_flipped_empty_and_foreign_files_are_refused_before_anything_c
     let no_manifest = path(dir.path(), "lonely.dump");
     std::fs::write(&no_manifest, &bytes).unwrap();
     refused(&r, &no_manifest, "manifest").await;
+    // Not a file at all: a directory (even one with a manifest beside it), a device.
+    let folder = path(dir.path(), "folder.dump");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(format!("{good}.meta.json"), format!("{folder}.meta.json")).unwrap();
+    refused(&r, &folder, &format!("{folder}: it is a directory")).await;
+    refused(&r, "/dev/null", "/dev/null: it is not a regular file").await;
 
     // A backup of another database.
     let other = Release::new("bk_other").await;
@@ -751,4 +757,58 @@ async fn an_interrupted_backup_leaves_nothing_behind() {
         "{stderr}"
     );
     assert!(files(&out).is_empty(), "{:?}", files(&out));
+}
+
+/// The binary with a permissive umask (0000), as on a shared machine with a careless profile.
+async fn with_umask_0(r: &Release, args: &[&str]) -> Run {
+    let kc = r.cluster.kubeconfig.display().to_string();
+    let mut sh = tokio::process::Command::new("sh");
+    sh.arg("-c")
+        .arg("umask 0000; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_phonebill-db"))
+        .args(args)
+        .args(["--values", &r.values, "--kubeconfig", &kc])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", r.cluster.dir.path())
+        .stdin(std::process::Stdio::null());
+    let o = sh.output().await.expect("run phonebill-db under sh");
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn mode(path: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn backups_and_safety_backups_are_private_whatever_the_umask() {
+    let r = loaded("bk_mode", 50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = path(dir.path(), "private.dump");
+    ok(&with_umask_0(&r, &["backup", "--to", &file]).await);
+    assert_eq!(mode(&file), 0o600, "the dump");
+    assert_eq!(mode(&format!("{file}.meta.json")), 0o600, "its manifest");
+    let safety = path(dir.path(), "safety.dump");
+    ok(&with_umask_0(
+        &r,
+        &["restore", "--from", &file, "--yes", "--safety-to", &safety],
+    )
+    .await);
+    assert_eq!(mode(&safety), 0o600, "the safety backup");
+    assert_eq!(mode(&format!("{safety}.meta.json")), 0o600);
+    assert_eq!(
+        files(dir.path()),
+        [
+            "private.dump",
+            "private.dump.meta.json",
+            "safety.dump",
+            "safety.dump.meta.json"
+        ],
+        "no temporary file left"
+    );
 }
