@@ -55,6 +55,10 @@ pub struct GlobalArgs {
     /// More detail (repeat for more)
     #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Passwords given as flags (set by `main` from where clap found each value): the flag, and
+    /// the environment variable to use instead.
+    #[arg(skip)]
+    pub password_flags: Vec<(&'static str, &'static str)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -30,6 +30,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         _ => {}
     }
     let ui = Ui::new(cli.global.output, cli.global.verbose, cli.global.yes);
+    for (flag, env) in &cli.global.password_flags {
+        // On stderr whatever the output format: a warning a script's log should show.
+        eprintln!(
+            "warning: {flag} on the command line can be read by other users of this machine (ps, /proc); use ${env} instead"
+        );
+    }
     let ctx = Ctx::new(cli.global, ui)?;
     let outcome = match &cli.command {
         Command::Render(args) => commands::render::run(&ctx, args)?,

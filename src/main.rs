@@ -19,7 +19,37 @@ fn parse() -> Cli {
     if invoked_as.starts_with("kubectl-") {
         command = command.bin_name("kubectl phonebill-db");
     }
-    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+    let matches = command.get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.global.password_flags = password_flags(&matches);
+    cli
+}
+
+/// Passwords typed on the command line (other users of the machine can read a process's
+/// arguments): which flag, and the environment variable to use instead.
+fn password_flags(matches: &clap::ArgMatches) -> Vec<(&'static str, &'static str)> {
+    let Some((_, sub)) = matches.subcommand() else {
+        return vec![];
+    };
+    let typed = |id: &str| {
+        sub.try_get_raw(id).is_ok_and(|v| v.is_some())
+            && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    };
+    let mut out = Vec::new();
+    if typed("database_url")
+        && sub
+            .get_one::<String>("database_url")
+            .is_some_and(|u| phonebill_db::db::tls::carries_password(u))
+    {
+        out.push((
+            "--database-url with a password",
+            "PHONEBILL_DATABASE_URL (or PGPASSWORD)",
+        ));
+    }
+    if typed("app_password") {
+        out.push(("--app-password", "PHONEBILL_APP_PASSWORD"));
+    }
+    out
 }
 
 fn main() -> ExitCode {

@@ -58,7 +58,17 @@ pub async fn resolve(kube: &Kube, names: &Names) -> Result<(Passwords, Origin)> 
             .with_context(|| format!("Secret {}", names.admin_secret))?;
         let app =
             key(&secret, "password").with_context(|| format!("Secret {}", names.admin_secret))?;
-        return Ok((Passwords { admin, app }, Origin::Existing));
+        // Kept like the passwords, so a re-install changes nothing; a Secret from before the
+        // verifier existed gets one (once).
+        let passwords = match key(&secret, "app-password-scram") {
+            Ok(app_scram) => Passwords {
+                admin,
+                app,
+                app_scram,
+            },
+            Err(_) => Passwords::with_new_verifier(admin, app),
+        };
+        return Ok((passwords, Origin::Existing));
     }
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let doing = format!("reading PersistentVolumeClaim {}", names.pvc);
@@ -79,10 +89,7 @@ pub async fn resolve(kube: &Kube, names: &Names) -> Result<(Passwords, Origin)> 
         .into());
     }
     Ok((
-        Passwords {
-            admin: generate()?,
-            app: generate()?,
-        },
+        Passwords::with_new_verifier(generate()?, generate()?),
         Origin::Generated,
     ))
 }

@@ -74,11 +74,14 @@ pub const PASSWORD_PLACEHOLDER: &str = "GENERATED-AT-INSTALL";
 /// A managed server's administrator password: the user gives it to install.
 pub const GIVEN_PLACEHOLDER: &str = "GIVEN-AT-INSTALL";
 
-/// The two passwords of a release. `Debug` never shows them.
+/// The two passwords of a release, and the app password's SCRAM-SHA-256 verifier (what the pod's
+/// first start gives the app role: the server never sees the password itself). `Debug` never
+/// shows them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Passwords {
     pub admin: String,
     pub app: String,
+    pub app_scram: String,
 }
 
 impl std::fmt::Debug for Passwords {
@@ -92,6 +95,17 @@ impl Passwords {
         Passwords {
             admin: PASSWORD_PLACEHOLDER.into(),
             app: PASSWORD_PLACEHOLDER.into(),
+            app_scram: PASSWORD_PLACEHOLDER.into(),
+        }
+    }
+
+    /// A release's passwords with a new verifier of the app password (random salt).
+    pub fn with_new_verifier(admin: String, app: String) -> Passwords {
+        let app_scram = crate::db::role::scram_verifier(&app);
+        Passwords {
+            admin,
+            app,
+            app_scram,
         }
     }
 
@@ -104,6 +118,7 @@ impl Passwords {
                 PASSWORD_PLACEHOLDER.into()
             },
             app: PASSWORD_PLACEHOLDER.into(),
+            app_scram: PASSWORD_PLACEHOLDER.into(),
         }
     }
 }
@@ -307,6 +322,7 @@ fn context(profile: &Profile, passwords: &Passwords) -> serde_json::Value {
             "admin": passwords.admin,
             "app": passwords.app,
             "appUrlEncoded": url_encode(&passwords.app),
+            "appScram": passwords.app_scram,
         },
         "configChecksum": "",
     })

@@ -165,10 +165,8 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         dry_run: args.dry_run,
         force_conflicts: args.force_conflicts,
     };
-    let passwords = Passwords {
-        admin: admin_password,
-        app: app_password,
-    };
+    // (The verifier is not used for a managed server: its app role is made over SQL.)
+    let passwords = Passwords::with_new_verifier(admin_password, app_password);
     let objects = apply_all(
         &kube,
         ui,

@@ -77,7 +77,12 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
             Ok(admin) => {
                 checks.push(Check::pass(
                     "admin connects",
-                    format!("as {} to {}", db.admin.user, db.database),
+                    format!(
+                        "as {} to {}, {}",
+                        db.admin.user,
+                        db.database,
+                        checks::transport(&admin).await
+                    ),
                 ));
                 spinner.set_message("checking the database");
                 let migrations = migrate::embedded(&ctx.profile);

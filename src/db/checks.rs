@@ -78,6 +78,21 @@ pub async fn run(
     out
 }
 
+/// How this session reached the server: "over TLSv1.3" or "without TLS", as the server sees it.
+pub async fn transport(client: &Client) -> String {
+    match client
+        .query_opt(
+            "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+            &[],
+        )
+        .await
+    {
+        Ok(Some(row)) => format!("over {}", row.get::<_, String>(0)),
+        Ok(None) => "without TLS".into(),
+        Err(e) => format!("TLS unknown ({})", server_message(&e)),
+    }
+}
+
 fn push(out: &mut Vec<Check>, what: &str, checks: Result<Vec<Check>>) {
     match checks {
         Ok(c) => out.extend(c),
@@ -119,7 +134,9 @@ fn db_err(e: tokio_postgres::Error) -> anyhow::Error {
 /// certificate and logs in, exactly as the app will.
 pub async fn app_url(url: &str, ca_file: Option<&std::path::Path>, want: &str) -> Check {
     let name = "app URL uses TLS";
-    let parsed = match super::tls::parse_url(url, None, ca_file) {
+    // A managed server: the system's roots unless a CA is given (as install connected).
+    let ca = ca_file.unwrap_or(std::path::Path::new(super::tls::SYSTEM_ROOTS));
+    let parsed = match super::tls::parse_url(url, None, Some(ca)) {
         Ok(u) => u,
         Err(e) => {
             return Check::fail(

@@ -79,7 +79,8 @@ impl Db {
     }
 
     /// A managed server (prod): its address, TLS mode and logins as install recorded them in the
-    /// release's Secrets; `ca_file` verifies its certificate (default: the system's roots).
+    /// release's Secrets; `ca_file` verifies its certificate (default: the system's roots, libpq's
+    /// `sslrootcert=system`).
     pub async fn for_managed(kube: Kube, profile: &Profile, ca_file: Option<&Path>) -> Result<Db> {
         let names = profile.names();
         let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
@@ -126,7 +127,11 @@ impl Db {
         url.query_pairs_mut()
             .append_pair("sslmode", &server.ssl_mode);
         let _ = url.set_username(&admin.user);
-        let url = tls::parse_url(url.as_str(), admin.password.clone(), ca_file)?;
+        let url = tls::parse_url(
+            url.as_str(),
+            admin.password.clone(),
+            Some(ca_file.unwrap_or(Path::new(tls::SYSTEM_ROOTS))),
+        )?;
         Ok(Db {
             route: Route::Url(url),
             database: database.to_string(),
@@ -215,13 +220,13 @@ impl Db {
                 client
             }
             Route::Url(u) => {
-                let connector = tls::connector(u.ssl_mode, u.ca_file.as_deref())?;
                 // tokio-postgres applies connect_timeout per attempt; bound the whole handshake too.
                 let limit = u.config.get_connect_timeout().copied().unwrap_or_default() * 2;
-                let (client, connection) = tokio::time::timeout(limit, config.connect(connector))
-                    .await
-                    .map_err(|_| timed_out(&doing, limit))?
-                    .map_err(|e| explain(e, &doing, u.ssl_mode, &login.user))?;
+                let (client, connection) =
+                    tokio::time::timeout(limit, tls::connect(&config, u.ssl_mode, &u.roots))
+                        .await
+                        .map_err(|_| timed_out(&doing, limit))??
+                        .map_err(|e| explain(e, &doing, u.ssl_mode, &login.user))?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });

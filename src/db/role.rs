@@ -36,11 +36,14 @@ pub async fn ensure(client: &Client, app: &Login, database: &str) -> Result<Role
         .await
         .map_err(|e| db_context(e, &format!("granting role {} its privileges", app.user)))?;
     if let Some(password) = &app.password {
-        // The server quotes both (format %I, %L): no password text is ever spliced into SQL here.
+        // The server gets a SCRAM-SHA-256 verifier computed here, never the password itself (it
+        // would otherwise pass through the statement text: logs, pg_stat_statements). The server
+        // quotes both (format %I, %L): nothing is spliced into SQL here.
+        let verifier = scram_verifier(password);
         let statement: String = client
             .query_one(
                 "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
-                &[&app.user, password],
+                &[&app.user, &verifier],
             )
             .await
             .context("preparing the app role's password change")?
@@ -54,6 +57,11 @@ pub async fn ensure(client: &Client, app: &Login, database: &str) -> Result<Role
         role: app.user.clone(),
         password_synced: app.password.is_some(),
     })
+}
+
+/// `SCRAM-SHA-256$4096:salt$StoredKey:ServerKey`, as PostgreSQL stores it (random salt).
+pub fn scram_verifier(password: &str) -> String {
+    postgres_protocol::password::scram_sha_256(password.as_bytes())
 }
 
 fn db_context(e: tokio_postgres::Error, doing: &str) -> anyhow::Error {

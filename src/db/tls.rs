@@ -1,8 +1,15 @@
 //! `--database-url` parsing and TLS (rustls, through tokio-postgres-rustls), with libpq's `sslmode`
-//! meanings: `disable`; `prefer` (the default: TLS when the server offers it, unverified);
-//! `require` (TLS, certificate not verified); `verify-ca` (chain checked against the CA);
-//! `verify-full` (chain and host name). The CA comes from `sslrootcert=FILE` in the URL or
-//! `--ca-file FILE`; without one, verify-* use the system's trusted roots.
+//! meanings, CA file or not (docs/tls.md has the table; tests/it/tls.rs checks every row against
+//! libpq itself):
+//! - `disable`: no TLS; `allow`: no TLS, then TLS if the server refuses a connection without it;
+//! - `prefer` (the default): TLS when the server offers it, else none; with a CA file the chain is
+//!   checked, and a failed check falls back to no TLS (as libpq does);
+//! - `require`: TLS; with a CA file the chain is checked (libpq: "the same as verify-ca");
+//! - `verify-ca`: TLS, chain checked; `verify-full`: chain and host name. Both need a CA.
+//!
+//! The CA ("root certificate") comes, as in libpq, from `--ca-file`, else `sslrootcert=` in the
+//! URL, else `$PGSSLROOTCERT`, else `~/.postgresql/root.crt` when it exists. `sslrootcert=system`
+//! means the system's trusted roots and needs `verify-full` (libpq 16's rule).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +30,7 @@ use crate::error::{ExitCode, user_error};
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
     Disable,
+    Allow,
     Prefer,
     Require,
     VerifyCa,
@@ -33,6 +41,7 @@ impl SslMode {
     pub fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
             SslMode::Prefer => "prefer",
             SslMode::Require => "require",
             SslMode::VerifyCa => "verify-ca",
@@ -41,13 +50,59 @@ impl SslMode {
     }
 }
 
-/// A parsed `--database-url`: the connection settings, the TLS mode and the CA file, and the URL
-/// without its password (for messages).
+/// libpq's `sslrootcert=system`: the system's trusted roots (also as a `--ca-file` value).
+pub const SYSTEM_ROOTS: &str = "system";
+
+/// What verifies the server's certificate (libpq's `sslrootcert`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Roots {
+    /// A PEM file of CA certificates.
+    File(PathBuf),
+    /// The system's trusted roots (`sslrootcert=system`).
+    System,
+    /// None: the certificate is not checked (and verify-* cannot be used).
+    Absent,
+}
+
+impl Roots {
+    /// `--ca-file`, else `sslrootcert=` of the URL, else `$PGSSLROOTCERT`, else
+    /// `~/.postgresql/root.crt` when it exists: where libpq looks, in libpq's order.
+    pub fn resolve(ca_file: Option<&Path>, url_root: Option<&str>) -> Roots {
+        let named = ca_file
+            .map(|p| p.display().to_string())
+            .or_else(|| url_root.map(str::to_string))
+            .or_else(|| {
+                std::env::var("PGSSLROOTCERT")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            });
+        match named.as_deref() {
+            Some(SYSTEM_ROOTS) => Roots::System,
+            Some(path) => Roots::File(PathBuf::from(path)),
+            None => std::env::var_os("HOME")
+                .map(|h| Path::new(&h).join(".postgresql/root.crt"))
+                .filter(|p| p.exists())
+                .map_or(Roots::Absent, Roots::File),
+        }
+    }
+
+    /// For libpq's PGSSLROOTCERT (the local tools).
+    pub fn libpq(&self) -> Option<String> {
+        match self {
+            Roots::File(p) => Some(p.display().to_string()),
+            Roots::System => Some("system".into()),
+            Roots::Absent => None,
+        }
+    }
+}
+
+/// A parsed `--database-url`: the connection settings, the TLS mode, what verifies the server, and
+/// the URL without its password (for messages).
 #[derive(Debug, Clone)]
 pub struct DatabaseUrl {
     pub config: tokio_postgres::Config,
     pub ssl_mode: SslMode,
-    pub ca_file: Option<PathBuf>,
+    pub roots: Roots,
     pub shown: String,
 }
 
@@ -56,6 +111,12 @@ fn bad_url(why: impl std::fmt::Display) -> anyhow::Error {
         .hint("use postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=verify-full&sslrootcert=CA.pem]")
         .exit(ExitCode::Usage)
         .into()
+}
+
+/// Does a `--database-url` text carry a password (`user:PASSWORD@` or `?password=`)?
+pub fn carries_password(text: &str) -> bool {
+    url::Url::parse(text)
+        .is_ok_and(|u| u.password().is_some() || u.query_pairs().any(|(k, _)| k == "password"))
 }
 
 /// Parse `postgresql://user:password@host:port/db?sslmode=...&sslrootcert=...`. The password may
@@ -77,24 +138,28 @@ pub fn parse_url(
     }
     let mut ssl_mode = SslMode::Prefer;
     let mut root = None;
+    let mut query_password = None;
     let mut rest = Vec::new();
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
             "sslmode" => {
                 ssl_mode = match v.as_ref() {
                     "disable" => SslMode::Disable,
-                    "allow" | "prefer" => SslMode::Prefer,
+                    "allow" => SslMode::Allow,
+                    "prefer" => SslMode::Prefer,
                     "require" => SslMode::Require,
                     "verify-ca" => SslMode::VerifyCa,
                     "verify-full" => SslMode::VerifyFull,
                     other => {
                         return Err(bad_url(format!(
-                            "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
+                            "sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
                         )));
                     }
                 }
             }
-            "sslrootcert" => root = Some(PathBuf::from(v.as_ref())),
+            "sslrootcert" => root = Some(v.into_owned()),
+            // libpq's `?password=`: taken, and never shown (see `shown`).
+            "password" => query_password = Some(v.into_owned()),
             _ => rest.push((k.into_owned(), v.into_owned())),
         }
     }
@@ -104,6 +169,9 @@ pub fn parse_url(
         url.query_pairs_mut().clear().extend_pairs(rest);
     }
     let mut config: tokio_postgres::Config = url.as_str().parse().map_err(bad_url)?;
+    if let Some(p) = query_password {
+        config.password(p);
+    }
     if config.get_password().is_none()
         && let Some(p) = env_password
     {
@@ -113,40 +181,150 @@ pub fn parse_url(
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
     config.application_name("phonebill-db");
-    config.ssl_mode(match ssl_mode {
-        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-        _ => tokio_postgres::config::SslMode::Require,
-    });
+    let roots = Roots::resolve(ca_file, root.as_deref());
+    if roots == Roots::System && ssl_mode != SslMode::VerifyFull {
+        return Err(bad_url(format!(
+            "sslrootcert=system needs sslmode=verify-full, not {} (libpq's rule: the system's roots vouch for any name)",
+            ssl_mode.as_str()
+        )));
+    }
     let _ = url.set_password(None);
     Ok(DatabaseUrl {
         config,
         ssl_mode,
-        ca_file: ca_file.map(Path::to_path_buf).or(root),
+        roots,
         shown: url.to_string(),
     })
+}
+
+/// The mode's attempts, in libpq's order: with TLS or not, and what checks the certificate.
+fn attempts(mode: SslMode, roots: &Roots) -> Result<Vec<Attempt>> {
+    let check = match roots {
+        Roots::Absent => Check::Nothing,
+        _ => Check::Chain,
+    };
+    Ok(match mode {
+        SslMode::Disable => vec![Attempt::Plain],
+        SslMode::Allow => vec![Attempt::Plain, Attempt::Tls(check)],
+        SslMode::Prefer => vec![Attempt::TlsIfOffered(check), Attempt::Plain],
+        SslMode::Require => vec![Attempt::Tls(check)],
+        SslMode::VerifyCa | SslMode::VerifyFull if *roots == Roots::Absent => {
+            return Err(user_error(format!(
+                "sslmode={} needs a CA to check the server's certificate, and there is none (no --ca-file, sslrootcert=, $PGSSLROOTCERT or ~/.postgresql/root.crt)",
+                mode.as_str()
+            ))
+            .hint("give the CA that signed the server's certificate with --ca-file FILE, or sslrootcert=system for the system's roots (verify-full)")
+            .into());
+        }
+        SslMode::VerifyCa => vec![Attempt::Tls(Check::Chain)],
+        SslMode::VerifyFull => vec![Attempt::Tls(Check::ChainAndName)],
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Nothing,
+    Chain,
+    ChainAndName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Plain,
+    /// TLS or fail.
+    Tls(Check),
+    /// TLS when the server offers it, else without (tokio-postgres's `prefer`).
+    TlsIfOffered(Check),
+}
+
+/// Why an attempt failed, as far as the next attempt cares.
+fn retry_next(attempt: Attempt, e: &tokio_postgres::Error) -> bool {
+    match attempt {
+        // `allow`: the server refused a connection without TLS (pg_hba `hostssl`/`hostnossl … reject`).
+        Attempt::Plain => e
+            .as_db_error()
+            .is_some_and(|d| d.code().code() == "28000" && d.message().contains("no encryption")),
+        // `prefer`: the TLS handshake failed (a certificate the CA does not vouch for): libpq
+        // falls back to a connection without TLS.
+        Attempt::TlsIfOffered(_) => e.as_db_error().is_none() && is_tls_error(e),
+        Attempt::Tls(_) => false,
+    }
+}
+
+fn is_tls_error(e: &tokio_postgres::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<rustls::Error>().is_some()
+            || s.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A connection future, whatever the attempt (they share the connector's stream type).
+pub type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
+
+/// Connect as libpq would with this mode and these roots, trying its attempts in order.
+pub async fn connect(
+    config: &tokio_postgres::Config,
+    mode: SslMode,
+    roots: &Roots,
+) -> Result<std::result::Result<(tokio_postgres::Client, Connection), tokio_postgres::Error>> {
+    let attempts = attempts(mode, roots)?;
+    let mut last = None;
+    for (i, attempt) in attempts.iter().enumerate() {
+        let mut config = config.clone();
+        let check = match *attempt {
+            Attempt::Plain => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+                Check::Nothing
+            }
+            Attempt::Tls(c) => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                c
+            }
+            Attempt::TlsIfOffered(c) => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Prefer);
+                c
+            }
+        };
+        match config.connect(connector(check, roots)?).await {
+            Ok(ok) => return Ok(Ok(ok)),
+            Err(e) if i + 1 < attempts.len() && retry_next(*attempt, &e) => last = Some(e),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Err(last.expect("at least one attempt")))
 }
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The TLS connector for a mode: what is verified follows libpq's meaning of the mode.
-pub fn connector(mode: SslMode, ca_file: Option<&Path>) -> Result<MakeRustlsConnect> {
+/// The TLS connector of an attempt: what it checks of the server's certificate.
+fn connector(check: Check, roots: &Roots) -> Result<MakeRustlsConnect> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("setting up TLS (a bug)")?;
-    let config = match mode {
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
+    let config = match check {
+        Check::Nothing => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Unverified(provider())))
             .with_no_client_auth(),
-        SslMode::VerifyCa | SslMode::VerifyFull => {
-            let roots = Arc::new(roots(ca_file)?);
-            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
+        Check::Chain | Check::ChainAndName => {
+            let store = Arc::new(root_store(roots)?);
+            let webpki = WebPkiServerVerifier::builder_with_provider(store, provider())
                 .build()
                 .context("setting up certificate verification")?;
-            if mode == SslMode::VerifyFull {
+            if check == Check::ChainAndName {
                 builder.with_webpki_verifier(webpki).with_no_client_auth()
             } else {
                 builder
@@ -159,10 +337,11 @@ pub fn connector(mode: SslMode, ca_file: Option<&Path>) -> Result<MakeRustlsConn
     Ok(MakeRustlsConnect::new(config))
 }
 
-fn roots(ca_file: Option<&Path>) -> Result<RootCertStore> {
+fn root_store(roots: &Roots) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
+    match roots {
+        Roots::Absent => anyhow::bail!("no CA to check the certificate with (a bug)"),
+        Roots::File(path) => {
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .map_err(|e| {
                     user_error(format!("cannot read CA file {}: {e}", path.display()))
@@ -185,7 +364,7 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore> {
                 .into());
             }
         }
-        None => {
+        Roots::System => {
             let found = rustls_native_certs::load_native_certs();
             store.add_parsable_certificates(found.certs);
             if store.is_empty() {
@@ -302,7 +481,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(u.ssl_mode, SslMode::VerifyFull);
-        assert_eq!(u.ca_file.as_deref(), Some(Path::new("/tmp/ca.pem")));
+        assert_eq!(u.roots, Roots::File("/tmp/ca.pem".into()));
         assert_eq!(u.config.get_user(), Some("admin"));
         assert_eq!(u.config.get_password(), Some(&b"s3cret"[..]));
         assert_eq!(u.config.get_dbname(), Some("phonebill_auth"));
@@ -312,6 +491,19 @@ mod tests {
             Some(&std::time::Duration::from_secs(3))
         );
         assert!(!u.shown.contains("s3cret"), "{}", u.shown);
+    }
+
+    #[test]
+    fn a_password_in_the_query_is_used_and_never_shown() {
+        let text = "postgresql://admin@db/phonebill_auth?password=q%40uery&sslmode=require&application_name=x";
+        assert!(carries_password(text));
+        assert!(carries_password("postgresql://a:b@h/d"));
+        assert!(!carries_password("postgresql://a@h/d?sslmode=disable"));
+        let u = parse_url(text, Some("env".into()), None).unwrap();
+        assert_eq!(u.config.get_password(), Some(&b"q@uery"[..]));
+        assert!(!u.shown.contains("uery"), "{}", u.shown);
+        assert!(!u.shown.contains("password"), "{}", u.shown);
+        assert!(u.shown.contains("application_name=x"), "{}", u.shown);
     }
 
     #[test]
@@ -326,7 +518,74 @@ mod tests {
         )
         .unwrap();
         assert_eq!(u.config.get_password(), Some(&b"url"[..]));
-        assert_eq!(u.ca_file.as_deref(), Some(Path::new("ca")));
+        assert_eq!(
+            u.roots,
+            Roots::File("ca".into()),
+            "--ca-file wins over the URL"
+        );
+    }
+
+    #[test]
+    fn each_mode_tries_what_libpq_tries() {
+        use Attempt::*;
+        let file = Roots::File("ca.pem".into());
+        let none = Roots::Absent;
+        assert_eq!(attempts(SslMode::Disable, &file).unwrap(), [Plain]);
+        assert_eq!(
+            attempts(SslMode::Allow, &none).unwrap(),
+            [Plain, Tls(Check::Nothing)]
+        );
+        assert_eq!(
+            attempts(SslMode::Allow, &file).unwrap(),
+            [Plain, Tls(Check::Chain)]
+        );
+        assert_eq!(
+            attempts(SslMode::Prefer, &none).unwrap(),
+            [TlsIfOffered(Check::Nothing), Plain]
+        );
+        assert_eq!(
+            attempts(SslMode::Prefer, &file).unwrap(),
+            [TlsIfOffered(Check::Chain), Plain]
+        );
+        assert_eq!(
+            attempts(SslMode::Require, &none).unwrap(),
+            [Tls(Check::Nothing)]
+        );
+        assert_eq!(
+            attempts(SslMode::Require, &file).unwrap(),
+            [Tls(Check::Chain)],
+            "a CA file makes require check the chain"
+        );
+        assert_eq!(
+            attempts(SslMode::VerifyCa, &file).unwrap(),
+            [Tls(Check::Chain)]
+        );
+        assert_eq!(
+            attempts(SslMode::VerifyFull, &Roots::System).unwrap(),
+            [Tls(Check::ChainAndName)]
+        );
+        for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
+            let r = crate::error::report(&attempts(mode, &none).unwrap_err());
+            assert!(r.error.contains("needs a CA"), "{}", r.error);
+        }
+    }
+
+    #[test]
+    fn system_roots_need_verify_full() {
+        let u = parse_url(
+            "postgres://a@h/db?sslmode=verify-full&sslrootcert=system",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(u.roots, Roots::System);
+        let e = parse_url(
+            "postgres://a@h/db?sslmode=require&sslrootcert=system",
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("needs sslmode=verify-full"), "{e}");
     }
 
     #[test]

@@ -51,8 +51,8 @@ impl Tools {
                 if let Some(pw) = &db.admin.password {
                     env.push(("PGPASSWORD".into(), pw.clone()));
                 }
-                if let Some(ca) = &url.ca_file {
-                    env.push(("PGSSLROOTCERT".into(), ca.display().to_string()));
+                if let Some(ca) = url.roots.libpq() {
+                    env.push(("PGSSLROOTCERT".into(), ca));
                 }
                 Tools::Local {
                     bin_dir: bin_dir.map(Path::to_path_buf),

@@ -26,6 +26,7 @@ mod prod;
 mod real_cluster;
 mod render;
 mod schema;
+mod secrets;
 mod status;
 mod tls;
 mod uninstall;

@@ -205,6 +205,7 @@ fn the_app_secret_holds_the_in_cluster_url_and_passwords_are_used_verbatim() {
     let pw = Passwords {
         admin: "admin-pw".into(),
         app: "app pw/1".into(),
+        app_scram: "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5".into(),
     };
     let objects = render::render(&p, &pw).unwrap();
     let Object::Secret(app) = &objects[2] else {

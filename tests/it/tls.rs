@@ -163,3 +163,153 @@ async fn an_unusable_ca_file_is_one_line_and_changes_nothing() {
         );
     }
 }
+
+/// What a client made of one connection attempt: TLS, no TLS, or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Tls,
+    Plain,
+    Refused,
+}
+
+/// libpq itself (Debian's psql) with this sslmode and root certificate: the oracle.
+async fn libpq(
+    pg: &Pg,
+    host: &str,
+    db: &str,
+    mode: &str,
+    root: Option<&str>,
+    home: &std::path::Path,
+) -> Outcome {
+    let mut conninfo = format!(
+        "host={host} port={} user=postgres dbname={db} sslmode={mode} connect_timeout=5",
+        pg.port
+    );
+    if let Some(r) = root {
+        conninfo.push_str(&format!(" sslrootcert={r}"));
+    }
+    let out = tokio::process::Command::new(pg.bin.join("psql"))
+        .args(["-X", "-tA", &conninfo, "-c"])
+        .arg("SELECT CASE WHEN ssl THEN 'tls' ELSE 'plain' END FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .env_clear()
+        .env("HOME", home) // no ~/.postgresql/root.crt
+        .env("PGPASSWORD", &pg.password)
+        .output()
+        .await
+        .expect("run psql");
+    match String::from_utf8_lossy(&out.stdout).trim() {
+        "tls" => Outcome::Tls,
+        "plain" => Outcome::Plain,
+        _ => Outcome::Refused,
+    }
+}
+
+/// The tool with the same settings: verify's "admin connects" says how it got in.
+async fn tool(pg: &Pg, host: &str, db: &str, mode: &str, root: Option<&str>) -> (Outcome, String) {
+    let mut url = format!(
+        "postgresql://postgres@{host}:{}/{db}?sslmode={mode}",
+        pg.port
+    );
+    if let Some(r) = root {
+        url.push_str(&format!("&sslrootcert={r}"));
+    }
+    let run = run_url(
+        &["verify", "-o", "json", "--database-url", &url],
+        &[("PGPASSWORD", pg.password.as_str())],
+    )
+    .await;
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+    let admin = report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "admin connects"))
+        .cloned()
+        .unwrap_or_default();
+    let detail = admin["detail"].as_str().unwrap_or_default().to_string();
+    let outcome = if admin["status"] != "pass" {
+        Outcome::Refused
+    } else if detail.contains("over TLS") {
+        Outcome::Tls
+    } else if detail.contains("without TLS") {
+        Outcome::Plain
+    } else {
+        panic!("{url}: {detail}\n{}", run.stderr)
+    };
+    (outcome, format!("{detail} {}", run.stderr))
+}
+
+/// Every sslmode × CA file (none, the server's CA, an unrelated CA) × host name (the one the
+/// certificate names, an IP it does not) × server (TLS offered; TLS required), against libpq.
+#[tokio::test]
+async fn every_sslmode_and_ca_file_behaves_as_libpq() {
+    let pg = Pg::get();
+    let home = tempfile::tempdir().unwrap();
+    let ca = pg.ca.display().to_string();
+    let other = pg.other_ca.display().to_string();
+    let mut rows = Vec::new();
+    for db in ["postgres", "tls_only"] {
+        for mode in [
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full",
+        ] {
+            for root in [None, Some(ca.as_str()), Some(other.as_str())] {
+                for host in ["localhost", "127.0.0.1"] {
+                    let want = libpq(&pg, host, db, mode, root, home.path()).await;
+                    let (got, detail) = tool(&pg, host, db, mode, root).await;
+                    let root_name = match root {
+                        None => "none",
+                        Some(r) if r == ca => "server's CA",
+                        Some(_) => "other CA",
+                    };
+                    assert_eq!(
+                        got, want,
+                        "db {db}, sslmode={mode}, CA {root_name}, host {host}: libpq {want:?}, the tool {got:?} ({detail})"
+                    );
+                    rows.push((db, mode, root_name, host, want));
+                }
+            }
+        }
+    }
+    assert_eq!(rows.len(), 72);
+    // The rows that make the difference, as libpq's documentation states them.
+    let row = |db: &str, mode: &str, root: &str, host: &str| {
+        rows.iter()
+            .find(|r| r.0 == db && r.1 == mode && r.2 == root && r.3 == host)
+            .unwrap()
+            .4
+    };
+    assert_eq!(
+        row("postgres", "require", "other CA", "localhost"),
+        Outcome::Refused,
+        "a CA file makes require check the chain"
+    );
+    assert_eq!(
+        row("postgres", "require", "none", "localhost"),
+        Outcome::Tls
+    );
+    assert_eq!(
+        row("postgres", "prefer", "other CA", "localhost"),
+        Outcome::Plain,
+        "prefer falls back"
+    );
+    assert_eq!(
+        row("postgres", "allow", "none", "localhost"),
+        Outcome::Plain
+    );
+    assert_eq!(row("tls_only", "allow", "none", "localhost"), Outcome::Tls);
+    assert_eq!(
+        row("postgres", "verify-full", "server's CA", "127.0.0.1"),
+        Outcome::Refused
+    );
+    assert_eq!(
+        row("postgres", "verify-ca", "server's CA", "127.0.0.1"),
+        Outcome::Tls
+    );
+    assert_eq!(
+        row("postgres", "verify-ca", "none", "localhost"),
+        Outcome::Refused
+    );
+}
