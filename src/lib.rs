@@ -2,6 +2,7 @@
 //!
 //! The binary (`main.rs`) is a thin shell over [`run`]; tests reach everything here.
 
+pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod commands;

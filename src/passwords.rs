@@ -1,5 +1,7 @@
 //! The release's passwords: generated from the OS random source on first install, read back from the
-//! release's Secret on every later one, so a surviving data volume always matches its Secret.
+//! release's Secret on every later one, so a surviving data volume always matches its Secret. The
+//! same for its TLS: the CA and server certificate install made are read back and kept while they
+//! do (`certs::resolve` decides).
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
@@ -92,6 +94,27 @@ pub async fn resolve(kube: &Kube, names: &Names) -> Result<(Passwords, Origin)> 
         Passwords::with_new_verifier(generate()?, generate()?),
         Origin::Generated,
     ))
+}
+
+/// The TLS material to install with: what the release's Secrets hold, kept or renewed (see
+/// [`crate::certs::resolve`]), or new.
+pub async fn tls(
+    kube: &Kube,
+    profile: &crate::profile::Profile,
+) -> Result<(crate::certs::Tls, crate::certs::Origin)> {
+    let names = profile.names();
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let read = async |name: &str, cert: &str, private: &str| -> Result<Option<(String, String)>> {
+        let doing = format!("reading Secret {name} in namespace {}", kube.namespace);
+        let secret = secrets
+            .get_opt(name)
+            .await
+            .map_err(|e| api_error(e, &doing, &kube.server))?;
+        Ok(secret.and_then(|s| Some((key(&s, cert).ok()?, key(&s, private).ok()?))))
+    };
+    let ca = read(&names.ca_secret, "ca.crt", "ca.key").await?;
+    let server = read(&names.tls_secret, "tls.crt", "tls.key").await?;
+    crate::certs::resolve(ca, server, profile, std::time::SystemTime::now())
 }
 
 fn key(secret: &Secret, key: &str) -> Result<String> {

@@ -175,6 +175,10 @@ pub struct Names {
     pub config_map: String,
     pub admin_secret: String,
     pub app_secret: String,
+    /// The CA that signs the server's certificate (ca.crt, ca.key); never mounted.
+    pub ca_secret: String,
+    /// The server's certificate and key (kubernetes.io/tls, plus ca.crt), mounted in the pod.
+    pub tls_secret: String,
     pub service_account: String,
     pub network_policy: String,
     /// The PostgreSQL container of the pod (exec runs pg_dump/pg_restore in it).
@@ -301,6 +305,8 @@ impl Profile {
             config_map: format!("{base}-configuration"),
             admin_secret: base.clone(),
             app_secret: APP_SECRET.to_string(),
+            ca_secret: format!("{base}-ca"),
+            tls_secret: format!("{base}-tls"),
             service_account: base.clone(),
             network_policy: base.clone(),
             container: "postgresql".to_string(),
@@ -499,7 +505,7 @@ mod tests {
         assert_eq!(c.resources.limits.memory, "2Gi");
         assert_eq!(c.postgresql.max_connections, 100);
         assert!(c.metrics.enabled);
-        assert!(!c.network_policy.enabled);
+        assert!(c.network_policy.enabled);
         let n = p.names();
         assert_eq!(n.stateful_set, "auth-postgres-dev-postgresql");
         assert_eq!(n.headless_service, "auth-postgres-dev-postgresql-hl");

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::certs::Tls;
 use crate::profile::Profile;
 
 /// The manifest templates, in apply order (dependencies first), embedded at compile time.
@@ -28,6 +29,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "21-secret-app.yaml",
         include_str!("../templates/manifests/21-secret-app.yaml"),
+    ),
+    (
+        "22-secret-ca.yaml",
+        include_str!("../templates/manifests/22-secret-ca.yaml"),
+    ),
+    (
+        "23-secret-tls.yaml",
+        include_str!("../templates/manifests/23-secret-tls.yaml"),
     ),
     (
         "30-configmap.yaml",
@@ -194,14 +203,18 @@ impl Object {
 
 /// Render every manifest of the profile with the given passwords: an in-cluster release, or the
 /// Secrets of a managed server's.
-pub fn render(profile: &Profile, passwords: &Passwords) -> Result<Vec<Object>> {
+pub fn render(profile: &Profile, passwords: &Passwords, tls: &Tls) -> Result<Vec<Object>> {
     let env = environment();
-    let mut ctx = context(profile, passwords);
+    let mut ctx = context(profile, passwords, tls);
     let templates = if profile.managed.is_some() {
         MANAGED_TEMPLATES
     } else {
         // The ConfigMap's checksum goes into the pod template, so a changed configuration rolls the pod.
-        let config = render_one(&env, "30-configmap.yaml", TEMPLATES[3].1, &ctx)?;
+        let (name, source) = TEMPLATES
+            .iter()
+            .find(|(n, _)| *n == "30-configmap.yaml")
+            .expect("the ConfigMap template is listed");
+        let config = render_one(&env, name, source, &ctx)?;
         ctx["configChecksum"] = json!(hex::encode(Sha256::digest(config.as_bytes())));
         TEMPLATES
     };
@@ -297,15 +310,19 @@ fn environment() -> Environment<'static> {
     env
 }
 
-fn context(profile: &Profile, passwords: &Passwords) -> serde_json::Value {
+fn context(profile: &Profile, passwords: &Passwords, tls: &Tls) -> serde_json::Value {
     let names = profile.names();
     // Where the app's URL points: the in-cluster service, or the managed server with its TLS mode.
     let server = match (&profile.managed, &profile.cluster) {
         (Some(m), _) => {
-            json!({ "host": m.host, "port": m.port, "query": format!("?sslmode={}", m.ssl_mode) })
+            json!({ "host": m.host, "port": m.port, "query": format!("?sslmode={}", m.ssl_mode), "ca": null })
         }
-        (None, Some(c)) => json!({ "host": names.service, "port": c.service.port, "query": "" }),
-        (None, None) => json!(null),
+        // The app checks the server's certificate and its name, the Service's (the CA is in the
+        // Secret as ca.crt).
+        (None, Some(c)) => {
+            json!({ "host": names.service, "port": c.service.port, "query": "?sslmode=verify-full", "ca": tls.ca_crt })
+        }
+        (None, None) => json!({ "ca": null }),
     };
     json!({
         "server": server,
@@ -323,6 +340,14 @@ fn context(profile: &Profile, passwords: &Passwords) -> serde_json::Value {
             "app": passwords.app,
             "appUrlEncoded": url_encode(&passwords.app),
             "appScram": passwords.app_scram,
+        },
+        "tls": {
+            "caCrt": tls.ca_crt,
+            "caKey": tls.ca_key,
+            "crt": tls.crt,
+            "key": tls.key,
+            // The server certificate in the pod template: a renewed one rolls the pod.
+            "checksum": hex::encode(Sha256::digest(tls.crt.as_bytes())),
         },
         "configChecksum": "",
     })

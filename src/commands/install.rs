@@ -64,6 +64,9 @@ pub struct InstallReport {
     pub storage_class: String,
     pub storage_class_created: bool,
     pub passwords: Origin,
+    /// The server certificate: kept, new, or renewed (and why), and when it expires.
+    pub tls: crate::certs::Origin,
+    pub server_certificate_expires: String,
     pub objects: Vec<Applied>,
     pub ready: bool,
     pub waited_seconds: f64,
@@ -131,7 +134,12 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
 
     let (passwords, origin) = passwords::resolve(&kube, &names).await?;
     ui.detail(format!("passwords: {origin:?} (never printed)"));
-    let objects = render::render(&profile, &passwords)?;
+    let (tls, tls_origin) = passwords::tls(&kube, &profile).await?;
+    ui.detail(format!("TLS: {tls_origin:?}"));
+    let server_certificate = crate::certs::inspect(&tls.crt)
+        .map(|i| i.expires())
+        .unwrap_or_default();
+    let objects = render::render(&profile, &passwords, &tls)?;
     // What an earlier install made that this profile no longer renders (e.g. metrics switched off).
     let rendered: Vec<String> = objects
         .iter()
@@ -204,6 +212,8 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         storage_class: class.clone(),
         storage_class_created: create_class,
         passwords: origin,
+        tls: tls_origin,
+        server_certificate_expires: server_certificate,
         objects: applied,
         ready: false,
         waited_seconds: 0.0,
@@ -432,10 +442,17 @@ fn text(r: &InstallReport) -> String {
     if count(Change::Pruned) > 0 {
         summary.push_str(&format!(", {} pruned", count(Change::Pruned)));
     }
-    let passwords = match r.passwords {
+    let mut passwords = match r.passwords {
         Origin::Generated => "generated new passwords (stored only in Secrets)",
         Origin::Existing => "kept the existing passwords",
-    };
+    }
+    .to_string();
+    if let crate::certs::Origin::Renewed(why) = &r.tls {
+        passwords.push_str(&format!(
+            "; issued a new server certificate ({why}), valid until {}",
+            r.server_certificate_expires
+        ));
+    }
     if r.dry_run {
         out.push_str(&format!("dry run: {summary}; nothing was changed\n"));
     } else if r.ready {

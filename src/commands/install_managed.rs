@@ -170,7 +170,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     let objects = apply_all(
         &kube,
         ui,
-        render::render(&profile, &passwords)?,
+        render::render(&profile, &passwords, &crate::certs::Tls::placeholders())?,
         opts,
         namespace_exists,
     )

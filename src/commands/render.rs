@@ -11,7 +11,11 @@ use crate::ui::Outcome;
 pub struct RenderArgs {}
 
 pub fn run(ctx: &Ctx, _args: &RenderArgs) -> Result<Outcome> {
-    let objects = render::render(&ctx.profile, &Passwords::placeholders_for(&ctx.profile))?;
+    let objects = render::render(
+        &ctx.profile,
+        &Passwords::placeholders_for(&ctx.profile),
+        &crate::certs::Tls::placeholders(),
+    )?;
     if ctx.ui.machine() {
         let list = serde_json::json!({
             "apiVersion": "v1",

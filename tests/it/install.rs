@@ -27,7 +27,7 @@ async fn install_creates_exactly_the_release_and_waits_for_readiness() {
         .iter()
         .map(|o| o["change"].as_str().unwrap())
         .collect();
-    assert_eq!(changes, vec!["created"; 8]);
+    assert_eq!(changes, vec!["created"; 11]);
     assert_eq!(c.fake.inventory(NS), expected_inventory());
     let sts = c.fake.get("StatefulSet", NS, STS).unwrap();
     assert_eq!(sts["status"]["readyReplicas"], 1);
@@ -61,10 +61,28 @@ async fn install_creates_exactly_the_release_and_waits_for_readiness() {
     assert_eq!(
         url,
         format!(
-            "postgresql://auth_user:{}@auth-postgres-dev-postgresql:5432/phonebill_auth",
+            "postgresql://auth_user:{}@auth-postgres-dev-postgresql:5432/phonebill_auth?sslmode=verify-full",
             pw("password")
         )
     );
+    // TLS: the CA in the app's Secret signed the server's certificate, made for the Service names.
+    let tls = c.secret_data("auth-postgres-dev-postgresql-tls");
+    let text =
+        |v: &serde_json::Value| String::from_utf8(base64_decode(v.as_str().unwrap())).unwrap();
+    let app_ca = text(&c.secret_data(APP_SECRET)["ca.crt"]);
+    assert!(phonebill_db::certs::signed_by(
+        &text(&tls["tls.crt"]),
+        &app_ca
+    ));
+    let info = phonebill_db::certs::inspect(&text(&tls["tls.crt"])).unwrap();
+    assert!(
+        info.names
+            .contains(&"auth-postgres-dev-postgresql".to_string())
+    );
+    assert!(info.days_left(std::time::SystemTime::now()) >= 364);
+    assert_eq!(report["tls"]["action"], "generated");
+    // The app password's verifier for the pod's first start: a SCRAM verifier, not the password.
+    assert!(pw("app-password-scram").starts_with("SCRAM-SHA-256$4096:"));
     assert!(
         c.fake
             .get("Secret", NS, ADMIN_SECRET)
@@ -83,7 +101,7 @@ async fn a_second_install_changes_nothing_and_keeps_the_passwords() {
     let run = c.run(&["install", "--timeout", "30s"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("0 created, 0 configured, 8 unchanged"),
+        run.stdout.contains("0 created, 0 configured, 11 unchanged"),
         "{}",
         run.stdout
     );
@@ -206,7 +224,7 @@ async fn dry_run_changes_nothing() {
     let c = Cluster::with_plan_class().await;
     let run = c.run(&["install", "--dry-run"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("dry run: 8 created"), "{}", run.stdout);
+    assert!(run.stdout.contains("dry run: 11 created"), "{}", run.stdout);
     assert!(c.fake.get("Namespace", "", NS).is_none());
 
     c.install_ok(&[]).await;
@@ -518,9 +536,7 @@ async fn every_verb_install_uses_is_checked_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_network_policy_switch_applies_and_prunes_the_policy() {
     let c = Cluster::with_plan_class().await;
-    let values = c.dir.path().join("values.yaml");
-    std::fs::write(&values, "networkPolicy:\n  enabled: true\n").unwrap();
-    c.install_ok(&["--values", values.to_str().unwrap()]).await;
+    c.install_ok(&[]).await;
     let np = c
         .fake
         .get("NetworkPolicy", NS, STS)
@@ -533,8 +549,10 @@ async fn the_network_policy_switch_applies_and_prunes_the_policy() {
         np["spec"]["ingress"][1]["ports"][0]["port"], 9187,
         "the scraper"
     );
-    // Off again: install prunes it.
-    let report = c.install_ok(&[]).await;
+    // Off: install prunes it.
+    let values = c.dir.path().join("values.yaml");
+    std::fs::write(&values, "networkPolicy:\n  enabled: false\n").unwrap();
+    let report = c.install_ok(&["--values", values.to_str().unwrap()]).await;
     assert!(
         report["objects"]
             .as_array()

@@ -213,7 +213,10 @@ impl Release {
     /// the init scripts of our ConfigMap (`*.sql` with psql, `*.sh` with bash), as the image runs them.
     pub fn entrypoint(&self) {
         let admin_pw = self.secret(ADMIN_SECRET, "postgres-password");
-        let app_pw = self.secret(ADMIN_SECRET, "password");
+        // The image reads the app password's verifier from the mounted Secret file.
+        let verifier = self.cluster.dir.path().join("app-password-scram");
+        std::fs::write(&verifier, self.secret(ADMIN_SECRET, "app-password-scram"))
+            .expect("write the verifier file");
         self.pg.psql(
             "postgres",
             &format!(
@@ -281,7 +284,7 @@ impl Release {
                 .env("POSTGRES_USER", &self.admin)
                 .env("POSTGRES_DB", &self.database)
                 .env("APP_USER", &self.app)
-                .env("APP_PASSWORD", &app_pw)
+                .env("APP_PASSWORD_SCRAM_FILE", &verifier)
                 .output()
                 .expect("run init script");
             assert!(

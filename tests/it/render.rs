@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use phonebill_db::certs::Tls;
 use phonebill_db::profile::Profile;
 use phonebill_db::render::{self, Object, Passwords};
 
@@ -9,7 +10,7 @@ use crate::support::run_bin;
 
 fn dev() -> (Profile, Vec<Object>) {
     let p = Profile::load("dev", None).unwrap();
-    let objects = render::render(&p, &Passwords::placeholders()).unwrap();
+    let objects = render::render(&p, &Passwords::placeholders(), &Tls::placeholders()).unwrap();
     (p, objects)
 }
 
@@ -22,8 +23,8 @@ async fn render_prints_the_same_bytes_every_time_without_a_cluster() {
     assert_eq!(a.stdout, b.stdout);
     assert_eq!(
         a.stdout.matches("\n---\n").count() + 1,
-        8,
-        "eight documents:\n{}",
+        11,
+        "eleven documents:\n{}",
         a.stdout
     );
     assert!(a.stdout.contains(render::PASSWORD_PLACEHOLDER));
@@ -48,11 +49,14 @@ fn names_labels_and_selectors_follow_the_runbook() {
             "ServiceAccount/auth-postgres-dev-postgresql",
             "Secret/auth-postgres-dev-postgresql",
             "Secret/auth-db-secret",
+            "Secret/auth-postgres-dev-postgresql-ca",
+            "Secret/auth-postgres-dev-postgresql-tls",
             "ConfigMap/auth-postgres-dev-postgresql-configuration",
             "Service/auth-postgres-dev-postgresql-hl",
             "Service/auth-postgres-dev-postgresql",
             "Service/auth-postgres-dev-postgresql-metrics",
             "StatefulSet/auth-postgres-dev-postgresql",
+            "NetworkPolicy/auth-postgres-dev-postgresql",
         ]
     );
     for o in &objects {
@@ -63,8 +67,8 @@ fn names_labels_and_selectors_follow_the_runbook() {
         assert_eq!(labels["app.kubernetes.io/instance"], "auth-postgres-dev");
         assert_eq!(labels["app.kubernetes.io/managed-by"], "phonebill-db");
     }
-    let Object::StatefulSet(sts) = &objects[7] else {
-        panic!("the StatefulSet is last")
+    let Some(Object::StatefulSet(sts)) = objects.iter().find(|o| o.kind() == "StatefulSet") else {
+        panic!("a StatefulSet is rendered")
     };
     let spec = sts.spec.as_ref().unwrap();
     let selector = spec.selector.match_labels.as_ref().unwrap();
@@ -106,8 +110,8 @@ fn names_labels_and_selectors_follow_the_runbook() {
 fn the_statefulset_carries_the_profile_resources_storage_and_hardening() {
     let (profile, objects) = dev();
     let p = profile.cluster.as_ref().unwrap();
-    let Object::StatefulSet(sts) = &objects[7] else {
-        panic!("the StatefulSet is last")
+    let Some(Object::StatefulSet(sts)) = objects.iter().find(|o| o.kind() == "StatefulSet") else {
+        panic!("a StatefulSet is rendered")
     };
     let spec = sts.spec.as_ref().unwrap();
     let pod = spec.template.spec.as_ref().unwrap();
@@ -164,14 +168,68 @@ fn the_statefulset_carries_the_profile_resources_storage_and_hardening() {
     assert!(startup.period_seconds.unwrap() * startup.failure_threshold.unwrap() >= 300);
     assert!(pg.readiness_probe.is_some() && pg.liveness_probe.is_some());
     assert_eq!(pod.containers[1].name, "metrics");
+    // No password as an environment variable: the image and the exporter read files.
+    for c in &pod.containers {
+        for e in c.env.as_deref().unwrap_or_default() {
+            assert!(
+                e.value_from.is_none(),
+                "{}: {} comes from a Secret as a variable",
+                c.name,
+                e.name
+            );
+        }
+    }
+    let env = |c: &k8s_openapi::api::core::v1::Container, name: &str| {
+        c.env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(
+        env(pg, "POSTGRES_PASSWORD_FILE").as_deref(),
+        Some("/etc/postgresql/credentials/postgres-password")
+    );
+    assert_eq!(
+        env(&pod.containers[1], "DATA_SOURCE_PASS_FILE").as_deref(),
+        Some("/etc/postgres-exporter/credentials/postgres-password")
+    );
+    // The server's key: 0640, which PostgreSQL accepts from a root-owned file (the kubelet makes
+    // secret files root's, group fsGroup).
+    let volumes = pod.volumes.as_ref().unwrap();
+    let tls = volumes
+        .iter()
+        .find(|v| v.name == "tls")
+        .unwrap()
+        .secret
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        tls.secret_name.as_deref(),
+        Some("auth-postgres-dev-postgresql-tls")
+    );
+    assert_eq!(tls.default_mode, Some(0o640));
+    let keys: Vec<&str> = tls
+        .items
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|i| i.key.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        ["tls.crt", "tls.key"],
+        "the CA's key is mounted nowhere"
+    );
 }
 
 #[test]
 fn postgres_settings_and_init_scripts_come_from_the_profile() {
     let (profile, objects) = dev();
     let p = profile.cluster.as_ref().unwrap();
-    let Object::ConfigMap(cm) = &objects[3] else {
-        panic!("the ConfigMap is fourth")
+    let Some(Object::ConfigMap(cm)) = objects.iter().find(|o| o.kind() == "ConfigMap") else {
+        panic!("a ConfigMap is rendered")
     };
     let data = cm.data.as_ref().unwrap();
     let conf = &data["postgresql.conf"];
@@ -197,6 +255,41 @@ fn postgres_settings_and_init_scripts_come_from_the_profile() {
     assert!(data["00-extensions.sql"].contains("CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\";"));
     assert!(data["00-extensions.sql"].contains("CREATE EXTENSION IF NOT EXISTS \"pgcrypto\";"));
     assert!(data["01-app-role.sh"].contains("NOSUPERUSER"));
+    assert!(
+        !data["01-app-role.sh"].contains("APP_PASSWORD\""),
+        "no clear-text password"
+    );
+    // No trust anywhere; TLS for everything but the pod's own loopback.
+    let hba = &data["pg_hba.conf"];
+    let rules: Vec<Vec<&str>> = hba
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(rules.iter().all(|r| !r.contains(&"trust")), "{hba}");
+    assert_eq!(rules[0], ["local", "all", "all", "peer", "map=server"]);
+    for r in &rules[1..] {
+        match r[0] {
+            "host" => assert!(["127.0.0.1/32", "::1/128"].contains(&r[3]), "{r:?}"),
+            "hostssl" => assert_eq!(r[4], "scram-sha-256"),
+            "hostnossl" => assert_eq!(r[4], "reject"),
+            other => panic!("unexpected rule type {other}"),
+        }
+    }
+    assert!(data["pg_ident.conf"].contains(&format!(
+        "server     postgres         \"{}\"",
+        profile.admin_user
+    )));
+    for line in [
+        "hba_file = '/etc/postgresql/conf/pg_hba.conf'",
+        "ssl = on",
+        "ssl_key_file = '/etc/postgresql/tls/tls.key'",
+    ] {
+        assert!(
+            conf.lines().any(|l| l == line),
+            "missing `{line}` in:\n{conf}"
+        );
+    }
 }
 
 #[test]
@@ -207,14 +300,19 @@ fn the_app_secret_holds_the_in_cluster_url_and_passwords_are_used_verbatim() {
         app: "app pw/1".into(),
         app_scram: "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5".into(),
     };
-    let objects = render::render(&p, &pw).unwrap();
+    let objects = render::render(&p, &pw, &Tls::placeholders()).unwrap();
     let Object::Secret(app) = &objects[2] else {
         panic!("the app Secret is third")
     };
     let s = app.string_data.as_ref().unwrap();
     assert_eq!(
         s["database-url"],
-        "postgresql://auth_user:app%20pw%2F1@auth-postgres-dev-postgresql:5432/phonebill_auth"
+        "postgresql://auth_user:app%20pw%2F1@auth-postgres-dev-postgresql:5432/phonebill_auth?sslmode=verify-full"
+    );
+    assert_eq!(
+        s["ca.crt"],
+        Tls::placeholders().ca_crt,
+        "the CA the URL verifies against"
     );
     let Object::Secret(admin) = &objects[1] else {
         panic!("the admin Secret is second")
@@ -223,10 +321,16 @@ fn the_app_secret_holds_the_in_cluster_url_and_passwords_are_used_verbatim() {
         admin.string_data.as_ref().unwrap()["postgres-password"],
         "admin-pw"
     );
+    assert_eq!(
+        admin.string_data.as_ref().unwrap()["app-password-scram"],
+        pw.app_scram
+    );
     assert!(
-        !render::to_yaml(&render::render(&p, &Passwords::placeholders()).unwrap())
-            .unwrap()
-            .contains("admin-pw")
+        !render::to_yaml(
+            &render::render(&p, &Passwords::placeholders(), &Tls::placeholders()).unwrap()
+        )
+        .unwrap()
+        .contains("admin-pw")
     );
 }
 
@@ -240,7 +344,7 @@ fn the_network_policy_is_a_profile_switch() {
     )
     .unwrap();
     let p = Profile::load("dev", Some(&values)).unwrap();
-    let objects = render::render(&p, &Passwords::placeholders()).unwrap();
+    let objects = render::render(&p, &Passwords::placeholders(), &Tls::placeholders()).unwrap();
     let kinds: Vec<&str> = objects.iter().map(|o| o.kind()).collect();
     assert!(kinds.contains(&"NetworkPolicy"));
     assert!(
@@ -305,7 +409,8 @@ fn validate_against_schemas(yaml: &str) {
 #[test]
 fn prod_renders_only_the_secrets_that_reach_the_managed_server() {
     let p = Profile::load("prod", None).unwrap();
-    let objects = render::render(&p, &Passwords::placeholders_for(&p)).unwrap();
+    let objects =
+        render::render(&p, &Passwords::placeholders_for(&p), &Tls::placeholders()).unwrap();
     let ids: Vec<String> = objects
         .iter()
         .map(|o| format!("{}/{}", o.kind(), o.name()))

@@ -190,10 +190,13 @@ impl Cluster {
 pub fn expected_inventory() -> Vec<String> {
     let mut v: Vec<String> = [
         "ConfigMap/auth-postgres-dev-postgresql-configuration",
+        "NetworkPolicy/auth-postgres-dev-postgresql",
         "PersistentVolumeClaim/data-auth-postgres-dev-postgresql-0",
         "Pod/auth-postgres-dev-postgresql-0",
         "Secret/auth-db-secret",
         "Secret/auth-postgres-dev-postgresql",
+        "Secret/auth-postgres-dev-postgresql-ca",
+        "Secret/auth-postgres-dev-postgresql-tls",
         "Service/auth-postgres-dev-postgresql",
         "Service/auth-postgres-dev-postgresql-hl",
         "Service/auth-postgres-dev-postgresql-metrics",

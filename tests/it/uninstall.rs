@@ -2,21 +2,27 @@
 
 use crate::support::{ADMIN_SECRET, APP_SECRET, Cluster, NS, PVC};
 
+const TLS_SECRET: &str = "auth-postgres-dev-postgresql-tls";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uninstall_keeps_the_volume_and_secrets_and_reinstall_keeps_the_passwords() {
     let c = Cluster::with_plan_class().await;
     c.install_ok(&[]).await;
     let secrets = (c.secret_data(ADMIN_SECRET), c.secret_data(APP_SECRET));
+    let tls = c.secret_data(TLS_SECRET);
     let run = c.run(&["uninstall", "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let j = run.json();
-    assert_eq!(j["deleted"].as_array().unwrap().len(), 6, "{j}");
+    assert_eq!(j["deleted"].as_array().unwrap().len(), 7, "{j}");
+    // The data and what opens it stay: the volume, the passwords, the CA and certificate.
     assert_eq!(
         c.fake.inventory(NS),
         vec![
             format!("PersistentVolumeClaim/{PVC}"),
             format!("Secret/{APP_SECRET}"),
-            format!("Secret/{ADMIN_SECRET}")
+            format!("Secret/{ADMIN_SECRET}"),
+            format!("Secret/{ADMIN_SECRET}-ca"),
+            format!("Secret/{TLS_SECRET}"),
         ]
     );
     // It waited for the pod's graceful termination too.
@@ -27,6 +33,12 @@ async fn uninstall_keeps_the_volume_and_secrets_and_reinstall_keeps_the_password
     assert_eq!(
         (c.secret_data(ADMIN_SECRET), c.secret_data(APP_SECRET)),
         secrets
+    );
+    assert_eq!(report["tls"]["action"], "existing");
+    assert_eq!(
+        c.secret_data(TLS_SECRET),
+        tls,
+        "the certificate is kept like the passwords"
     );
     assert_eq!(c.fake.inventory(NS), crate::support::expected_inventory());
 }
@@ -104,5 +116,5 @@ async fn a_plain_uninstall_needs_no_right_to_delete_data() {
     let run = c.run(&["uninstall", "--delete-data", "--yes"]).await;
     assert_eq!(run.code, 1);
     assert!(run.error_line().contains("delete persistentvolumeclaims in namespace phonebill-dev; delete secrets in namespace phonebill-dev"), "{}", run.stderr);
-    assert_eq!(c.fake.inventory(NS).len(), 3, "claim and Secrets untouched");
+    assert_eq!(c.fake.inventory(NS).len(), 5, "claim and Secrets untouched");
 }
