@@ -8,6 +8,10 @@
 #   $PHONEBILL_TEST_PG_CA is that CA, $PHONEBILL_TEST_PG_OTHER_CA an unrelated one (wrong-CA tests);
 # - superuser `postgres` with password $PHONEBILL_TEST_PG_PASSWORD (scram-sha-256 over TCP);
 # - a database `tls_only` that refuses connections without TLS (pg_hba `hostnossl ... reject`);
+# - this machine's own network address ($PHONEBILL_TEST_POD_IP, not loopback), where every
+#   connection without TLS is refused: the fake's pods have it as their podIP, so what runs "in the
+#   pod" reaches the server off its loopback (a connection to a local address comes from that
+#   address), as the release's own pg_hba.conf treats it (TLS required);
 # - a second server on $PHONEBILL_TEST_PLAIN_PG_PORT with initdb's defaults (no TLS, no profile
 #   settings), the same superuser password: what a CI job's plain `postgres` container looks like.
 # $PHONEBILL_TEST_PG_BIN is the server's bin directory (psql, pg_dump, ...). An EXIT trap stops the
@@ -26,6 +30,13 @@ PHONEBILL_TEST_PG_BIN="$(pg_bin)"
 
 # initdb and postgres refuse to run as root: as root, run them as the `postgres` user.
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# This machine's first IPv4 address that is not loopback: what tests use as the pod's address.
+PHONEBILL_TEST_POD_IP="$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+(\.[0-9]+){3}$' | grep -v '^127\.' | head -1)"
+if [ -z "$PHONEBILL_TEST_POD_IP" ]; then
+  echo "this machine has no IPv4 address besides loopback; the tests need one as the pod's address" >&2
+  exit 1
+fi
 
 pg_dir="$(mktemp -d /tmp/phonebill-pg.XXXXXX)"
 chmod 755 "$pg_dir"
@@ -51,7 +62,7 @@ if [ "$(id -u)" = 0 ]; then chown -R postgres: "$pg_dir"; fi
 as_pg "$PHONEBILL_TEST_PG_BIN/initdb" -D "$pg_dir/data" -U postgres --pwfile="$pg_dir/pwfile" \
   --auth-host=scram-sha-256 --auth-local=peer -E UTF8 --locale=C.UTF-8 >/dev/null
 cat >> "$pg_dir/data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
+listen_addresses = '127.0.0.1,$PHONEBILL_TEST_POD_IP'
 port = $PHONEBILL_TEST_PG_PORT
 unix_socket_directories = '$pg_dir'
 fsync = off
@@ -75,6 +86,8 @@ local all all peer
 hostnossl tls_only all 127.0.0.1/32 reject
 hostnossl all +tls_required 127.0.0.1/32 reject
 host all all 127.0.0.1/32 scram-sha-256
+hostnossl all all $PHONEBILL_TEST_POD_IP/32 reject
+hostssl all all $PHONEBILL_TEST_POD_IP/32 scram-sha-256
 HBA
 as_pg "$PHONEBILL_TEST_PG_BIN/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w start >/dev/null
 # Stops both servers (the second one is started below) and removes their directory.
@@ -100,4 +113,4 @@ echo "throwaway PostgreSQL with default settings on 127.0.0.1:$PHONEBILL_TEST_PL
 
 PHONEBILL_TEST_PG_CA="$pg_dir/ca.crt"
 PHONEBILL_TEST_PG_OTHER_CA="$pg_dir/other-ca.crt"
-export PHONEBILL_TEST_PG_BIN PHONEBILL_TEST_PG_PORT PHONEBILL_TEST_PLAIN_PG_PORT PHONEBILL_TEST_PG_PASSWORD PHONEBILL_TEST_PG_CA PHONEBILL_TEST_PG_OTHER_CA
+export PHONEBILL_TEST_POD_IP PHONEBILL_TEST_PG_BIN PHONEBILL_TEST_PG_PORT PHONEBILL_TEST_PLAIN_PG_PORT PHONEBILL_TEST_PG_PASSWORD PHONEBILL_TEST_PG_CA PHONEBILL_TEST_PG_OTHER_CA

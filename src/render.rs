@@ -76,6 +76,7 @@ const MANAGED_TEMPLATES: &[(&str, &str)] = &[
 ];
 const STORAGE_CLASS: &str = include_str!("../templates/storageclass.yaml");
 const EXTERNAL_SERVICE: &str = include_str!("../templates/external-service.yaml");
+const EXTERNAL_POLICY: &str = include_str!("../templates/external-networkpolicy.yaml");
 const SNAPSHOT_CLASS: &str = include_str!("../templates/volumesnapshotclass.yaml");
 
 /// What `render` shows instead of a password: nothing secret leaves the tool without a cluster.
@@ -244,15 +245,7 @@ pub fn storage_class(name: &str) -> Result<StorageClass> {
 /// The developers' LoadBalancer service of `expose` (runbook 4.3): `ranges` as
 /// loadBalancerSourceRanges (none: open to all), `internal` for an Azure internal load balancer.
 pub fn external_service(profile: &Profile, ranges: &[String], internal: bool) -> Result<Service> {
-    let ctx = json!({
-        "profile": profile,
-        "names": profile.names(),
-        "namespace": profile.namespace,
-        "labels": with(profile.common_labels(), "purpose", "external-access"),
-        "selector": with(profile.selector_labels(), "app.kubernetes.io/component", "primary"),
-        "ranges": ranges,
-        "internal": internal,
-    });
+    let ctx = external_context(profile, ranges, internal);
     let text = render_one(
         &environment(),
         "external-service.yaml",
@@ -262,6 +255,33 @@ pub fn external_service(profile: &Profile, ranges: &[String], internal: bool) ->
     let raw: serde_json::Value = serde_yaml::from_str(&text)
         .context("external-service.yaml renders invalid YAML (a bug)")?;
     typed(&raw, "external-service.yaml")
+}
+
+/// `expose`'s NetworkPolicy: `ranges` (every range the load balancer lets through, `0.0.0.0/0`
+/// and `::/0` for --allow-any) may reach the PostgreSQL port.
+pub fn external_policy(profile: &Profile, ranges: &[String]) -> Result<NetworkPolicy> {
+    let ctx = external_context(profile, ranges, false);
+    let text = render_one(
+        &environment(),
+        "external-networkpolicy.yaml",
+        EXTERNAL_POLICY,
+        &ctx,
+    )?;
+    let raw: serde_json::Value = serde_yaml::from_str(&text)
+        .context("external-networkpolicy.yaml renders invalid YAML (a bug)")?;
+    typed(&raw, "external-networkpolicy.yaml")
+}
+
+fn external_context(profile: &Profile, ranges: &[String], internal: bool) -> serde_json::Value {
+    json!({
+        "profile": profile,
+        "names": profile.names(),
+        "namespace": profile.namespace,
+        "labels": with(profile.common_labels(), "purpose", "external-access"),
+        "selector": with(profile.selector_labels(), "app.kubernetes.io/component", "primary"),
+        "ranges": ranges,
+        "internal": internal,
+    })
 }
 
 /// The snapshot class of `backup --snapshot --create-snapshot-class`.

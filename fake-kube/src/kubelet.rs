@@ -62,6 +62,9 @@ pub struct Kubelet {
     pub load_balancers: LoadBalancerBehavior,
     /// How long a deleted pod takes to terminate.
     pub termination: Duration,
+    /// The address pods get (`status.podIP`). A test whose pod exec must reach a server "on the
+    /// pod's network address" sets a second loopback address (127.0.0.2) the server listens on.
+    pub pod_ip: String,
     scheduled: BTreeMap<String, Instant>,
     deleting: BTreeMap<String, Instant>,
     events: BTreeSet<(String, String, String)>,
@@ -78,6 +81,7 @@ impl Default for Kubelet {
             snapshots: SnapshotBehavior::Ready,
             load_balancers: LoadBalancerBehavior::Assign,
             termination: Duration::from_millis(200),
+            pod_ip: "10.244.0.15".into(),
             scheduled: BTreeMap::new(),
             deleting: BTreeMap::new(),
             events: BTreeSet::new(),
@@ -585,7 +589,7 @@ fn run_pods(c: &mut Cluster) {
             continue; // nothing changed; keep resourceVersion still
         }
         let flag = if ready { "True" } else { "False" };
-        pod["status"] = json!({"phase": phase, "hostIP": "10.224.0.4", "podIP": "10.244.0.15", "startTime": ts,
+        pod["status"] = json!({"phase": phase, "hostIP": "10.224.0.4", "podIP": c.kubelet.pod_ip, "startTime": ts,
             "conditions": [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": ts},
                 {"type": "Initialized", "status": "True", "lastTransitionTime": ts},

@@ -202,6 +202,11 @@ impl FakeKube {
         self.cluster().kubelet.termination = grace;
     }
 
+    /// The address pods get from now on (`status.podIP`).
+    pub fn set_pod_ip(&self, ip: &str) {
+        self.cluster().kubelet.pod_ip = ip.into();
+    }
+
     pub fn set_load_balancers(&self, behavior: LoadBalancerBehavior) {
         self.cluster().kubelet.load_balancers = behavior;
     }
@@ -222,6 +227,27 @@ impl FakeKube {
         self.cluster()
             .create(info_of("StorageClass"), "", storage_class(name), &opts)
             .expect("add storage class");
+    }
+
+    /// A JSON merge patch as a test would send it with `kubectl patch --type merge`.
+    pub fn merge_patch(
+        &self,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, ApiError> {
+        self.cluster().merge_patch(
+            info_of(kind),
+            ns,
+            name,
+            &patch,
+            false,
+            &WriteOpts {
+                manager: "kubectl",
+                dry_run: false,
+            },
+        )
     }
 
     /// Create an object as a test would with kubectl (field manager `kubectl`).

@@ -1,6 +1,7 @@
 //! `expose` (runbook 4.3, 5.2, 9.1): the LoadBalancer service developers' tools connect to,
 //! restricted to the CIDRs given; waits for its address and prints what DBeaver needs.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -8,6 +9,7 @@ use clap::{ArgGroup, Args};
 use ipnet::IpNet;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams};
 use serde::Serialize;
 
@@ -42,6 +44,10 @@ pub struct ExposeArgs {
     /// How long to wait for the load balancer's address
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Where to write the CA certificate that signed the server's (for DBeaver's sslmode=verify-ca)
+    /// [default: RELEASE-ca.crt in this directory]
+    #[arg(long, value_name = "FILE", conflicts_with = "remove")]
+    pub ca_out: Option<PathBuf>,
 }
 
 /// A CIDR as Kubernetes takes it: network address and prefix (`203.0.113.0/24`); a single
@@ -64,6 +70,11 @@ pub fn parse_cidr(s: &str) -> Result<String, String> {
             net.trunc()
         ));
     }
+    if net.prefix_len() == 0 {
+        return Err(format!(
+            "`{s}` is every address: say --allow-any to open the database to the whole internet"
+        ));
+    }
     Ok(net.to_string())
 }
 
@@ -75,9 +86,16 @@ pub struct ExposeReport {
     pub change: Change,
     pub allowed: Vec<String>,
     pub internal: bool,
+    /// The NetworkPolicy that lets `allowed` through to the pod (none when the release's policy
+    /// is off: then nothing is filtered in the cluster).
+    pub network_policy: Option<String>,
     pub host: String,
     pub port: u16,
     pub database: String,
+    /// TLS as a developer's tool should use it: the CA file, the chain checked (`verify-ca`: the
+    /// load balancer's address is not a name the certificate can carry).
+    pub ssl_mode: &'static str,
+    pub ca_file: String,
     pub users: Vec<Login>,
 }
 
@@ -95,6 +113,7 @@ pub struct RemoveReport {
     pub service: String,
     pub namespace: String,
     pub removed: bool,
+    pub network_policy_removed: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
@@ -103,27 +122,21 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
     let kube = ctx.kube().await?;
     let names = ctx.profile.names();
     let api: Api<Service> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let policies: Api<NetworkPolicy> = Api::namespaced(kube.client.clone(), &kube.namespace);
     if args.remove {
-        let removed = match api.delete(&service_name, &DeleteParams::default()).await {
-            Ok(_) => true,
-            Err(e) if is_not_found(&e) => false,
-            Err(e) => {
-                return Err(api_error(
-                    e,
-                    &format!("deleting Service {}", service_name),
-                    &kube.server,
-                ));
-            }
-        };
+        let removed = delete_if_there(&kube, &api, &service_name, "Service").await?;
+        let network_policy_removed =
+            delete_if_there(&kube, &policies, &service_name, "NetworkPolicy").await?;
         let report = RemoveReport {
             service: service_name,
             namespace: kube.namespace.clone(),
             removed,
+            network_policy_removed,
         };
         ctx.ui.emit(&report, |r| {
-            if r.removed {
+            if r.removed || r.network_policy_removed {
                 format!(
-                    "Service {} removed: no more access from outside\n",
+                    "Service {} and its NetworkPolicy removed: no more access from outside\n",
                     r.service
                 )
             } else {
@@ -153,8 +166,30 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
         ))
         .into());
     }
-    let service = render::external_service(&ctx.profile, &args.allow, args.internal)?;
+    let allowed: Vec<String> = if args.allow_any {
+        vec!["0.0.0.0/0".into(), "::/0".into()]
+    } else {
+        args.allow.clone()
+    };
+    let ca_file = args
+        .ca_out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}-ca.crt", ctx.profile.release)));
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let ca = secret_key(&kube, &secrets, &names.app_secret, "ca.crt").await?;
+    write_ca(&ca_file, &ca)?;
     let spinner = ctx.ui.spinner(format!("applying Service {}", service_name));
+    // The policy first: the door in the cluster's filter opens before the load balancer does.
+    let network_policy = if cluster.network_policy.enabled {
+        let policy = render::external_policy(&ctx.profile, &allowed)?;
+        apply_typed(&kube, policies.clone(), &policy, ApplyOptions::default()).await?;
+        Some(service_name.clone())
+    } else {
+        // Alone (the release's policy off) it would shut every other client out.
+        delete_if_there(&kube, &policies, &service_name, "NetworkPolicy").await?;
+        None
+    };
+    let service = render::external_service(&ctx.profile, &args.allow, args.internal)?;
     let applied = apply_typed(&kube, api.clone(), &service, ApplyOptions::default()).await?;
     let name = service_name.clone();
     let waited = poll(
@@ -189,7 +224,6 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
             .into());
         }
     };
-    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let mut users = vec![
         Login {
             role: "app",
@@ -212,15 +246,14 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
         service: name,
         namespace: kube.namespace.clone(),
         change: applied.change,
-        allowed: if args.allow_any {
-            vec!["0.0.0.0/0".into(), "::/0".into()]
-        } else {
-            args.allow.clone()
-        },
+        allowed,
         internal: args.internal,
+        network_policy,
         host,
         port: cluster.service.port,
         database: ctx.profile.database.clone(),
+        ssl_mode: "verify-ca",
+        ca_file: ca_file.display().to_string(),
         users,
     };
     ctx.ui.emit(&report, text)?;
@@ -256,8 +289,66 @@ fn text(r: &ExposeReport) -> String {
         },
         r.allowed.join(", ")
     );
+    if let Some(policy) = &r.network_policy {
+        out.push_str(&format!(
+            "NetworkPolicy {policy} lets the same ranges through to the pod\n"
+        ));
+    }
     out.push_str(&details(&r.host, r.port, &r.database, &r.users));
+    out.push_str(&format!(
+        "  sslmode   {} with the CA in {} (DBeaver: SSL tab, \"CA Certificate\")\n",
+        r.ssl_mode, r.ca_file
+    ));
     out
+}
+
+/// Delete `name` if it is there; whether it was.
+async fn delete_if_there<K>(
+    kube: &crate::k8s::Kube,
+    api: &Api<K>,
+    name: &str,
+    kind: &str,
+) -> Result<bool>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(api_error(
+            e,
+            &format!("deleting {kind} {name}"),
+            &kube.server,
+        )),
+    }
+}
+
+/// The CA for developers' tools: written, or left when the file already holds it; a file that
+/// holds something else is not overwritten.
+fn write_ca(path: &Path, ca: &str) -> Result<()> {
+    match std::fs::read_to_string(path) {
+        Ok(existing) if existing == ca => return Ok(()),
+        Ok(existing)
+            if !existing
+                .trim_start()
+                .starts_with("-----BEGIN CERTIFICATE-----") =>
+        {
+            return Err(user_error(format!(
+                "{} exists and is not a certificate; nothing was changed",
+                path.display()
+            ))
+            .hint("choose another file with --ca-out")
+            .exit(ExitCode::Usage)
+            .into());
+        }
+        _ => {}
+    }
+    std::fs::write(path, ca).map_err(|e| {
+        anyhow::Error::new(
+            user_error(format!("cannot write the CA to {}: {e}", path.display()))
+                .hint("choose a file you can write with --ca-out"),
+        )
+    })
 }
 
 /// What DBeaver or psql need, as text (`expose`, `connect`).

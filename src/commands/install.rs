@@ -145,16 +145,29 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .iter()
         .map(|o| format!("{}/{}", o.kind(), o.name()))
         .collect();
-    // `expose`'s service is the release's too (uninstall removes it) but not install's to prune.
-    let exposed = format!(
-        "Service/{}",
-        names.external_service.clone().unwrap_or_default()
-    );
+    // `expose`'s service and policy are the release's too (uninstall removes them) but not
+    // install's to prune — except its policy once the release's is off: alone it would shut the
+    // application tier out.
+    let policy_on = profile
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.network_policy.enabled);
+    let exposed: Vec<String> = names
+        .external_service
+        .iter()
+        .flat_map(|name| {
+            let mut ids = vec![format!("Service/{name}")];
+            if policy_on {
+                ids.push(format!("NetworkPolicy/{name}"));
+            }
+            ids
+        })
+        .collect();
     let prune: Vec<String> = if namespace_exists {
         inventory::made(&kube, &profile)
             .await?
             .into_iter()
-            .filter(|id| !rendered.contains(id) && *id != exposed)
+            .filter(|id| !rendered.contains(id) && !exposed.contains(id))
             .collect()
     } else {
         vec![]

@@ -46,6 +46,8 @@ pub struct StatusReport {
     pub secrets: Vec<String>,
     /// Server, connections and size, when the release is ready (runbook 7.1).
     pub database: Option<DatabaseRow>,
+    /// The server certificate's expiry (in-cluster releases): install renews it under 30 days.
+    pub server_certificate: Option<crate::check::Check>,
     pub findings: Vec<Finding>,
 }
 
@@ -123,6 +125,9 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Outcome> {
         &classes,
         managed,
     );
+    if !managed && report.state != State::NotInstalled {
+        report.server_certificate = Some(crate::k8s::health::certificate(&kube, &names).await?);
+    }
     if report.state == State::Ready {
         let spinner = ctx.ui.spinner("asking the database");
         let usage = async {
@@ -226,6 +231,7 @@ pub fn build(
         services: state.services.iter().map(service_row).collect(),
         secrets: state.secrets.clone(),
         database: None,
+        server_certificate: None,
         findings: if status == State::NotReady {
             diagnose(state, names, classes)
         } else {
@@ -341,6 +347,14 @@ fn text(r: &StatusReport) -> String {
             (None, e) => ("UNREACHABLE".to_string(), e.clone().unwrap_or_default()),
         };
         rows.push(vec!["Database".into(), d.name.clone(), status, detail]);
+    }
+    if let Some(c) = &r.server_certificate {
+        rows.push(vec![
+            "Certificate".into(),
+            "server".into(),
+            c.status.painted(),
+            c.detail.clone(),
+        ]);
     }
     out.push_str(&table(&["KIND", "NAME", "STATUS", "DETAIL"], &rows));
     for f in &r.findings {

@@ -9,6 +9,7 @@ use crate::check::{self, Check, Status};
 use crate::cli::DbArgs;
 use crate::context::Ctx;
 use crate::db::connect::secret_key;
+use crate::db::tools::Tools;
 use crate::db::{checks, migrate};
 use crate::error::report;
 use crate::k8s::{health, release};
@@ -38,6 +39,8 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
     // The release on the pod path; the URL (without its password) otherwise.
     let mut target = None;
     let mut reachable = true;
+    // The release's pod (in-cluster, no --database-url): where to try a connection without TLS.
+    let mut pod_ip = None;
     if args.db.database_url.is_none() {
         let kube = ctx.kube().await?;
         target = Some(format!(
@@ -61,7 +64,14 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
                 }
                 out
             }
-            None => health::checks(&kube, &state, &names).await?,
+            None => {
+                pod_ip = state
+                    .pods
+                    .iter()
+                    .find(|p| p.metadata.name.as_deref() == Some(&names.pod))
+                    .and_then(|p| p.status.as_ref()?.pod_ip.clone());
+                health::checks(&kube, &state, &names).await?
+            }
         };
         reachable = cluster
             .iter()
@@ -84,6 +94,11 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
                         checks::transport(&admin).await
                     ),
                 ));
+                if let Some(ip) = &pod_ip {
+                    let tools = Tools::for_db(&db, &ctx.profile.names().container, None);
+                    checks
+                        .push(checks::tls_required(&tools, ip, &db.database, &db.admin.user).await);
+                }
                 spinner.set_message("checking the database");
                 let migrations = migrate::embedded(&ctx.profile);
                 let params = checks::Parameters::for_target(&db, args.strict);
@@ -131,6 +146,12 @@ fn advice_for(check: &str) -> &'static str {
         }
         "admin connects" => {
             "the admin login failed: check the address, the password (PGPASSWORD) and sslmode"
+        }
+        "server certificate" => {
+            "`phonebill-db install` issues a new server certificate (the pod restarts with it)"
+        }
+        "TLS required off the pod" => {
+            "`phonebill-db install` restores the release's pg_hba.conf and postgresql.conf (the pod restarts with them)"
         }
         "app role connects" | "app role" | "app role privileges" | "app URL uses TLS" => {
             "`phonebill-db apply-schema` resets the app role's privileges and password"

@@ -93,6 +93,46 @@ pub async fn transport(client: &Client) -> String {
     }
 }
 
+/// From inside the pod, to its own network address (where every client but the pod's loopback
+/// arrives) without TLS: the server must refuse before asking for a password. The pod's psql,
+/// through exec.
+pub async fn tls_required(
+    tools: &crate::db::tools::Tools,
+    pod_ip: &str,
+    database: &str,
+    admin: &str,
+) -> Check {
+    let name = "TLS required off the pod";
+    let conninfo =
+        format!("host={pod_ip} dbname={database} user={admin} sslmode=disable connect_timeout=5");
+    let argv: Vec<String> = ["psql", "-X", "-w", "-tA", "-c", "SELECT 1", &conninfo]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    match tools.output(&argv).await {
+        Ok(_) => Check::fail(
+            name,
+            format!(
+                "a connection to {pod_ip} without TLS was accepted: the release's pg_hba.conf is not in use"
+            ),
+        ),
+        Err(e) => {
+            let text = report(&e).error;
+            if text.contains("no encryption") {
+                Check::pass(
+                    name,
+                    format!("{pod_ip} without TLS: refused before authentication"),
+                )
+            } else {
+                Check::fail(
+                    name,
+                    format!("expected a refusal for want of TLS, got: {text}"),
+                )
+            }
+        }
+    }
+}
+
 fn push(out: &mut Vec<Check>, what: &str, checks: Result<Vec<Check>>) {
     match checks {
         Ok(c) => out.extend(c),

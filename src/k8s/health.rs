@@ -63,7 +63,54 @@ pub async fn checks(kube: &Kube, state: &ReleaseState, names: &Names) -> Result<
         problems,
     ));
     out.push(secrets(state, names));
+    out.push(certificate(kube, names).await?);
     Ok(out)
+}
+
+/// The server certificate in the release's TLS Secret: how long it is still valid. Under
+/// `certs::RENEW_DAYS` a warning (install issues a new one), expired a failure.
+pub async fn certificate(kube: &Kube, names: &Names) -> Result<Check> {
+    let name = "server certificate";
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(kube.client.clone(), &kube.namespace);
+    let crt = secrets
+        .get_opt(&names.tls_secret)
+        .await
+        .map_err(|e| {
+            api_error(
+                e,
+                &format!("reading Secret {}", names.tls_secret),
+                &kube.server,
+            )
+        })?
+        .and_then(|s| {
+            s.data?
+                .get("tls.crt")
+                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        });
+    let Some(crt) = crt else {
+        return Ok(Check::fail(
+            name,
+            format!("Secret {} has no tls.crt", names.tls_secret),
+        ));
+    };
+    Ok(match crate::certs::inspect(&crt) {
+        Err(e) => Check::fail(name, format!("Secret {}: {e}", names.tls_secret)),
+        Ok(info) => {
+            let days = info.days_left(std::time::SystemTime::now());
+            let detail = format!("valid until {} ({days} days left)", info.expires());
+            if days < 0 {
+                Check::fail(name, format!("expired {}", info.expires()))
+            } else if days < crate::certs::RENEW_DAYS {
+                Check::warn(
+                    name,
+                    format!("{detail}; `phonebill-db install` issues a new one"),
+                )
+            } else {
+                Check::pass(name, detail)
+            }
+        }
+    })
 }
 
 /// Both Secrets of the release exist (all a managed server's release has in the cluster).

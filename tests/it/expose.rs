@@ -26,6 +26,26 @@ fn service(c: &Cluster) -> Option<Value> {
     c.fake.get("Service", NS, SVC)
 }
 
+fn policy(c: &Cluster) -> Option<Value> {
+    c.fake.get("NetworkPolicy", NS, SVC)
+}
+
+/// The ipBlock ranges expose's NetworkPolicy lets through to the PostgreSQL port.
+fn policy_ranges(c: &Cluster) -> Vec<String> {
+    let p = policy(c).expect("expose's NetworkPolicy");
+    let rule = &p["spec"]["ingress"][0];
+    assert_eq!(
+        rule["ports"],
+        serde_json::json!([{"port": 5432, "protocol": "TCP"}])
+    );
+    rule["from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["ipBlock"]["cidr"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test]
 async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_details() {
     let c = installed().await;
@@ -58,6 +78,30 @@ async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_de
         "auth-postgres-dev"
     );
     assert_eq!(svc["metadata"]["labels"]["purpose"], "external-access");
+    // The client's own address reaches the pod, where the NetworkPolicy lets exactly these in.
+    assert_eq!(svc["spec"]["externalTrafficPolicy"], "Local");
+    assert_eq!(policy_ranges(&c), ["203.0.113.0/24", "198.51.100.7/32"]);
+    assert_eq!(r["networkPolicy"], SVC);
+    let p = policy(&c).unwrap();
+    assert_eq!(
+        p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "primary"
+    );
+    // TLS for developers' tools: verify-ca with the CA written here.
+    assert_eq!(r["sslMode"], "verify-ca");
+    assert_eq!(r["caFile"], "auth-postgres-dev-ca.crt");
+    let written = std::fs::read_to_string(c.dir.path().join("auth-postgres-dev-ca.crt")).unwrap();
+    let app_ca = c.secret_data("auth-db-secret")["ca.crt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    use base64::Engine;
+    assert_eq!(
+        written.as_bytes(),
+        base64::engine::general_purpose::STANDARD
+            .decode(app_ca)
+            .unwrap()
+    );
 
     // Again: nothing changes (server-side apply, same field manager).
     let rv = svc["metadata"]["resourceVersion"].clone();
@@ -74,6 +118,11 @@ async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_de
     assert_eq!(
         service(&c).unwrap()["spec"]["loadBalancerSourceRanges"],
         serde_json::json!(["203.0.113.0/24"])
+    );
+    assert_eq!(
+        policy_ranges(&c),
+        ["203.0.113.0/24"],
+        "the policy narrows with it"
     );
 
     // Passwords only when asked, from the Secrets.
@@ -99,12 +148,22 @@ async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_de
     // install leaves it alone (it is not install's to prune); remove takes it away, twice is fine.
     c.install_ok(&[]).await;
     assert!(
-        service(&c).is_some(),
-        "install does not prune expose's service"
+        service(&c).is_some() && policy(&c).is_some(),
+        "install does not prune expose's service or policy"
     );
     let removed = c.run(&["expose", "--remove", "-o", "json"]).await.ok_json();
     assert_eq!(removed["removed"], true);
+    assert_eq!(removed["networkPolicyRemoved"], true);
     assert!(service(&c).is_none());
+    assert!(
+        policy(&c).is_none(),
+        "--remove takes the door out of the policy too"
+    );
+    assert!(
+        c.fake
+            .get("NetworkPolicy", NS, "auth-postgres-dev-postgresql")
+            .is_some()
+    );
     let again = c.run(&["expose", "--remove", "-o", "json"]).await.ok_json();
     assert_eq!(again["removed"], false);
 }
@@ -146,10 +205,16 @@ async fn internal_and_open_load_balancers_are_explicit() {
             .is_none()),
         "{svc}"
     );
+    assert_eq!(
+        policy_ranges(&c),
+        ["0.0.0.0/0", "::/0"],
+        "--allow-any opens the policy too"
+    );
     // It belongs to the release: uninstall takes it with the rest.
     let gone = c.run(&["uninstall", "--timeout", "30s"]).await;
     assert_eq!(gone.code, 0, "{}", gone.stderr);
     assert!(service(&c).is_none(), "uninstall removes expose's service");
+    assert!(policy(&c).is_none(), "and its policy");
 }
 
 #[tokio::test]
@@ -162,6 +227,8 @@ async fn bad_or_missing_ranges_are_refused_and_nothing_is_created() {
             "the network is 203.0.113.0/24",
         ),
         (vec!["expose", "--allow", "office-wifi"], "is not a CIDR"),
+        (vec!["expose", "--allow", "0.0.0.0/0"], "say --allow-any"),
+        (vec!["expose", "--allow", "::/0"], "say --allow-any"),
         (
             vec!["expose", "--allow", "10.0.0.0/8", "--allow-any"],
             "cannot be used with",
@@ -174,8 +241,23 @@ async fn bad_or_missing_ranges_are_refused_and_nothing_is_created() {
         let run = c.run(&args).await;
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
         assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
-        assert!(service(&c).is_none(), "{args:?}");
+        assert!(service(&c).is_none() && policy(&c).is_none(), "{args:?}");
     }
+    // A CA file name that holds something else is not overwritten.
+    let mine = c.dir.path().join("notes.txt");
+    std::fs::write(&mine, "my notes").unwrap();
+    let run = c
+        .run(&[
+            "expose",
+            "--allow",
+            "203.0.113.0/24",
+            "--ca-out",
+            mine.to_str().unwrap(),
+        ])
+        .await;
+    run.refused(2, "exists and is not a certificate", "--ca-out");
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "my notes");
+    assert!(service(&c).is_none() && policy(&c).is_none());
     // Not installed: refused, nothing created.
     let empty = Cluster::with_plan_class().await;
     let run = empty.run(&["expose", "--allow", "203.0.113.0/24"]).await;
@@ -211,4 +293,38 @@ async fn waiting_for_an_address_times_out_with_the_service_left_in_place() {
         .ok_json();
     assert_eq!(r["change"], "unchanged");
     assert!(r["host"].as_str().unwrap().starts_with("20."), "{r}");
+}
+
+#[tokio::test]
+async fn without_the_release_policy_expose_adds_none_and_install_prunes_a_stale_one() {
+    let c = installed().await;
+    c.run(&["expose", "--allow", "203.0.113.0/24"]).await;
+    assert!(policy(&c).is_some());
+    // The release's policy switched off: expose's alone would shut the application tier out.
+    let values = c.dir.path().join("values.yaml");
+    std::fs::write(&values, "networkPolicy:\n  enabled: false\n").unwrap();
+    let report = c.install_ok(&["--values", values.to_str().unwrap()]).await;
+    let pruned: Vec<&str> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["change"] == "pruned")
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(pruned, ["auth-postgres-dev-postgresql", SVC], "{report}");
+    assert!(service(&c).is_some(), "the service stays");
+    let r = c
+        .run(&[
+            "expose",
+            "--allow",
+            "203.0.113.0/24",
+            "-o",
+            "json",
+            "--values",
+            values.to_str().unwrap(),
+        ])
+        .await
+        .ok_json();
+    assert_eq!(r["networkPolicy"], Value::Null);
+    assert!(policy(&c).is_none());
 }

@@ -22,6 +22,7 @@ mod habits;
 mod install;
 mod migrations;
 mod pg;
+mod pod;
 mod prod;
 mod real_cluster;
 mod render;

@@ -136,6 +136,8 @@ impl Release {
         let pg = Pg::get();
         let cluster = Cluster::with_plan_class().await;
         cluster.fake.forward_port(5432, pg.addr());
+        // The pod's own address: this machine's, where the server wants TLS (scripts/throwaway-pg.sh).
+        cluster.fake.set_pod_ip(&var("PHONEBILL_TEST_POD_IP"));
         let database = unique(tag);
         let (admin, app) = (format!("{database}_admin"), format!("{database}_app"));
         let values = cluster.dir.path().join("values.yaml");

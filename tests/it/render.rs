@@ -384,6 +384,14 @@ fn every_rendered_object_passes_the_kubernetes_1_33_schemas() {
         let svc = render::external_service(&profile, &ranges, internal).unwrap();
         validate_against_schemas(&serde_yaml::to_string(&svc).unwrap());
     }
+    // ...and its NetworkPolicy, for some ranges and for --allow-any.
+    for ranges in [
+        vec!["203.0.113.0/24".to_string(), "2001:db8::/32".into()],
+        vec!["0.0.0.0/0".into(), "::/0".into()],
+    ] {
+        let policy = render::external_policy(&profile, &ranges).unwrap();
+        validate_against_schemas(&serde_yaml::to_string(&policy).unwrap());
+    }
 }
 
 /// Strict OpenAPI validation (unknown fields are errors) with the `kubernetes-validate` schemas.

@@ -56,10 +56,29 @@ async fn status_of_a_ready_release_shows_every_part() {
             .contains("connecting to database phonebill_auth"),
         "{j}"
     );
+    // The server certificate install made: a year, renewed by install under 30 days.
+    assert_eq!(j["serverCertificate"]["status"], "pass", "{j}");
+    assert!(
+        j["serverCertificate"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(365 days left)")
+            || j["serverCertificate"]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("(364 days left)"),
+        "{j}"
+    );
     let text = c.run(&["status"]).await.stdout;
     assert!(
         text.lines()
             .any(|l| l.starts_with("Database ") && l.contains("UNREACHABLE")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("Certificate ")
+            && l.contains("ok")
+            && l.contains("valid until")),
         "{text}"
     );
     assert!(
