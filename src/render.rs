@@ -318,16 +318,35 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Escaping is explicit: `tojson` for YAML values, `conf` and `ident` inside embedded files.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    // Each refuses what it cannot quote (a control character: a line break would start a new
+    // postgresql.conf line or SQL statement) instead of passing it through.
     env.add_filter("conf", |v: String| {
-        format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
+        quotable(&v, "conf")?;
+        Ok::<_, minijinja::Error>(format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''")))
     });
     env.add_filter("ident", |v: String| {
-        format!("\"{}\"", v.replace('"', "\"\""))
+        quotable(&v, "ident")?;
+        Ok::<_, minijinja::Error>(format!("\"{}\"", v.replace('"', "\"\"")))
     });
     env.add_filter("literal", |v: String| {
-        format!("'{}'", v.replace('\'', "''"))
+        quotable(&v, "literal")?;
+        Ok::<_, minijinja::Error>(format!("'{}'", v.replace('\'', "''")))
     });
     env
+}
+
+/// A value a quoting filter can quote: no control characters, no NUL.
+fn quotable(v: &str, filter: &str) -> Result<(), minijinja::Error> {
+    match v.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!(
+                "the {filter} filter cannot quote {:?} (a control character): refused",
+                c
+            ),
+        )),
+    }
 }
 
 fn context(profile: &Profile, passwords: &Passwords, tls: &Tls) -> serde_json::Value {
@@ -461,6 +480,26 @@ mod tests {
     fn url_encoding_keeps_unreserved_characters() {
         assert_eq!(url_encode("Ab9-._~"), "Ab9-._~");
         assert_eq!(url_encode("a!@b"), "a%21%40b");
+    }
+
+    #[test]
+    fn the_quoting_filters_refuse_what_they_cannot_quote() {
+        let env = environment();
+        for filter in ["conf", "ident", "literal"] {
+            let t = format!("x = {{{{ v | {filter} }}}}");
+            let ok = render_one(&env, "t", &t, &json!({"v": "it's \"fine\""})).unwrap();
+            assert!(ok.starts_with("x = "), "{ok}");
+            for bad in ["two\nlines", "nul\u{0}", "tab\there", "cr\r"] {
+                let e = render_one(&env, "t", &t, &json!({"v": bad})).unwrap_err();
+                assert!(
+                    format!("{e:#}").contains("cannot quote"),
+                    "{filter} {bad:?}: {e:#}"
+                );
+            }
+        }
+        // What conf makes of quotes and backslashes stays one postgresql.conf value.
+        let q = render_one(&env, "t", "{{ v | conf }}", &json!({"v": "a'b\\c"})).unwrap();
+        assert_eq!(q, "'a''b\\\\c'");
     }
 
     #[test]

@@ -83,7 +83,7 @@ async fn a_malformed_values_file_is_refused_with_its_position() {
         &["render", "--values", values.to_str().unwrap()],
     )
     .await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 2, "every bad values file is a usage error");
     let line = run.error_line();
     assert!(
         line.starts_with(&format!(
@@ -105,7 +105,7 @@ async fn a_value_of_the_wrong_type_names_its_key() {
         &["render", "--values", values.to_str().unwrap()],
     )
     .await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 2, "every bad values file is a usage error");
     assert!(
         run.error_line()
             .contains("key `service.port`: invalid type"),
@@ -122,7 +122,7 @@ async fn a_missing_values_file_is_named() {
         &["render", "--values", "/nonexistent/values.yaml"],
     )
     .await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 2, "every bad values file is a usage error");
     assert!(
         run.error_line()
             .starts_with("error: cannot read values file /nonexistent/values.yaml"),
@@ -222,4 +222,63 @@ async fn a_bad_timeout_or_namespace_is_a_usage_error() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.error_line().contains("--namespace `Bad_NS`"));
     assert!(c.fake.inventory("Bad_NS").is_empty());
+}
+
+#[tokio::test]
+async fn values_that_would_inject_into_the_configuration_are_refused_naming_file_key_and_rule() {
+    let home = tempfile::tempdir().unwrap();
+    let values = home.path().join("values.yaml");
+    for (text, key, says) in [
+        // A line break would end the setting and start another in postgresql.conf.
+        (
+            "postgresql:\n  timeZone: \"Asia/Seoul'\\nssl = off\\n#\"\n",
+            "postgresql.timeZone",
+            "control characters",
+        ),
+        // ...or a new key of the ConfigMap's block.
+        (
+            "extensions: [\"pgcrypto\\n  evil.sh: |\"]\n",
+            "extensions[0]",
+            "control characters",
+        ),
+        (
+            "postgresql:\n  sharedBuffers: 256 MB\n",
+            "postgresql.sharedBuffers",
+            "allowed: a PostgreSQL memory size",
+        ),
+        (
+            "postgresql:\n  timeZone: Seoul\n",
+            "postgresql.timeZone",
+            "allowed: an IANA time zone name",
+        ),
+        (
+            "image: \"postgres:16 --privileged\"\n",
+            "image",
+            "allowed: an image reference",
+        ),
+        (
+            "resources:\n  limits:\n    memory: 512Mi\n",
+            "resources.limits.memory",
+            "at least the request",
+        ),
+        ("service:\n  port: 70000\n", "service.port", "expected u16"),
+        (
+            "networkPolicy:\n  allowFromPodLabels:\n    tier: \"app tier\"\n",
+            "networkPolicy.allowFromPodLabels.tier",
+            "allowed: a label value",
+        ),
+    ] {
+        std::fs::write(&values, text).unwrap();
+        let run = run_bin(
+            home.path(),
+            &["render", "--values", values.to_str().unwrap()],
+        )
+        .await;
+        assert_eq!(run.code, 2, "{text}: {}", run.stderr);
+        let line = run.error_line();
+        assert!(line.contains(&values.display().to_string()), "{line}");
+        assert!(line.contains(&format!("key `{key}`")), "{text}: {line}");
+        assert!(run.stderr.contains(says), "{text}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "nothing rendered");
+    }
 }

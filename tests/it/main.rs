@@ -24,6 +24,7 @@ mod migrations;
 mod pg;
 mod pod;
 mod prod;
+mod props;
 mod real_cluster;
 mod render;
 mod schema;

@@ -10,10 +10,12 @@ use serde_yaml::Value;
 
 use crate::error::{ExitCode, user_error};
 
+pub mod rules;
+
 /// The embedded profiles, by environment name.
 const PROFILES: &[(&str, &str)] = &[
-    ("dev", include_str!("../templates/profiles/dev.yaml")),
-    ("prod", include_str!("../templates/profiles/prod.yaml")),
+    ("dev", include_str!("../../templates/profiles/dev.yaml")),
+    ("prod", include_str!("../../templates/profiles/prod.yaml")),
 ];
 
 pub fn environments() -> Vec<&'static str> {
@@ -206,6 +208,15 @@ impl Profile {
         let source = match values {
             Some(path) => {
                 let overrides = read_values(path)?;
+                if let Some(key) = rules::control_character(&overrides, "") {
+                    return Err(user_error(format!(
+                        "values file {}: key `{key}`: control characters (a line break, a tab, …) are not allowed",
+                        path.display()
+                    ))
+                    .hint("write the value on one line, without control characters")
+                    .exit(ExitCode::Usage)
+                    .into());
+                }
                 check_keys(&base, &overrides, "").map_err(|key| unknown_key(path, &key, &base))?;
                 merge(&mut base, overrides);
                 path.display().to_string()
@@ -215,6 +226,7 @@ impl Profile {
         let bad_value = |e: serde_path_to_error::Error<serde_yaml::Error>| {
             user_error(format!("{source}: key `{}`: {}", e.path(), e.inner()))
                 .hint("fix the value's type (see `phonebill-db render --env ENV` for the profile's values)")
+                .exit(ExitCode::Usage)
         };
         let profile: Profile = serde_path_to_error::deserialize(base.clone()).map_err(bad_value)?;
         match (&profile.cluster, &profile.managed) {
@@ -229,68 +241,23 @@ impl Profile {
                 anyhow::bail!("profile `{env}` has both in-cluster keys and `managed:` (a bug)")
             }
         }
-        profile.validate(&source)?;
+        profile.validate(&source, env)?;
         Ok(profile)
     }
 
-    fn validate(&self, source: &str) -> Result<()> {
-        let dns = |key: &str, value: &str| -> Result<()> {
-            if is_dns_label(value) {
-                Ok(())
-            } else {
-                Err(user_error(format!("{source}: key `{key}`: `{value}` is not a valid Kubernetes name"))
-                    .hint("use lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit")
-                    .into())
-            }
-        };
-        dns("namespace", &self.namespace)?;
-        dns("release", &self.release)?;
-        if let Some(c) = &self.cluster {
-            dns("storage.className", &c.storage.class_name)?;
-            dns("expose.serviceName", &c.expose.service_name)?;
+    /// Every key against its rule (`rules`): the first broken one, with the file, the key and
+    /// what is allowed.
+    fn validate(&self, source: &str, env: &str) -> Result<()> {
+        match rules::check(self, env) {
+            None => Ok(()),
+            Some(b) => Err(user_error(format!(
+                "{source}: key `{}`: `{}` is not allowed",
+                b.key, b.value
+            ))
+            .hint(format!("allowed: {}", b.allowed))
+            .exit(ExitCode::Usage)
+            .into()),
         }
-        if let Some(m) = &self.managed {
-            if !is_host_name(&m.host) {
-                return Err(user_error(format!(
-                    "{source}: key `managed.host`: `{}` is not a host name",
-                    m.host
-                ))
-                .hint(
-                    "use the server's name, e.g. phonebill-postgresql.postgres.database.azure.com",
-                )
-                .into());
-            }
-            if !matches!(m.ssl_mode.as_str(), "verify-full" | "verify-ca") {
-                return Err(user_error(format!(
-                    "{source}: key `managed.sslMode`: `{}` does not check the server's certificate",
-                    m.ssl_mode
-                ))
-                .hint(
-                    "a managed server is reached over the network: use verify-full (or verify-ca)",
-                )
-                .into());
-            }
-        }
-        for (key, value) in [
-            ("database", &self.database),
-            ("adminUser", &self.admin_user),
-            ("appUser", &self.app_user),
-        ] {
-            let ok = !value.is_empty()
-                && value.len() <= 63
-                && value
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-                && !value.starts_with(|c: char| c.is_ascii_digit());
-            if !ok {
-                return Err(user_error(format!(
-                    "{source}: key `{key}`: `{value}` is not a plain PostgreSQL identifier"
-                ))
-                .hint("use lower-case letters, digits and '_', starting with a letter")
-                .into());
-            }
-        }
-        Ok(())
     }
 
     pub fn names(&self) -> Names {
@@ -379,6 +346,7 @@ fn read_values(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         user_error(format!("cannot read values file {}: {e}", path.display()))
             .hint("check the path given to --values")
+            .exit(ExitCode::Usage)
     })?;
     let value: Value = serde_yaml::from_str(&text).map_err(|e| {
         user_error(format!(
@@ -386,6 +354,7 @@ fn read_values(path: &Path) -> Result<Value> {
             path.display()
         ))
         .hint("fix the YAML syntax at the position shown")
+        .exit(ExitCode::Usage)
     })?;
     match value {
         Value::Mapping(_) => Ok(value),
@@ -395,6 +364,7 @@ fn read_values(path: &Path) -> Result<Value> {
             path.display()
         ))
         .hint("write it like the profile, e.g. `storage: {className: managed-csi}`")
+        .exit(ExitCode::Usage)
         .into()),
     }
 }
@@ -524,7 +494,7 @@ mod tests {
     }
 
     #[test]
-    fn prod_is_the_managed_server_of_seed_002() {
+    fn prod_is_the_managed_server() {
         let p = Profile::load("prod", None).unwrap();
         assert_eq!(p.namespace, "phonebill-prod");
         assert!(!p.sample_data);
