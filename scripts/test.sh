@@ -8,7 +8,8 @@
 # What it installs, and where:
 # - cargo-nextest (crates.io, `cargo install --locked`) when it is not on PATH: the test runner.
 # - kubernetes-validate (PyPI), with the Kubernetes JSON schemas, into target/tools/venv:
-#   the render tests validate every manifest strictly against Kubernetes 1.33.
+#   the render tests validate every manifest strictly against Kubernetes 1.33; and checkov (PyPI),
+#   the policy scan the render tests hold to at most three failed checks, each explained in place.
 # - kubectl (Debian's kubernetes-client) when missing: the plugin test runs `kubectl phonebill-db`.
 # - PostgreSQL from Debian's packages (apt-get, when missing), started as throwaway servers for this
 #   run only (scripts/throwaway-pg.sh: one with TLS and the dev profile's settings, one with
@@ -37,6 +38,11 @@ if ! "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'kubernetes-validate==1.37.0'
 fi
 export KUBERNETES_VALIDATE="$PWD/$venv/bin/kubernetes-validate"
+if ! "$venv/bin/checkov" --version >/dev/null 2>&1; then
+  echo "installing checkov into $venv" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'checkov==3.3.30'
+fi
+export CHECKOV="$PWD/$venv/bin/checkov"
 
 if ! command -v kubectl >/dev/null; then
   echo "installing kubectl (Debian's kubernetes-client) for the plugin test" >&2

@@ -443,3 +443,67 @@ fn prod_renders_only_the_secrets_that_reach_the_managed_server() {
     );
     validate_against_schemas(&render::to_yaml(&objects).unwrap());
 }
+
+/// checkov (Bridgecrew's policy scanner) on a render: its failed checks as (check id, resource).
+fn checkov(yaml: &str) -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("render.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let tool = std::env::var("CHECKOV").unwrap_or_else(|_| "checkov".into());
+    let out = Command::new(&tool)
+        .args([
+            "--framework",
+            "kubernetes",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "-o",
+            "json",
+            "-f",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {tool} ({e}); `bash scripts/test.sh` installs it, or set CHECKOV")
+        });
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        report["summary"]["passed"].as_u64().unwrap() > 50,
+        "{}",
+        report["summary"]
+    );
+    report["results"]["failed_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["check_id"].as_str().unwrap().to_string(),
+                c["resource"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn checkov_fails_at_most_three_checks_each_explained_where_it_fails() {
+    let (_, objects) = dev();
+    let failed = checkov(&render::to_yaml(&objects).unwrap());
+    assert!(failed.len() <= 3, "checkov: {failed:?}");
+    // Every failure is explained by a comment in the template that renders the field.
+    let templates: String = std::fs::read_dir("templates/manifests")
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    for (id, resource) in &failed {
+        assert!(
+            templates.contains(&format!("# checkov {id} ")),
+            "{id} fails for {resource} without a comment saying why"
+        );
+    }
+}
