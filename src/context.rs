@@ -66,12 +66,19 @@ impl Ctx {
         }
     }
 
-    /// A client for the chosen kubeconfig and context, aimed at the profile's namespace.
+    /// A client for the chosen kubeconfig and context, aimed at the profile's namespace; its
+    /// requests retry transient failures for two minutes.
     pub async fn kube(&self) -> Result<Kube> {
+        self.kube_within(k8s::client::DEFAULT_RETRY_BUDGET).await
+    }
+
+    /// [`Ctx::kube`] for a command with a `--timeout`: transient failures are retried within it.
+    pub async fn kube_within(&self, timeout: std::time::Duration) -> Result<Kube> {
         k8s::client::connect(
             self.global.kubeconfig.as_deref(),
             self.global.context.as_deref(),
             &self.profile.namespace,
+            timeout,
         )
         .await
     }

@@ -28,6 +28,7 @@ pub struct Ui {
 impl Ui {
     pub fn new(output: OutputFormat, verbose: u8, assume_yes: bool) -> Ui {
         let stderr_tty = std::io::stderr().is_terminal();
+        crate::k8s::retry::say_retries(verbose > 0 && output == OutputFormat::Text);
         COLOR.store(
             output == OutputFormat::Text && std::io::stdout().is_terminal() && !no_color(),
             Ordering::Relaxed,

@@ -16,7 +16,7 @@ use std::process::Stdio;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::Uri;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -25,7 +25,7 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use crate::status::ApiError;
-use crate::{Shared, authorized, error, query_pairs, running_pod};
+use crate::{Shared, error, query_pairs, running_pod};
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -37,12 +37,8 @@ pub async fn handle(
     State(cluster): State<Shared>,
     Path((ns, name)): Path<(String, String)>,
     uri: Uri,
-    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    if let Err(e) = authorized(&headers) {
-        return error(e);
-    }
     let query = query_pairs(&uri);
     let flag = |k: &str| query.iter().any(|(q, v)| q == k && v == "true");
     let command: Vec<String> = query

@@ -14,9 +14,11 @@ pub mod kubelet;
 pub mod portforward;
 pub mod resources;
 pub mod select;
+pub mod serve;
 pub mod status;
 pub mod store;
 pub mod validate;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -33,6 +35,7 @@ use serde_json::{Value, json};
 pub use kubelet::{LoadBalancerBehavior, PodBehavior, SnapshotBehavior, VolumeBehavior};
 use resources::{RESOURCES, ResourceInfo};
 use select::{FieldSelector, LabelSelector};
+pub use serve::Fault;
 use status::ApiError;
 use store::{Cluster, WriteOpts, info_of};
 
@@ -43,6 +46,7 @@ pub(crate) type Shared = Arc<Mutex<Cluster>>;
 /// A running fake API server. Dropping it stops the server and the kubelet.
 pub struct FakeKube {
     pub url: String,
+    credentials: serve::Credentials,
     cluster: Shared,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -89,12 +93,8 @@ impl FakeKube {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().expect("local addr"));
-        // As the real (Go) API server: no Nagle delay on small writes, which would otherwise add
-        // ~40 ms to every round trip through a port-forward (delayed ACKs on loopback).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+        let url = format!("https://{}", listener.local_addr().expect("local addr"));
+        let (tls, credentials) = serve::certificates();
         let app = Router::new()
             .route(
                 "/api/v1/namespaces/{ns}/pods/{name}/portforward",
@@ -105,10 +105,13 @@ impl FakeKube {
                 axum::routing::get(exec::handle).post(exec::handle),
             )
             .fallback(handle)
+            .layer(axum::middleware::from_fn_with_state(
+                cluster.clone(),
+                serve::faults,
+            ))
+            .layer(axum::middleware::from_fn(serve::authenticate))
             .with_state(cluster.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = tokio::spawn(serve::run(listener, tls, app));
         let kc = cluster.clone();
         let kubelet = tokio::spawn(async move {
             loop {
@@ -118,18 +121,56 @@ impl FakeKube {
         });
         FakeKube {
             url,
+            credentials,
             cluster,
             tasks: vec![server, kubelet],
         }
     }
 
-    /// A kubeconfig whose current context (`fake`) points at this server.
+    /// A kubeconfig whose current context (`fake`) points at this server: its CA, and the test
+    /// user's client certificate (as `az aks get-credentials --admin` writes one).
     pub fn write_kubeconfig(&self, path: &Path) {
+        use base64::Engine;
+        let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+        let c = &self.credentials;
         let text = format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake-user\nusers:\n- name: fake-user\n  user:\n    token: {TOKEN}\n",
-            self.url
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: {}\n    certificate-authority-data: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake-user\nusers:\n- name: fake-user\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
+            self.url,
+            b64(&c.ca),
+            b64(&c.client_cert),
+            b64(&c.client_key)
         );
         std::fs::write(path, text).expect("write kubeconfig");
+    }
+
+    /// The cluster's CA (PEM), e.g. for a kubeconfig a test writes itself.
+    pub fn ca_pem(&self) -> String {
+        self.credentials.ca.clone()
+    }
+
+    /// The next `times` requests whose path contains `path` (and whose method is `method`, if
+    /// given) get `fault` instead of their answer.
+    pub fn inject(&self, path: &str, method: Option<&str>, times: usize, fault: Fault) {
+        self.cluster().faults.push(serve::Injected {
+            path: path.into(),
+            method: method.map(str::to_string),
+            remaining: times,
+            fault,
+        });
+    }
+
+    /// How many requests ("METHOD /path?query") contained `text` so far.
+    pub fn requests_matching(&self, text: &str) -> usize {
+        self.cluster()
+            .requests
+            .iter()
+            .filter(|r| r.contains(text))
+            .count()
+    }
+
+    /// Injected faults not yet used up.
+    pub fn faults_left(&self) -> usize {
+        self.cluster().faults.iter().map(|f| f.remaining).sum()
     }
 
     /// Direct access to the cluster state, for arranging and asserting.
@@ -292,7 +333,6 @@ pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
     serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default()
 }
 
-/// The bearer token of the kubeconfig `write_kubeconfig` writes, or 401.
 /// The pod a streaming subresource (`pods/exec`, `pods/portforward`) connects to: the 403 the
 /// real server gives a user denied `create` on it, 404 for a missing pod, and 400 (as the kubelet
 /// fails the upgrade) for a pod that is not running.
@@ -324,15 +364,6 @@ pub(crate) fn running_pod(
     Ok(found)
 }
 
-pub(crate) fn authorized(headers: &HeaderMap) -> Result<(), ApiError> {
-    if headers.get("authorization").and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
-    {
-        return Err(ApiError::new(401, "Unauthorized", "Unauthorized"));
-    }
-    Ok(())
-}
-
 /// A parsed request path.
 struct Target {
     info: &'static ResourceInfo,
@@ -348,9 +379,6 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = authorized(&headers) {
-        return error(e);
-    }
     let query = query_pairs(&uri);
     let q = |k: &str| {
         query
@@ -399,6 +427,55 @@ async fn handle(
     };
     let info = target.info;
     let ns = target.namespace.as_str();
+    if method == Method::GET
+        && target.name.is_none()
+        && q("watch").is_some_and(|w| w == "true" || w == "1")
+    {
+        if let Err(e) = cluster
+            .lock()
+            .expect("cluster lock")
+            .check_denied("watch", info, ns)
+        {
+            return error(e);
+        }
+        let labels = match LabelSelector::parse(&q("labelSelector").unwrap_or_default()) {
+            Ok(s) => s,
+            Err(e) => return error(e),
+        };
+        let fields = match FieldSelector::parse(&q("fieldSelector").unwrap_or_default()) {
+            Ok(s) => s,
+            Err(e) => return error(e),
+        };
+        let resource_version = match q("resourceVersion").filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => match v.parse() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return error(ApiError::bad_request(format!(
+                        "resourceVersion: Invalid value: \"{v}\""
+                    )));
+                }
+            },
+        };
+        let timeout = q("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .map_or(Duration::from_secs(1800), Duration::from_secs);
+        return watch::respond(
+            cluster.clone(),
+            watch::Request {
+                info,
+                namespace: if info.namespaced {
+                    ns.to_string()
+                } else {
+                    String::new()
+                },
+                resource_version,
+                labels,
+                fields,
+                timeout,
+            },
+        );
+    }
     let mut c = cluster.lock().expect("cluster lock");
 
     let verb = match (&method, &target.name) {
@@ -458,9 +535,7 @@ async fn handle(
         return error(e);
     }
     let result = match verb {
-        "watch" => Err(ApiError::bad_request(
-            "watch is not implemented by this fake (phonebill-db polls)",
-        )),
+        "watch" => unreachable!("answered above"),
         "list" => {
             let labels = match LabelSelector::parse(&q("labelSelector").unwrap_or_default()) {
                 Ok(s) => s,

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::Uri;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::exec::pump;
 use crate::status::ApiError;
-use crate::{Shared, authorized, error, query_pairs, running_pod};
+use crate::{Shared, error, query_pairs, running_pod};
 
 pub const PROTOCOL: &str = "v4.channel.k8s.io";
 
@@ -33,12 +33,8 @@ pub async fn handle(
     State(cluster): State<Shared>,
     Path((ns, name)): Path<(String, String)>,
     uri: Uri,
-    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    if let Err(e) = authorized(&headers) {
-        return error(e);
-    }
     let query = query_pairs(&uri);
     let ports: Result<Vec<u16>, _> = query
         .iter()

@@ -28,10 +28,29 @@ pub struct Entry {
     pub owners: Vec<Owner>,
 }
 
+/// One change, as a watch reports it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub rv: u64,
+    pub plural: &'static str,
+    pub namespace: String,
+    /// ADDED, MODIFIED or DELETED.
+    pub kind: &'static str,
+    pub object: Value,
+}
+
+/// How many changes the fake remembers for watches (older resourceVersions get 410 Expired, as
+/// from an API server whose watch cache has moved on).
+pub const HISTORY: usize = 5000;
+
 #[derive(Debug, Default)]
 pub struct Cluster {
     pub objects: BTreeMap<Key, Entry>,
     rv: u64,
+    /// The latest changes, oldest first, for watches.
+    pub history: std::collections::VecDeque<Event>,
+    /// Woken on every change (watches wait on it).
+    pub changed: std::sync::Arc<tokio::sync::Notify>,
     uid: u64,
     next_ip: u32,
     /// (verb, group, resource) the test user may not use: 403 and SelfSubjectAccessReview denies.
@@ -43,6 +62,10 @@ pub struct Cluster {
     pub forwards: std::collections::HashMap<u16, std::net::SocketAddr>,
     /// The environment of commands run by pod exec (`exec`).
     pub exec_env: Vec<(String, String)>,
+    /// Faults the test injected (`FakeKube::inject`), consumed in order.
+    pub faults: Vec<crate::serve::Injected>,
+    /// Every request ("METHOD /path"), faults included, for tests to count.
+    pub requests: Vec<String>,
 }
 
 pub struct WriteOpts<'a> {
@@ -376,20 +399,55 @@ impl Cluster {
             }
             return Ok(entry.obj);
         }
-        self.objects.remove(&key);
+        self.remove(&key);
         self.writes
             .push(format!("DELETE {} {ns}/{name}", info.plural));
         if info.kind == "Namespace" {
-            self.objects.retain(|(_, n, _), _| n != name);
+            let inside: Vec<Key> = self
+                .objects
+                .keys()
+                .filter(|(_, n, _)| n == name)
+                .cloned()
+                .collect();
+            for k in inside {
+                self.remove(&k);
+            }
         }
         Ok(entry.obj)
     }
 
     /// Remove an object for good (kubelet: a pod's grace period ended; a finalizer was released).
     pub fn purge(&mut self, info: &ResourceInfo, ns: &str, name: &str) {
-        if self.objects.remove(&Self::key(info, ns, name)).is_some() {
+        self.remove(&Self::key(info, ns, name));
+    }
+
+    /// Remove an object: a new resourceVersion and a DELETED event carrying it.
+    fn remove(&mut self, key: &Key) {
+        if let Some(entry) = self.objects.remove(key) {
             self.rv += 1;
+            let mut obj = entry.obj;
+            obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+            self.record(key, "DELETED", obj);
         }
+    }
+
+    fn record(&mut self, key: &Key, kind: &'static str, object: Value) {
+        self.history.push_back(Event {
+            rv: self.rv,
+            plural: key.0,
+            namespace: key.1.clone(),
+            kind,
+            object,
+        });
+        while self.history.len() > HISTORY {
+            self.history.pop_front();
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// The current resourceVersion (what a list reports).
+    pub fn resource_version(&self) -> u64 {
+        self.rv
     }
 
     /// Internal write by a controller (kubelet, GC): no ownership change, no validation of immutables.
@@ -502,13 +560,19 @@ impl Cluster {
         self.rv += 1;
         let mut obj = with_managed_fields(obj, &owners);
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let kind = if self.objects.contains_key(&key) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
         self.objects.insert(
-            key,
+            key.clone(),
             Entry {
                 obj: obj.clone(),
                 owners,
             },
         );
+        self.record(&key, kind, obj.clone());
         obj
     }
 

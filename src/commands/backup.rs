@@ -161,7 +161,7 @@ pub fn text(t: &Taken) -> String {
 
 async fn take_snapshot(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
     let cluster = ctx.profile.cluster("backup --snapshot")?;
-    let kube = ctx.kube().await?;
+    let kube = ctx.kube_within(args.timeout).await?;
     let class = args
         .snapshot_class
         .clone()

@@ -20,6 +20,7 @@ use crate::error::{ExitCode, user_error};
 use crate::k8s::apply::{ApplyOptions, Change, apply_typed};
 use crate::k8s::client::{api_error, is_not_found};
 use crate::k8s::wait::poll;
+use crate::k8s::watches::Wake;
 use crate::render;
 use crate::ui::Outcome;
 
@@ -119,7 +120,7 @@ pub struct RemoveReport {
 pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
     let cluster = ctx.profile.cluster("expose")?;
     let service_name = cluster.expose.service_name.clone();
-    let kube = ctx.kube().await?;
+    let kube = ctx.kube_within(args.timeout).await?;
     let names = ctx.profile.names();
     let api: Api<Service> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let policies: Api<NetworkPolicy> = Api::namespaced(kube.client.clone(), &kube.namespace);
@@ -192,10 +193,12 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
     let service = render::external_service(&ctx.profile, &args.allow, args.internal)?;
     let applied = apply_typed(&kube, api.clone(), &service, ApplyOptions::default()).await?;
     let name = service_name.clone();
+    let mut wake = Wake::polling().watch(api.clone(), None, Some(&format!("metadata.name={name}")));
     let waited = poll(
         args.timeout,
         &ctx.ui,
         &spinner,
+        &mut wake,
         || async {
             api.get(&name)
                 .await

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, PostParams};
 use serde::Serialize;
@@ -17,6 +18,7 @@ use crate::k8s::apply::{self, Applied, ApplyOptions, Change};
 use crate::k8s::client::{api_error, is_not_found};
 use crate::k8s::diagnose::{Finding, diagnose, storage_class_hint};
 use crate::k8s::preflight::{self, APPLIED, Access, OBSERVED};
+use crate::k8s::watches::Wake;
 use crate::k8s::{Kube, inventory, release, wait};
 use crate::passwords::{self, Origin};
 use crate::render;
@@ -100,7 +102,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     let class = cluster.storage.class_name.clone();
     let names = profile.names();
     let ui = &ctx.ui;
-    let kube = ctx.kube().await?;
+    let kube = ctx.kube_within(args.timeout).await?;
     let server_version = preflight::server_version(&kube).await?;
     ui.note(
         None,
@@ -241,10 +243,12 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         "waiting for {} to become ready",
         names.stateful_set
     ));
+    let mut wake = release_watches(&kube, &profile);
     let waited = wait::poll(
         args.timeout,
         ui,
         &bar,
+        &mut wake,
         || release::observe(&kube, &profile),
         |s| wait::release_ready(s, &names),
         |s| {
@@ -290,6 +294,25 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             .into())
         }
     }
+}
+
+/// What changes while a release rolls out or goes: its StatefulSet, pods and claims.
+pub fn release_watches(kube: &Kube, profile: &crate::profile::Profile) -> Wake {
+    let selector = format!("app.kubernetes.io/instance={}", profile.release);
+    let c = || kube.client.clone();
+    let ns = kube.namespace.as_str();
+    Wake::polling()
+        .watch(
+            Api::<StatefulSet>::namespaced(c(), ns),
+            Some(&selector),
+            None,
+        )
+        .watch(Api::<Pod>::namespaced(c(), ns), Some(&selector), None)
+        .watch(
+            Api::<PersistentVolumeClaim>::namespaced(c(), ns),
+            Some(&selector),
+            None,
+        )
 }
 
 /// Server-side apply of each object (Secrets as `data`), the object being applied on a spinner;

@@ -68,7 +68,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .expect("install_managed runs for managed profiles");
     let names = profile.names();
     let ui = &ctx.ui;
-    let kube = ctx.kube().await?;
+    let kube = ctx.kube_within(args.timeout).await?;
     let server_version = preflight::server_version(&kube).await?;
     ui.note(
         None,

@@ -43,7 +43,7 @@ pub struct UninstallReport {
 }
 
 pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
-    let kube = ctx.kube().await?;
+    let kube = ctx.kube_within(args.timeout).await?;
     preflight::server_version(&kube).await?;
     let profile = &ctx.profile;
 
@@ -94,10 +94,12 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
     }
 
     let bar = ctx.ui.spinner("waiting for the release to be gone");
+    let mut wake = super::install::release_watches(&kube, profile);
     let gone = wait::poll(
         args.timeout,
         &ctx.ui,
         &bar,
+        &mut wake,
         || remaining(&kube, profile, &to_delete),
         |left| wait::release_gone(left),
         |left| format!("waiting for {} to be gone", left.join(", ")),

@@ -17,12 +17,17 @@ pub struct Kube {
     pub namespace: String,
 }
 
+/// How long a command without a `--timeout` of its own retries transient API failures.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(120);
+
 /// Load the kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`, else in-cluster)
-/// and build a client. Nothing is sent to the API yet.
+/// and build a client whose requests retry transient failures for `budget` (see `retry`).
+/// Nothing is sent to the API yet.
 pub async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
     namespace: &str,
+    budget: Duration,
 ) -> Result<Kube> {
     let options = KubeConfigOptions {
         context: context.map(str::to_string),
@@ -49,15 +54,22 @@ pub async fn connect(
     let mut config = config;
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(60));
+    // Ours instead of kube's own (which may wait far longer than the command's --timeout).
+    config.default_retry = false;
     let server = config
         .cluster_url
         .to_string()
         .trim_end_matches('/')
         .to_string();
-    let client = Client::try_from(config).map_err(|e| {
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| {
         user_error(format!("cannot set up a client for {server}: {e}"))
             .hint("check the cluster's certificate data in your kubeconfig")
     })?;
+    let client: Client = builder
+        .with_layer(&super::retry::RetryLayer {
+            deadline: tokio::time::Instant::now() + budget,
+        })
+        .build();
     Ok(Kube {
         client,
         server,
@@ -160,11 +172,13 @@ pub fn api_error(e: kube::Error, doing: &str, server: &str) -> anyhow::Error {
                 404 => user_error(msg).hint("check --namespace and --env, or run `phonebill-db install` first"),
                 409 => user_error(msg).hint("another manager owns these fields; re-run with --force-conflicts to take them over"),
                 422 => user_error(msg).hint("the value above is invalid for this cluster; fix it in the profile or --values file"),
-                _ => user_error(msg).hint("retry; if it persists, check the API server's health (`kubectl get --raw /readyz`)"),
+                429 | 500..=599 => user_error(msg).hint("the API server kept failing: it was retried until the command's time ran out; check its health (`kubectl get --raw /readyz`) and raise --timeout where the command has one"),
+                // Another 4xx: the request as it is will never be accepted; another try would not help.
+                _ => user_error(msg).hint("the API server refused the request as it is (see its message); with valid input this is a bug of phonebill-db: report it with the output of -v"),
             }
         }
         kube::Error::HyperError(_) | kube::Error::Service(_) => user_error(format!("{doing}: cannot reach the Kubernetes API at {server}: {}", root_cause(&e)))
-            .hint("check that the cluster is running and reachable (VPN, firewall) and that --context/--kubeconfig point at it"),
+            .hint("check that the cluster is running and reachable (VPN, firewall) and that --context/--kubeconfig point at it (transient failures were retried until the command's time ran out)"),
         kube::Error::Auth(_) => user_error(format!("{doing}: cannot get credentials for {server}: {}", root_cause(&e)))
             .hint("refresh credentials with `az aks get-credentials` (AKS with Entra ID also needs `kubelogin`)"),
         _ => user_error(format!("{doing}: {}", root_cause(&e))).hint("run again with -v for more detail"),

@@ -9,7 +9,9 @@ pub mod health;
 pub mod inventory;
 pub mod preflight;
 pub mod release;
+pub mod retry;
 pub mod snapshot;
 pub mod wait;
+pub mod watches;
 
 pub use client::Kube;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{Kube, api_error, is_not_found};
 use super::wait::poll;
+use super::watches::Wake;
 use crate::error::{ExitCode, user_error};
 use crate::profile::{MANAGED_BY, Profile};
 use crate::ui::Ui;
@@ -202,10 +203,12 @@ pub async fn take(
         )
     })?;
     let name = req.name.clone();
+    let mut wake = Wake::polling().watch(api.clone(), None, Some(&format!("metadata.name={name}")));
     let outcome = poll(
         req.timeout,
         ui,
         bar,
+        &mut wake,
         || async {
             api.get(&name)
                 .await

@@ -7,11 +7,9 @@ use anyhow::Result;
 use indicatif::ProgressBar;
 
 use super::release::{ReleaseState, pod_ready, pod_status_text, pvc_phase};
+use super::watches::Wake;
 use crate::profile::Names;
 use crate::ui::Ui;
-
-/// How often a wait looks again.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Installed and serving: the StatefulSet has seen its latest spec and finished rolling it out
 /// (every replica is a ready, non-terminating pod of the update revision), and the volume is bound.
@@ -81,11 +79,13 @@ pub struct TimedOut<T> {
     pub after: Duration,
 }
 
-/// Observe until `done` holds or `timeout` passes, showing `describe` on the spinner.
+/// Observe until `done` holds or `timeout` passes, showing `describe` on the spinner; between
+/// looks, sleep until `wake`'s watches see a change (or poll, where there are none).
 pub async fn poll<T, F, Fut>(
     timeout: Duration,
     ui: &Ui,
     bar: &ProgressBar,
+    wake: &mut Wake,
     mut observe: F,
     done: impl Fn(&T) -> bool,
     describe: impl Fn(&T) -> String,
@@ -113,7 +113,7 @@ where
                 after: start.elapsed(),
             }));
         }
-        tokio::time::sleep(POLL_INTERVAL.min(timeout.saturating_sub(start.elapsed()))).await;
+        wake.sleep(timeout.saturating_sub(start.elapsed())).await;
     }
 }
 

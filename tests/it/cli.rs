@@ -203,10 +203,14 @@ async fn an_unknown_context_lists_the_known_ones() {
 #[tokio::test]
 async fn refused_credentials_say_how_to_refresh_them() {
     let c = Cluster::aks().await;
-    let text = std::fs::read_to_string(&c.kubeconfig)
-        .unwrap()
-        .replace(fake_kube::TOKEN, "expired");
-    std::fs::write(&c.kubeconfig, text).unwrap();
+    // An expired token instead of the client certificate (the server still trusts its CA).
+    let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    let user = text.find("    client-certificate-data").unwrap();
+    std::fs::write(
+        &c.kubeconfig,
+        format!("{}    token: expired\n", &text[..user]),
+    )
+    .unwrap();
     let run = c.run(&["status"]).await;
     assert_eq!(run.code, 1);
     assert!(run.error_line().contains("401"), "{}", run.stderr);

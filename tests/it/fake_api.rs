@@ -15,9 +15,14 @@ use crate::support::{Cluster, NS};
 
 async fn setup() -> (Cluster, kube::Client) {
     let c = Cluster::with_plan_class().await;
-    let kube = phonebill_db::k8s::client::connect(Some(&c.kubeconfig), None, NS)
-        .await
-        .unwrap();
+    let kube = phonebill_db::k8s::client::connect(
+        Some(&c.kubeconfig),
+        None,
+        NS,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     let ns: Api<Namespace> = Api::all(kube.client.clone());
     ns.create(
         &PostParams::default(),
@@ -398,9 +403,14 @@ async fn statefulset_spec_outside_the_mutable_fields_is_immutable() {
 async fn the_kubelet_runs_a_statefulset_and_its_claims_outlive_it() {
     let (c, client) = setup().await;
     let ssar = phonebill_db::k8s::preflight::denied(
-        &phonebill_db::k8s::client::connect(Some(&c.kubeconfig), None, NS)
-            .await
-            .unwrap(),
+        &phonebill_db::k8s::client::connect(
+            Some(&c.kubeconfig),
+            None,
+            NS,
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap(),
         &[phonebill_db::k8s::preflight::Access::ns(
             "create",
             "apps",
@@ -489,4 +499,119 @@ async fn a_dry_run_delete_deletes_nothing() {
     assert!(api.get_opt("cfg").await.unwrap().is_some());
     api.delete("cfg", &DeleteParams::default()).await.unwrap();
     assert!(api.get_opt("cfg").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn watch_streams_changes_after_the_listed_version_and_expires_old_ones() {
+    use futures_util::TryStreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+    let (c, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let cm = |name: &str, v: &str| -> ConfigMap {
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": {"app": "x"}}, "data": {"v": v}}),
+        )
+        .unwrap()
+    };
+    cms.create(&PostParams::default(), &cm("before", "1"))
+        .await
+        .unwrap();
+    let list = cms.list(&ListParams::default()).await.unwrap();
+    let version = list.metadata.resource_version.unwrap();
+    let stream = cms
+        .watch(&WatchParams::default().labels("app=x").timeout(5), &version)
+        .await
+        .unwrap();
+    futures_util::pin_mut!(stream);
+    // Changes after the list: an add, a change, a delete; one without the label is not seen.
+    cms.create(&PostParams::default(), &cm("after", "1"))
+        .await
+        .unwrap();
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "unlabelled"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    cms.patch(
+        "after",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"v": "2"}})),
+    )
+    .await
+    .unwrap();
+    cms.delete("after", &DeleteParams::default()).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push(match event {
+            WatchEvent::Added(o) => format!("ADDED {}", o.metadata.name.unwrap()),
+            WatchEvent::Modified(o) => format!(
+                "MODIFIED {} {}",
+                o.metadata.name.unwrap(),
+                o.data.unwrap()["v"]
+            ),
+            WatchEvent::Deleted(o) => format!("DELETED {}", o.metadata.name.unwrap()),
+            other => format!("{other:?}"),
+        });
+    }
+    assert_eq!(seen, ["ADDED after", "MODIFIED after 2", "DELETED after"]);
+    // A version the server no longer remembers: an ERROR event with 410, as from a real server.
+    for i in 0..fake_kube::store::HISTORY + 10 {
+        c.fake.cluster().system_write(
+            fake_kube::store::info_of("ConfigMap"),
+            NS,
+            json!({"metadata": {"name": "churn"}, "data": {"i": i.to_string()}}),
+        );
+    }
+    let stale = cms
+        .watch(&WatchParams::default().timeout(2), &version)
+        .await
+        .unwrap();
+    futures_util::pin_mut!(stale);
+    match stale.try_next().await.unwrap() {
+        Some(WatchEvent::Error(s)) => assert_eq!(s.code, 410),
+        other => panic!("expected 410 Expired, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_server_speaks_tls_and_wants_a_client_certificate_or_a_token() {
+    let c = Cluster::aks().await;
+    assert!(c.fake.url.starts_with("https://"));
+    // A kubeconfig with the cluster's CA but neither certificate nor token: 401.
+    let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    let user = text.find("    client-certificate-data").unwrap();
+    let anonymous = c.dir.path().join("anonymous");
+    std::fs::write(
+        &anonymous,
+        format!("{}user: {{}}\n", text[..user].trim_end_matches("user:\n")),
+    )
+    .unwrap();
+    let run = crate::support::run_bin(
+        c.dir.path(),
+        &["status", "--kubeconfig", anonymous.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.error_line().contains("401"), "{}", run.stderr);
+    // Plain HTTP to it gets nowhere.
+    let plain = c.fake.url.replace("https://", "http://");
+    let kc = c.dir.path().join("plain");
+    std::fs::write(&kc, text.replace(&c.fake.url, &plain)).unwrap();
+    let run = crate::support::run_bin(
+        c.dir.path(),
+        &["status", "--kubeconfig", kc.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line().contains("cannot reach the Kubernetes API"),
+        "{}",
+        run.stderr
+    );
 }

@@ -563,3 +563,26 @@ async fn the_network_policy_switch_applies_and_prunes_the_policy() {
     );
     assert!(c.fake.get("NetworkPolicy", NS, STS).is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_watches_and_falls_back_to_polling_when_watch_is_denied() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    assert!(
+        c.fake.requests_matching("watch=true") >= 3,
+        "install's wait watched the StatefulSet, pods and claims"
+    );
+    // A user who may list but not watch: the watches are refused (403), the wait polls instead
+    // and still sees the rollout.
+    let c = Cluster::with_plan_class().await;
+    for r in ["pods", "persistentvolumeclaims"] {
+        c.fake.deny("watch", "", r);
+    }
+    c.fake.deny("watch", "apps", "statefulsets");
+    let report = c.install_ok(&[]).await;
+    assert_eq!(report["ready"], true);
+    assert!(
+        c.fake.requests_matching("watch=true") >= 3,
+        "the watches were tried"
+    );
+}

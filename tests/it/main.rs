@@ -18,6 +18,7 @@ mod connect;
 mod database;
 mod expose;
 mod fake_api;
+mod faults;
 mod habits;
 mod install;
 mod migrations;
