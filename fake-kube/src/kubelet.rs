@@ -65,6 +65,9 @@ pub struct Kubelet {
     /// The address pods get (`status.podIP`). A test whose pod exec must reach a server "on the
     /// pod's network address" sets a second loopback address (127.0.0.2) the server listens on.
     pub pod_ip: String,
+    /// The node's kubelet answers: with `false` the Node is NotReady and pods deleted on it stay
+    /// terminating (nobody confirms they stopped), as when a node is lost.
+    pub node_ready: bool,
     scheduled: BTreeMap<String, Instant>,
     deleting: BTreeMap<String, Instant>,
     events: BTreeSet<(String, String, String)>,
@@ -82,6 +85,7 @@ impl Default for Kubelet {
             load_balancers: LoadBalancerBehavior::Assign,
             termination: Duration::from_millis(200),
             pod_ip: "10.244.0.15".into(),
+            node_ready: true,
             scheduled: BTreeMap::new(),
             deleting: BTreeMap::new(),
             events: BTreeSet::new(),
@@ -94,6 +98,7 @@ pub const NODE: &str = "aks-nodepool1-12345678-vmss000000";
 
 /// One round of every controller.
 pub fn tick(c: &mut Cluster) {
+    node(c);
     statefulset_controller(c);
     garbage_collect(c);
     bind_volumes(c);
@@ -103,6 +108,19 @@ pub fn tick(c: &mut Cluster) {
     endpoint_slices(c);
     snapshots(c);
     load_balancers(c);
+}
+
+/// The one node pods run on, Ready while its kubelet answers (`node_ready`).
+fn node(c: &mut Cluster) {
+    let status = if c.kubelet.node_ready {
+        "True"
+    } else {
+        "Unknown"
+    };
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
+        "status": {"conditions": [{"type": "Ready", "status": status,
+            "reason": if c.kubelet.node_ready { "KubeletReady" } else { "NodeStatusUnknown" }}]}});
+    c.system_write(info_of("Node"), "", node);
 }
 
 /// The cloud's load-balancer controller: a Service of type LoadBalancer gets an address in
@@ -613,7 +631,7 @@ fn strip_times(v: &Value) -> Value {
 fn finish_deletions(c: &mut Cluster) {
     let termination = c.kubelet.termination;
     for pod in objects(c, "pods") {
-        if pod.pointer("/metadata/deletionTimestamp").is_none() {
+        if pod.pointer("/metadata/deletionTimestamp").is_none() || !c.kubelet.node_ready {
             continue;
         }
         let uid = s(&pod, "/metadata/uid");
@@ -650,8 +668,28 @@ fn finish_deletions(c: &mut Cluster) {
     for pvc in objects(c, "persistentvolumeclaims") {
         let key = (s(&pvc, "/metadata/namespace"), s(&pvc, "/metadata/name"));
         if pvc.pointer("/metadata/deletionTimestamp").is_some() && !used.contains(&key) {
-            // kubernetes.io/pvc-protection is released once no pod uses the claim.
-            c.purge(info_of("PersistentVolumeClaim"), &key.0, &key.1);
+            // kubernetes.io/pvc-protection is released once no pod uses the claim; the claim goes
+            // when no other finalizer holds it.
+            let others: Vec<Value> = pvc
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|f| *f != "kubernetes.io/pvc-protection")
+                .cloned()
+                .collect();
+            if others.is_empty() {
+                c.purge(info_of("PersistentVolumeClaim"), &key.0, &key.1);
+            } else if pvc
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                != Some(others.len())
+            {
+                let mut released = pvc.clone();
+                released["metadata"]["finalizers"] = json!(others);
+                c.system_write(info_of("PersistentVolumeClaim"), &key.0, released);
+            }
         }
     }
 }

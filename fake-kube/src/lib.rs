@@ -243,6 +243,11 @@ impl FakeKube {
         self.cluster().kubelet.termination = grace;
     }
 
+    /// The node's kubelet answers (true) or is lost (false: NotReady, deleted pods stay terminating).
+    pub fn set_node_ready(&self, ready: bool) {
+        self.cluster().kubelet.node_ready = ready;
+    }
+
     /// The address pods get from now on (`status.podIP`).
     pub fn set_pod_ip(&self, ip: &str) {
         self.cluster().kubelet.pod_ip = ip.into();

@@ -37,6 +37,9 @@ pub struct UninstallReport {
     /// the volume and its Azure disk stay until deleted by hand.
     pub released_volumes: Vec<String>,
     pub waited_seconds: f64,
+    /// Gone, every deleted object? (`false`: the wait ran out; `stillThere` says what and why.)
+    pub removed: bool,
+    pub still_there: Vec<crate::k8s::stuck::Stuck>,
     /// The managed server whose database stays whatever uninstall does (prod).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub managed_server: Option<String>,
@@ -107,6 +110,10 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
     .await?;
     let elapsed = bar.elapsed();
     bar.finish_and_clear();
+    let still_there = match &gone {
+        Ok(_) => vec![],
+        Err(timed_out) => crate::k8s::stuck::explain(&kube, &timed_out.last).await?,
+    };
     let report = UninstallReport {
         release: profile.release.clone(),
         namespace: kube.namespace.clone(),
@@ -114,15 +121,23 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
         kept,
         released_volumes,
         waited_seconds: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+        removed: gone.is_ok(),
+        still_there,
         managed_server: profile.managed.as_ref().map(|m| m.host.clone()),
     };
     ctx.ui.emit(&report, text)?;
     if let Err(timed_out) = gone {
+        let first = report.still_there.first();
         return Err(user_error(format!(
-            "timed out waiting for {} to be deleted",
-            timed_out.last.join(", ")
+            "timed out after {}s waiting for {} to be deleted{}",
+            report.waited_seconds,
+            timed_out.last.join(", "),
+            first.map_or(String::new(), |s| format!(": {} is {}", s.object, s.why))
         ))
-        .hint("a finalizer or a stuck pod holds them: see `kubectl describe` of the objects named")
+        .hint(first.map_or_else(
+            || "wait longer with --timeout, then run uninstall again".to_string(),
+            |s| s.hint.clone(),
+        ))
         .exit(ExitCode::Timeout)
         .into());
     }
@@ -142,7 +157,13 @@ fn text(r: &UninstallReport) -> String {
     let mut rows: Vec<Vec<String>> = r
         .deleted
         .iter()
-        .map(|o| vec![o.clone(), "deleted".into()])
+        .map(|o| {
+            let stuck = r.still_there.iter().any(|s| &s.object == o);
+            vec![
+                o.clone(),
+                if stuck { "STILL THERE" } else { "deleted" }.into(),
+            ]
+        })
         .collect();
     rows.extend(r.kept.iter().map(|o| vec![o.clone(), "kept".into()]));
     let mut out = if rows.is_empty() {
@@ -150,7 +171,15 @@ fn text(r: &UninstallReport) -> String {
     } else {
         table(&["OBJECT", "RESULT"], &rows)
     };
-    if r.deleted.is_empty() {
+    if !r.removed {
+        out.push_str(&format!(
+            "release {} is NOT removed from namespace {} after {}s; still there:\n",
+            r.release, r.namespace, r.waited_seconds
+        ));
+        for s in &r.still_there {
+            out.push_str(&format!("  {}: {}\n    hint: {}\n", s.object, s.why, s.hint));
+        }
+    } else if r.deleted.is_empty() {
         out.push_str(&format!(
             "nothing of release {} to remove in namespace {}\n",
             r.release, r.namespace

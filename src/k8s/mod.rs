@@ -11,6 +11,7 @@ pub mod preflight;
 pub mod release;
 pub mod retry;
 pub mod snapshot;
+pub mod stuck;
 pub mod wait;
 pub mod watches;
 

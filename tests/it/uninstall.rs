@@ -118,3 +118,79 @@ async fn a_plain_uninstall_needs_no_right_to_delete_data() {
     assert!(run.error_line().contains("delete persistentvolumeclaims in namespace phonebill-dev; delete secrets in namespace phonebill-dev"), "{}", run.stderr);
     assert_eq!(c.fake.inventory(NS).len(), 5, "claim and Secrets untouched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_uninstall_says_what_is_still_there_and_why() {
+    // The node is lost: the pod stays terminating, nobody confirms it stopped.
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    c.fake.set_node_ready(false);
+    let run = c.run(&["uninstall", "--timeout", "2s", "-o", "json"]).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["removed"], false, "{report}");
+    let pod = report["stillThere"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["object"] == "Pod/auth-postgres-dev-postgresql-0")
+        .unwrap_or_else(|| panic!("{report}"))
+        .clone();
+    assert!(
+        pod["why"].as_str().unwrap().contains("which is NotReady"),
+        "{pod}"
+    );
+    assert!(
+        pod["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--grace-period=0 --force"),
+        "{pod}"
+    );
+    assert!(
+        run.error_line().contains("timed out after"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.error_line().contains("NotReady"), "{}", run.stderr);
+    assert!(run.hint_line().contains("--force"), "{}", run.stderr);
+    let text = c.run(&["uninstall", "--timeout", "1s"]).await;
+    assert!(
+        !text.stdout.contains("auth-postgres-dev removed from namespace"),
+        "never says removed:\n{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("is NOT removed"), "{}", text.stdout);
+    // The node comes back: the next uninstall finishes.
+    c.fake.set_node_ready(true);
+    let run = c.run(&["uninstall", "--timeout", "30s"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // A claim held by someone else's finalizer.
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    c.fake
+        .merge_patch(
+            "PersistentVolumeClaim",
+            NS,
+            PVC,
+            serde_json::json!({"metadata": {"finalizers": ["kubernetes.io/pvc-protection", "backup.example.com/hold"]}}),
+        )
+        .unwrap();
+    let run = c
+        .run(&["uninstall", "--delete-data", "--yes", "--timeout", "2s"])
+        .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.error_line()
+            .contains("held by the finalizer backup.example.com/hold"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.hint_line().contains("patch persistentvolumeclaim"),
+        "{}",
+        run.stderr
+    );
+    assert!(c.fake.get("PersistentVolumeClaim", NS, PVC).is_some());
+}
