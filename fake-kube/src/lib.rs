@@ -213,11 +213,24 @@ impl FakeKube {
         out
     }
 
-    /// Make `verb` on `resource` (in API `group`) forbidden for the test user.
+    /// Make `verb` on `resource` (in API `group`) forbidden for the test user, everywhere.
     pub fn deny(&self, verb: &str, group: &str, resource: &str) {
         self.cluster()
             .denied
-            .push((verb.into(), group.into(), resource.into()));
+            .push((verb.into(), group.into(), resource.into(), None));
+    }
+
+    /// Make `verb` on `resource` forbidden in namespace `ns` only ("" for the cluster scope).
+    pub fn deny_in(&self, ns: &str, verb: &str, group: &str, resource: &str) {
+        self.cluster()
+            .denied
+            .push((verb.into(), group.into(), resource.into(), Some(ns.into())));
+    }
+
+    /// The test user's rights are a Role in `ns` only (`kubectl create rolebinding … -n ns`):
+    /// anything outside it and every cluster-scoped resource is forbidden.
+    pub fn only_namespace(&self, ns: &str) {
+        self.cluster().only_namespace = Some(ns.into());
     }
 
     /// Port-forwards to `port` of any running pod reach `target` (e.g. the throwaway PostgreSQL).
@@ -347,7 +360,7 @@ pub(crate) fn running_pod(
     pod: &str,
     resource: &str,
 ) -> Result<Value, ApiError> {
-    if c.is_denied("create", "", resource) {
+    if c.is_denied("create", "", resource, ns) {
         return Err(ApiError::new(
             403,
             "Forbidden",
@@ -525,7 +538,13 @@ async fn handle(
             "" => field("resource"),
             sub => format!("{}/{sub}", field("resource")),
         };
-        let allowed = !c.is_denied(&field("verb"), &field("group"), &resource);
+        // As the real authorizer: the review's own namespace ("" asks about the cluster scope).
+        let allowed = !c.is_denied(
+            &field("verb"),
+            &field("group"),
+            &resource,
+            &field("namespace"),
+        );
         let mut answer = body.clone();
         answer["apiVersion"] = json!("authorization.k8s.io/v1");
         answer["kind"] = json!("SelfSubjectAccessReview");

@@ -53,8 +53,12 @@ pub struct Cluster {
     pub changed: std::sync::Arc<tokio::sync::Notify>,
     uid: u64,
     next_ip: u32,
-    /// (verb, group, resource) the test user may not use: 403 and SelfSubjectAccessReview denies.
-    pub denied: Vec<(String, String, String)>,
+    /// (verb, group, resource, namespace) the test user may not use ("*" for any verb; namespace
+    /// `None`: anywhere): 403, and SelfSubjectAccessReviews say denied.
+    pub denied: Vec<(String, String, String, Option<String>)>,
+    /// The test user's rights are a Role in this namespace only: everything outside it, and every
+    /// cluster-scoped resource, is denied (SelfSubjectAccessReviews excepted, as for any user).
+    pub only_namespace: Option<String>,
     pub kubelet: crate::kubelet::Kubelet,
     /// Every write request ("VERB plural ns/name"), for tests to assert on.
     pub writes: Vec<String>,
@@ -471,7 +475,12 @@ impl Cluster {
     }
 
     pub fn check_denied(&self, verb: &str, info: &ResourceInfo, ns: &str) -> Result<(), ApiError> {
-        if self.is_denied(verb, info.group, info.plural) {
+        if self.is_denied(
+            verb,
+            info.group,
+            info.plural,
+            if info.namespaced { ns } else { "" },
+        ) {
             let scope = if info.namespaced {
                 format!(" in the namespace \"{ns}\"")
             } else {
@@ -491,10 +500,20 @@ impl Cluster {
         Ok(())
     }
 
-    pub fn is_denied(&self, verb: &str, group: &str, resource: &str) -> bool {
-        self.denied
-            .iter()
-            .any(|(v, g, r)| (v == verb || v == "*") && g == group && r == resource)
+    /// Is `verb` on `resource` denied in namespace `ns` ("" for the cluster scope)?
+    pub fn is_denied(&self, verb: &str, group: &str, resource: &str, ns: &str) -> bool {
+        let outside = self
+            .only_namespace
+            .as_deref()
+            .is_some_and(|only| ns != only)
+            && resource != "selfsubjectaccessreviews";
+        outside
+            || self.denied.iter().any(|(v, g, r, n)| {
+                (v == verb || v == "*")
+                    && g == group
+                    && r == resource
+                    && n.as_deref().is_none_or(|n| n == ns)
+            })
     }
 
     /// Validate, default and store a new version of an object, unless it changes nothing.

@@ -338,7 +338,7 @@ pub async fn apply_all(
             Applied {
                 kind: object.kind().into(),
                 name: object.name().into(),
-                change: Change::Created,
+                change: Change::Unchecked,
             }
         } else {
             apply::apply(kube, &object, opts).await?
@@ -448,6 +448,7 @@ pub fn change_text(change: Change, dry_run: bool) -> &'static str {
         (Change::Unchanged, true) => "unchanged (dry run)",
         (Change::Pruned, false) => "pruned (no longer rendered)",
         (Change::Pruned, true) => "would be pruned (dry run)",
+        (Change::Unchecked, _) => "would be created (not checked: no namespace yet)",
     }
 }
 
@@ -489,7 +490,13 @@ fn text(r: &InstallReport) -> String {
             r.server_certificate_expires
         ));
     }
-    if r.dry_run {
+    if r.dry_run && count(Change::Unchecked) > 0 {
+        out.push_str(&format!(
+            "dry run: namespace {} does not exist yet, so the API server could not check the {} objects it would hold (it checked the RBAC rights and the StorageClass); nothing was changed\n",
+            r.namespace,
+            count(Change::Unchecked)
+        ));
+    } else if r.dry_run {
         out.push_str(&format!("dry run: {summary}; nothing was changed\n"));
     } else if r.ready {
         out.push_str(&format!(

@@ -177,7 +177,10 @@ fn text(r: &UninstallReport) -> String {
             r.release, r.namespace, r.waited_seconds
         ));
         for s in &r.still_there {
-            out.push_str(&format!("  {}: {}\n    hint: {}\n", s.object, s.why, s.hint));
+            out.push_str(&format!(
+                "  {}: {}\n    hint: {}\n",
+                s.object, s.why, s.hint
+            ));
         }
     } else if r.deleted.is_empty() {
         out.push_str(&format!(

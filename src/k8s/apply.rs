@@ -22,6 +22,9 @@ pub enum Change {
     Unchanged,
     /// Made by an earlier install, no longer rendered by the profile, deleted.
     Pruned,
+    /// A dry run that could not ask the server (its namespace does not exist yet): it would be
+    /// created, but nothing about it was checked.
+    Unchecked,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -37,7 +37,13 @@ async fn connect_forwards_a_local_port_and_psql_works_through_it_until_ctrl_c() 
     // The report is printed (and flushed) before it waits: one pretty JSON document.
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut text = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
+    // Bounded: a binary that never prints its report fails the test instead of hanging it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while let Some(line) = tokio::time::timeout_at(deadline, lines.next_line())
+        .await
+        .expect("the report within 30s")
+        .unwrap()
+    {
         text.push_str(&line);
         text.push('\n');
         if line == "}" {

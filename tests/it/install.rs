@@ -224,7 +224,29 @@ async fn dry_run_changes_nothing() {
     let c = Cluster::with_plan_class().await;
     let run = c.run(&["install", "--dry-run"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("dry run: 11 created"), "{}", run.stdout);
+    // The namespace does not exist: the server could check nothing of what it would hold, and the
+    // report says so instead of calling them created.
+    assert!(run.stdout.contains("namespace phonebill-dev does not exist yet, so the API server could not check the 11 objects"), "{}", run.stdout);
+    assert_eq!(
+        run.stdout
+            .matches("would be created (not checked: no namespace yet)")
+            .count(),
+        11,
+        "{}",
+        run.stdout
+    );
+    let json = c
+        .run(&["install", "--dry-run", "-o", "json"])
+        .await
+        .ok_json();
+    assert!(
+        json["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["change"] == "unchecked"),
+        "{json}"
+    );
     assert!(c.fake.get("Namespace", "", NS).is_none());
 
     c.install_ok(&[]).await;
@@ -329,7 +351,12 @@ async fn timeout_diagnosis(
     let run = if class.is_some() {
         let remover = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
             loop {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "install never made the namespace"
+                );
                 if fake.get("Namespace", "", NS).is_some() {
                     fake.cluster().purge(
                         fake_kube::store::info_of("StorageClass"),
@@ -585,4 +612,69 @@ async fn the_wait_watches_and_falls_back_to_polling_when_watch_is_denied() {
         c.fake.requests_matching("watch=true") >= 3,
         "the watches were tried"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_only_a_role_in_the_namespace_installs() {
+    let c = Cluster::with_plan_class().await;
+    c.create_namespace(); // an admin made it and bound the Role there
+    c.fake.only_namespace(NS);
+    let run = c.run(&["install", "--timeout", "30s"]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // It may not read the namespace (403), nor list StorageClasses: it says so and goes on.
+    assert!(
+        run.stderr.contains("not allowed to list StorageClasses"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(c.fake.inventory(NS), expected_inventory());
+    // The same user in another namespace: every check fails first, nothing is created.
+    let run = c
+        .run(&["install", "-n", "elsewhere", "--timeout", "30s"])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line().contains("in namespace elsewhere"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.error_line().contains("nothing was changed"),
+        "{}",
+        run.stderr
+    );
+    assert!(c.fake.inventory("elsewhere").is_empty());
+    // Denied in one namespace only: the review asks about that namespace.
+    let c = Cluster::with_plan_class().await;
+    c.fake.deny_in("elsewhere", "*", "", "secrets");
+    c.install_ok(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_that_may_not_delete_is_refused_before_anything_changes() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    let before = c.versions();
+    c.fake.deny("delete", "", "services");
+    let values = c.dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "metrics:\n  enabled: false\npostgresql:\n  workMem: 8MB\n",
+    )
+    .unwrap();
+    let run = c
+        .run(&["install", "--values", values.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line().contains("not allowed to delete services"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.error_line().contains("nothing was changed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(c.versions(), before, "not even the ConfigMap was applied");
 }

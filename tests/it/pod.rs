@@ -436,7 +436,13 @@ async fn the_releases_own_rules_trust_nobody_and_want_tls_off_the_pod() {
     .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut text = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
+    // Bounded: a binary that never prints its report fails the test instead of hanging it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while let Some(line) = tokio::time::timeout_at(deadline, lines.next_line())
+        .await
+        .expect("the report within 30s")
+        .unwrap()
+    {
         text.push_str(&line);
         if line == "}" {
             break;

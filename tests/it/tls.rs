@@ -313,3 +313,28 @@ async fn every_sslmode_and_ca_file_behaves_as_libpq() {
         Outcome::Refused
     );
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_with_exit_3() {
+    // Accepts connections (the kernel's backlog) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!(
+        "postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable&connect_timeout=1"
+    );
+    let started = std::time::Instant::now();
+    let run = run_url(
+        &["apply-schema", "--dry-run", "--database-url", &url],
+        &[("PGPASSWORD", "x")],
+    )
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.error_line().contains("no answer within"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.hint_line().contains("firewall"), "{}", run.stderr);
+    assert!(started.elapsed().as_secs() < 10);
+    drop(silent);
+}

@@ -156,7 +156,9 @@ async fn a_timed_out_uninstall_says_what_is_still_there_and_why() {
     assert!(run.hint_line().contains("--force"), "{}", run.stderr);
     let text = c.run(&["uninstall", "--timeout", "1s"]).await;
     assert!(
-        !text.stdout.contains("auth-postgres-dev removed from namespace"),
+        !text
+            .stdout
+            .contains("auth-postgres-dev removed from namespace"),
         "never says removed:\n{}",
         text.stdout
     );
