@@ -1,12 +1,12 @@
 //! A fake Kubernetes API server on loopback, for phonebill-db's tests (not shipped).
 //!
-//! The tool reaches it through an ordinary kubeconfig (`FakeKube::write_kubeconfig`), so the real
-//! kube client, config loading and request shapes are exercised. It follows the API conventions
-//! for what the tool uses (see `store`, `fields`, `select`, `validate`, `kubelet`); where it departs
-//! from the real server, the module that departs says so. Known departures:
-//! - plain HTTP with a bearer token instead of TLS with client certificates;
+//! The tool reaches it through an ordinary kubeconfig (`FakeKube::write_kubeconfig`: HTTPS, the
+//! cluster's CA, a client certificate), so the real kube client, config loading, TLS and request
+//! shapes are exercised. It follows the API conventions for what the tool uses (see `store`,
+//! `fields`, `select`, `validate`, `watch`, `kubelet`, `serve`); where it departs from the real
+//! server, the module that departs says so. Known departures:
 //! - list merge keys are taken to be `name` for every list of named items (`fields`);
-//! - no watch (the tool polls); no admission webhooks; field selectors accept any path.
+//! - no watch bookmarks; no admission webhooks; field selectors accept any path.
 
 pub mod exec;
 pub mod fields;
