@@ -11,6 +11,9 @@
 #   the render tests validate every manifest strictly against Kubernetes 1.33; and checkov (PyPI),
 #   the policy scan the render tests hold to at most three failed checks, each explained in place.
 # - kubectl (Debian's kubernetes-client) when missing: the plugin test runs `kubectl phonebill-db`.
+# - cargo-deny (crates.io, `cargo install --locked`, into target/tools) when missing: after the
+#   tests, `cargo deny check licenses bans sources` (deny.toml) must be clean. It builds in the
+#   background while the rest is set up.
 # - PostgreSQL from Debian's packages (apt-get, when missing), started as throwaway servers for this
 #   run only (scripts/throwaway-pg.sh: one with TLS and the dev profile's settings, one with
 #   initdb's defaults), stopped at exit.
@@ -25,6 +28,15 @@ apt_install() {
   [ -n "$apt_updated" ] || { $sudo_ apt-get update -qq; apt_updated=1; }
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
+
+mkdir -p target/tools
+deny_root=target/tools/cargo-deny
+deny_pid=""
+if [ ! -x "$deny_root/bin/cargo-deny" ]; then
+  echo "installing cargo-deny into $deny_root (in the background)" >&2
+  cargo install --locked --quiet --root "$deny_root" cargo-deny@0.20.2 >target/tools/cargo-deny.log 2>&1 &
+  deny_pid=$!
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest (cargo install --locked; a few minutes, once)" >&2
@@ -51,4 +63,20 @@ fi
 
 source scripts/throwaway-pg.sh
 
-cargo nextest run --workspace --no-fail-fast "$@"
+status=0
+cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+
+# The dependency policy (licenses, bans, sources), offline.
+if [ -n "$deny_pid" ] && ! wait "$deny_pid"; then
+  cat target/tools/cargo-deny.log >&2
+  echo "cargo-deny did not install" >&2
+  exit 1
+fi
+if "$deny_root/bin/cargo-deny" --offline check licenses bans sources >target/tools/cargo-deny-check.log 2>&1; then
+  echo "cargo deny (deny.toml): $(tail -1 target/tools/cargo-deny-check.log)" >&2
+else
+  cat target/tools/cargo-deny-check.log >&2
+  echo "cargo deny: the dependency policy (deny.toml) is broken" >&2
+  status=1
+fi
+exit $status

@@ -456,11 +456,7 @@ async fn handle(
         {
             return error(e);
         }
-        let labels = match LabelSelector::parse(&q("labelSelector").unwrap_or_default()) {
-            Ok(s) => s,
-            Err(e) => return error(e),
-        };
-        let fields = match FieldSelector::parse(&q("fieldSelector").unwrap_or_default()) {
+        let (labels, fields) = match selectors(&q) {
             Ok(s) => s,
             Err(e) => return error(e),
         };
@@ -561,11 +557,7 @@ async fn handle(
     let result = match verb {
         "watch" => unreachable!("answered above"),
         "list" => {
-            let labels = match LabelSelector::parse(&q("labelSelector").unwrap_or_default()) {
-                Ok(s) => s,
-                Err(e) => return error(e),
-            };
-            let fields = match FieldSelector::parse(&q("fieldSelector").unwrap_or_default()) {
+            let (labels, fields) = match selectors(&q) {
                 Ok(s) => s,
                 Err(e) => return error(e),
             };
@@ -672,6 +664,16 @@ async fn handle(
         Ok((code, body)) => reply(code, body),
         Err(e) => error(e),
     }
+}
+
+/// The request's label and field selectors (empty when not given).
+fn selectors(
+    q: &impl Fn(&str) -> Option<String>,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    Ok((
+        LabelSelector::parse(&q("labelSelector").unwrap_or_default())?,
+        FieldSelector::parse(&q("fieldSelector").unwrap_or_default())?,
+    ))
 }
 
 /// `/api/v1/...` or `/apis/GROUP/VERSION/...` → the resource, namespace, name and subresource.

@@ -3,9 +3,6 @@
 
 use std::process::Stdio;
 
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-
 use crate::pg::Release;
 use crate::support::ADMIN_SECRET;
 
@@ -35,22 +32,7 @@ async fn connect_forwards_a_local_port_and_psql_works_through_it_until_ctrl_c() 
     .spawn()
     .expect("run phonebill-db");
     // The report is printed (and flushed) before it waits: one pretty JSON document.
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut text = String::new();
-    // Bounded: a binary that never prints its report fails the test instead of hanging it.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while let Some(line) = tokio::time::timeout_at(deadline, lines.next_line())
-        .await
-        .expect("the report within 30s")
-        .unwrap()
-    {
-        text.push_str(&line);
-        text.push('\n');
-        if line == "}" {
-            break;
-        }
-    }
-    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let report = crate::support::first_report(child.stdout.take().unwrap()).await;
     assert_eq!(report["host"], "127.0.0.1");
     assert_eq!(report["database"], r.database.as_str());
     assert_eq!(report["pod"], "auth-postgres-dev-postgresql-0");

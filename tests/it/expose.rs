@@ -91,17 +91,7 @@ async fn expose_restricts_the_load_balancer_to_the_given_cidrs_and_prints_the_de
     assert_eq!(r["sslMode"], "verify-ca");
     assert_eq!(r["caFile"], "auth-postgres-dev-ca.crt");
     let written = std::fs::read_to_string(c.dir.path().join("auth-postgres-dev-ca.crt")).unwrap();
-    let app_ca = c.secret_data("auth-db-secret")["ca.crt"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    use base64::Engine;
-    assert_eq!(
-        written.as_bytes(),
-        base64::engine::general_purpose::STANDARD
-            .decode(app_ca)
-            .unwrap()
-    );
+    assert_eq!(written, c.secret_text("auth-db-secret", "ca.crt"));
 
     // Again: nothing changes (server-side apply, same field manager).
     let rv = svc["metadata"]["resourceVersion"].clone();
@@ -304,13 +294,7 @@ async fn without_the_release_policy_expose_adds_none_and_install_prunes_a_stale_
     let values = c.dir.path().join("values.yaml");
     std::fs::write(&values, "networkPolicy:\n  enabled: false\n").unwrap();
     let report = c.install_ok(&["--values", values.to_str().unwrap()]).await;
-    let pruned: Vec<&str> = report["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["change"] == "pruned")
-        .map(|o| o["name"].as_str().unwrap())
-        .collect();
+    let pruned = crate::support::pruned(&report);
     assert_eq!(pruned, ["auth-postgres-dev-postgresql", SVC], "{report}");
     assert!(service(&c).is_some(), "the service stays");
     let r = c

@@ -66,15 +66,10 @@ async fn install_creates_exactly_the_release_and_waits_for_readiness() {
         )
     );
     // TLS: the CA in the app's Secret signed the server's certificate, made for the Service names.
-    let tls = c.secret_data("auth-postgres-dev-postgresql-tls");
-    let text =
-        |v: &serde_json::Value| String::from_utf8(base64_decode(v.as_str().unwrap())).unwrap();
-    let app_ca = text(&c.secret_data(APP_SECRET)["ca.crt"]);
-    assert!(phonebill_db::certs::signed_by(
-        &text(&tls["tls.crt"]),
-        &app_ca
-    ));
-    let info = phonebill_db::certs::inspect(&text(&tls["tls.crt"])).unwrap();
+    let crt = c.secret_text("auth-postgres-dev-postgresql-tls", "tls.crt");
+    let app_ca = c.secret_text(APP_SECRET, "ca.crt");
+    assert!(phonebill_db::certs::signed_by(&crt, &app_ca));
+    let info = phonebill_db::certs::inspect(&crt).unwrap();
     assert!(
         info.names
             .contains(&"auth-postgres-dev-postgresql".to_string())
@@ -526,13 +521,7 @@ async fn objects_the_profile_no_longer_renders_are_pruned() {
         "a dry run prunes nothing"
     );
     let report = c.install_ok(&["--values", values.to_str().unwrap()]).await;
-    let pruned: Vec<&str> = report["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["change"] == "pruned")
-        .map(|o| o["name"].as_str().unwrap())
-        .collect();
+    let pruned = crate::support::pruned(&report);
     assert_eq!(pruned, ["auth-postgres-dev-postgresql-metrics"]);
     assert!(
         c.fake

@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
 use crate::support::{ADMIN_SECRET, Cluster, NS, Run, run_bin_env};
@@ -203,11 +201,7 @@ impl Release {
     }
 
     pub fn secret(&self, name: &str, key: &str) -> String {
-        let data = self.cluster.secret_data(name);
-        let b64 = data[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("Secret {name} has no {key}"));
-        String::from_utf8(STANDARD.decode(b64).expect("base64")).expect("utf8")
+        self.cluster.secret_text(name, key)
     }
 
     /// The postgres image's docker-entrypoint.sh on an empty data directory, against the shared

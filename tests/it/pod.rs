@@ -15,8 +15,6 @@ use std::process::Command;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::pg::{Pg, stdout_or_stderr};
 use crate::support::{ADMIN_SECRET, APP_SECRET, Cluster, NS, STS};
@@ -69,13 +67,7 @@ impl PodServer {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         sh(Command::new("chmod").arg("755").arg(&root)).unwrap();
-        let secret = |name: &str, key: &str| {
-            let b64 = c.secret_data(name)[key]
-                .as_str()
-                .unwrap_or_else(|| panic!("{name}/{key}"))
-                .to_string();
-            String::from_utf8(STANDARD.decode(b64).unwrap()).unwrap()
-        };
+        let secret = |name: &str, key: &str| c.secret_text(name, key);
         let cm = c
             .fake
             .get(
@@ -434,21 +426,7 @@ async fn the_releases_own_rules_trust_nobody_and_want_tls_off_the_pod() {
     .stdout(std::process::Stdio::piped())
     .spawn()
     .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut text = String::new();
-    // Bounded: a binary that never prints its report fails the test instead of hanging it.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while let Some(line) = tokio::time::timeout_at(deadline, lines.next_line())
-        .await
-        .expect("the report within 30s")
-        .unwrap()
-    {
-        text.push_str(&line);
-        if line == "}" {
-            break;
-        }
-    }
-    let report: Value = serde_json::from_str(&text).unwrap();
+    let report = crate::support::first_report(child.stdout.take().unwrap()).await;
     let local_port = report["port"].as_u64().unwrap();
     let through = format!(
         "host=127.0.0.1 port={local_port} dbname=phonebill_auth user=postgres sslmode=disable"

@@ -50,11 +50,7 @@ async fn a_password_in_the_urls_query_is_used_but_never_shown_or_written() {
     );
     assert!(report["source"].as_str().unwrap().contains(&db));
     // Typed on the command line: a warning, once, naming the variable to use instead.
-    let warnings: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("warning:"))
-        .collect();
+    let warnings = run.warnings();
     assert_eq!(warnings.len(), 1, "{}", run.stderr);
     assert!(
         warnings[0].contains("PHONEBILL_DATABASE_URL"),
@@ -99,11 +95,7 @@ async fn the_app_password_as_a_flag_warns_and_reaches_the_server_only_as_a_scram
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let warnings: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("warning:"))
-        .collect();
+    let warnings = run.warnings();
     assert_eq!(warnings.len(), 1, "{}", run.stderr);
     assert!(
         warnings[0].contains("--app-password") && warnings[0].contains("PHONEBILL_APP_PASSWORD")

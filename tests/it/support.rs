@@ -58,6 +58,14 @@ impl Run {
         assert!(self.hint_line().contains(hint), "{}", self.stderr);
     }
 
+    /// The `warning:` lines on stderr.
+    pub fn warnings(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .collect()
+    }
+
     pub fn hint_line(&self) -> String {
         self.stderr
             .lines()
@@ -178,12 +186,58 @@ impl Cluster {
         out
     }
 
+    /// One key of a Secret, decoded (panics when the Secret or key is missing).
+    pub fn secret_text(&self, name: &str, key: &str) -> String {
+        use base64::Engine;
+        let data = self.secret_data(name);
+        let b64 = data[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("Secret {name} has no {key}"));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64");
+        String::from_utf8(bytes).expect("utf8")
+    }
+
     pub fn secret_data(&self, name: &str) -> Value {
         self.fake
             .get("Secret", NS, name)
             .map(|s| s["data"].clone())
             .unwrap_or(Value::Null)
     }
+}
+
+/// The names of the objects an install report says it pruned.
+pub fn pruned(report: &Value) -> Vec<&str> {
+    report["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter(|o| o["change"] == "pruned")
+        .map(|o| o["name"].as_str().unwrap_or_default())
+        .collect()
+}
+
+/// The one pretty JSON document a long-running command (connect) prints before it waits: its
+/// lines up to the closing brace, within 30 s.
+pub async fn first_report(stdout: tokio::process::ChildStdout) -> Value {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(stdout).lines();
+    let mut text = String::new();
+    // Bounded: a binary that never prints its report fails the test instead of hanging it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while let Some(line) = tokio::time::timeout_at(deadline, lines.next_line())
+        .await
+        .expect("the report within 30s")
+        .expect("read the report")
+    {
+        text.push_str(&line);
+        text.push('\n');
+        if line == "}" {
+            break;
+        }
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 /// Every object install makes in the dev namespace (the PVC comes from the StatefulSet).
