@@ -44,6 +44,11 @@ pub enum SnapshotBehavior {
     Ready,
     /// Never becomes ready (a slow or stuck driver).
     Never,
+    /// Reports an error for the first `ticks` looks (50 ms each), then succeeds and clears it: a
+    /// controller retrying after a throttled cloud call.
+    TransientError { ticks: u32 },
+    /// Reports this error for good (the controller keeps retrying and keeps failing).
+    Failing(&'static str),
 }
 
 /// What the volume provisioner does with claims whose StorageClass exists.
@@ -62,6 +67,8 @@ pub struct Kubelet {
     pub load_balancers: LoadBalancerBehavior,
     /// How long a deleted pod takes to terminate.
     pub termination: Duration,
+    /// How often the snapshot controller looked at each snapshot (by uid).
+    snapshot_looks: BTreeMap<String, u32>,
     /// The address pods get (`status.podIP`). A test whose pod exec must reach a server "on the
     /// pod's network address" sets a second loopback address (127.0.0.2) the server listens on.
     pub pod_ip: String,
@@ -85,6 +92,7 @@ impl Default for Kubelet {
             load_balancers: LoadBalancerBehavior::Assign,
             termination: Duration::from_millis(200),
             pod_ip: "10.244.0.15".into(),
+            snapshot_looks: BTreeMap::new(),
             node_ready: true,
             scheduled: BTreeMap::new(),
             deleting: BTreeMap::new(),
@@ -173,12 +181,25 @@ fn snapshots(c: &mut Cluster) {
             .get(info_of("PersistentVolumeClaim"), &ns, &claim)
             .ok()
             .filter(|p| s(p, "/status/phase") == "Bound");
+        let uid = s(&snap, "/metadata/uid");
+        let looks = {
+            let n = c.kubelet.snapshot_looks.entry(uid).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let behavior = c.kubelet.snapshots;
         let status = if !classes.contains(&class) {
             json!({"readyToUse": false, "error": {"time": now(),
                 "message": format!("Failed to get snapshot class with error volumesnapshotclass.snapshot.storage.k8s.io \"{class}\" not found")}})
         } else if let Some(pvc) = pvc {
-            if c.kubelet.snapshots == SnapshotBehavior::Never {
+            if behavior == SnapshotBehavior::Never {
                 json!({"readyToUse": false})
+            } else if let SnapshotBehavior::Failing(message) = behavior {
+                json!({"readyToUse": false, "error": {"time": now(), "message": message}})
+            } else if matches!(behavior, SnapshotBehavior::TransientError { ticks } if looks <= ticks)
+            {
+                json!({"readyToUse": false, "error": {"time": now(),
+                    "message": "Failed to create snapshot: failed to take snapshot of the volume: the cloud's request was throttled (429); retrying"}})
             } else {
                 json!({"readyToUse": true, "creationTime": now(),
                     "boundVolumeSnapshotContentName": format!("snapcontent-{}", s(&snap, "/metadata/uid")),

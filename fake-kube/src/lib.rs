@@ -419,6 +419,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let raw_body = body.clone();
     let body: Value = if body.is_empty() {
         Value::Null
     } else {
@@ -554,6 +555,12 @@ async fn handle(
     if let Err(e) = c.check_denied(verb, info, ns) {
         return error(e);
     }
+    let apply = content_type.starts_with("application/apply-patch");
+    if matches!(verb, "create" | "update") || (verb == "patch" && apply && !target.status) {
+        if let Err(e) = typed_body(info, &body, &raw_body, verb == "patch") {
+            return error(e);
+        }
+    }
     let result = match verb {
         "watch" => unreachable!("answered above"),
         "list" => {
@@ -590,7 +597,7 @@ async fn handle(
         "patch" => {
             let name = target.name.clone().unwrap_or_default();
             let existed = c.get(info, ns, &name).is_ok();
-            let r = if content_type.starts_with("application/apply-patch") {
+            let r = if apply {
                 if target.status {
                     Err(ApiError::bad_request(
                         "apply to the status subresource is not implemented by this fake",
@@ -664,6 +671,54 @@ async fn handle(
         Ok((code, body)) => reply(code, body),
         Err(e) => error(e),
     }
+}
+
+/// A body's apiVersion and kind against the URL's resource, as the API server decodes it: a
+/// server-side apply must carry both; a create or update of a custom resource (no built-in type to
+/// default them from) too; and what a body says must match the URL. The messages are the real
+/// server's (`transformDecodeError` in the apiserver's handlers).
+fn typed_body(info: &ResourceInfo, body: &Value, raw: &[u8], apply: bool) -> Result<(), ApiError> {
+    let summary = {
+        let text = String::from_utf8_lossy(raw);
+        if text.len() > 30 {
+            format!(
+                "{} ...",
+                &text[..text.char_indices().nth(30).map_or(text.len(), |(i, _)| i)]
+            )
+        } else {
+            text.into_owned()
+        }
+    };
+    // The custom resources (CRDs) this fake serves: nothing to default a missing kind from.
+    let custom = info.group == "snapshot.storage.k8s.io";
+    let kind = body.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let version = body
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if kind.is_empty() && (apply || custom) {
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): Object 'Kind' is missing in '{summary}' ({summary})",
+            info.kind
+        )));
+    }
+    if version.is_empty() && (apply || custom) {
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): Object 'apiVersion' is missing in '{summary}' ({summary})",
+            info.kind
+        )));
+    }
+    if (!kind.is_empty() && kind != info.kind)
+        || (!version.is_empty() && version != info.api_version())
+    {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {}: the body's kind and apiVersion must be {} {}",
+            info.kind,
+            info.api_version(),
+            info.kind
+        )));
+    }
+    Ok(())
 }
 
 /// The request's label and field selectors (empty when not given).

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::CustomResource;
 use kube::api::{Api, ListParams, PostParams};
 use serde::{Deserialize, Serialize};
 
@@ -20,28 +21,31 @@ use crate::error::{ExitCode, user_error};
 use crate::profile::{MANAGED_BY, Profile};
 use crate::ui::Ui;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VolumeSnapshot {
-    pub metadata: ObjectMeta,
-    pub spec: VolumeSnapshotSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<VolumeSnapshotStatus>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `snapshot.storage.k8s.io/v1` VolumeSnapshot, through kube's CustomResource derive: it carries
+/// its apiVersion and kind in every body, as the API server requires of a CRD's objects.
+#[derive(CustomResource, Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[kube(
+    group = "snapshot.storage.k8s.io",
+    version = "v1",
+    kind = "VolumeSnapshot",
+    namespaced,
+    status = "VolumeSnapshotStatus",
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSnapshotSpec {
     pub volume_snapshot_class_name: Option<String>,
     pub source: VolumeSnapshotSource,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSnapshotSource {
     pub persistent_volume_claim_name: Option<String>,
 }
 
+/// What the snapshot controller reports. `error` is the last error it observed; it keeps trying
+/// and clears it on success, so an error is not the end of a wait.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSnapshotStatus {
@@ -58,9 +62,14 @@ pub struct VolumeSnapshotError {
     pub time: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `snapshot.storage.k8s.io/v1` VolumeSnapshotClass. Its fields sit at the top level (no spec),
+/// which the CustomResource derive cannot express: typed here, with its apiVersion and kind
+/// (`types`) in every body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSnapshotClass {
+    #[serde(flatten)]
+    pub types: kube::core::TypeMeta,
     pub metadata: ObjectMeta,
     pub driver: String,
     pub deletion_policy: String,
@@ -68,39 +77,24 @@ pub struct VolumeSnapshotClass {
     pub parameters: Option<BTreeMap<String, String>>,
 }
 
-macro_rules! snapshot_kind {
-    ($ty:ty, $kind:literal, $plural:literal, $scope:ty) => {
-        impl k8s_openapi::Resource for $ty {
-            const API_VERSION: &'static str = "snapshot.storage.k8s.io/v1";
-            const GROUP: &'static str = "snapshot.storage.k8s.io";
-            const KIND: &'static str = $kind;
-            const VERSION: &'static str = "v1";
-            const URL_PATH_SEGMENT: &'static str = $plural;
-            type Scope = $scope;
-        }
-        impl k8s_openapi::Metadata for $ty {
-            type Ty = ObjectMeta;
-            fn metadata(&self) -> &ObjectMeta {
-                &self.metadata
-            }
-            fn metadata_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
-            }
-        }
-    };
+impl k8s_openapi::Resource for VolumeSnapshotClass {
+    const API_VERSION: &'static str = "snapshot.storage.k8s.io/v1";
+    const GROUP: &'static str = "snapshot.storage.k8s.io";
+    const KIND: &'static str = "VolumeSnapshotClass";
+    const VERSION: &'static str = "v1";
+    const URL_PATH_SEGMENT: &'static str = "volumesnapshotclasses";
+    type Scope = k8s_openapi::ClusterResourceScope;
 }
-snapshot_kind!(
-    VolumeSnapshot,
-    "VolumeSnapshot",
-    "volumesnapshots",
-    k8s_openapi::NamespaceResourceScope
-);
-snapshot_kind!(
-    VolumeSnapshotClass,
-    "VolumeSnapshotClass",
-    "volumesnapshotclasses",
-    k8s_openapi::ClusterResourceScope
-);
+
+impl k8s_openapi::Metadata for VolumeSnapshotClass {
+    type Ty = ObjectMeta;
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
 
 /// Wait condition: the driver finished the snapshot.
 pub fn ready(s: &VolumeSnapshot) -> bool {
@@ -119,20 +113,17 @@ pub fn failed(s: &VolumeSnapshot) -> Option<String> {
 pub fn snapshot(profile: &Profile, class: &str, name: &str) -> VolumeSnapshot {
     let mut labels = profile.selector_labels();
     labels.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
-    VolumeSnapshot {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            labels: Some(labels),
-            ..Default::default()
-        },
-        spec: VolumeSnapshotSpec {
+    let mut s = VolumeSnapshot::new(
+        name,
+        VolumeSnapshotSpec {
             volume_snapshot_class_name: Some(class.to_string()),
             source: VolumeSnapshotSource {
                 persistent_volume_claim_name: Some(profile.names().pvc),
             },
         },
-        status: None,
-    }
+    );
+    s.metadata.labels = Some(labels);
+    s
 }
 
 /// What a snapshot backup reports.
@@ -214,19 +205,23 @@ pub async fn take(
                 .await
                 .map_err(|e| api_error(e, &format!("reading VolumeSnapshot {name}"), &kube.server))
         },
-        |s| ready(s) || failed(s).is_some(),
-        |s| match (ready(s), failed(s)) {
-            (true, _) => "ready to use".into(),
-            (_, Some(e)) => format!("failed: {e}"),
-            _ => format!("waiting for the CSI driver to take snapshot {name}"),
+        |s| ready(s),
+        |s| match failed(s) {
+            // The controller keeps trying after an error and clears it on success: the latest
+            // error is news, not the end.
+            Some(e) => format!("snapshot {name}: the controller reports `{e}` (it keeps trying)"),
+            None => format!("waiting for the CSI driver to take snapshot {name}"),
         },
     )
     .await?;
     let snap = match outcome {
         Ok(s) => s,
         Err(t) => {
+            let last = failed(&t.last)
+                .map(|e| format!("; the controller's last error: {e}"))
+                .unwrap_or_default();
             return Err(user_error(format!(
-                "VolumeSnapshot {name} is not ready to use after {}",
+                "VolumeSnapshot {name} is not ready to use after {}{last}",
                 humantime::format_duration(Duration::from_secs(t.after.as_secs()))
             ))
             .hint(format!(
@@ -237,14 +232,6 @@ pub async fn take(
             .into());
         }
     };
-    if let Some(e) = failed(&snap).filter(|_| !ready(&snap)) {
-        return Err(user_error(format!("VolumeSnapshot {name} failed: {e}"))
-            .hint(format!(
-                "the snapshot was left for inspection; `kubectl -n {} delete volumesnapshot {name}` removes it",
-                kube.namespace
-            ))
-            .into());
-    }
     Ok(Taken {
         snapshot: name,
         namespace: kube.namespace.clone(),
@@ -341,14 +328,20 @@ mod tests {
             v["metadata"]["labels"]["app.kubernetes.io/instance"],
             "auth-postgres-dev"
         );
+        // What the API server needs to recognise a CRD's object.
+        assert_eq!(v["apiVersion"], "snapshot.storage.k8s.io/v1");
+        assert_eq!(v["kind"], "VolumeSnapshot");
         let c = crate::render::snapshot_class("csi-azuredisk-vsc", "disk.csi.azure.com").unwrap();
         assert_eq!(c.driver, "disk.csi.azure.com");
         assert_eq!(c.deletion_policy, "Delete");
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["apiVersion"], "snapshot.storage.k8s.io/v1");
+        assert_eq!(v["kind"], "VolumeSnapshotClass");
     }
 
     #[test]
     fn readiness_and_failure_come_from_the_status() {
-        let mut s = VolumeSnapshot::default();
+        let mut s = snapshot(&Profile::load("dev", None).unwrap(), "c", "n");
         assert!(!ready(&s) && failed(&s).is_none());
         s.status = Some(VolumeSnapshotStatus {
             ready_to_use: Some(false),

@@ -700,6 +700,29 @@ async fn a_snapshot_names_the_claim_and_class_waits_until_ready_and_times_out_cl
     let run = r.run(&["backup", "--snapshot", "--timeout", "2s"]).await;
     run.refused(3, "is not ready to use after 2s", "describe volumesnapshot");
 
+    // An error the controller retries past (throttled, then done): the wait goes on to ready.
+    fake.set_snapshots(fake_kube::SnapshotBehavior::TransientError { ticks: 20 });
+    let taken = ok(&r
+        .run(&["backup", "--snapshot", "-o", "json", "--timeout", "30s"])
+        .await);
+    assert_eq!(taken["readyToUse"], true, "{taken}");
+    assert!(
+        taken["seconds"].as_f64().unwrap() >= 0.5,
+        "it waited through the error: {taken}"
+    );
+    // An error that stays: the wait runs to --timeout and reports the latest error (exit 3).
+    fake.set_snapshots(fake_kube::SnapshotBehavior::Failing(
+        "quota exceeded for resource disk snapshots",
+    ));
+    let run = r.run(&["backup", "--snapshot", "--timeout", "2s"]).await;
+    run.refused(
+        3,
+        "the controller's last error: quota exceeded for resource disk snapshots",
+        "describe volumesnapshot",
+    );
+    // 4xx answers never suggest retrying.
+    assert!(!run.hint_line().to_lowercase().contains("retry"));
+
     // A class that does not exist, named with --snapshot-class: the existing ones are listed.
     let run = r
         .run(&["backup", "--snapshot", "--snapshot-class", "missing-class"])

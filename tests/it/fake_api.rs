@@ -615,3 +615,70 @@ async fn the_server_speaks_tls_and_wants_a_client_certificate_or_a_token() {
         run.stderr
     );
 }
+
+#[tokio::test]
+async fn bodies_without_their_kind_are_refused_as_the_real_server_refuses_them() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let (_c, client) = setup().await;
+    let gvk = GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshot");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "volumesnapshots");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &ar);
+    // A custom resource's create without apiVersion/kind (what hand-written structs sent).
+    let mut bare = DynamicObject::new("snap", &ar);
+    bare.types = None;
+    bare.data = json!({"spec": {"source": {"persistentVolumeClaimName": "x"}}});
+    let s = status_of(api.create(&PostParams::default(), &bare).await.unwrap_err());
+    assert_eq!(s.code, 400);
+    assert!(
+        s.message.starts_with("the object provided is unrecognized (must be of type VolumeSnapshot): Object 'Kind' is missing in '{"),
+        "{}",
+        s.message
+    );
+    // Server-side apply needs them for every kind, built-in ones too.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let s = status_of(
+        cms.patch(
+            "x",
+            &PatchParams::apply("test"),
+            &Patch::Apply(json!({"metadata": {"name": "x"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(s.code, 400, "{}", s.message);
+    assert!(
+        s.message.contains("Object 'Kind' is missing"),
+        "{}",
+        s.message
+    );
+    // And what a body says must match the URL.
+    let s = status_of(
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .map(|_| ())
+        .and(
+            Api::<Secret>::namespaced(client.clone(), NS)
+                .patch(
+                    "y",
+                    &PatchParams::apply("test"),
+                    &Patch::Apply(
+                        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "y"}}),
+                    ),
+                )
+                .await
+                .map(|_| ()),
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        s.message.contains("cannot be handled as a Secret"),
+        "{}",
+        s.message
+    );
+}
