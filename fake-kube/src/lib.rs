@@ -88,6 +88,7 @@ impl FakeKube {
                 c.create(info_of("StorageClass"), "", storage_class(sc), &opts)
                     .expect("seed storage class");
             }
+            kubelet::tick(&mut c); // the node and the controllers' first look, part of the seed
             c.writes.clear(); // tests count writes of the tool, not the seed
         }
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
