@@ -7,6 +7,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod context;
+pub mod cron;
 pub mod db;
 pub mod error;
 pub mod k8s;

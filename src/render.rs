@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -61,6 +63,26 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "60-networkpolicy.yaml",
         include_str!("../templates/manifests/60-networkpolicy.yaml"),
+    ),
+    (
+        "70-snapshots-serviceaccount.yaml",
+        include_str!("../templates/manifests/70-snapshots-serviceaccount.yaml"),
+    ),
+    (
+        "71-snapshots-role.yaml",
+        include_str!("../templates/manifests/71-snapshots-role.yaml"),
+    ),
+    (
+        "72-snapshots-rolebinding.yaml",
+        include_str!("../templates/manifests/72-snapshots-rolebinding.yaml"),
+    ),
+    (
+        "73-snapshots-values.yaml",
+        include_str!("../templates/manifests/73-snapshots-values.yaml"),
+    ),
+    (
+        "74-snapshots-cronjob.yaml",
+        include_str!("../templates/manifests/74-snapshots-cronjob.yaml"),
     ),
 ];
 /// A managed server's release: only the Secrets (no StatefulSet, volume or service).
@@ -143,29 +165,39 @@ pub enum Object {
     Service(Service),
     StatefulSet(StatefulSet),
     NetworkPolicy(NetworkPolicy),
+    Role(Role),
+    RoleBinding(RoleBinding),
+    CronJob(CronJob),
 }
+
+/// Every variant's inner object, as `$o`, for code that treats them alike.
+macro_rules! each_object {
+    ($self:expr, $o:ident => $body:expr) => {
+        match $self {
+            Object::ServiceAccount($o) => $body,
+            Object::Secret($o) => $body,
+            Object::ConfigMap($o) => $body,
+            Object::Service($o) => $body,
+            Object::StatefulSet($o) => $body,
+            Object::NetworkPolicy($o) => $body,
+            Object::Role($o) => $body,
+            Object::RoleBinding($o) => $body,
+            Object::CronJob($o) => $body,
+        }
+    };
+}
+pub(crate) use each_object;
 
 impl Object {
     fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        match self {
-            Object::ServiceAccount(o) => &o.metadata,
-            Object::Secret(o) => &o.metadata,
-            Object::ConfigMap(o) => &o.metadata,
-            Object::Service(o) => &o.metadata,
-            Object::StatefulSet(o) => &o.metadata,
-            Object::NetworkPolicy(o) => &o.metadata,
-        }
+        each_object!(self, o => &o.metadata)
     }
 
     pub fn kind(&self) -> &'static str {
-        match self {
-            Object::ServiceAccount(_) => "ServiceAccount",
-            Object::Secret(_) => "Secret",
-            Object::ConfigMap(_) => "ConfigMap",
-            Object::Service(_) => "Service",
-            Object::StatefulSet(_) => "StatefulSet",
-            Object::NetworkPolicy(_) => "NetworkPolicy",
+        fn kind_of<K: k8s_openapi::Resource>(_: &K) -> &'static str {
+            K::KIND
         }
+        each_object!(self, o => kind_of(o))
     }
 
     pub fn name(&self) -> &str {
@@ -173,15 +205,8 @@ impl Object {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        let value = match self {
-            Object::ServiceAccount(o) => serde_json::to_value(o),
-            Object::Secret(o) => serde_json::to_value(o),
-            Object::ConfigMap(o) => serde_json::to_value(o),
-            Object::Service(o) => serde_json::to_value(o),
-            Object::StatefulSet(o) => serde_json::to_value(o),
-            Object::NetworkPolicy(o) => serde_json::to_value(o),
-        };
-        value.expect("k8s-openapi types always serialize")
+        each_object!(self, o => serde_json::to_value(o))
+            .expect("k8s-openapi types always serialize")
     }
 
     /// Secrets go to the API as `data`, never `stringData`: the server stores only `data`, so
@@ -373,6 +398,7 @@ fn context(profile: &Profile, passwords: &Passwords, tls: &Tls) -> serde_json::V
             "selector": profile.selector_labels(),
             "primary": with(profile.common_labels(), "app.kubernetes.io/component", "primary"),
             "metrics": with(profile.common_labels(), "app.kubernetes.io/component", "metrics"),
+            "snapshots": with(profile.common_labels(), "app.kubernetes.io/component", "snapshots"),
         },
         "passwords": {
             "admin": passwords.admin,
@@ -389,7 +415,23 @@ fn context(profile: &Profile, passwords: &Passwords, tls: &Tls) -> serde_json::V
             "checksum": hex::encode(Sha256::digest(tls.crt.as_bytes())),
         },
         "configChecksum": "",
+        // What the snapshot schedule's job needs of the profile, as a values file.
+        "snapshotValues": snapshot_values(profile),
     })
+}
+
+/// The keys `backup --snapshot` reads beyond the embedded profile's: where the release is and
+/// which class its snapshots use.
+fn snapshot_values(profile: &Profile) -> String {
+    let Some(c) = &profile.cluster else {
+        return String::new();
+    };
+    let values = json!({
+        "namespace": profile.namespace,
+        "release": profile.release,
+        "snapshot": c.snapshot,
+    });
+    serde_yaml::to_string(&values).unwrap_or_default()
 }
 
 fn with(mut labels: BTreeMap<String, String>, k: &str, v: &str) -> BTreeMap<String, String> {
@@ -425,6 +467,9 @@ fn parse(name: &str, text: &str) -> Result<Option<Object>> {
         "Service" => Object::Service(typed(&raw, name)?),
         "StatefulSet" => Object::StatefulSet(typed(&raw, name)?),
         "NetworkPolicy" => Object::NetworkPolicy(typed(&raw, name)?),
+        "Role" => Object::Role(typed(&raw, name)?),
+        "RoleBinding" => Object::RoleBinding(typed(&raw, name)?),
+        "CronJob" => Object::CronJob(typed(&raw, name)?),
         other => bail!("template {name} renders an unsupported kind `{other}` (a bug)"),
     }))
 }

@@ -416,21 +416,24 @@ fn garbage_collect(c: &mut Cluster) {
         .values()
         .map(|e| s(&e.obj, "/metadata/uid"))
         .collect();
-    for pod in objects(c, "pods") {
-        let orphaned = pod
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .is_some_and(|refs| {
-                refs.iter()
-                    .any(|r| !uids.contains(r["uid"].as_str().unwrap_or_default()))
-            });
-        if orphaned && pod.pointer("/metadata/deletionTimestamp").is_none() {
-            let _ = c.delete(
-                info_of("Pod"),
-                &s(&pod, "/metadata/namespace"),
-                &s(&pod, "/metadata/name"),
-                false,
-            );
+    // Pods whose StatefulSet or Job is gone, Jobs whose CronJob is gone (background propagation).
+    for (plural, kind) in [("jobs", "Job"), ("pods", "Pod")] {
+        for obj in objects(c, plural) {
+            let orphaned = obj
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|r| !uids.contains(r["uid"].as_str().unwrap_or_default()))
+                });
+            if orphaned && obj.pointer("/metadata/deletionTimestamp").is_none() {
+                let _ = c.delete(
+                    info_of(kind),
+                    &s(&obj, "/metadata/namespace"),
+                    &s(&obj, "/metadata/name"),
+                    false,
+                );
+            }
         }
     }
 }

@@ -262,6 +262,47 @@ impl FakeKube {
         self.cluster().kubelet.node_ready = ready;
     }
 
+    /// The test user's only rights are `rules` (a Role's, as JSON) in namespace `ns`: what a
+    /// workload bound to that Role may do.
+    pub fn allow_only(&self, ns: &str, rules: Value) {
+        self.cluster().allowed_only =
+            Some((ns.into(), rules.as_array().cloned().unwrap_or_default()));
+    }
+
+    /// What the CronJob controller does when `cronjob` fires: a Job owned by it, run to success or
+    /// failure at once, and the CronJob's status (lastScheduleTime, lastSuccessfulTime).
+    pub fn cronjob_ran(&self, ns: &str, cronjob: &str, succeeded: bool) -> String {
+        let mut c = self.cluster();
+        let cj = c
+            .get(info_of("CronJob"), ns, cronjob)
+            .expect("the CronJob exists");
+        let n = c
+            .objects
+            .keys()
+            .filter(|(p, n, _)| *p == "jobs" && n == ns)
+            .count()
+            + 1;
+        let name = format!("{cronjob}-{:08}", 29_000_000 + n);
+        let t = store::now();
+        let condition = if succeeded { "Complete" } else { "Failed" };
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "labels": cj.pointer("/spec/jobTemplate/metadata/labels").cloned().unwrap_or_default(),
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob,
+                    "uid": cj["metadata"]["uid"], "controller": true}]},
+            "spec": cj.pointer("/spec/jobTemplate/spec").cloned().unwrap_or_default(),
+            "status": {"startTime": t, "completionTime": t,
+                "succeeded": if succeeded { 1 } else { 0 }, "failed": if succeeded { 0 } else { 1 },
+                "conditions": [{"type": condition, "status": "True", "lastTransitionTime": t}]}});
+        c.system_write(info_of("Job"), ns, job);
+        let mut cj = cj;
+        cj["status"]["lastScheduleTime"] = json!(t);
+        if succeeded {
+            cj["status"]["lastSuccessfulTime"] = json!(t);
+        }
+        c.system_write(info_of("CronJob"), ns, cj);
+        name
+    }
+
     /// The address pods get from now on (`status.podIP`).
     pub fn set_pod_ip(&self, ip: &str) {
         self.cluster().kubelet.pod_ip = ip.into();
@@ -361,7 +402,7 @@ pub(crate) fn running_pod(
     pod: &str,
     resource: &str,
 ) -> Result<Value, ApiError> {
-    if c.is_denied("create", "", resource, ns) {
+    if c.is_denied_named("create", "", resource, ns, pod) {
         return Err(ApiError::new(
             403,
             "Forbidden",
@@ -454,7 +495,7 @@ async fn handle(
         if let Err(e) = cluster
             .lock()
             .expect("cluster lock")
-            .check_denied("watch", info, ns)
+            .check_denied("watch", info, ns, "")
         {
             return error(e);
         }
@@ -537,11 +578,12 @@ async fn handle(
             sub => format!("{}/{sub}", field("resource")),
         };
         // As the real authorizer: the review's own namespace ("" asks about the cluster scope).
-        let allowed = !c.is_denied(
+        let allowed = !c.is_denied_named(
             &field("verb"),
             &field("group"),
             &resource,
             &field("namespace"),
+            &field("name"),
         );
         let mut answer = body.clone();
         answer["apiVersion"] = json!("authorization.k8s.io/v1");
@@ -553,14 +595,14 @@ async fn handle(
         };
         return reply(StatusCode::CREATED, answer);
     }
-    if let Err(e) = c.check_denied(verb, info, ns) {
+    if let Err(e) = c.check_denied(verb, info, ns, target.name.as_deref().unwrap_or_default()) {
         return error(e);
     }
     let apply = content_type.starts_with("application/apply-patch");
-    if matches!(verb, "create" | "update") || (verb == "patch" && apply && !target.status) {
-        if let Err(e) = typed_body(info, &body, &raw_body, verb == "patch") {
-            return error(e);
-        }
+    if (matches!(verb, "create" | "update") || (verb == "patch" && apply && !target.status))
+        && let Err(e) = typed_body(info, &body, &raw_body, verb == "patch")
+    {
+        return error(e);
     }
     let result = match verb {
         "watch" => unreachable!("answered above"),

@@ -59,6 +59,8 @@ pub struct Cluster {
     /// The test user's rights are a Role in this namespace only: everything outside it, and every
     /// cluster-scoped resource, is denied (SelfSubjectAccessReviews excepted, as for any user).
     pub only_namespace: Option<String>,
+    /// The test user's only rights: these RBAC rules (a Role's `rules`) in this namespace.
+    pub allowed_only: Option<(String, Vec<Value>)>,
     pub kubelet: crate::kubelet::Kubelet,
     /// Every write request ("VERB plural ns/name"), for tests to assert on.
     pub writes: Vec<String>,
@@ -303,7 +305,7 @@ impl Cluster {
             if info.namespaced && !self.namespace_exists(ns) {
                 return Err(ApiError::not_found("namespaces", ns));
             }
-            self.check_denied("create", info, ns)?;
+            self.check_denied("create", info, ns, "")?;
             let owners = vec![Owner {
                 manager: opts.manager.into(),
                 operation: "Apply",
@@ -474,12 +476,19 @@ impl Cluster {
         }
     }
 
-    pub fn check_denied(&self, verb: &str, info: &ResourceInfo, ns: &str) -> Result<(), ApiError> {
-        if self.is_denied(
+    pub fn check_denied(
+        &self,
+        verb: &str,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        if self.is_denied_named(
             verb,
             info.group,
             info.plural,
             if info.namespaced { ns } else { "" },
+            name,
         ) {
             let scope = if info.namespaced {
                 format!(" in the namespace \"{ns}\"")
@@ -502,11 +511,46 @@ impl Cluster {
 
     /// Is `verb` on `resource` denied in namespace `ns` ("" for the cluster scope)?
     pub fn is_denied(&self, verb: &str, group: &str, resource: &str, ns: &str) -> bool {
+        self.is_denied_named(verb, group, resource, ns, "")
+    }
+
+    /// [`Cluster::is_denied`] for the object `name` ("" for a list or a create): a Role's rule
+    /// may name the objects it allows (`resourceNames`).
+    pub fn is_denied_named(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        ns: &str,
+        name: &str,
+    ) -> bool {
+        if resource == "selfsubjectaccessreviews" {
+            return false; // every authenticated user may ask about itself
+        }
+        if let Some((only_ns, rules)) = &self.allowed_only {
+            let has = |v: &Value, want: &str| {
+                v.as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == want || x == "*"))
+            };
+            let allowed = ns == only_ns
+                && rules.iter().any(|r| {
+                    has(&r["verbs"], verb)
+                        && has(&r["apiGroups"], group)
+                        && has(&r["resources"], resource)
+                        && (r
+                            .get("resourceNames")
+                            .and_then(Value::as_array)
+                            .is_none_or(|n| n.is_empty())
+                            || (!name.is_empty() && has(&r["resourceNames"], name)))
+                });
+            if !allowed {
+                return true;
+            }
+        }
         let outside = self
             .only_namespace
             .as_deref()
-            .is_some_and(|only| ns != only)
-            && resource != "selfsubjectaccessreviews";
+            .is_some_and(|only| ns != only);
         outside
             || self.denied.iter().any(|(v, g, r, n)| {
                 (v == verb || v == "*")

@@ -65,7 +65,83 @@ pub fn validate(info: &ResourceInfo, old: Option<&Value>, obj: &Value) -> Result
                 }
             }
         }
+        "CronJob" => {
+            let schedule = obj
+                .pointer("/spec/schedule")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if schedule.split_whitespace().count() != 5 && !schedule.starts_with('@') {
+                causes.push((
+                    "spec.schedule".into(),
+                    format!("Invalid value: \"{schedule}\": expected exactly 5 fields"),
+                ));
+            }
+            if obj
+                .pointer("/spec/jobTemplate/spec/template/spec/containers")
+                .is_none()
+            {
+                causes.push((
+                    "spec.jobTemplate.spec.template.spec.containers".into(),
+                    "Required value".into(),
+                ));
+            }
+            let policy = obj
+                .pointer("/spec/jobTemplate/spec/template/spec/restartPolicy")
+                .and_then(Value::as_str);
+            if !matches!(policy, Some("Never" | "OnFailure")) {
+                causes.push((
+                    "spec.jobTemplate.spec.template.spec.restartPolicy".into(),
+                    "Unsupported value: must be OnFailure or Never".into(),
+                ));
+            }
+        }
+        "Role" => {
+            for (i, rule) in obj
+                .pointer("/rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                for field in ["verbs", "apiGroups", "resources"] {
+                    if rule
+                        .get(field)
+                        .and_then(Value::as_array)
+                        .is_none_or(Vec::is_empty)
+                    {
+                        causes.push((format!("rules[{i}].{field}"), "Required value".into()));
+                    }
+                }
+            }
+        }
+        "RoleBinding" => {
+            if let Some(old) = old
+                && old.get("roleRef") != obj.get("roleRef")
+            {
+                causes.push((
+                    "roleRef".into(),
+                    "Invalid value: cannot change roleRef".into(),
+                ));
+            }
+            if obj
+                .pointer("/roleRef/kind")
+                .and_then(Value::as_str)
+                .is_none_or(|k| !matches!(k, "Role" | "ClusterRole"))
+            {
+                causes.push((
+                    "roleRef.kind".into(),
+                    "Unsupported value: must be Role or ClusterRole".into(),
+                ));
+            }
+        }
         "Secret" => {
+            if obj["type"] == "kubernetes.io/tls" {
+                for key in ["tls.crt", "tls.key"] {
+                    if obj.pointer(&format!("/data/{key}")).is_none() {
+                        causes.push((format!("data[{key}]"), "Required value".into()));
+                    }
+                }
+            }
             for (k, v) in obj
                 .get("data")
                 .and_then(Value::as_object)

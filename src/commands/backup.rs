@@ -14,6 +14,7 @@ use crate::db::dump::{self, DumpOptions, Source, Taken};
 use crate::db::tools::Tools;
 use crate::k8s::snapshot;
 use crate::ui::{Outcome, unless_interrupted};
+use serde::Serialize;
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -49,6 +50,16 @@ pub struct BackupArgs {
     /// How long to wait for the snapshot to become ready to use
     #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "snapshot")]
     pub timeout: Duration,
+    /// After the new snapshot is ready, delete this release's older ones of the same kind
+    /// (manual, or scheduled with --scheduled) beyond the newest N
+    #[arg(long, value_name = "N", requires = "snapshot", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub keep: Option<u32>,
+    /// Label the snapshot as the schedule's (the CronJob install makes passes it)
+    #[arg(long, requires = "snapshot")]
+    pub scheduled: bool,
+    /// List this release's snapshots (time, claim, size, ready, scheduled or manual) and stop
+    #[arg(long, conflicts_with_all = ["snapshot", "to", "format", "schema_only", "tables", "compress", "database_url"])]
+    pub list: bool,
 }
 
 /// Table names as the schema has them: lower-case SQL identifiers of the public schema.
@@ -69,6 +80,9 @@ fn parse_table(s: &str) -> Result<String, String> {
 pub async fn run(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
     if args.snapshot {
         return take_snapshot(ctx, args).await;
+    }
+    if args.list {
+        return list_snapshots(ctx).await;
     }
     let opts = DumpOptions {
         format: args.format,
@@ -176,18 +190,36 @@ async fn take_snapshot(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
         stamp().to_ascii_lowercase(),
         hex::encode(suffix)
     );
+    let origin = if args.scheduled {
+        snapshot::Origin::Scheduled
+    } else {
+        snapshot::Origin::Manual
+    };
     let req = snapshot::Request {
         class: &class,
         create_class: args.create_snapshot_class,
         name,
         timeout: args.timeout,
+        origin,
     };
     let spinner = ctx.ui.spinner("checking the data volume");
     let taken = snapshot::take(&kube, &ctx.profile, &req, &ctx.ui, &spinner).await;
     spinner.finish_and_clear();
-    ctx.ui.emit(&taken?, |t| {
-        format!(
-            "VolumeSnapshot {}/{} of {} is ready to use ({}class {}{}) in {:.1}s\n",
+    let taken = taken?;
+    // Only once the new one is ready: older ones of the same origin beyond --keep.
+    let pruned = match args.keep {
+        Some(keep) => snapshot::prune(&kube, &ctx.profile, origin, keep as usize).await?,
+        None => vec![],
+    };
+    let report = SnapshotReport {
+        taken,
+        origin: origin.as_str(),
+        pruned,
+    };
+    ctx.ui.emit(&report, |r| {
+        let t = &r.taken;
+        let mut out = format!(
+            "VolumeSnapshot {}/{} of {} is ready to use ({}class {}{}, {}) in {:.1}s\n",
             t.namespace,
             t.snapshot,
             t.persistent_volume_claim,
@@ -201,7 +233,62 @@ async fn take_snapshot(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
             } else {
                 ""
             },
+            r.origin,
             t.seconds
+        );
+        for p in &r.pruned {
+            out.push_str(&format!(
+                "deleted the older {} snapshot {p} (--keep)\n",
+                r.origin
+            ));
+        }
+        out
+    })?;
+    Ok(Outcome::ok())
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotReport {
+    #[serde(flatten)]
+    taken: snapshot::Taken,
+    origin: &'static str,
+    /// Older snapshots of the same origin deleted by --keep.
+    pruned: Vec<String>,
+}
+
+/// `backup --list`: the release's snapshots, newest first.
+async fn list_snapshots(ctx: &Ctx) -> Result<Outcome> {
+    ctx.profile.cluster("backup --list")?;
+    let kube = ctx.kube().await?;
+    let rows = snapshot::rows(&kube, &ctx.profile).await?;
+    ctx.ui.emit(&rows, |rows| {
+        if rows.is_empty() {
+            return format!(
+                "no snapshots of release {} in namespace {}\n",
+                ctx.profile.release, kube.namespace
+            );
+        }
+        let table_rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.created.clone(),
+                    r.claim.clone(),
+                    r.restore_size.clone().unwrap_or_else(|| "-".into()),
+                    if r.ready {
+                        "yes".into()
+                    } else {
+                        r.error.clone().map_or("no".into(), |e| format!("no: {e}"))
+                    },
+                    r.origin.clone(),
+                ]
+            })
+            .collect();
+        crate::ui::table(
+            &["NAME", "CREATED", "CLAIM", "SIZE", "READY", "ORIGIN"],
+            &table_rows,
         )
     })?;
     Ok(Outcome::ok())

@@ -48,6 +48,8 @@ pub struct StatusReport {
     pub database: Option<DatabaseRow>,
     /// The server certificate's expiry (in-cluster releases): install renews it under 30 days.
     pub server_certificate: Option<crate::check::Check>,
+    /// The snapshot schedule: last run and its result, next run, newest ready snapshot's age.
+    pub snapshot_schedule: Option<crate::k8s::schedule::ScheduleState>,
     pub findings: Vec<Finding>,
 }
 
@@ -127,6 +129,14 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Outcome> {
     );
     if !managed && report.state != State::NotInstalled {
         report.server_certificate = Some(crate::k8s::health::certificate(&kube, &names).await?);
+        match crate::k8s::schedule::observe(&kube, &ctx.profile).await {
+            Ok(s) => report.snapshot_schedule = s,
+            // Status reports what it can: a user who may not read Jobs still sees the rest.
+            Err(e) => ctx.ui.detail(format!(
+                "snapshot schedule: {}",
+                crate::error::report(&e).error
+            )),
+        }
     }
     if report.state == State::Ready {
         let spinner = ctx.ui.spinner("asking the database");
@@ -232,6 +242,7 @@ pub fn build(
         secrets: state.secrets.clone(),
         database: None,
         server_certificate: None,
+        snapshot_schedule: None,
         findings: if status == State::NotReady {
             diagnose(state, names, classes)
         } else {
@@ -347,6 +358,32 @@ fn text(r: &StatusReport) -> String {
             (None, e) => ("UNREACHABLE".to_string(), e.clone().unwrap_or_default()),
         };
         rows.push(vec!["Database".into(), d.name.clone(), status, detail]);
+    }
+    if let Some(s) = &r.snapshot_schedule {
+        let age = s
+            .newest_ready_age_seconds
+            .map_or("no ready snapshot yet".to_string(), |a| {
+                format!(
+                    "newest ready snapshot {}h{:02}m old",
+                    a / 3600,
+                    a % 3600 / 60
+                )
+            });
+        rows.push(vec![
+            "Schedule".into(),
+            format!("{} {}", s.schedule, s.time_zone),
+            if s.installed {
+                format!("last: {}", s.last_result)
+            } else {
+                "CronJob MISSING".into()
+            },
+            format!(
+                "last run {}, next {}, keeps {}; {age}",
+                s.last_run.as_deref().unwrap_or("never"),
+                s.next_run.as_deref().unwrap_or("?"),
+                s.keep
+            ),
+        ]);
     }
     if let Some(c) = &r.server_certificate {
         rows.push(vec![

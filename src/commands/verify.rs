@@ -70,7 +70,16 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
                     .iter()
                     .find(|p| p.metadata.name.as_deref() == Some(&names.pod))
                     .and_then(|p| p.status.as_ref()?.pod_ip.clone());
-                health::checks(&kube, &state, &names).await?
+                let mut out = health::checks(&kube, &state, &names).await?;
+                match crate::k8s::schedule::observe(&kube, &ctx.profile).await {
+                    Ok(Some(s)) => out.push(crate::k8s::schedule::check(&s)),
+                    Ok(None) => {}
+                    Err(e) => out.push(Check::warn(
+                        "snapshot schedule",
+                        format!("cannot read it: {}", report(&e).error),
+                    )),
+                }
+                out
             }
         };
         reachable = cluster

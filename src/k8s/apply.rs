@@ -44,14 +44,7 @@ pub struct ApplyOptions {
 pub async fn apply(kube: &Kube, object: &Object, opts: ApplyOptions) -> Result<Applied> {
     let ns = kube.namespace.as_str();
     let c = kube.client.clone();
-    match object {
-        Object::ServiceAccount(o) => apply_typed(kube, Api::namespaced(c, ns), o, opts).await,
-        Object::Secret(o) => apply_typed(kube, Api::namespaced(c, ns), o, opts).await,
-        Object::ConfigMap(o) => apply_typed(kube, Api::namespaced(c, ns), o, opts).await,
-        Object::Service(o) => apply_typed(kube, Api::namespaced(c, ns), o, opts).await,
-        Object::StatefulSet(o) => apply_typed(kube, Api::namespaced(c, ns), o, opts).await,
-        Object::NetworkPolicy(o) => apply_typed(kube, Api::namespaced(c, ns), o, opts).await,
-    }
+    crate::render::each_object!(object, o => apply_typed(kube, Api::namespaced(c, ns), o, opts).await)
 }
 
 /// Server-side apply `object` through `api`, comparing resourceVersions to tell what changed.

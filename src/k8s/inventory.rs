@@ -5,10 +5,12 @@ use std::fmt::Debug;
 
 use anyhow::Result;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -24,6 +26,9 @@ pub const MADE: &[(&str, &str, &str)] = &[
     ("ConfigMap", "", "configmaps"),
     ("ServiceAccount", "", "serviceaccounts"),
     ("NetworkPolicy", "networking.k8s.io", "networkpolicies"),
+    ("CronJob", "batch", "cronjobs"),
+    ("Role", "rbac.authorization.k8s.io", "roles"),
+    ("RoleBinding", "rbac.authorization.k8s.io", "rolebindings"),
 ];
 
 /// The kinds that hold the data or its passwords: deleted only by `uninstall --delete-data`.
@@ -60,6 +65,9 @@ pub async fn made(kube: &Kube, profile: &Profile) -> Result<Vec<String>> {
     ids.extend(list_ids::<ConfigMap>(kube, &selector).await?);
     ids.extend(list_ids::<ServiceAccount>(kube, &selector).await?);
     ids.extend(list_ids::<NetworkPolicy>(kube, &selector).await?);
+    ids.extend(list_ids::<CronJob>(kube, &selector).await?);
+    ids.extend(list_ids::<Role>(kube, &selector).await?);
+    ids.extend(list_ids::<RoleBinding>(kube, &selector).await?);
     Ok(ids)
 }
 
@@ -135,6 +143,9 @@ pub async fn delete(kube: &Kube, id: &str, dry_run: bool) -> Result<()> {
         "ConfigMap" => delete_one::<ConfigMap>(kube, name, &dp).await,
         "ServiceAccount" => delete_one::<ServiceAccount>(kube, name, &dp).await,
         "NetworkPolicy" => delete_one::<NetworkPolicy>(kube, name, &dp).await,
+        "CronJob" => delete_one::<CronJob>(kube, name, &dp).await,
+        "Role" => delete_one::<Role>(kube, name, &dp).await,
+        "RoleBinding" => delete_one::<RoleBinding>(kube, name, &dp).await,
         "PersistentVolumeClaim" => delete_one::<PersistentVolumeClaim>(kube, name, &dp).await,
         "Secret" => delete_one::<Secret>(kube, name, &dp).await,
         other => unreachable!("the inventory lists no {other}"),

@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod preflight;
 pub mod release;
 pub mod retry;
+pub mod schedule;
 pub mod snapshot;
 pub mod stuck;
 pub mod wait;

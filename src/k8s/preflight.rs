@@ -64,6 +64,9 @@ pub const APPLIED: &[(&str, &str)] = &[
     ("", "services"),
     ("apps", "statefulsets"),
     ("networking.k8s.io", "networkpolicies"),
+    ("rbac.authorization.k8s.io", "roles"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
+    ("batch", "cronjobs"),
 ];
 
 /// What the waits and status read.

@@ -110,9 +110,10 @@ pub fn failed(s: &VolumeSnapshot) -> Option<String> {
 }
 
 /// The snapshot of the data volume this backup creates.
-pub fn snapshot(profile: &Profile, class: &str, name: &str) -> VolumeSnapshot {
+pub fn snapshot(profile: &Profile, class: &str, name: &str, origin: Origin) -> VolumeSnapshot {
     let mut labels = profile.selector_labels();
     labels.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
+    labels.insert(ORIGIN_LABEL.into(), origin.as_str().into());
     let mut s = VolumeSnapshot::new(
         name,
         VolumeSnapshotSpec {
@@ -145,7 +146,33 @@ pub struct Request<'a> {
     pub create_class: bool,
     pub name: String,
     pub timeout: Duration,
+    pub origin: Origin,
 }
+
+/// Who took a snapshot, in its `phonebill-db/origin` label: retention keeps each kind apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// The schedule's CronJob (`backup --snapshot --scheduled`).
+    Scheduled,
+    /// `backup --snapshot` by hand.
+    Manual,
+    /// `restore --snapshot`'s copy of the volume it replaces.
+    Safety,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Scheduled => "scheduled",
+            Origin::Manual => "manual",
+            Origin::Safety => "safety",
+        }
+    }
+}
+
+/// The label that says who took a snapshot.
+pub const ORIGIN_LABEL: &str = "phonebill-db/origin";
 
 /// Check the claim and the class, create the snapshot, wait until it is ready (exit 3 on timeout).
 pub async fn take(
@@ -183,7 +210,7 @@ pub async fn take(
     let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
     api.create(
         &PostParams::default(),
-        &snapshot(profile, req.class, &req.name),
+        &snapshot(profile, req.class, &req.name, req.origin),
     )
     .await
     .map_err(|e| {
@@ -205,7 +232,7 @@ pub async fn take(
                 .await
                 .map_err(|e| api_error(e, &format!("reading VolumeSnapshot {name}"), &kube.server))
         },
-        |s| ready(s),
+        ready,
         |s| match failed(s) {
             // The controller keeps trying after an error and clears it on success: the latest
             // error is news, not the end.
@@ -244,6 +271,130 @@ pub async fn take(
     })
 }
 
+/// One of the release's snapshots, as `backup --list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listed {
+    pub name: String,
+    pub created: String,
+    pub claim: String,
+    pub restore_size: Option<String>,
+    pub ready: bool,
+    pub origin: String,
+    /// The controller's latest error, if any.
+    pub error: Option<String>,
+}
+
+fn listed(s: &VolumeSnapshot) -> Listed {
+    Listed {
+        name: s.metadata.name.clone().unwrap_or_default(),
+        created: s
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
+        claim: s
+            .spec
+            .source
+            .persistent_volume_claim_name
+            .clone()
+            .unwrap_or_default(),
+        restore_size: s.status.as_ref().and_then(|st| st.restore_size.clone()),
+        ready: ready(s),
+        origin: s
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(ORIGIN_LABEL).cloned())
+            .unwrap_or_else(|| "unknown".into()),
+        error: failed(s),
+    }
+}
+
+/// The release's snapshots (the ones this tool labelled for it), newest first.
+pub async fn list(kube: &Kube, profile: &Profile) -> Result<Vec<VolumeSnapshot>> {
+    let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let mut items = api
+        .list(&ListParams::default().labels(&profile.managed_selector()))
+        .await
+        .map_err(|e| {
+            if is_not_found(&e) {
+                anyhow::Error::new(
+                    user_error("this cluster has no VolumeSnapshot API (snapshot.storage.k8s.io/v1)")
+                        .hint("AKS has it built in; elsewhere install the CSI external-snapshotter CRDs and controller"),
+                )
+            } else {
+                api_error(
+                    e,
+                    &format!("listing VolumeSnapshots in namespace {}", kube.namespace),
+                    &kube.server,
+                )
+            }
+        })?
+        .items;
+    items.sort_by(|a, b| {
+        created(b)
+            .cmp(&created(a))
+            .then_with(|| b.metadata.name.cmp(&a.metadata.name))
+    });
+    Ok(items)
+}
+
+fn created(s: &VolumeSnapshot) -> String {
+    s.metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .unwrap_or_default()
+}
+
+/// `backup --list`: the release's snapshots as rows.
+pub async fn rows(kube: &Kube, profile: &Profile) -> Result<Vec<Listed>> {
+    Ok(list(kube, profile).await?.iter().map(listed).collect())
+}
+
+/// Which of the release's snapshots of `origin` go when `keep` stay: all but the newest `keep`
+/// (pure; `all` newest first). Other origins, and snapshots without the release's labels, never.
+pub fn beyond(all: &[VolumeSnapshot], origin: Origin, keep: usize) -> Vec<String> {
+    all.iter()
+        .filter(|s| {
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(ORIGIN_LABEL))
+                .is_some_and(|o| o == origin.as_str())
+        })
+        .skip(keep)
+        .filter_map(|s| s.metadata.name.clone())
+        .collect()
+}
+
+/// Delete what [`beyond`] names; their names.
+pub async fn prune(
+    kube: &Kube,
+    profile: &Profile,
+    origin: Origin,
+    keep: usize,
+) -> Result<Vec<String>> {
+    let gone = beyond(&list(kube, profile).await?, origin, keep);
+    let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    for name in &gone {
+        match api.delete(name, &kube::api::DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                return Err(api_error(
+                    e,
+                    &format!("deleting VolumeSnapshot {name}"),
+                    &kube.server,
+                ));
+            }
+        }
+    }
+    Ok(gone)
+}
+
 /// The class must exist, or be created when asked; a cluster without the snapshot API is told so.
 async fn ensure_class(
     kube: &Kube,
@@ -261,7 +412,13 @@ async fn ensure_class(
             api_error(e, "listing VolumeSnapshotClasses", &kube.server)
         }
     };
-    let classes = api.list(&ListParams::default()).await.map_err(no_api)?;
+    let classes = match api.list(&ListParams::default()).await {
+        Ok(c) => c,
+        // Classes are cluster-scoped; the schedule's Role cannot grant reading them. The snapshot
+        // controller says so in the snapshot's status if the class is missing.
+        Err(kube::Error::Api(s)) if s.code == 403 && !req.create_class => return Ok(false),
+        Err(e) => return Err(no_api(e)),
+    };
     if classes
         .items
         .iter()
@@ -317,7 +474,7 @@ mod tests {
     #[test]
     fn the_snapshot_names_the_release_claim_and_the_class() {
         let profile = Profile::load("dev", None).unwrap();
-        let s = snapshot(&profile, "csi-azuredisk-vsc", "snap-1");
+        let s = snapshot(&profile, "csi-azuredisk-vsc", "snap-1", Origin::Manual);
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(
             v["spec"]["source"]["persistentVolumeClaimName"],
@@ -331,6 +488,7 @@ mod tests {
         // What the API server needs to recognise a CRD's object.
         assert_eq!(v["apiVersion"], "snapshot.storage.k8s.io/v1");
         assert_eq!(v["kind"], "VolumeSnapshot");
+        assert_eq!(v["metadata"]["labels"]["phonebill-db/origin"], "manual");
         let c = crate::render::snapshot_class("csi-azuredisk-vsc", "disk.csi.azure.com").unwrap();
         assert_eq!(c.driver, "disk.csi.azure.com");
         assert_eq!(c.deletion_policy, "Delete");
@@ -340,8 +498,38 @@ mod tests {
     }
 
     #[test]
+    fn retention_keeps_the_newest_of_one_origin_and_touches_nothing_else() {
+        let profile = Profile::load("dev", None).unwrap();
+        let mk = |name: &str, origin: Option<Origin>| {
+            let mut s = snapshot(&profile, "c", name, origin.unwrap_or(Origin::Manual));
+            if origin.is_none() {
+                s.metadata.labels.as_mut().unwrap().remove(ORIGIN_LABEL);
+            }
+            s
+        };
+        // Newest first, as `list` sorts them.
+        let all = vec![
+            mk("s5", Some(Origin::Scheduled)),
+            mk("m2", Some(Origin::Manual)),
+            mk("s4", Some(Origin::Scheduled)),
+            mk("safety", Some(Origin::Safety)),
+            mk("s3", Some(Origin::Scheduled)),
+            mk("someone-elses", None),
+            mk("s2", Some(Origin::Scheduled)),
+        ];
+        assert_eq!(beyond(&all, Origin::Scheduled, 2), ["s3", "s2"]);
+        assert_eq!(beyond(&all, Origin::Manual, 1), Vec::<String>::new());
+        assert_eq!(beyond(&all, Origin::Scheduled, 7), Vec::<String>::new());
+    }
+
+    #[test]
     fn readiness_and_failure_come_from_the_status() {
-        let mut s = snapshot(&Profile::load("dev", None).unwrap(), "c", "n");
+        let mut s = snapshot(
+            &Profile::load("dev", None).unwrap(),
+            "c",
+            "n",
+            Origin::Manual,
+        );
         assert!(!ready(&s) && failed(&s).is_none());
         s.status = Some(VolumeSnapshotStatus {
             ready_to_use: Some(false),

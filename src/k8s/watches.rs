@@ -74,8 +74,10 @@ impl Wake {
         let live = self.live.clone();
         live.fetch_add(1, Ordering::Relaxed);
         self.tasks.push(tokio::spawn(async move {
-            run(api, lp, wp, tx).await;
-            live.fetch_sub(1, Ordering::Relaxed); // refused or broken: polling takes over
+            run(api, lp, wp, tx.clone()).await;
+            // Refused or broken: polling takes over, from now (the wait may be sleeping on us).
+            live.fetch_sub(1, Ordering::Relaxed);
+            let _ = tx.send(());
         }));
         self
     }

@@ -64,6 +64,7 @@ pub struct Cluster {
     pub metrics: Metrics,
     pub network_policy: NetworkPolicySettings,
     pub snapshot: SnapshotSettings,
+    pub snapshots: SnapshotSchedule,
     pub expose: ExposeSettings,
 }
 
@@ -86,6 +87,21 @@ pub struct Managed {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExposeSettings {
     pub service_name: String,
+}
+
+/// Snapshots on a schedule (dev physical architecture 5.2.2: daily, kept 7 days): a CronJob that
+/// runs this tool's image, `backup --snapshot --scheduled --keep N`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SnapshotSchedule {
+    pub enabled: bool,
+    /// Five-field cron, in `timeZone`.
+    pub schedule: String,
+    pub time_zone: String,
+    /// How many of the schedule's snapshots stay; older ones are deleted after each new one.
+    pub keep: u32,
+    /// This tool's container image (Dockerfile; docs/container.md).
+    pub image: String,
 }
 
 /// `backup --snapshot`: the VolumeSnapshotClass of the data volume's CSI driver.
@@ -183,6 +199,9 @@ pub struct Names {
     pub tls_secret: String,
     pub service_account: String,
     pub network_policy: String,
+    /// The snapshot schedule's CronJob, and its ServiceAccount, Role, RoleBinding and ConfigMap
+    /// (CronJob names may have 52 characters: the release's name and `-snapshots`).
+    pub snapshot_schedule: String,
     /// The PostgreSQL container of the pod (exec runs pg_dump/pg_restore in it).
     pub container: String,
     /// The LoadBalancer service `expose` makes (runbook 4.3); none for a managed server.
@@ -276,6 +295,7 @@ impl Profile {
             tls_secret: format!("{base}-tls"),
             service_account: base.clone(),
             network_policy: base.clone(),
+            snapshot_schedule: format!("{}-snapshots", self.release),
             container: "postgresql".to_string(),
             external_service: self.cluster.as_ref().map(|c| c.expose.service_name.clone()),
             stateful_set: base,

@@ -214,11 +214,12 @@ fn cluster(r: &mut Rules, c: &Cluster) {
         r.pattern(key, v, &PG_MEMORY, units);
     }
     r.range("postgresql.maxConnections", pg.max_connections, 1, 10_000);
-    r.pattern(
+    let zone = "an IANA time zone name: UTC, Asia/Seoul, Europe/Berlin";
+    r.check(
         "postgresql.timeZone",
         &pg.time_zone,
-        &TIME_ZONE,
-        "an IANA time zone name: UTC, Asia/Seoul, Europe/Berlin",
+        TIME_ZONE.is_match(&pg.time_zone) && crate::cron::zone(&pg.time_zone).is_some(),
+        zone,
     );
     r.range("service.port", c.service.port, 1024, 65535);
     r.range(
@@ -266,6 +267,23 @@ fn cluster(r: &mut Rules, c: &Cluster) {
         "a CSI driver name, e.g. disk.csi.azure.com",
     );
     r.dns("expose.serviceName", &c.expose.service_name, 63);
+    let sched = &c.snapshots;
+    if let Err(e) = crate::cron::Schedule::parse(&sched.schedule) {
+        r.check(
+            "snapshots.schedule",
+            &sched.schedule,
+            false,
+            &format!("a five-field cron schedule, e.g. \"0 3 * * *\" ({e})"),
+        );
+    }
+    r.check(
+        "snapshots.timeZone",
+        &sched.time_zone,
+        TIME_ZONE.is_match(&sched.time_zone) && crate::cron::zone(&sched.time_zone).is_some(),
+        zone,
+    );
+    r.range("snapshots.keep", sched.keep, 1, 100);
+    r.pattern("snapshots.image", &sched.image, &IMAGE, image);
 }
 
 fn managed(r: &mut Rules, m: &Managed) {
@@ -403,6 +421,22 @@ mod tests {
             (|p| p.app_user = "postgres".into(), "appUser"),
             (|p| p.extensions.push("uuid ossp".into()), "extensions[2]"),
             (|p| p.environment = "prod".into(), "environment"),
+            (
+                |p| p.cluster.as_mut().unwrap().snapshots.schedule = "0 25 * * *".into(),
+                "snapshots.schedule",
+            ),
+            (
+                |p| p.cluster.as_mut().unwrap().snapshots.time_zone = "Asia/Atlantis".into(),
+                "snapshots.timeZone",
+            ),
+            (
+                |p| p.cluster.as_mut().unwrap().snapshots.keep = 0,
+                "snapshots.keep",
+            ),
+            (
+                |p| p.cluster.as_mut().unwrap().postgresql.time_zone = "Europe/Nowhere".into(),
+                "postgresql.timeZone",
+            ),
         ];
         for (break_it, key) in cases {
             let mut p = dev();
@@ -411,6 +445,16 @@ mod tests {
             assert_eq!(broken.key, key);
             assert!(!broken.allowed.is_empty());
         }
+    }
+
+    #[test]
+    fn the_schedules_image_is_this_version() {
+        let image = &dev().cluster.unwrap().snapshots.image;
+        assert_eq!(
+            image.rsplit_once(':').unwrap().1,
+            env!("CARGO_PKG_VERSION"),
+            "bump the profile's snapshots.image with the crate's version"
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ async fn install_creates_exactly_the_release_and_waits_for_readiness() {
         .iter()
         .map(|o| o["change"].as_str().unwrap())
         .collect();
-    assert_eq!(changes, vec!["created"; 11]);
+    assert_eq!(changes, vec!["created"; 16]);
     assert_eq!(c.fake.inventory(NS), expected_inventory());
     let sts = c.fake.get("StatefulSet", NS, STS).unwrap();
     assert_eq!(sts["status"]["readyReplicas"], 1);
@@ -96,7 +96,7 @@ async fn a_second_install_changes_nothing_and_keeps_the_passwords() {
     let run = c.run(&["install", "--timeout", "30s"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("0 created, 0 configured, 11 unchanged"),
+        run.stdout.contains("0 created, 0 configured, 16 unchanged"),
         "{}",
         run.stdout
     );
@@ -221,12 +221,12 @@ async fn dry_run_changes_nothing() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     // The namespace does not exist: the server could check nothing of what it would hold, and the
     // report says so instead of calling them created.
-    assert!(run.stdout.contains("namespace phonebill-dev does not exist yet, so the API server could not check the 11 objects"), "{}", run.stdout);
+    assert!(run.stdout.contains("namespace phonebill-dev does not exist yet, so the API server could not check the 16 objects"), "{}", run.stdout);
     assert_eq!(
         run.stdout
             .matches("would be created (not checked: no namespace yet)")
             .count(),
-        11,
+        16,
         "{}",
         run.stdout
     );

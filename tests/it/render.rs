@@ -23,8 +23,8 @@ async fn render_prints_the_same_bytes_every_time_without_a_cluster() {
     assert_eq!(a.stdout, b.stdout);
     assert_eq!(
         a.stdout.matches("\n---\n").count() + 1,
-        11,
-        "eleven documents:\n{}",
+        16,
+        "sixteen documents:\n{}",
         a.stdout
     );
     assert!(a.stdout.contains(render::PASSWORD_PLACEHOLDER));
@@ -57,6 +57,11 @@ fn names_labels_and_selectors_follow_the_runbook() {
             "Service/auth-postgres-dev-postgresql-metrics",
             "StatefulSet/auth-postgres-dev-postgresql",
             "NetworkPolicy/auth-postgres-dev-postgresql",
+            "ServiceAccount/auth-postgres-dev-snapshots",
+            "Role/auth-postgres-dev-snapshots",
+            "RoleBinding/auth-postgres-dev-snapshots",
+            "ConfigMap/auth-postgres-dev-snapshots",
+            "CronJob/auth-postgres-dev-snapshots",
         ]
     );
     for o in &objects {

@@ -244,6 +244,8 @@ pub async fn first_report(stdout: tokio::process::ChildStdout) -> Value {
 pub fn expected_inventory() -> Vec<String> {
     let mut v: Vec<String> = [
         "ConfigMap/auth-postgres-dev-postgresql-configuration",
+        "ConfigMap/auth-postgres-dev-snapshots",
+        "CronJob/auth-postgres-dev-snapshots",
         "NetworkPolicy/auth-postgres-dev-postgresql",
         "PersistentVolumeClaim/data-auth-postgres-dev-postgresql-0",
         "Pod/auth-postgres-dev-postgresql-0",
@@ -254,7 +256,10 @@ pub fn expected_inventory() -> Vec<String> {
         "Service/auth-postgres-dev-postgresql",
         "Service/auth-postgres-dev-postgresql-hl",
         "Service/auth-postgres-dev-postgresql-metrics",
+        "Role/auth-postgres-dev-snapshots",
+        "RoleBinding/auth-postgres-dev-snapshots",
         "ServiceAccount/auth-postgres-dev-postgresql",
+        "ServiceAccount/auth-postgres-dev-snapshots",
         "StatefulSet/auth-postgres-dev-postgresql",
     ]
     .iter()

@@ -1,0 +1,298 @@
+//! Snapshots on a schedule: the CronJob install renders (schema-valid, least privilege), its job's
+//! command run as the CronJob runs it, retention that touches only the release's own snapshots,
+//! `backup --list`, and what status and verify say of the schedule.
+
+use serde_json::{Value, json};
+
+use crate::support::{Cluster, NS, PVC};
+
+const SCHEDULE: &str = "auth-postgres-dev-snapshots";
+
+/// A release with the snapshot class, ready for snapshots.
+async fn installed() -> Cluster {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    c.fake
+        .create(
+            "",
+            json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+                "metadata": {"name": "csi-azuredisk-vsc"}, "driver": "disk.csi.azure.com", "deletionPolicy": "Delete"}),
+        )
+        .unwrap();
+    c
+}
+
+fn names_with_origin(c: &Cluster, origin: &str) -> Vec<String> {
+    c.fake
+        .list("VolumeSnapshot", NS)
+        .iter()
+        .filter(|s| s["metadata"]["labels"]["phonebill-db/origin"] == origin)
+        .map(|s| s["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_renders_the_schedule_with_least_privilege_and_switching_it_off_prunes_it() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    let cj = c.fake.get("CronJob", NS, SCHEDULE).expect("the CronJob");
+    assert_eq!(cj["spec"]["schedule"], "0 3 * * *");
+    assert_eq!(cj["spec"]["timeZone"], "Asia/Seoul");
+    assert_eq!(cj["spec"]["concurrencyPolicy"], "Forbid");
+    assert!(cj["spec"]["startingDeadlineSeconds"].as_i64().unwrap() > 0);
+    assert!(cj["spec"]["successfulJobsHistoryLimit"].as_i64().unwrap() <= 3);
+    assert!(
+        cj["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"],
+        "phonebilldev.azurecr.io/phonebill-db:0.1.0"
+    );
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &args[..5],
+        ["backup", "--snapshot", "--scheduled", "--keep", "7"]
+    );
+    // Hardened as the database pod: non-root, read-only root, no escalation, no capabilities,
+    // seccomp, requests and limits; its own ServiceAccount with a short-lived token.
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(
+        container["securityContext"]["capabilities"]["drop"],
+        json!(["ALL"])
+    );
+    assert!(container["resources"]["limits"]["memory"].is_string());
+    assert_eq!(pod["serviceAccountName"], SCHEDULE);
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    // Least privilege: the claim by name, and the snapshots; nothing else.
+    let role = c.fake.get("Role", NS, SCHEDULE).unwrap();
+    assert_eq!(
+        role["rules"],
+        json!([
+            {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "resourceNames": [PVC], "verbs": ["get"]},
+            {"apiGroups": ["snapshot.storage.k8s.io"], "resources": ["volumesnapshots"], "verbs": ["create", "get", "list", "delete"]}
+        ])
+    );
+    let binding = c.fake.get("RoleBinding", NS, SCHEDULE).unwrap();
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": SCHEDULE, "namespace": NS}])
+    );
+
+    // Off: install prunes the CronJob, its account, rights and values; snapshots stay.
+    c.fake
+        .create(NS, json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": "kept", "labels": {"app.kubernetes.io/instance": "auth-postgres-dev", "app.kubernetes.io/managed-by": "phonebill-db"}},
+            "spec": {"source": {"persistentVolumeClaimName": PVC}}}))
+        .unwrap();
+    let values = c.dir.path().join("values.yaml");
+    std::fs::write(&values, "snapshots:\n  enabled: false\n").unwrap();
+    let report = c.install_ok(&["--values", values.to_str().unwrap()]).await;
+    let mut pruned = crate::support::pruned(&report);
+    pruned.sort();
+    assert_eq!(pruned, [SCHEDULE; 5], "{report}");
+    for kind in [
+        "CronJob",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+        "ConfigMap",
+    ] {
+        assert!(c.fake.get(kind, NS, SCHEDULE).is_none(), "{kind}");
+    }
+    assert!(c.fake.get("VolumeSnapshot", NS, "kept").is_some());
+}
+
+/// The CronJob's container, run as the CronJob runs it: its args exactly, its values file from
+/// the ConfigMap it mounts, and only the rights of its Role.
+async fn run_the_job(c: &Cluster) -> crate::support::Run {
+    let cj = c.fake.get("CronJob", NS, SCHEDULE).unwrap();
+    let container = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    let values = c.fake.get("ConfigMap", NS, SCHEDULE).unwrap()["data"]["values.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mounted = c.dir.path().join("job-values.yaml");
+    std::fs::write(&mounted, values).unwrap();
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .unwrap()
+                .replace("/etc/phonebill-db/values.yaml", mounted.to_str().unwrap())
+        })
+        .collect();
+    let kc = c.kubeconfig.display().to_string();
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    // In the cluster it has in-cluster credentials; here the fake's user, with the same rights.
+    all.extend(["--kubeconfig", &kc]);
+    crate::support::run_bin(c.dir.path(), &all).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_command_snapshots_and_keeps_the_newest_with_only_its_roles_rights() {
+    let c = installed().await;
+    // Keep 3 (the profile's 7 works the same; fewer runs make the test quicker).
+    let values = c.dir.path().join("values.yaml");
+    std::fs::write(&values, "snapshots:\n  keep: 3\n").unwrap();
+    c.install_ok(&["--values", values.to_str().unwrap()]).await;
+    // Someone else's snapshot in the namespace, and one of another release: never touched.
+    c.fake
+        .create(NS, json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": "someone-elses"}, "spec": {"source": {"persistentVolumeClaimName": PVC}}}))
+        .unwrap();
+    c.fake
+        .create(NS, json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": "other-release", "labels": {"app.kubernetes.io/instance": "other", "app.kubernetes.io/managed-by": "phonebill-db", "phonebill-db/origin": "scheduled"}},
+            "spec": {"source": {"persistentVolumeClaimName": "data-other-postgresql-0"}}}))
+        .unwrap();
+    // A manual snapshot of this release: a scheduled --keep does not count or prune it.
+    let manual = c
+        .run(&["backup", "--snapshot", "-o", "json"])
+        .await
+        .ok_json();
+    let role = c.fake.get("Role", NS, SCHEDULE).unwrap();
+    c.fake.allow_only(NS, role["rules"].clone());
+    let mut taken = Vec::new();
+    for _ in 0..5 {
+        let run = run_the_job(&c).await;
+        let report = run.ok_json();
+        assert_eq!(report["origin"], "scheduled");
+        taken.push(report["snapshot"].as_str().unwrap().to_string());
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // distinct creation times
+    }
+    let mut kept = names_with_origin(&c, "scheduled");
+    kept.retain(|n| n != "other-release");
+    kept.sort();
+    let mut newest: Vec<String> = taken[2..].to_vec();
+    newest.sort();
+    assert_eq!(kept, newest, "the newest 3 of the schedule's");
+    for survivor in [
+        "someone-elses",
+        "other-release",
+        manual["snapshot"].as_str().unwrap(),
+    ] {
+        assert!(
+            c.fake.get("VolumeSnapshot", NS, survivor).is_some(),
+            "{survivor}"
+        );
+    }
+    // The Role is all it needed: a right less (list) and it cannot prune.
+    c.fake.allow_only(NS, json!([
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "resourceNames": [PVC], "verbs": ["get"]},
+        {"apiGroups": ["snapshot.storage.k8s.io"], "resources": ["volumesnapshots"], "verbs": ["create", "get", "delete"]}
+    ]));
+    let run = run_the_job(&c).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.error_line().contains("403"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_list_status_and_verify_see_the_snapshots_and_the_schedule() {
+    let c = installed().await;
+    let empty = c.run(&["backup", "--list", "-o", "json"]).await.ok_json();
+    assert_eq!(empty, json!([]));
+    c.run(&["backup", "--snapshot"]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // creation times have seconds
+    let job = run_the_job(&c).await;
+    assert_eq!(job.code, 0, "{}", job.stderr);
+    let rows = c.run(&["backup", "--list", "-o", "json"]).await.ok_json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["origin"], "scheduled", "newest first");
+    assert_eq!(rows[1]["origin"], "manual");
+    for r in rows {
+        assert_eq!(r["claim"], PVC);
+        assert_eq!(r["ready"], true);
+        assert_eq!(r["restoreSize"], "20Gi");
+        assert!(!r["created"].as_str().unwrap().is_empty());
+    }
+    let text = c.run(&["backup", "--list"]).await;
+    assert!(text.stdout.starts_with("NAME"), "{}", text.stdout);
+
+    // status: the schedule, its last run and result, the next run, the newest snapshot's age.
+    c.fake.cronjob_ran(NS, SCHEDULE, true);
+    let status = c.run(&["status", "-o", "json"]).await.ok_json();
+    let sched = &status["snapshotSchedule"];
+    assert_eq!(sched["schedule"], "0 3 * * *", "{status}");
+    assert_eq!(sched["timeZone"], "Asia/Seoul");
+    assert_eq!(sched["lastResult"], "succeeded");
+    assert!(sched["lastRun"].is_string());
+    let next: jiff::Timestamp = sched["nextRun"].as_str().unwrap().parse().unwrap();
+    let in_seoul = next.to_zoned(jiff::tz::TimeZone::get("Asia/Seoul").unwrap());
+    assert_eq!((in_seoul.hour(), in_seoul.minute()), (3, 0));
+    assert!(sched["newestReadyAgeSeconds"].as_i64().unwrap() < 60);
+    c.fake.cronjob_ran(NS, SCHEDULE, false);
+    let status = c.run(&["status", "-o", "json"]).await.ok_json();
+    assert_eq!(status["snapshotSchedule"]["lastResult"], "failed");
+    let text = c.run(&["status"]).await.stdout;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Schedule ") && l.contains("0 3 * * * Asia/Seoul")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_warns_when_the_newest_scheduled_snapshot_is_old() {
+    let c = installed().await;
+    let check = |report: &Value| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "snapshot schedule")
+            .cloned()
+            .unwrap_or_else(|| panic!("{report}"))
+    };
+    // Just installed, nothing yet: fine (the first run is still to come).
+    let report = c.run(&["verify", "-o", "json"]).await.json();
+    assert_eq!(check(&report)["status"], "pass", "{report}");
+    // A ready snapshot made 30 hours ago, none since: a warning, not a failure.
+    c.fake
+        .create(NS, json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": "old", "labels": {"app.kubernetes.io/instance": "auth-postgres-dev", "app.kubernetes.io/managed-by": "phonebill-db", "phonebill-db/origin": "scheduled"}},
+            "spec": {"source": {"persistentVolumeClaimName": PVC}}}))
+        .unwrap();
+    let thirty_hours_ago =
+        (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(30)).to_string();
+    let mut old = c.fake.get("VolumeSnapshot", NS, "old").unwrap();
+    old["metadata"]["creationTimestamp"] = json!(thirty_hours_ago);
+    old["status"] =
+        json!({"readyToUse": true, "creationTime": thirty_hours_ago, "restoreSize": "20Gi"});
+    c.fake
+        .cluster()
+        .system_write(fake_kube::store::info_of("VolumeSnapshot"), NS, old);
+    let run = c.run(&["verify", "-o", "json"]).await;
+    let report = run.json();
+    let snap = check(&report);
+    assert_eq!(snap["status"], "warn", "{report}");
+    assert!(
+        snap["detail"].as_str().unwrap().contains("30 hours"),
+        "{snap}"
+    );
+    // A fresh one: fine again.
+    c.run(&["backup", "--snapshot", "--scheduled"]).await;
+    let report = c.run(&["verify", "-o", "json"]).await.json();
+    assert_eq!(check(&report)["status"], "pass", "{report}");
+}
