@@ -125,10 +125,12 @@ impl Ui {
     /// Ask the user to type `expected`, even with `--yes`; with no terminal, refuse with `hint`.
     pub fn ask_typed(&self, what: &str, expected: &str, hint: &str) -> Result<()> {
         if !self.interactive {
+            // A usage error: the command line lacks what answers the question (--yes, --confirm).
             return Err(user_error(format!(
                 "{what} needs confirmation, and there is no terminal to ask on"
             ))
             .hint(hint)
+            .exit(ExitCode::Usage)
             .into());
         }
         let answer: String = dialoguer::Input::new()

@@ -51,6 +51,44 @@ pub enum SnapshotBehavior {
     Failing(&'static str),
 }
 
+/// What happens to data as volumes are snapshotted and made from snapshots: the test hears of it
+/// and does to its stand-in data (a database) what the disk would undergo, then acknowledges
+/// (`VolumeAck`); only then is the snapshot ready, or the claim bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeEvent {
+    /// A snapshot of `claim` is being cut: copy what the claim holds now.
+    Snapshot {
+        id: String,
+        namespace: String,
+        snapshot: String,
+        claim: String,
+    },
+    /// A new `claim` is being made from `snapshot`: it holds what the snapshot held.
+    Restore {
+        id: String,
+        namespace: String,
+        claim: String,
+        snapshot: String,
+    },
+}
+
+/// Ask the test (if it listens) to make data follow a volume event; true once it has.
+fn data_followed(c: &mut Cluster, event: VolumeEvent) -> bool {
+    let id = match &event {
+        VolumeEvent::Snapshot { id, .. } | VolumeEvent::Restore { id, .. } => id.clone(),
+    };
+    let Some(hook) = c.kubelet.volume_hook.clone() else {
+        return true;
+    };
+    if c.kubelet.volume_done.contains(&id) {
+        return true;
+    }
+    if c.kubelet.volume_pending.insert(id) {
+        let _ = hook.send(event);
+    }
+    false
+}
+
 /// What the volume provisioner does with claims whose StorageClass exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VolumeBehavior {
@@ -67,6 +105,13 @@ pub struct Kubelet {
     pub load_balancers: LoadBalancerBehavior,
     /// How long a deleted pod takes to terminate.
     pub termination: Duration,
+    /// Provisioning a claim from this snapshot fails (the disk cannot be made from it).
+    pub fail_restore_from: Option<String>,
+    /// Where data events go (`FakeKube::volume_events`): a test makes the data follow the volumes.
+    pub volume_hook: Option<std::sync::mpsc::Sender<VolumeEvent>>,
+    /// Data events sent and not yet acknowledged, and acknowledged ones (by id).
+    pub volume_pending: BTreeSet<String>,
+    pub volume_done: BTreeSet<String>,
     /// How often the snapshot controller looked at each snapshot (by uid).
     snapshot_looks: BTreeMap<String, u32>,
     /// The address pods get (`status.podIP`). A test whose pod exec must reach a server "on the
@@ -93,6 +138,10 @@ impl Default for Kubelet {
             termination: Duration::from_millis(200),
             pod_ip: "10.244.0.15".into(),
             snapshot_looks: BTreeMap::new(),
+            fail_restore_from: None,
+            volume_hook: None,
+            volume_pending: BTreeSet::new(),
+            volume_done: BTreeSet::new(),
             node_ready: true,
             scheduled: BTreeMap::new(),
             deleting: BTreeMap::new(),
@@ -200,6 +249,16 @@ fn snapshots(c: &mut Cluster) {
             {
                 json!({"readyToUse": false, "error": {"time": now(),
                     "message": "Failed to create snapshot: failed to take snapshot of the volume: the cloud's request was throttled (429); retrying"}})
+            } else if !data_followed(
+                c,
+                VolumeEvent::Snapshot {
+                    id: format!("snapshot:{ns}/{}", s(&snap, "/metadata/uid")),
+                    namespace: ns.clone(),
+                    snapshot: s(&snap, "/metadata/name"),
+                    claim: claim.clone(),
+                },
+            ) {
+                json!({"readyToUse": false})
             } else {
                 json!({"readyToUse": true, "creationTime": now(),
                     "boundVolumeSnapshotContentName": format!("snapcontent-{}", s(&snap, "/metadata/uid")),
@@ -407,6 +466,19 @@ fn statefulset_controller(c: &mut Cluster) {
                 }
             }
         }
+        // Scaled down: the pods beyond the replica count go (the highest ordinal first).
+        for pod in objects(c, "pods") {
+            let pname = s(&pod, "/metadata/name");
+            let ordinal = pname
+                .strip_prefix(&format!("{name}-"))
+                .and_then(|o| o.parse::<i64>().ok());
+            if s(&pod, "/metadata/namespace") == ns
+                && ordinal.is_some_and(|o| o >= replicas)
+                && pod.pointer("/metadata/deletionTimestamp").is_none()
+            {
+                let _ = c.delete(info_of("Pod"), &ns, &pname, false);
+            }
+        }
     }
 }
 
@@ -475,12 +547,107 @@ fn bind_volumes(c: &mut Cluster) {
                 ),
             );
         } else {
-            pvc["spec"]["volumeName"] = json!(format!("pvc-{}", s(&pvc, "/metadata/uid")));
+            if let Some(why) = from_snapshot(c, &pvc) {
+                if !why.is_empty() {
+                    event(
+                        c,
+                        &ns,
+                        "PersistentVolumeClaim",
+                        &name,
+                        "Warning",
+                        "ProvisioningFailed",
+                        &why,
+                    );
+                }
+                continue;
+            }
+            let volume = format!("pvc-{}", s(&pvc, "/metadata/uid"));
+            let size = pvc
+                .pointer("/spec/resources/requests/storage")
+                .cloned()
+                .unwrap_or(json!("1Gi"));
+            let sc = c
+                .get(info_of("StorageClass"), "", &class)
+                .unwrap_or_default();
+            let policy = sc.get("reclaimPolicy").cloned().unwrap_or(json!("Delete"));
+            let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": volume},
+                "spec": {"capacity": {"storage": size}, "accessModes": pvc["spec"]["accessModes"],
+                    "persistentVolumeReclaimPolicy": policy, "storageClassName": class,
+                    "claimRef": {"kind": "PersistentVolumeClaim", "namespace": ns, "name": name, "uid": pvc["metadata"]["uid"]},
+                    "csi": {"driver": sc.get("provisioner").cloned().unwrap_or(json!("disk.csi.azure.com")),
+                        "volumeHandle": format!("/subscriptions/fake/resourceGroups/mc_rg/providers/Microsoft.Compute/disks/{volume}")}},
+                "status": {"phase": "Bound"}});
+            c.system_write(info_of("PersistentVolume"), "", pv);
+            pvc["spec"]["volumeName"] = json!(volume);
             pvc["status"] = json!({"phase": "Bound", "accessModes": pvc["spec"]["accessModes"],
-                "capacity": {"storage": pvc.pointer("/spec/resources/requests/storage").cloned().unwrap_or(json!("1Gi"))}});
+                "capacity": {"storage": size}});
             c.system_write(info_of("PersistentVolumeClaim"), &ns, pvc);
         }
     }
+}
+
+/// A claim made from a VolumeSnapshot: `None` when it may be provisioned (not from a snapshot, or
+/// the snapshot is ready, big enough and its data followed), else why not yet ("" to say nothing).
+fn from_snapshot(c: &mut Cluster, pvc: &Value) -> Option<String> {
+    let ds = pvc
+        .pointer("/spec/dataSource")
+        .filter(|d| d["kind"] == "VolumeSnapshot")?;
+    let ns = s(pvc, "/metadata/namespace");
+    let snapshot = ds["name"].as_str().unwrap_or_default().to_string();
+    let Ok(snap) = c.get(info_of("VolumeSnapshot"), &ns, &snapshot) else {
+        return Some(format!(
+            "failed to provision volume: volumesnapshot.snapshot.storage.k8s.io \"{snapshot}\" not found"
+        ));
+    };
+    if snap.pointer("/status/readyToUse") != Some(&json!(true)) {
+        return Some(format!(
+            "failed to provision volume: snapshot {snapshot} is not Ready"
+        ));
+    }
+    if c.kubelet.fail_restore_from.as_deref() == Some(snapshot.as_str()) {
+        return Some(format!(
+            "failed to provision volume with StorageClass: rpc error: code = Internal desc = failed to create disk from snapshot {snapshot}: disk quota exceeded"
+        ));
+    }
+    let want = bytes(&s(pvc, "/spec/resources/requests/storage"));
+    let has = bytes(&s(&snap, "/status/restoreSize"));
+    if want < has {
+        return Some(format!(
+            "failed to provision volume: requested size {} is smaller than the snapshot's restore size {}",
+            s(pvc, "/spec/resources/requests/storage"),
+            s(&snap, "/status/restoreSize")
+        ));
+    }
+    let event = VolumeEvent::Restore {
+        id: format!("restore:{ns}/{}", s(pvc, "/metadata/uid")),
+        namespace: ns,
+        claim: s(pvc, "/metadata/name"),
+        snapshot,
+    };
+    if data_followed(c, event) {
+        None
+    } else {
+        Some(String::new())
+    }
+}
+
+/// A size quantity in bytes (binary and decimal suffixes), for comparing sizes.
+fn bytes(q: &str) -> u64 {
+    let digits: String = q.chars().take_while(char::is_ascii_digit).collect();
+    let n: u64 = digits.parse().unwrap_or(0);
+    let unit: u64 = match &q[digits.len()..] {
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        _ => 1,
+    };
+    n * unit
 }
 
 fn run_pods(c: &mut Cluster) {
@@ -704,6 +871,7 @@ fn finish_deletions(c: &mut Cluster) {
                 .collect();
             if others.is_empty() {
                 c.purge(info_of("PersistentVolumeClaim"), &key.0, &key.1);
+                release_volume(c, &s(&pvc, "/spec/volumeName"));
             } else if pvc
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)
@@ -715,6 +883,20 @@ fn finish_deletions(c: &mut Cluster) {
                 c.system_write(info_of("PersistentVolumeClaim"), &key.0, released);
             }
         }
+    }
+}
+
+/// The claim of `volume` is gone: with reclaimPolicy Retain the volume (and its disk) stays,
+/// Released; with Delete it goes.
+fn release_volume(c: &mut Cluster, volume: &str) {
+    let Ok(mut pv) = c.get(info_of("PersistentVolume"), "", volume) else {
+        return;
+    };
+    if pv.pointer("/spec/persistentVolumeReclaimPolicy") == Some(&json!("Retain")) {
+        pv["status"] = json!({"phase": "Released"});
+        c.system_write(info_of("PersistentVolume"), "", pv);
+    } else {
+        c.purge(info_of("PersistentVolume"), "", volume);
     }
 }
 

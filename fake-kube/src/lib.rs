@@ -32,7 +32,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-pub use kubelet::{LoadBalancerBehavior, PodBehavior, SnapshotBehavior, VolumeBehavior};
+pub use kubelet::{
+    LoadBalancerBehavior, PodBehavior, SnapshotBehavior, VolumeBehavior, VolumeEvent,
+};
 use resources::{RESOURCES, ResourceInfo};
 use select::{FieldSelector, LabelSelector};
 pub use serve::Fault;
@@ -303,6 +305,20 @@ impl FakeKube {
         name
     }
 
+    /// Data events (snapshots cut, claims made from snapshots) from now on: the test makes its
+    /// stand-in data follow each, then acknowledges it with the returned [`VolumeAck`]; until then
+    /// the snapshot is not ready and the claim not bound.
+    pub fn volume_events(&self) -> (std::sync::mpsc::Receiver<VolumeEvent>, VolumeAck) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.cluster().kubelet.volume_hook = Some(tx);
+        (rx, VolumeAck(self.cluster.clone()))
+    }
+
+    /// Provisioning a claim from `snapshot` fails from now on (None: it works again).
+    pub fn fail_restore_from(&self, snapshot: Option<&str>) {
+        self.cluster().kubelet.fail_restore_from = snapshot.map(str::to_string);
+    }
+
     /// The address pods get from now on (`status.podIP`).
     pub fn set_pod_ip(&self, ip: &str) {
         self.cluster().kubelet.pod_ip = ip.into();
@@ -363,6 +379,21 @@ impl FakeKube {
                 dry_run: false,
             },
         )
+    }
+}
+
+/// Acknowledges volume events: the data followed (`FakeKube::volume_events`).
+#[derive(Clone)]
+pub struct VolumeAck(Shared);
+
+impl VolumeAck {
+    pub fn done(&self, event: &VolumeEvent) {
+        let id = match event {
+            VolumeEvent::Snapshot { id, .. } | VolumeEvent::Restore { id, .. } => id.clone(),
+        };
+        let mut c = self.0.lock().expect("cluster lock");
+        c.kubelet.volume_pending.remove(&id);
+        c.kubelet.volume_done.insert(id);
     }
 }
 

@@ -36,6 +36,15 @@ const fn r(
 pub const RESOURCES: &[ResourceInfo] = &[
     r("", "v1", "namespaces", "Namespace", false, true, false),
     r("", "v1", "nodes", "Node", false, true, false),
+    r(
+        "",
+        "v1",
+        "persistentvolumes",
+        "PersistentVolume",
+        false,
+        true,
+        false,
+    ),
     r("", "v1", "pods", "Pod", true, true, true),
     r("", "v1", "services", "Service", true, true, false),
     r("", "v1", "secrets", "Secret", true, false, false),

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, PostParams};
 use serde::Serialize;
@@ -243,7 +242,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         "waiting for {} to become ready",
         names.stateful_set
     ));
-    let mut wake = release_watches(&kube, &profile);
+    let mut wake = Wake::release(&kube, &profile);
     let waited = wait::poll(
         args.timeout,
         ui,
@@ -294,25 +293,6 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             .into())
         }
     }
-}
-
-/// What changes while a release rolls out or goes: its StatefulSet, pods and claims.
-pub fn release_watches(kube: &Kube, profile: &crate::profile::Profile) -> Wake {
-    let selector = format!("app.kubernetes.io/instance={}", profile.release);
-    let c = || kube.client.clone();
-    let ns = kube.namespace.as_str();
-    Wake::polling()
-        .watch(
-            Api::<StatefulSet>::namespaced(c(), ns),
-            Some(&selector),
-            None,
-        )
-        .watch(Api::<Pod>::namespaced(c(), ns), Some(&selector), None)
-        .watch(
-            Api::<PersistentVolumeClaim>::namespaced(c(), ns),
-            Some(&selector),
-            None,
-        )
 }
 
 /// Server-side apply of each object (Secrets as `data`), the object being applied on a spinner;

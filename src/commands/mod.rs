@@ -10,6 +10,7 @@ pub mod install_managed;
 pub mod man;
 pub mod render;
 pub mod restore;
+pub mod restore_snapshot;
 pub mod status;
 pub mod uninstall;
 pub mod verify;

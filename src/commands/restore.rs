@@ -23,8 +23,27 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// Backup file written by `phonebill-db backup` (its FILE.meta.json beside it)
-    #[arg(long, value_name = "FILE")]
-    pub from: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "snapshot",
+        conflicts_with = "snapshot"
+    )]
+    pub from: Option<PathBuf>,
+    /// Bring the data volume back from this VolumeSnapshot of the release (`latest`: the newest
+    /// ready one; `backup --list` shows them), after a safety snapshot of the volume as it is
+    #[arg(long, value_name = "NAME|latest", conflicts_with_all = ["database_url", "safety_to", "no_safety_backup", "pg_bin"])]
+    pub snapshot: Option<String>,
+    /// With --snapshot: restore a snapshot that does not carry this release's labels
+    #[arg(long, requires = "snapshot")]
+    pub force_foreign: bool,
+    /// With --snapshot: no safety snapshot first (refused when the StorageClass deletes old
+    /// volumes: then the safety snapshot is the only copy)
+    #[arg(long, requires = "snapshot")]
+    pub no_safety_snapshot: bool,
+    /// With --snapshot: how long each wait may take (snapshot, pod stop, new volume, rollout)
+    #[arg(long, default_value = "15m", value_parser = crate::cli::parse_duration, requires = "snapshot")]
+    pub timeout: std::time::Duration,
     /// Do not take a backup of the database as it is before restoring
     #[arg(long)]
     pub no_safety_backup: bool,
@@ -54,15 +73,22 @@ pub struct RestoreReport {
 }
 
 pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
+    if let Some(name) = &args.snapshot {
+        return super::restore_snapshot::run(ctx, args, name).await;
+    }
+    let from = args
+        .from
+        .as_ref()
+        .expect("clap requires --from without --snapshot");
     // The file first: --yes never skips these checks, and nothing has been touched yet.
-    let spinner = ctx.ui.spinner(format!("checking {}", args.from.display()));
-    let manifest = backup_file::inspect(&args.from)?;
+    let spinner = ctx.ui.spinner(format!("checking {}", from.display()));
+    let manifest = backup_file::inspect(from)?;
     spinner.set_message("connecting");
     let db = ctx.db(&args.db).await?;
     if manifest.database != db.database {
         return Err(user_error(format!(
             "{} is a backup of database {}, not of {}; nothing was restored",
-            args.from.display(),
+            from.display(),
             manifest.database,
             db.database
         ))
@@ -93,7 +119,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         args.confirm.as_deref(),
         &format!(
             "restore {} into database {} on {} ({scope})",
-            args.from.display(),
+            from.display(),
             db.database,
             db.describe()
         ),
@@ -135,7 +161,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     let restored = unless_interrupted(
         restore::run(
             &tools,
-            &args.from,
+            from,
             &manifest,
             &restore::Target {
                 database: &db.database,
@@ -151,17 +177,10 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     let seconds = restored?;
 
     let spinner = ctx.ui.spinner("verifying");
-    let checks = match db.admin().await {
-        Ok(admin) => {
-            let migrations = migrate::embedded(&ctx.profile);
-            let params = checks::Parameters::for_target(&db, false);
-            checks::run(&db, &admin, &ctx.profile, &migrations, params).await
-        }
-        Err(e) => vec![Check::fail("admin connects", report(&e).error)],
-    };
+    let checks = database_checks(ctx, &db).await;
     spinner.finish_and_clear();
     let report = RestoreReport {
-        file: args.from.display().to_string(),
+        file: from.display().to_string(),
         database: db.database.clone(),
         target: db.describe(),
         scope,
@@ -178,6 +197,18 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         "an older backup may predate a migration: `phonebill-db apply-schema` brings the schema up to date",
     )?;
     Ok(Outcome::ok())
+}
+
+/// verify's database checks, after a restore.
+pub async fn database_checks(ctx: &Ctx, db: &crate::db::connect::Db) -> Vec<Check> {
+    match db.admin().await {
+        Ok(admin) => {
+            let migrations = migrate::embedded(&ctx.profile);
+            let params = checks::Parameters::for_target(db, false);
+            checks::run(db, &admin, &ctx.profile, &migrations, params).await
+        }
+        Err(e) => vec![Check::fail("admin connects", report(&e).error)],
+    }
 }
 
 fn text(r: &RestoreReport, m: &Manifest) -> String {

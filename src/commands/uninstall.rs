@@ -97,7 +97,7 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
     }
 
     let bar = ctx.ui.spinner("waiting for the release to be gone");
-    let mut wake = super::install::release_watches(&kube, profile);
+    let mut wake = crate::k8s::watches::Wake::release(&kube, profile);
     let gone = wait::poll(
         args.timeout,
         &ctx.ui,

@@ -13,6 +13,7 @@ pub mod retry;
 pub mod schedule;
 pub mod snapshot;
 pub mod stuck;
+pub mod volume_restore;
 pub mod wait;
 pub mod watches;
 

@@ -82,6 +82,28 @@ impl Wake {
         self
     }
 
+    /// What changes while a release rolls out, goes, or gets a new volume: its StatefulSet, pods
+    /// and claims.
+    pub fn release(kube: &super::Kube, profile: &crate::profile::Profile) -> Wake {
+        use k8s_openapi::api::apps::v1::StatefulSet;
+        use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+        let selector = format!("app.kubernetes.io/instance={}", profile.release);
+        let c = || kube.client.clone();
+        let ns = kube.namespace.as_str();
+        Wake::polling()
+            .watch(
+                Api::<StatefulSet>::namespaced(c(), ns),
+                Some(&selector),
+                None,
+            )
+            .watch(Api::<Pod>::namespaced(c(), ns), Some(&selector), None)
+            .watch(
+                Api::<PersistentVolumeClaim>::namespaced(c(), ns),
+                Some(&selector),
+                None,
+            )
+    }
+
     /// Is any watch still running?
     pub fn watching(&self) -> bool {
         self.live.load(Ordering::Relaxed) > 0

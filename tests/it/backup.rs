@@ -596,7 +596,7 @@ async fn a_failed_pg_dump_leaves_no_file_and_a_terminal_less_restore_changes_not
     r.psql("UPDATE auth_services SET service_name = 'kept'");
     let before = fingerprint(&r);
     let run = r.run(&["restore", "--from", &dest]).await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.error_line().contains("needs confirmation"),
         "{}",

@@ -30,6 +30,7 @@ mod real_cluster;
 mod render;
 mod schema;
 mod secrets;
+mod snapshot_restore;
 mod snapshots;
 mod status;
 mod tls;

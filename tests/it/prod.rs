@@ -272,7 +272,7 @@ async fn apply_schema_verify_backup_and_restore_work_against_the_managed_server(
 
     let no_terminal = p.run(&["restore", "--from", &file_arg, "--yes"]).await;
     no_terminal.refused(
-        1,
+        2,
         "needs confirmation",
         &format!("--confirm prod/{}", p.database),
     );
@@ -379,7 +379,7 @@ async fn what_prod_has_no_place_for_is_refused_and_bad_credentials_change_nothin
     );
     // Deleting the recorded Secrets asks first, like deleting a data volume.
     let run = p.run(&["uninstall", "--delete-data"]).await;
-    run.refused(1, "needs confirmation", "--yes");
+    run.refused(2, "needs confirmation", "--yes");
 }
 
 #[test]

@@ -49,7 +49,7 @@ async fn delete_data_without_confirmation_deletes_nothing() {
     c.install_ok(&[]).await;
     let before = c.versions();
     let run = c.run(&["uninstall", "--delete-data"]).await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 2, "a usage error: the command line lacks --yes");
     assert!(
         run.error_line()
             .contains("needs confirmation, and there is no terminal to ask on"),

@@ -1,0 +1,685 @@
+//! `restore --snapshot`: bring the data volume back from a VolumeSnapshot (dev physical
+//! architecture 11.1, `az disk create --source <snapshot>`, without the portal).
+//!
+//! The steps, each one idempotent, so that a re-run of the same command after Ctrl-C (or a lost
+//! connection) completes what was started:
+//! 1. check the snapshot (this release's, ready) and the class (snapshots of this driver);
+//! 2. a safety snapshot of the volume as it is, until ready (kept, labelled `safety`);
+//! 3. record the restore on the StatefulSet (annotation `phonebill-db/restore`);
+//! 4. scale the StatefulSet to 0 and wait until the pod is gone;
+//! 5. replace the claim with one whose dataSource is the snapshot (same class, size ≥ the
+//!    snapshot's restoreSize);
+//! 6. scale to 1 and wait for the rollout, as install does;
+//! 7. on a failure after the old claim went: the same with the safety snapshot, then fail naming
+//!    both — the release is never left without a data volume;
+//! 8. forget the record. The caller then runs the verify checks.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use indicatif::ProgressBar;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, TypedLocalObjectReference,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::client::{Kube, api_error, is_not_found};
+use super::snapshot::{self, Origin, VolumeSnapshot, VolumeSnapshotClass};
+use super::watches::Wake;
+use super::{release, wait};
+use crate::error::{ExitCode, user_error};
+use crate::profile::Profile;
+use crate::ui::Ui;
+
+/// The StatefulSet's annotation that records a restore under way.
+pub const ANNOTATION: &str = "phonebill-db/restore";
+/// The field manager of the restore's own writes (scale, annotation).
+const MANAGER: &str = "phonebill-db-restore";
+
+/// What the annotation records: enough to finish, or undo, after an interruption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub snapshot: String,
+    pub safety: Option<String>,
+    /// The PersistentVolume the old claim was bound to.
+    pub old_volume: Option<String>,
+    pub started: String,
+}
+
+/// One step's time, and how much of it was waiting on the cluster.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub step: String,
+    pub seconds: f64,
+    pub waited_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Restored {
+    pub snapshot: String,
+    pub snapshot_created: String,
+    pub claim: String,
+    pub safety_snapshot: Option<String>,
+    /// The volume the old claim had, and what became of it (Released with Retain, gone with Delete).
+    pub old_volume: Option<String>,
+    pub old_volume_phase: Option<String>,
+    pub resumed: bool,
+    pub steps: Vec<Step>,
+    pub seconds: f64,
+    /// `seconds` less the waits on the cluster: the tool's own time.
+    pub tool_seconds: f64,
+}
+
+pub struct Request<'a> {
+    /// A snapshot's name, or `latest`.
+    pub snapshot: &'a str,
+    pub force_foreign: bool,
+    pub no_safety_snapshot: bool,
+    pub timeout: Duration,
+}
+
+struct Clock {
+    started: Instant,
+    steps: Vec<Step>,
+    step_started: Instant,
+    waited: Duration,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            started: Instant::now(),
+            steps: vec![],
+            step_started: Instant::now(),
+            waited: Duration::ZERO,
+        }
+    }
+    fn done(&mut self, step: &str) {
+        self.steps.push(Step {
+            step: step.into(),
+            seconds: round(self.step_started.elapsed()),
+            waited_seconds: round(self.waited),
+        });
+        self.step_started = Instant::now();
+        self.waited = Duration::ZERO;
+    }
+    fn waited(&mut self, d: Duration) {
+        self.waited += d;
+    }
+}
+
+fn round(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100.0).round() / 100.0
+}
+
+/// The snapshot a restore reads: by name, or `latest` (the newest ready scheduled or manual one).
+pub async fn resolve(kube: &Kube, profile: &Profile, name: &str) -> Result<VolumeSnapshot> {
+    let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let found = if name == "latest" {
+        snapshot::list(kube, profile).await?.into_iter().find(|s| {
+            snapshot::ready(s)
+                && s.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(snapshot::ORIGIN_LABEL))
+                    .is_some_and(|o| o != Origin::Safety.as_str())
+        })
+    } else {
+        api.get_opt(name)
+            .await
+            .map_err(|e| api_error(e, &format!("reading VolumeSnapshot {name}"), &kube.server))?
+    };
+    found.ok_or_else(|| {
+        user_error(if name == "latest" {
+            format!(
+                "release {} has no ready snapshot to restore; nothing was changed",
+                profile.release
+            )
+        } else {
+            format!(
+                "VolumeSnapshot {name} does not exist in namespace {}; nothing was changed",
+                kube.namespace
+            )
+        })
+        .hint("`phonebill-db backup --list` shows the release's snapshots")
+        .exit(ExitCode::Usage)
+        .into()
+    })
+}
+
+/// Refusals before anything changes: not ready, failed, another release's, a class that cannot.
+pub async fn check(
+    kube: &Kube,
+    profile: &Profile,
+    snap: &VolumeSnapshot,
+    force_foreign: bool,
+) -> Result<()> {
+    let name = snap.metadata.name.clone().unwrap_or_default();
+    let labels = snap.metadata.labels.clone().unwrap_or_default();
+    let ours = labels.get("app.kubernetes.io/instance") == Some(&profile.release)
+        && labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str)
+            == Some(crate::profile::MANAGED_BY);
+    if !ours && !force_foreign {
+        return Err(user_error(format!(
+            "VolumeSnapshot {name} is not one of release {}'s (it has not its labels); nothing was changed",
+            profile.release
+        ))
+        .hint("restore one of the release's own (`backup --list`), or add --force-foreign if you mean it")
+        .exit(ExitCode::Usage)
+        .into());
+    }
+    if !snapshot::ready(snap) {
+        let why =
+            snapshot::failed(snap).map_or("not ready to use".into(), |e| format!("not ready: {e}"));
+        return Err(user_error(format!(
+            "VolumeSnapshot {name} is {why}; nothing was changed"
+        ))
+        .hint("wait until it is ready (`backup --list`), or restore another one")
+        .exit(ExitCode::ChecksFailed)
+        .into());
+    }
+    // Snapshots of one CSI driver make volumes of that driver only.
+    let class_name = snap
+        .spec
+        .volume_snapshot_class_name
+        .clone()
+        .unwrap_or_default();
+    let cluster = profile.cluster("restore --snapshot")?;
+    let classes: Api<VolumeSnapshotClass> = Api::all(kube.client.clone());
+    let storage: Api<StorageClass> = Api::all(kube.client.clone());
+    if let (Ok(Some(vsc)), Ok(Some(sc))) = (
+        classes.get_opt(&class_name).await,
+        storage.get_opt(&cluster.storage.class_name).await,
+    ) && vsc.driver != sc.provisioner
+    {
+        return Err(user_error(format!(
+            "StorageClass {} ({}) cannot make a volume from snapshot {name} of driver {}; nothing was changed",
+            cluster.storage.class_name, sc.provisioner, vsc.driver
+        ))
+        .hint("restore into a class of the snapshot's driver (storage.className in a values file)")
+        .exit(ExitCode::Usage)
+        .into());
+    }
+    Ok(())
+}
+
+/// The StorageClass's reclaim policy of the release's claim (None: cannot be read).
+pub async fn reclaim_policy(kube: &Kube, class: &str) -> Option<String> {
+    Api::<StorageClass>::all(kube.client.clone())
+        .get_opt(class)
+        .await
+        .ok()
+        .flatten()
+        .map(|sc| sc.reclaim_policy.unwrap_or_else(|| "Delete".into()))
+}
+
+/// The restore under way, if the StatefulSet records one.
+pub async fn recorded(kube: &Kube, profile: &Profile) -> Result<Option<Record>> {
+    let sts = statefulset(kube, profile).await?;
+    Ok(sts
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION))
+        .and_then(|v| serde_json::from_str(v).ok()))
+}
+
+async fn statefulset(kube: &Kube, profile: &Profile) -> Result<StatefulSet> {
+    let names = profile.names();
+    Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
+        .get_opt(&names.stateful_set)
+        .await
+        .map_err(|e| {
+            api_error(
+                e,
+                &format!("reading StatefulSet {}", names.stateful_set),
+                &kube.server,
+            )
+        })?
+        .ok_or_else(|| {
+            user_error(format!(
+                "release {} is not installed in namespace {}; nothing was changed",
+                profile.release, kube.namespace
+            ))
+            .hint("`phonebill-db install` first")
+            .into()
+        })
+}
+
+/// Run the steps (see the module's doc), resuming `record` when given.
+pub async fn run(
+    kube: &Kube,
+    profile: &Profile,
+    req: &Request<'_>,
+    snap: &VolumeSnapshot,
+    record: Option<Record>,
+    ui: &Ui,
+    bar: &ProgressBar,
+) -> Result<Restored> {
+    let mut clock = Clock::new();
+    let names = profile.names();
+    let cluster = profile.cluster("restore --snapshot")?;
+    let snap_name = snap.metadata.name.clone().unwrap_or_default();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let resumed = record.is_some();
+    let current = claims
+        .get_opt(&names.pvc)
+        .await
+        .map_err(|e| api_error(e, &format!("reading claim {}", names.pvc), &kube.server))?;
+    let from_target = current
+        .as_ref()
+        .is_some_and(|c| made_from(c) == Some(snap_name.as_str()));
+
+    // 2. The safety snapshot (unless the record has one, or the volume is already the target's).
+    let mut record = match record {
+        Some(r) => r,
+        None => Record {
+            snapshot: snap_name.clone(),
+            safety: None,
+            old_volume: current
+                .as_ref()
+                .and_then(|c| c.spec.as_ref()?.volume_name.clone()),
+            started: jiff::Timestamp::now().to_string(),
+        },
+    };
+    if record.safety.is_none() && !req.no_safety_snapshot && current.is_some() && !from_target {
+        let name = format!("{}-before-restore-{}", names.pvc, stamp());
+        bar.set_message(format!("safety snapshot {name} of the volume as it is"));
+        let class = snap
+            .spec
+            .volume_snapshot_class_name
+            .clone()
+            .unwrap_or_else(|| cluster.snapshot.class_name.clone());
+        let started = Instant::now();
+        snapshot::take(
+            kube,
+            profile,
+            &snapshot::Request {
+                class: &class,
+                create_class: false,
+                name: name.clone(),
+                timeout: req.timeout,
+                origin: Origin::Safety,
+            },
+            ui,
+            bar,
+        )
+        .await
+        .map_err(|e| e.context("taking the safety snapshot; nothing was changed"))?;
+        clock.waited(started.elapsed());
+        record.safety = Some(name);
+    }
+    clock.done("safety snapshot");
+
+    // 3. The record, before anything is taken away.
+    annotate(kube, profile, Some(&record)).await?;
+    clock.done("record");
+
+    let result = replace_volume(kube, profile, req, &snap_name, snap, &mut clock, ui, bar).await;
+    if let Err(e) = result {
+        // 7. Put the previous data back, from the safety snapshot.
+        let Some(safety) = record.safety.clone() else {
+            return Err(e.context(format!(
+                "restoring from {snap_name} failed, and there is no safety snapshot; the old volume {} is kept by its Retain class: bind it back by hand",
+                record.old_volume.as_deref().unwrap_or("(unknown)")
+            )));
+        };
+        bar.set_message(format!("putting the previous data back from {safety}"));
+        let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
+        let safety_snap = api
+            .get(&safety)
+            .await
+            .map_err(|e| api_error(e, &format!("reading VolumeSnapshot {safety}"), &kube.server))?;
+        kube_restore_back(
+            kube,
+            profile,
+            req,
+            &safety,
+            &safety_snap,
+            &mut clock,
+            ui,
+            bar,
+        )
+        .await?;
+        annotate(kube, profile, None).await?;
+        return Err(user_error(format!(
+            "restoring from {snap_name} failed ({}); the previous data is back from the safety snapshot {safety}",
+            crate::error::report(&e).error
+        ))
+        .hint(format!(
+            "see `kubectl -n {} describe pvc {}` for why; both snapshots are kept",
+            kube.namespace, names.pvc
+        ))
+        .into());
+    }
+
+    // 8. Done: forget the record; say what became of the old disk.
+    annotate(kube, profile, None).await?;
+    let old_volume_phase = match &record.old_volume {
+        Some(v) => match Api::<PersistentVolume>::all(kube.client.clone())
+            .get_opt(v)
+            .await
+        {
+            Ok(Some(pv)) => pv.status.and_then(|s| s.phase).or(Some("Unknown".into())),
+            Ok(None) => Some("deleted".into()),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    clock.done("finish");
+    let total = clock.started.elapsed();
+    let waited: f64 = clock.steps.iter().map(|s| s.waited_seconds).sum();
+    Ok(Restored {
+        snapshot: snap_name,
+        snapshot_created: snap
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
+        claim: names.pvc.clone(),
+        safety_snapshot: record.safety.clone(),
+        old_volume: record.old_volume.clone(),
+        old_volume_phase,
+        resumed,
+        tool_seconds: ((round(total) - waited) * 100.0).round() / 100.0,
+        seconds: round(total),
+        steps: clock.steps,
+    })
+}
+
+/// Steps 4–6 for `snap`: scale to 0, replace the claim, scale to 1 and wait.
+#[allow(clippy::too_many_arguments)]
+async fn replace_volume(
+    kube: &Kube,
+    profile: &Profile,
+    req: &Request<'_>,
+    snap_name: &str,
+    snap: &VolumeSnapshot,
+    clock: &mut Clock,
+    ui: &Ui,
+    bar: &ProgressBar,
+) -> Result<()> {
+    let names = profile.names();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let mut wake = Wake::release(kube, profile);
+
+    // 4. No pod may hold the volume.
+    scale(kube, profile, 0).await?;
+    bar.set_message(format!("waiting for pod {} to stop", names.pod));
+    let started = Instant::now();
+    let gone = wait::poll(
+        req.timeout,
+        ui,
+        bar,
+        &mut wake,
+        || release::observe(kube, profile),
+        |s| {
+            s.pods
+                .iter()
+                .all(|p| p.metadata.name.as_deref() != Some(&names.pod))
+        },
+        |_| format!("waiting for pod {} to stop", names.pod),
+    )
+    .await?;
+    clock.waited(started.elapsed());
+    if gone.is_err() {
+        return Err(timeout(&format!("pod {} to stop", names.pod), req.timeout));
+    }
+    clock.done("scale to 0");
+
+    // 5. The claim from the snapshot (left as it is when it already is one from it).
+    let current = claims
+        .get_opt(&names.pvc)
+        .await
+        .map_err(|e| api_error(e, &format!("reading claim {}", names.pvc), &kube.server))?;
+    let template = current.clone();
+    if current
+        .as_ref()
+        .is_some_and(|c| made_from(c) != Some(snap_name))
+    {
+        match claims.delete(&names.pvc, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                return Err(api_error(
+                    e,
+                    &format!("deleting claim {}", names.pvc),
+                    &kube.server,
+                ));
+            }
+        }
+        bar.set_message(format!("waiting for claim {} to go", names.pvc));
+        let started = Instant::now();
+        let gone = wait::poll(
+            req.timeout,
+            ui,
+            bar,
+            &mut wake,
+            || async {
+                claims.get_opt(&names.pvc).await.map_err(|e| {
+                    api_error(e, &format!("reading claim {}", names.pvc), &kube.server)
+                })
+            },
+            |c| c.is_none(),
+            |_| format!("waiting for claim {} to go", names.pvc),
+        )
+        .await?;
+        clock.waited(started.elapsed());
+        if gone.is_err() {
+            return Err(timeout(&format!("claim {} to go", names.pvc), req.timeout));
+        }
+    }
+    if current
+        .as_ref()
+        .is_none_or(|c| made_from(c) != Some(snap_name))
+    {
+        let claim = claim_from(profile, template.as_ref(), snap_name, snap);
+        match claims.create(&PostParams::default(), &claim).await {
+            Ok(_) => {}
+            // Made by an earlier, interrupted run (a create retried after a lost answer).
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => {
+                return Err(api_error(
+                    e,
+                    &format!("creating claim {} from {snap_name}", names.pvc),
+                    &kube.server,
+                ));
+            }
+        }
+    }
+    clock.done("replace the claim");
+
+    // 6. Back to one pod, as install waits for it.
+    scale(kube, profile, 1).await?;
+    bar.set_message(format!(
+        "waiting for {} with the restored volume",
+        names.stateful_set
+    ));
+    let started = Instant::now();
+    let ready = wait::poll(
+        req.timeout,
+        ui,
+        bar,
+        &mut wake,
+        || release::observe(kube, profile),
+        |s| wait::release_ready(s, &names),
+        |s| {
+            format!(
+                "waiting for {}: {}",
+                names.stateful_set,
+                wait::progress_text(s, &names)
+            )
+        },
+    )
+    .await?;
+    clock.waited(started.elapsed());
+    if let Err(t) = ready {
+        let classes = vec![profile.cluster("restore")?.storage.class_name.clone()];
+        let why = super::diagnose::diagnose(&t.last, &names, &classes)
+            .first()
+            .map_or_else(|| wait::progress_text(&t.last, &names), |f| f.cause.clone());
+        return Err(user_error(format!(
+            "{} is not ready with the volume from {snap_name} after {}: {why}",
+            names.stateful_set,
+            humantime::format_duration(req.timeout)
+        ))
+        .exit(ExitCode::Timeout)
+        .into());
+    }
+    clock.done("scale to 1");
+    Ok(())
+}
+
+/// Step 7: the same steps with the safety snapshot.
+#[allow(clippy::too_many_arguments)]
+async fn kube_restore_back(
+    kube: &Kube,
+    profile: &Profile,
+    req: &Request<'_>,
+    safety: &str,
+    safety_snap: &VolumeSnapshot,
+    clock: &mut Clock,
+    ui: &Ui,
+    bar: &ProgressBar,
+) -> Result<()> {
+    Box::pin(replace_volume(kube, profile, req, safety, safety_snap, clock, ui, bar))
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "putting the previous data back from {safety} failed too; both snapshots are kept: restore it with `phonebill-db restore --snapshot {safety}`"
+            ))
+        })
+}
+
+fn timeout(what: &str, after: Duration) -> anyhow::Error {
+    user_error(format!(
+        "timed out after {} waiting for {what}",
+        humantime::format_duration(after)
+    ))
+    .hint("run the same command again: it goes on from where it stopped")
+    .exit(ExitCode::Timeout)
+    .into()
+}
+
+/// The snapshot a claim was made from.
+fn made_from(c: &PersistentVolumeClaim) -> Option<&str> {
+    let ds = c.spec.as_ref()?.data_source.as_ref()?;
+    (ds.kind == "VolumeSnapshot").then_some(ds.name.as_str())
+}
+
+/// The claim the StatefulSet expects, made from `snapshot`: the old claim's class, labels and
+/// access modes (or the profile's), and a size at least the snapshot's restoreSize.
+fn claim_from(
+    profile: &Profile,
+    old: Option<&PersistentVolumeClaim>,
+    snapshot: &str,
+    snap: &VolumeSnapshot,
+) -> PersistentVolumeClaim {
+    let names = profile.names();
+    let cluster = profile
+        .cluster
+        .as_ref()
+        .expect("checked: an in-cluster release");
+    let old_spec = old.and_then(|o| o.spec.clone()).unwrap_or_default();
+    let mut labels: BTreeMap<String, String> = profile.common_labels();
+    labels.insert("app.kubernetes.io/component".into(), "primary".into());
+    let want = crate::profile::rules::quantity(&cluster.storage.size).unwrap_or(0.0);
+    let restore_size = snap.status.as_ref().and_then(|s| s.restore_size.clone());
+    let size = match restore_size {
+        Some(r) if crate::profile::rules::quantity(&r).unwrap_or(0.0) > want => r,
+        _ => cluster.storage.size.clone(),
+    };
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(names.pvc.clone()),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: old_spec.access_modes.or(Some(vec!["ReadWriteOnce".into()])),
+            storage_class_name: old_spec
+                .storage_class_name
+                .or(Some(cluster.storage.class_name.clone())),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
+                ..Default::default()
+            }),
+            data_source: Some(TypedLocalObjectReference {
+                api_group: Some("snapshot.storage.k8s.io".into()),
+                kind: "VolumeSnapshot".into(),
+                name: snapshot.into(),
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// Set the StatefulSet's replicas (a merge patch by the restore's own field manager).
+async fn scale(kube: &Kube, profile: &Profile, replicas: i32) -> Result<()> {
+    let names = profile.names();
+    Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
+        .patch(
+            &names.stateful_set,
+            &PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .map_err(|e| {
+            api_error(
+                e,
+                &format!("scaling StatefulSet {} to {replicas}", names.stateful_set),
+                &kube.server,
+            )
+        })?;
+    Ok(())
+}
+
+/// Record (or forget, with None) the restore under way on the StatefulSet.
+async fn annotate(kube: &Kube, profile: &Profile, record: Option<&Record>) -> Result<()> {
+    let names = profile.names();
+    let value = record.map(|r| serde_json::to_string(r).expect("a record serializes"));
+    Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
+        .patch(
+            &names.stateful_set,
+            &PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"metadata": {"annotations": {ANNOTATION: value}}})),
+        )
+        .await
+        .map_err(|e| {
+            api_error(
+                e,
+                &format!(
+                    "recording the restore on StatefulSet {}",
+                    names.stateful_set
+                ),
+                &kube.server,
+            )
+        })?;
+    Ok(())
+}
+
+fn stamp() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y%m%dt%H%M%Sz")
+        .to_string()
+}
