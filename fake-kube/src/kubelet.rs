@@ -524,7 +524,7 @@ fn bind_volumes(c: &mut Cluster) {
         let ns = s(&pvc, "/metadata/namespace");
         let name = s(&pvc, "/metadata/name");
         let class = s(&pvc, "/spec/storageClassName");
-        if !classes.contains(&class) {
+        let failed = |c: &mut Cluster, why: &str| {
             event(
                 c,
                 &ns,
@@ -532,16 +532,17 @@ fn bind_volumes(c: &mut Cluster) {
                 &name,
                 "Warning",
                 "ProvisioningFailed",
+                why,
+            )
+        };
+        if !classes.contains(&class) {
+            failed(
+                c,
                 &format!("storageclass.storage.k8s.io \"{class}\" not found"),
             );
         } else if c.kubelet.volumes == VolumeBehavior::Fail {
-            event(
+            failed(
                 c,
-                &ns,
-                "PersistentVolumeClaim",
-                &name,
-                "Warning",
-                "ProvisioningFailed",
                 &format!(
                     "failed to provision volume with StorageClass \"{class}\": rpc error: code = Internal desc = disk quota exceeded"
                 ),
@@ -549,15 +550,7 @@ fn bind_volumes(c: &mut Cluster) {
         } else {
             if let Some(why) = from_snapshot(c, &pvc) {
                 if !why.is_empty() {
-                    event(
-                        c,
-                        &ns,
-                        "PersistentVolumeClaim",
-                        &name,
-                        "Warning",
-                        "ProvisioningFailed",
-                        &why,
-                    );
+                    failed(c, &why);
                 }
                 continue;
             }

@@ -18,7 +18,7 @@ use crate::k8s::client::{api_error, is_not_found};
 use crate::k8s::diagnose::{Finding, diagnose, storage_class_hint};
 use crate::k8s::preflight::{self, APPLIED, Access, OBSERVED};
 use crate::k8s::watches::Wake;
-use crate::k8s::{Kube, inventory, release, wait};
+use crate::k8s::{Kube, inventory, wait};
 use crate::passwords::{self, Origin};
 use crate::render;
 use crate::ui::{Outcome, table};
@@ -243,22 +243,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         names.stateful_set
     ));
     let mut wake = Wake::release(&kube, &profile);
-    let waited = wait::poll(
-        args.timeout,
-        ui,
-        &bar,
-        &mut wake,
-        || release::observe(&kube, &profile),
-        |s| wait::release_ready(s, &names),
-        |s| {
-            format!(
-                "waiting for {}: {}",
-                names.stateful_set,
-                wait::progress_text(s, &names)
-            )
-        },
-    )
-    .await?;
+    let waited = wait::rollout(&kube, &profile, args.timeout, ui, &bar, &mut wake).await?;
     let elapsed = bar.elapsed();
     bar.finish_and_clear();
     report.waited_seconds = (elapsed.as_secs_f64() * 10.0).round() / 10.0;

@@ -118,6 +118,49 @@ impl Clock {
     }
 }
 
+/// The waits of a restore: progress on the bar, the time counted as waiting, a timeout that says
+/// what was awaited.
+struct Waiting<'a> {
+    req: &'a Request<'a>,
+    ui: &'a Ui,
+    bar: &'a ProgressBar,
+}
+
+impl Waiting<'_> {
+    /// Until `done` holds for what `observe` reads; `what` as in "waiting for WHAT".
+    async fn until<T, F, Fut>(
+        &self,
+        what: &str,
+        wake: &mut Wake,
+        clock: &mut Clock,
+        observe: F,
+        done: impl Fn(&T) -> bool,
+    ) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let text = format!("waiting for {what}");
+        self.bar.set_message(text.clone());
+        let started = Instant::now();
+        let outcome = wait::poll(
+            self.req.timeout,
+            self.ui,
+            self.bar,
+            wake,
+            observe,
+            done,
+            |_| text.clone(),
+        )
+        .await?;
+        clock.waited(started.elapsed());
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(_) => Err(timeout(what, self.req.timeout)),
+        }
+    }
+}
+
 fn round(d: Duration) -> f64 {
     (d.as_secs_f64() * 100.0).round() / 100.0
 }
@@ -418,26 +461,20 @@ async fn replace_volume(
 
     // 4. No pod may hold the volume.
     scale(kube, profile, 0).await?;
-    bar.set_message(format!("waiting for pod {} to stop", names.pod));
-    let started = Instant::now();
-    let gone = wait::poll(
-        req.timeout,
-        ui,
-        bar,
-        &mut wake,
-        || release::observe(kube, profile),
-        |s| {
-            s.pods
-                .iter()
-                .all(|p| p.metadata.name.as_deref() != Some(&names.pod))
-        },
-        |_| format!("waiting for pod {} to stop", names.pod),
-    )
-    .await?;
-    clock.waited(started.elapsed());
-    if gone.is_err() {
-        return Err(timeout(&format!("pod {} to stop", names.pod), req.timeout));
-    }
+    let waiting = Waiting { req, ui, bar };
+    waiting
+        .until(
+            &format!("pod {} to stop", names.pod),
+            &mut wake,
+            clock,
+            || release::observe(kube, profile),
+            |s| {
+                s.pods
+                    .iter()
+                    .all(|p| p.metadata.name.as_deref() != Some(&names.pod))
+            },
+        )
+        .await?;
     clock.done("scale to 0");
 
     // 5. The claim from the snapshot (left as it is when it already is one from it).
@@ -461,26 +498,19 @@ async fn replace_volume(
                 ));
             }
         }
-        bar.set_message(format!("waiting for claim {} to go", names.pvc));
-        let started = Instant::now();
-        let gone = wait::poll(
-            req.timeout,
-            ui,
-            bar,
-            &mut wake,
-            || async {
-                claims.get_opt(&names.pvc).await.map_err(|e| {
-                    api_error(e, &format!("reading claim {}", names.pvc), &kube.server)
-                })
-            },
-            |c| c.is_none(),
-            |_| format!("waiting for claim {} to go", names.pvc),
-        )
-        .await?;
-        clock.waited(started.elapsed());
-        if gone.is_err() {
-            return Err(timeout(&format!("claim {} to go", names.pvc), req.timeout));
-        }
+        waiting
+            .until(
+                &format!("claim {} to go", names.pvc),
+                &mut wake,
+                clock,
+                || async {
+                    claims.get_opt(&names.pvc).await.map_err(|e| {
+                        api_error(e, &format!("reading claim {}", names.pvc), &kube.server)
+                    })
+                },
+                |c| c.is_none(),
+            )
+            .await?;
     }
     if current
         .as_ref()
@@ -509,22 +539,7 @@ async fn replace_volume(
         names.stateful_set
     ));
     let started = Instant::now();
-    let ready = wait::poll(
-        req.timeout,
-        ui,
-        bar,
-        &mut wake,
-        || release::observe(kube, profile),
-        |s| wait::release_ready(s, &names),
-        |s| {
-            format!(
-                "waiting for {}: {}",
-                names.stateful_set,
-                wait::progress_text(s, &names)
-            )
-        },
-    )
-    .await?;
+    let ready = wait::rollout(kube, profile, req.timeout, ui, bar, &mut wake).await?;
     clock.waited(started.elapsed());
     if let Err(t) = ready {
         let classes = vec![profile.cluster("restore")?.storage.class_name.clone()];
@@ -628,53 +643,50 @@ fn claim_from(
     }
 }
 
-/// Set the StatefulSet's replicas (a merge patch by the restore's own field manager).
+/// Set the StatefulSet's replicas.
 async fn scale(kube: &Kube, profile: &Profile, replicas: i32) -> Result<()> {
-    let names = profile.names();
-    Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
-        .patch(
-            &names.stateful_set,
-            &PatchParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            },
-            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-        )
-        .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!("scaling StatefulSet {} to {replicas}", names.stateful_set),
-                &kube.server,
-            )
-        })?;
-    Ok(())
+    let doing = format!(
+        "scaling StatefulSet {} to {replicas}",
+        profile.names().stateful_set
+    );
+    patch_statefulset(
+        kube,
+        profile,
+        json!({"spec": {"replicas": replicas}}),
+        &doing,
+    )
+    .await
 }
 
 /// Record (or forget, with None) the restore under way on the StatefulSet.
 async fn annotate(kube: &Kube, profile: &Profile, record: Option<&Record>) -> Result<()> {
-    let names = profile.names();
     let value = record.map(|r| serde_json::to_string(r).expect("a record serializes"));
+    let doing = format!(
+        "recording the restore on StatefulSet {}",
+        profile.names().stateful_set
+    );
+    let patch = json!({"metadata": {"annotations": {ANNOTATION: value}}});
+    patch_statefulset(kube, profile, patch, &doing).await
+}
+
+/// A merge patch of the release's StatefulSet by the restore's own field manager.
+async fn patch_statefulset(
+    kube: &Kube,
+    profile: &Profile,
+    patch: serde_json::Value,
+    doing: &str,
+) -> Result<()> {
     Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
         .patch(
-            &names.stateful_set,
+            &profile.names().stateful_set,
             &PatchParams {
                 field_manager: Some(MANAGER.into()),
                 ..Default::default()
             },
-            &Patch::Merge(json!({"metadata": {"annotations": {ANNOTATION: value}}})),
+            &Patch::Merge(patch),
         )
         .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!(
-                    "recording the restore on StatefulSet {}",
-                    names.stateful_set
-                ),
-                &kube.server,
-            )
-        })?;
+        .map_err(|e| api_error(e, doing, &kube.server))?;
     Ok(())
 }
 

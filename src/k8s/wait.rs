@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use indicatif::ProgressBar;
 
-use super::release::{ReleaseState, pod_ready, pod_status_text, pvc_phase};
+use super::client::Kube;
+use super::release::{self, ReleaseState, pod_ready, pod_status_text, pvc_phase};
 use super::watches::Wake;
-use crate::profile::Names;
+use crate::profile::{Names, Profile};
 use crate::ui::Ui;
 
 /// Installed and serving: the StatefulSet has seen its latest spec and finished rolling it out
@@ -77,6 +78,34 @@ pub fn progress_text(state: &ReleaseState, names: &Names) -> String {
 pub struct TimedOut<T> {
     pub last: T,
     pub after: Duration,
+}
+
+/// Until the release is ready (`release_ready`), its progress shown as install shows it.
+pub async fn rollout(
+    kube: &Kube,
+    profile: &Profile,
+    timeout: Duration,
+    ui: &Ui,
+    bar: &ProgressBar,
+    wake: &mut Wake,
+) -> Result<Result<ReleaseState, TimedOut<ReleaseState>>> {
+    let names = profile.names();
+    poll(
+        timeout,
+        ui,
+        bar,
+        wake,
+        || release::observe(kube, profile),
+        |s| release_ready(s, &names),
+        |s| {
+            format!(
+                "waiting for {}: {}",
+                names.stateful_set,
+                progress_text(s, &names)
+            )
+        },
+    )
+    .await
 }
 
 /// Observe until `done` holds or `timeout` passes, showing `describe` on the spinner; between

@@ -621,17 +621,7 @@ async fn a_user_with_only_a_role_in_the_namespace_installs() {
     let run = c
         .run(&["install", "-n", "elsewhere", "--timeout", "30s"])
         .await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.error_line().contains("in namespace elsewhere"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.error_line().contains("nothing was changed"),
-        "{}",
-        run.stderr
-    );
+    run.failed_saying(1, &["in namespace elsewhere", "nothing was changed"]);
     assert!(c.fake.inventory("elsewhere").is_empty());
     // Denied in one namespace only: the review asks about that namespace.
     let c = Cluster::with_plan_class().await;
@@ -654,16 +644,9 @@ async fn a_prune_that_may_not_delete_is_refused_before_anything_changes() {
     let run = c
         .run(&["install", "--values", values.to_str().unwrap()])
         .await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.error_line().contains("not allowed to delete services"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.error_line().contains("nothing was changed"),
-        "{}",
-        run.stderr
+    run.failed_saying(
+        1,
+        &["not allowed to delete services", "nothing was changed"],
     );
     assert_eq!(c.versions(), before, "not even the ConfigMap was applied");
 }

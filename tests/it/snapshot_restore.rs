@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::backup::fingerprint_in;
 use crate::pg::{Pg, Release};
-use crate::support::{NS, PVC, STS};
+use crate::support::{NS, PVC, STS, put_snapshot, snapshot_labels};
 
 /// Make the release's database follow its volume's snapshots and restores.
 fn follow_data(r: &Release) {
@@ -61,19 +61,24 @@ fn copy_database(pg: &Pg, from: &str, to: &str, owner: &str) {
     );
 }
 
-/// A release with the schema, some rows, the snapshot class, a Retain StorageClass (the plan's),
-/// and data that follows its volume.
-async fn release(tag: &str) -> Release {
-    let r = Release::new(tag).await;
+/// The reclaim policy of the release's StorageClass.
+fn reclaim(r: &Release, policy: &str) {
     r.cluster
         .fake
         .merge_patch(
             "StorageClass",
             "",
             "managed-standard",
-            json!({"reclaimPolicy": "Retain"}),
+            json!({"reclaimPolicy": policy}),
         )
         .unwrap();
+}
+
+/// A release with the schema, some rows, the snapshot class, a Retain StorageClass (the plan's),
+/// and data that follows its volume.
+async fn release(tag: &str) -> Release {
+    let r = Release::new(tag).await;
+    reclaim(&r, "Retain");
     r.install().await;
     let applied = r.run(&["apply-schema"]).await;
     assert_eq!(applied.code, 0, "{}", applied.stderr);
@@ -234,12 +239,12 @@ async fn every_refusal_changes_nothing() {
     unchanged(&r, "no terminal");
 
     // Another release's snapshot, or someone's without labels.
-    r.cluster
-        .fake
-        .create(NS, json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-            "metadata": {"name": "foreign", "labels": {"app.kubernetes.io/instance": "other-release", "app.kubernetes.io/managed-by": "phonebill-db"}},
-            "spec": {"volumeSnapshotClassName": "csi-azuredisk-vsc", "source": {"persistentVolumeClaimName": PVC}}}))
-        .unwrap();
+    put_snapshot(
+        &r.cluster.fake,
+        "foreign",
+        PVC,
+        snapshot_labels("other-release", None),
+    );
     let run = r.run(&["restore", "--snapshot", "foreign", "--yes"]).await;
     run.refused(
         2,
@@ -251,12 +256,12 @@ async fn every_refusal_changes_nothing() {
     r.cluster
         .fake
         .set_snapshots(fake_kube::SnapshotBehavior::Never);
-    r.cluster
-        .fake
-        .create(NS, json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-            "metadata": {"name": "unready", "labels": {"app.kubernetes.io/instance": "auth-postgres-dev", "app.kubernetes.io/managed-by": "phonebill-db", "phonebill-db/origin": "manual"}},
-            "spec": {"volumeSnapshotClassName": "csi-azuredisk-vsc", "source": {"persistentVolumeClaimName": PVC}}}))
-        .unwrap();
+    put_snapshot(
+        &r.cluster.fake,
+        "unready",
+        PVC,
+        snapshot_labels("auth-postgres-dev", Some("manual")),
+    );
     let run = r.run(&["restore", "--snapshot", "unready", "--yes"]).await;
     run.refused(
         4,
@@ -280,15 +285,7 @@ async fn every_refusal_changes_nothing() {
         .set_snapshots(fake_kube::SnapshotBehavior::Never);
 
     // No safety snapshot where the class deletes old volumes: it would be the only copy.
-    r.cluster
-        .fake
-        .merge_patch(
-            "StorageClass",
-            "",
-            "managed-standard",
-            json!({"reclaimPolicy": "Delete"}),
-        )
-        .unwrap();
+    reclaim(&r, "Delete");
     let run = r
         .run(&[
             "restore",

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, NS, PVC};
+use crate::support::{Cluster, NS, PVC, put_snapshot, snapshot_labels};
 
 const SCHEDULE: &str = "auth-postgres-dev-snapshots";
 
@@ -98,11 +98,12 @@ async fn install_renders_the_schedule_with_least_privilege_and_switching_it_off_
     );
 
     // Off: install prunes the CronJob, its account, rights and values; snapshots stay.
-    c.fake
-        .create(NS, json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-            "metadata": {"name": "kept", "labels": {"app.kubernetes.io/instance": "auth-postgres-dev", "app.kubernetes.io/managed-by": "phonebill-db"}},
-            "spec": {"source": {"persistentVolumeClaimName": PVC}}}))
-        .unwrap();
+    put_snapshot(
+        &c.fake,
+        "kept",
+        PVC,
+        snapshot_labels("auth-postgres-dev", None),
+    );
     let values = c.dir.path().join("values.yaml");
     std::fs::write(&values, "snapshots:\n  enabled: false\n").unwrap();
     let report = c.install_ok(&["--values", values.to_str().unwrap()]).await;
@@ -157,15 +158,13 @@ async fn the_jobs_command_snapshots_and_keeps_the_newest_with_only_its_roles_rig
     std::fs::write(&values, "snapshots:\n  keep: 3\n").unwrap();
     c.install_ok(&["--values", values.to_str().unwrap()]).await;
     // Someone else's snapshot in the namespace, and one of another release: never touched.
-    c.fake
-        .create(NS, json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-            "metadata": {"name": "someone-elses"}, "spec": {"source": {"persistentVolumeClaimName": PVC}}}))
-        .unwrap();
-    c.fake
-        .create(NS, json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-            "metadata": {"name": "other-release", "labels": {"app.kubernetes.io/instance": "other", "app.kubernetes.io/managed-by": "phonebill-db", "phonebill-db/origin": "scheduled"}},
-            "spec": {"source": {"persistentVolumeClaimName": "data-other-postgresql-0"}}}))
-        .unwrap();
+    put_snapshot(&c.fake, "someone-elses", PVC, json!({}));
+    put_snapshot(
+        &c.fake,
+        "other-release",
+        "data-other-postgresql-0",
+        snapshot_labels("other", Some("scheduled")),
+    );
     // A manual snapshot of this release: a scheduled --keep does not count or prune it.
     let manual = c
         .run(&["backup", "--snapshot", "-o", "json"])
@@ -269,11 +268,12 @@ async fn verify_warns_when_the_newest_scheduled_snapshot_is_old() {
     let report = c.run(&["verify", "-o", "json"]).await.json();
     assert_eq!(check(&report)["status"], "pass", "{report}");
     // A ready snapshot made 30 hours ago, none since: a warning, not a failure.
-    c.fake
-        .create(NS, json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-            "metadata": {"name": "old", "labels": {"app.kubernetes.io/instance": "auth-postgres-dev", "app.kubernetes.io/managed-by": "phonebill-db", "phonebill-db/origin": "scheduled"}},
-            "spec": {"source": {"persistentVolumeClaimName": PVC}}}))
-        .unwrap();
+    put_snapshot(
+        &c.fake,
+        "old",
+        PVC,
+        snapshot_labels("auth-postgres-dev", Some("scheduled")),
+    );
     let thirty_hours_ago =
         (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(30)).to_string();
     let mut old = c.fake.get("VolumeSnapshot", NS, "old").unwrap();

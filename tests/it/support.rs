@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use fake_kube::FakeKube;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub const NS: &str = "phonebill-dev";
@@ -56,6 +56,15 @@ impl Run {
         assert_eq!(self.code, code, "{}\n{}", self.stdout, self.stderr);
         assert!(self.error_line().contains(error), "{}", self.stderr);
         assert!(self.hint_line().contains(hint), "{}", self.stderr);
+    }
+
+    /// A failed run: exit `code`, one error line containing each of `parts`.
+    pub fn failed_saying(&self, code: i32, parts: &[&str]) {
+        assert_eq!(self.code, code, "{}\n{}", self.stdout, self.stderr);
+        let line = self.error_line();
+        for part in parts {
+            assert!(line.contains(part), "no `{part}` in: {}", self.stderr);
+        }
     }
 
     /// The `warning:` lines on stderr.
@@ -283,4 +292,25 @@ pub fn postgresql_conf(c: &Cluster) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// A VolumeSnapshot of `claim` that the tool under test did not make (a person's, another
+/// release's, or one standing for an earlier run), with these labels.
+pub fn put_snapshot(fake: &FakeKube, name: &str, claim: &str, labels: Value) {
+    fake.create(
+        NS,
+        json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"volumeSnapshotClassName": "csi-azuredisk-vsc", "source": {"persistentVolumeClaimName": claim}}}),
+    )
+    .unwrap();
+}
+
+/// The labels the tool puts on a snapshot of `release` (`origin`: manual, scheduled, safety).
+pub fn snapshot_labels(release: &str, origin: Option<&str>) -> Value {
+    let mut labels = json!({"app.kubernetes.io/instance": release, "app.kubernetes.io/managed-by": "phonebill-db"});
+    if let Some(origin) = origin {
+        labels["phonebill-db/origin"] = json!(origin);
+    }
+    labels
 }
