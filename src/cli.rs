@@ -43,7 +43,8 @@ pub struct GlobalArgs {
     /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
     #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// YAML file whose keys override the profile's (like a Helm values file)
+    /// YAML file whose keys override the profile's and those install recorded with the release
+    /// (like a Helm values file)
     #[arg(long, global = true, value_name = "FILE")]
     pub values: Option<PathBuf>,
     /// Never prompt; answer yes (required where stdin is not a terminal)

@@ -6,20 +6,28 @@ use crate::cli::{DbArgs, GlobalArgs};
 use crate::db::connect::Db;
 use crate::db::tls;
 use crate::error::{ExitCode, user_error};
+use crate::k8s::record::{self, Record};
 use crate::k8s::{self, Kube};
-use crate::profile::{Profile, is_dns_label};
+use crate::profile::{Layer, Profile, is_dns_label};
 use crate::ui::Ui;
 
 pub struct Ctx {
     pub global: GlobalArgs,
+    /// The embedded profile, the release's recorded values (once adopted) and `--values`, in that
+    /// order, with `--namespace`.
     pub profile: Profile,
     pub ui: Ui,
+    /// `--values FILE`, read.
+    pub values: Option<Layer>,
+    /// What install recorded, once [`Ctx::adopt_record`] found it.
+    pub record: Option<Record>,
 }
 
 impl Ctx {
     /// Load the profile (with `--values` and `--namespace`) for the chosen environment.
     pub fn new(global: GlobalArgs, ui: Ui) -> Result<Ctx> {
-        let mut profile = Profile::load(&global.env, global.values.as_deref())?;
+        let values = global.values.as_deref().map(Layer::from_file).transpose()?;
+        let mut profile = Profile::load_layers(&global.env, values.as_slice())?;
         if let Some(ns) = &global.namespace {
             if !is_dns_label(ns) {
                 return Err(user_error(format!(
@@ -35,7 +43,43 @@ impl Ctx {
             global,
             profile,
             ui,
+            values,
+            record: None,
         })
+    }
+
+    /// Lay the release's recorded values (what install applied) under `--values`, as Helm reuses
+    /// a release's values: a command then sees the release as it was installed without the
+    /// flags and files given to install. Where the release is (namespace, name) stays what
+    /// found the record. Nothing recorded, or not allowed to read it: the profile stays.
+    pub async fn adopt_record(&mut self) -> Result<()> {
+        let kube = self.kube().await?;
+        let Some(record) = record::read(&kube, &self.profile).await? else {
+            return Ok(());
+        };
+        if record.environment != self.profile.environment {
+            self.ui.note(
+                None,
+                format!(
+                    "warning: release {} was installed with --env {}; its recorded values are not used with --env {}",
+                    self.profile.release, record.environment, self.profile.environment
+                ),
+            );
+            return Ok(());
+        }
+        let mut layers = vec![record.layer(&self.profile)];
+        layers.extend(self.values.clone());
+        let mut profile = Profile::load_layers(&self.global.env, &layers)?;
+        profile.namespace = self.profile.namespace.clone();
+        profile.release = self.profile.release.clone();
+        self.ui.detail(format!(
+            "using the values install recorded in ConfigMap {}: {}",
+            profile.names().record,
+            record.flat_values().join(", ")
+        ));
+        self.profile = profile;
+        self.record = Some(record);
+        Ok(())
     }
 
     /// The database a command works on: `--database-url`, else the managed server install

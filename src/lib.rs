@@ -38,7 +38,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             "warning: {flag} on the command line can be read by other users of this machine (ps, /proc); use ${env} instead"
         );
     }
-    let ctx = Ctx::new(cli.global, ui)?;
+    let mut ctx = Ctx::new(cli.global, ui)?;
+    match recorded_values(&cli.command) {
+        Recorded::Used => ctx.adopt_record().await?,
+        Recorded::Shown => {
+            if let Err(e) = ctx.adopt_record().await {
+                let r = error::report(&e);
+                ctx.ui.note(
+                    None,
+                    format!("warning: the recorded values are not used: {}", r.error),
+                );
+            }
+        }
+        Recorded::NotUsed => {}
+    }
     let outcome = match &cli.command {
         Command::Render(args) => commands::render::run(&ctx, args)?,
         Command::Install(args) => commands::install::run(&ctx, args).await?,
@@ -53,4 +66,36 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Completion(_) | Command::Man(_) => unreachable!("handled above"),
     };
     Ok(outcome.exit)
+}
+
+/// How a command treats the values install recorded with the release.
+enum Recorded {
+    /// Laid under `--values`: the command works on the release as installed.
+    Used,
+    /// As `Used`, but a record that cannot be used is a warning (status reports, it does not judge).
+    Shown,
+    /// Not read: no release (render, --database-url), or not needed (uninstall deletes by name).
+    NotUsed,
+}
+
+fn recorded_values(command: &Command) -> Recorded {
+    let through_release = |db: &cli::DbArgs| {
+        if db.database_url.is_none() {
+            Recorded::Used
+        } else {
+            Recorded::NotUsed
+        }
+    };
+    match command {
+        Command::Install(a) if a.reset_values => Recorded::NotUsed,
+        Command::Install(_) | Command::Expose(_) | Command::Connect(_) => Recorded::Used,
+        Command::Status(_) => Recorded::Shown,
+        Command::ApplySchema(a) => through_release(&a.db),
+        Command::Verify(a) => through_release(&a.db),
+        Command::Backup(a) => through_release(&a.db),
+        Command::Restore(a) => through_release(&a.db),
+        Command::Uninstall(_) | Command::Render(_) | Command::Completion(_) | Command::Man(_) => {
+            Recorded::NotUsed
+        }
+    }
 }

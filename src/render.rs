@@ -100,6 +100,7 @@ const STORAGE_CLASS: &str = include_str!("../templates/storageclass.yaml");
 const EXTERNAL_SERVICE: &str = include_str!("../templates/external-service.yaml");
 const EXTERNAL_POLICY: &str = include_str!("../templates/external-networkpolicy.yaml");
 const SNAPSHOT_CLASS: &str = include_str!("../templates/volumesnapshotclass.yaml");
+const RELEASE_RECORD: &str = include_str!("../templates/release-record.yaml");
 
 /// What `render` shows instead of a password: nothing secret leaves the tool without a cluster.
 pub const PASSWORD_PLACEHOLDER: &str = "GENERATED-AT-INSTALL";
@@ -321,6 +322,22 @@ pub fn snapshot_class(
         &json!({ "name": name, "driver": driver }),
     )?;
     serde_yaml::from_str(&text).context("volumesnapshotclass.yaml renders an invalid class (a bug)")
+}
+
+/// The ConfigMap recording what install applied (`k8s::record`).
+pub fn release_record(profile: &Profile, record: &crate::k8s::record::Record) -> Result<ConfigMap> {
+    let values = serde_yaml::to_string(&record.values).context("the recorded values (a bug)")?;
+    let ctx = json!({
+        "names": profile.names(),
+        "namespace": profile.namespace,
+        "labels": with(profile.common_labels(), "app.kubernetes.io/component", "record"),
+        "record": record,
+        "values": values,
+    });
+    let text = render_one(&environment(), "release-record.yaml", RELEASE_RECORD, &ctx)?;
+    let raw: serde_json::Value =
+        serde_yaml::from_str(&text).context("release-record.yaml renders invalid YAML (a bug)")?;
+    typed(&raw, "release-record.yaml")
 }
 
 /// An SQL template of `sql/` (strict; values escaped with the `ident` and `literal` filters).

@@ -42,6 +42,8 @@ use status::ApiError;
 use store::{Cluster, WriteOpts, info_of};
 
 pub const TOKEN: &str = "fake-token";
+/// The one user of the fake: its client certificate's CN, and whom the token stands for too.
+pub const USER: &str = "fake-user";
 
 pub(crate) type Shared = Arc<Mutex<Cluster>>;
 
@@ -585,6 +587,25 @@ async fn handle(
             ));
         }
     };
+    if info.kind == "SelfSubjectReview" {
+        if verb != "create" {
+            return error(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "selfsubjectreviews only support create",
+            ));
+        }
+        if let Err(e) = typed_body(info, &body, &raw_body, false) {
+            return error(e);
+        }
+        // Who is asking, as the authenticator saw them (one user here, by certificate or token).
+        let mut answer = body.clone();
+        answer["apiVersion"] = json!("authentication.k8s.io/v1");
+        answer["kind"] = json!("SelfSubjectReview");
+        answer["status"] =
+            json!({"userInfo": {"username": USER, "groups": ["system:authenticated"]}});
+        return reply(StatusCode::CREATED, answer);
+    }
     if info.kind == "SelfSubjectAccessReview" {
         if verb != "create" {
             return error(ApiError::new(
@@ -592,6 +613,9 @@ async fn handle(
                 "MethodNotAllowed",
                 "selfsubjectaccessreviews only support create",
             ));
+        }
+        if let Err(e) = typed_body(info, &body, &raw_body, false) {
+            return error(e);
         }
         let attrs = body
             .pointer("/spec/resourceAttributes")

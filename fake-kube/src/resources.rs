@@ -143,6 +143,15 @@ pub const RESOURCES: &[ResourceInfo] = &[
         false,
     ),
     r(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        false,
+        false,
+        false,
+    ),
+    r(
         "authorization.k8s.io",
         "v1",
         "selfsubjectaccessreviews",

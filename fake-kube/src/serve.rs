@@ -80,7 +80,7 @@ pub fn certificates() -> (rustls::ServerConfig, Credentials) {
     // The user the API server sees: CN is the name, O the groups (as kubeadm's admin.conf).
     client
         .distinguished_name
-        .push(DnType::CommonName, "fake-user");
+        .push(DnType::CommonName, crate::USER);
     client
         .distinguished_name
         .push(DnType::OrganizationName, "system:authenticated");

@@ -17,9 +17,11 @@ use crate::k8s::apply::{self, Applied, ApplyOptions, Change};
 use crate::k8s::client::{api_error, is_not_found};
 use crate::k8s::diagnose::{Finding, diagnose, storage_class_hint};
 use crate::k8s::preflight::{self, APPLIED, Access, OBSERVED};
+use crate::k8s::record::{self, Record};
 use crate::k8s::watches::Wake;
 use crate::k8s::{Kube, inventory, wait};
 use crate::passwords::{self, Origin};
+use crate::profile::merged;
 use crate::render;
 use crate::ui::{Outcome, table};
 
@@ -31,9 +33,13 @@ pub struct InstallArgs {
     /// Server-side dry run: validate and show what would change, change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// StorageClass for the data volume instead of the profile's
+    /// StorageClass for the data volume instead of the profile's (recorded: the next install
+    /// uses it too)
     #[arg(long, value_name = "NAME")]
     pub storage_class: Option<String>,
+    /// Start from the profile (and --values) instead of the values the last install recorded
+    #[arg(long)]
+    pub reset_values: bool,
     /// Create the plan's StorageClass (Azure disk CSI, Standard_LRS, Retain) when it is missing
     #[arg(long)]
     pub create_storage_class: bool,
@@ -141,9 +147,14 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .map(|i| i.expires())
         .unwrap_or_default();
     let objects = render::render(&profile, &passwords, &tls)?;
+    let record = render::Object::ConfigMap(render::release_record(
+        &profile,
+        &next_record(ctx, args, &kube).await?,
+    )?);
     // What an earlier install made that this profile no longer renders (e.g. metrics switched off).
     let rendered: Vec<String> = objects
         .iter()
+        .chain([&record])
         .map(|o| format!("{}/{}", o.kind(), o.name()))
         .collect();
     // `expose`'s service and policy are the release's too (uninstall removes them) but not
@@ -205,15 +216,18 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     }
 
     let mut applied = apply_all(&kube, ui, objects, opts, namespace_exists).await?;
+    // Recorded last, once everything else applied: what the next install starts from. The
+    // tool's own bookkeeping, written whole each time: a hand edit of it is taken over.
+    let forced = ApplyOptions {
+        force_conflicts: true,
+        ..opts
+    };
+    applied.extend(apply_all(&kube, ui, vec![record], forced, namespace_exists).await?);
 
     for id in &prune {
         inventory::delete(&kube, id, args.dry_run).await?;
         let (kind, name) = id.split_once('/').expect("ids are Kind/name");
-        applied.push(Applied {
-            kind: kind.into(),
-            name: name.into(),
-            change: Change::Pruned,
-        });
+        applied.push(Applied::new(kind, name, Change::Pruned));
     }
 
     let mut report = InstallReport {
@@ -280,6 +294,32 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     }
 }
 
+/// What this install records: the values it started from (the last install's, unless
+/// --reset-values), `--values` laid over them, and the flags that change the render.
+async fn next_record(ctx: &Ctx, args: &InstallArgs, kube: &Kube) -> Result<Record> {
+    let mut values = match (&ctx.record, args.reset_values) {
+        (Some(old), false) => old.values.clone(),
+        _ => serde_yaml::Value::Mapping(Default::default()),
+    };
+    if let Some(layer) = &ctx.values {
+        values = merged(&values, &layer.values);
+    }
+    if let Some(class) = &args.storage_class {
+        let flag: serde_yaml::Value = serde_yaml::from_str(&format!(
+            "storage: {{className: {}}}",
+            serde_json::to_string(class)?
+        ))?;
+        values = merged(&values, &flag);
+    }
+    // After --reset-values the old record is still what this one replaces.
+    let old = match &ctx.record {
+        Some(r) => Some(r.clone()),
+        None if args.reset_values => record::read(kube, &ctx.profile).await.ok().flatten(),
+        None => None,
+    };
+    Ok(record::next(kube, old.as_ref(), &ctx.profile.environment, &values).await)
+}
+
 /// Server-side apply of each object (Secrets as `data`), the object being applied on a spinner;
 /// the report's table lists each object once, at the end. In a dry run into a namespace that does
 /// not exist yet, the objects cannot be dry-run applied: they are reported as created.
@@ -300,11 +340,7 @@ pub async fn apply_all(
             object.name()
         ));
         let result = if opts.dry_run && !namespace_exists {
-            Applied {
-                kind: object.kind().into(),
-                name: object.name().into(),
-                change: Change::Unchecked,
-            }
+            Applied::new(object.kind(), object.name(), Change::Unchecked)
         } else {
             apply::apply(kube, &object, opts).await?
         };
@@ -417,6 +453,29 @@ pub fn change_text(change: Change, dry_run: bool) -> &'static str {
     }
 }
 
+/// A dry run's diffs, one per object that would change.
+pub fn diffs(objects: &[Applied]) -> String {
+    let mut out = String::new();
+    for o in objects {
+        if let Some(diff) = &o.diff {
+            out.push_str(&format!("\n{}/{}:\n", o.kind, o.name));
+            for line in diff.lines() {
+                let style = match line.chars().next() {
+                    Some('+') if !line.starts_with("+++") => anstyle::AnsiColor::Green.on_default(),
+                    Some('-') if !line.starts_with("---") => anstyle::AnsiColor::Red.on_default(),
+                    _ => anstyle::Style::new(),
+                };
+                out.push_str(&crate::ui::paint(line, style));
+                out.push('\n');
+            }
+        }
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
 /// The objects install applied and what happened to each, as a table.
 pub fn objects_table(objects: &[Applied], dry_run: bool) -> String {
     let rows: Vec<Vec<String>> = objects
@@ -434,6 +493,7 @@ pub fn objects_table(objects: &[Applied], dry_run: bool) -> String {
 
 fn text(r: &InstallReport) -> String {
     let mut out = objects_table(&r.objects, r.dry_run);
+    out.push_str(&diffs(&r.objects));
     let count = |c: Change| r.objects.iter().filter(|o| o.change == c).count();
     let mut summary = format!(
         "{} created, {} configured, {} unchanged",

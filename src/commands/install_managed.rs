@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::install::{
-    InstallArgs, apply_all, create_namespace, deny_check, flag_not_here, namespace_exists,
+    InstallArgs, apply_all, create_namespace, deny_check, diffs, flag_not_here, namespace_exists,
     objects_table,
 };
 use crate::context::Ctx;
@@ -317,6 +317,7 @@ async fn create_database(client: &Client, database: &str) -> Result<()> {
 
 fn text(r: &ManagedInstallReport) -> String {
     let mut out = objects_table(&r.objects, r.dry_run);
+    out.push_str(&diffs(&r.objects));
     let s = &r.database_server;
     let database = match (r.database_created, r.dry_run) {
         (true, true) => "would be created (dry run)",

@@ -50,6 +50,8 @@ pub struct StatusReport {
     pub server_certificate: Option<crate::check::Check>,
     /// The snapshot schedule: last run and its result, next run, newest ready snapshot's age.
     pub snapshot_schedule: Option<crate::k8s::schedule::ScheduleState>,
+    /// What install recorded: the values it applied, its version, when and by whom.
+    pub installed: Option<crate::k8s::record::Record>,
     pub findings: Vec<Finding>,
 }
 
@@ -127,6 +129,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Outcome> {
         &classes,
         managed,
     );
+    report.installed = ctx.record.clone();
     if !managed && report.state != State::NotInstalled {
         report.server_certificate = Some(crate::k8s::health::certificate(&kube, &names).await?);
         match crate::k8s::schedule::observe(&kube, &ctx.profile).await {
@@ -243,6 +246,7 @@ pub fn build(
         database: None,
         server_certificate: None,
         snapshot_schedule: None,
+        installed: None,
         findings: if status == State::NotReady {
             diagnose(state, names, classes)
         } else {
@@ -287,6 +291,20 @@ fn text(r: &StatusReport) -> String {
     if r.state == State::NotInstalled {
         out.push_str("nothing found; install it with `phonebill-db install`\n");
         return out;
+    }
+    if let Some(i) = &r.installed {
+        let values = i.flat_values();
+        out.push_str(&format!(
+            "installed by {} at {} with phonebill-db {}; values: {}\n",
+            i.installed_by,
+            i.installed_at,
+            i.tool_version,
+            if values.is_empty() {
+                "the profile's".to_string()
+            } else {
+                values.join(", ")
+            }
+        ));
     }
     let mut rows = Vec::new();
     if let Some(s) = &r.stateful_set {

@@ -32,6 +32,21 @@ pub struct Applied {
     pub kind: String,
     pub name: String,
     pub change: Change,
+    /// A dry run's changes to an object that exists: a unified diff of the live object and the
+    /// server's answer (Secrets' values masked), as `kubectl diff` shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+impl Applied {
+    pub fn new(kind: impl Into<String>, name: impl Into<String>, change: Change) -> Applied {
+        Applied {
+            kind: kind.into(),
+            name: name.into(),
+            change,
+            diff: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,17 +86,63 @@ where
         .patch(&name, &params, &Patch::Apply(object))
         .await
         .map_err(|e| api_error(e, &doing("applying"), &kube.server))?;
-    let change = match before {
+    let (before, after) = (before.map(|b| comparable(&b)), comparable(&after));
+    let change = match &before {
         None => Change::Created,
-        Some(b) if !opts.dry_run && b.resource_version() == after.resource_version() => {
-            Change::Unchanged
-        }
         // A dry run writes nothing, so the resourceVersion cannot tell; and a controller may write
         // the status between our read and our apply (a load balancer's address): compare contents.
-        Some(b) if comparable(&b) == comparable(&after) => Change::Unchanged,
+        Some(b) if *b == after => Change::Unchanged,
         Some(_) => Change::Configured,
     };
-    Ok(Applied { kind, name, change })
+    let diff = match (&before, change, opts.dry_run) {
+        (Some(b), Change::Configured, true) => Some(diff(&kind, b, &after)),
+        _ => None,
+    };
+    Ok(Applied {
+        kind,
+        name,
+        change,
+        diff,
+    })
+}
+
+/// A unified diff of two versions of an object, Secrets' values masked (`***`; `*** (before)`
+/// and `*** (after)` where one changed), as `kubectl diff` shows them.
+pub fn diff(kind: &str, before: &serde_json::Value, after: &serde_json::Value) -> String {
+    let (mut before, mut after) = (before.clone(), after.clone());
+    if kind == "Secret" {
+        mask(&mut before, &mut after);
+    }
+    let text = |v: &serde_json::Value| serde_yaml::to_string(v).unwrap_or_default();
+    let (before, after) = (text(&before), text(&after));
+    similar::TextDiff::from_lines(&before, &after)
+        .unified_diff()
+        .context_radius(3)
+        .header("live", "applied")
+        .to_string()
+}
+
+fn mask(before: &mut serde_json::Value, after: &mut serde_json::Value) {
+    let keys: std::collections::BTreeSet<String> = [&*before, &*after]
+        .iter()
+        .filter_map(|v| v.get("data")?.as_object())
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    for key in keys {
+        let b = before.pointer(&format!("/data/{key}")).cloned();
+        let a = after.pointer(&format!("/data/{key}")).cloned();
+        let (mb, ma) = if a == b {
+            ("***", "***")
+        } else {
+            ("*** (before)", "*** (after)")
+        };
+        if b.is_some() {
+            before["data"][&key] = serde_json::json!(mb);
+        }
+        if a.is_some() {
+            after["data"][&key] = serde_json::json!(ma);
+        }
+    }
 }
 
 /// An object's JSON without what the server and controllers change on their own.
@@ -96,4 +157,34 @@ fn comparable<K: Serialize>(object: &K) -> serde_json::Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_diff_masks_secret_values_and_says_which_changed() {
+        let before = json!({"kind": "Secret", "data": {"password": "b2xk", "user": "YXV0aA=="}});
+        let after = json!({"kind": "Secret", "data": {"password": "bmV3", "user": "YXV0aA==", "extra": "eA=="}});
+        let diff = super::diff("Secret", &before, &after);
+        assert!(
+            !diff.contains("b2xk") && !diff.contains("bmV3") && !diff.contains("eA=="),
+            "{diff}"
+        );
+        assert!(diff.contains("-  password: '*** (before)'"), "{diff}");
+        assert!(diff.contains("+  password: '*** (after)'"), "{diff}");
+        assert!(diff.contains("+  extra: '*** (after)'"), "{diff}");
+        assert!(diff.contains("   user: '***'"), "{diff}");
+        // Anything else is shown as it is.
+        let diff = super::diff(
+            "ConfigMap",
+            &json!({"data": {"a": "1"}}),
+            &json!({"data": {"a": "2"}}),
+        );
+        assert!(
+            diff.contains("-  a: '1'") && diff.contains("+  a: '2'"),
+            "{diff}"
+        );
+    }
 }

@@ -8,6 +8,7 @@ pub mod forward;
 pub mod health;
 pub mod inventory;
 pub mod preflight;
+pub mod record;
 pub mod release;
 pub mod retry;
 pub mod schedule;

@@ -202,6 +202,8 @@ pub struct Names {
     /// The snapshot schedule's CronJob, and its ServiceAccount, Role, RoleBinding and ConfigMap
     /// (CronJob names may have 52 characters: the release's name and `-snapshots`).
     pub snapshot_schedule: String,
+    /// The ConfigMap recording what install applied (`k8s::record`).
+    pub record: String,
     /// The PostgreSQL container of the pod (exec runs pg_dump/pg_restore in it).
     pub container: String,
     /// The LoadBalancer service `expose` makes (runbook 4.3); none for a managed server.
@@ -214,6 +216,18 @@ pub const MANAGED_BY: &str = "phonebill-db";
 impl Profile {
     /// The embedded profile of `env`, with the values file (if any) laid over it.
     pub fn load(env: &str, values: Option<&Path>) -> Result<Profile> {
+        let layers: Vec<Layer> = values
+            .map(Layer::from_file)
+            .transpose()?
+            .into_iter()
+            .collect();
+        Profile::load_layers(env, &layers)
+    }
+
+    /// The embedded profile of `env` with `layers` laid over it in order (the release's recorded
+    /// values, then a values file): each layer's keys must exist in the profile; a broken key is
+    /// named with the layer that gave it.
+    pub fn load_layers(env: &str, layers: &[Layer]) -> Result<Profile> {
         let (_, text) = PROFILES
             .iter()
             .find(|(name, _)| *name == env)
@@ -224,26 +238,30 @@ impl Profile {
             })?;
         let mut base: Value = serde_yaml::from_str(text)
             .with_context(|| format!("the embedded profile `{env}` is not valid YAML (a bug)"))?;
-        let source = match values {
-            Some(path) => {
-                let overrides = read_values(path)?;
-                if let Some(key) = rules::control_character(&overrides, "") {
-                    return Err(user_error(format!(
-                        "values file {}: key `{key}`: control characters (a line break, a tab, …) are not allowed",
-                        path.display()
+        for layer in layers {
+            if let Some(key) = rules::control_character(&layer.values, "") {
+                return Err(layer
+                    .refusal(format!(
+                        "key `{key}`: control characters (a line break, a tab, …) are not allowed"
                     ))
                     .hint("write the value on one line, without control characters")
-                    .exit(ExitCode::Usage)
                     .into());
-                }
-                check_keys(&base, &overrides, "").map_err(|key| unknown_key(path, &key, &base))?;
-                merge(&mut base, overrides);
-                path.display().to_string()
             }
-            None => format!("the embedded profile `{env}`"),
+            check_keys(&base, &layer.values, "").map_err(|key| unknown_key(layer, &key, &base))?;
+            merge(&mut base, layer.values.clone());
+        }
+        let embedded = format!("the embedded profile `{env}`");
+        // The layer a broken key came from: the last one that sets it.
+        let source = |key: &str| {
+            layers
+                .iter()
+                .rev()
+                .find(|l| l.sets(key))
+                .map_or(embedded.clone(), |l| l.source.clone())
         };
         let bad_value = |e: serde_path_to_error::Error<serde_yaml::Error>| {
-            user_error(format!("{source}: key `{}`: {}", e.path(), e.inner()))
+            let key = e.path().to_string();
+            user_error(format!("{}: key `{key}`: {}", source(&key), e.inner()))
                 .hint("fix the value's type (see `phonebill-db render --env ENV` for the profile's values)")
                 .exit(ExitCode::Usage)
         };
@@ -260,23 +278,18 @@ impl Profile {
                 anyhow::bail!("profile `{env}` has both in-cluster keys and `managed:` (a bug)")
             }
         }
-        profile.validate(&source, env)?;
-        Ok(profile)
-    }
-
-    /// Every key against its rule (`rules`): the first broken one, with the file, the key and
-    /// what is allowed.
-    fn validate(&self, source: &str, env: &str) -> Result<()> {
-        match rules::check(self, env) {
-            None => Ok(()),
-            Some(b) => Err(user_error(format!(
-                "{source}: key `{}`: `{}` is not allowed",
-                b.key, b.value
+        if let Some(b) = rules::check(&profile, env) {
+            return Err(user_error(format!(
+                "{}: key `{}`: `{}` is not allowed",
+                source(&b.key),
+                b.key,
+                b.value
             ))
             .hint(format!("allowed: {}", b.allowed))
             .exit(ExitCode::Usage)
-            .into()),
+            .into());
         }
+        Ok(profile)
     }
 
     pub fn names(&self) -> Names {
@@ -296,6 +309,7 @@ impl Profile {
             service_account: base.clone(),
             network_policy: base.clone(),
             snapshot_schedule: format!("{}-snapshots", self.release),
+            record: format!("{}-values", self.release),
             container: "postgresql".to_string(),
             external_service: self.cluster.as_ref().map(|c| c.expose.service_name.clone()),
             stateful_set: base,
@@ -362,31 +376,80 @@ impl Profile {
     }
 }
 
-fn read_values(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        user_error(format!("cannot read values file {}: {e}", path.display()))
-            .hint("check the path given to --values")
-            .exit(ExitCode::Usage)
-    })?;
-    let value: Value = serde_yaml::from_str(&text).map_err(|e| {
-        user_error(format!(
-            "values file {} is not valid YAML: {e}",
-            path.display()
-        ))
-        .hint("fix the YAML syntax at the position shown")
-        .exit(ExitCode::Usage)
-    })?;
-    match value {
-        Value::Mapping(_) => Ok(value),
-        Value::Null => Ok(Value::Mapping(Default::default())),
-        _ => Err(user_error(format!(
-            "values file {} must be a mapping of profile keys",
-            path.display()
-        ))
-        .hint("write it like the profile, e.g. `storage: {className: managed-csi}`")
-        .exit(ExitCode::Usage)
-        .into()),
+/// Keys laid over the embedded profile, and where they come from (named in every refusal).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    /// "values file PATH", "the values recorded in ConfigMap NAME", …
+    pub source: String,
+    /// A mapping of profile keys.
+    pub values: Value,
+}
+
+impl Layer {
+    pub fn new(source: impl Into<String>, values: Value) -> Layer {
+        Layer {
+            source: source.into(),
+            values,
+        }
     }
+
+    /// A values file (`--values FILE`): a YAML mapping of profile keys (empty: none).
+    pub fn from_file(path: &Path) -> Result<Layer> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            user_error(format!("cannot read values file {}: {e}", path.display()))
+                .hint("check the path given to --values")
+                .exit(ExitCode::Usage)
+        })?;
+        let layer = Layer::parse(format!("values file {}", path.display()), &text)?;
+        Ok(layer)
+    }
+
+    /// A layer from YAML text; `source` names it in refusals.
+    pub fn parse(source: String, text: &str) -> Result<Layer> {
+        let value: Value = serde_yaml::from_str(text).map_err(|e| {
+            user_error(format!("{source} is not valid YAML: {e}"))
+                .hint("fix the YAML syntax at the position shown")
+                .exit(ExitCode::Usage)
+        })?;
+        let values = match value {
+            Value::Mapping(_) => value,
+            Value::Null => Value::Mapping(Default::default()),
+            _ => {
+                return Err(
+                    user_error(format!("{source} must be a mapping of profile keys"))
+                        .hint("write it like the profile, e.g. `storage: {className: managed-csi}`")
+                        .exit(ExitCode::Usage)
+                        .into(),
+                );
+            }
+        };
+        Ok(Layer { source, values })
+    }
+
+    /// Whether this layer sets the dotted `key` (or a key below it).
+    pub fn sets(&self, key: &str) -> bool {
+        let mut node = &self.values;
+        for part in key.split('.') {
+            let part = part.split('[').next().unwrap_or(part);
+            match node.get(part) {
+                Some(inner) => node = inner,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// A usage error about this layer: "SOURCE: what".
+    fn refusal(&self, what: String) -> crate::error::UserError {
+        user_error(format!("{}: {what}", self.source)).exit(ExitCode::Usage)
+    }
+}
+
+/// `over` laid onto `base` (both mappings of profile keys): what both layers together set.
+pub fn merged(base: &Value, over: &Value) -> Value {
+    let mut out = base.clone();
+    merge(&mut out, over.clone());
+    out
 }
 
 /// Every key of `overrides` must exist in `base` (at the same place). Returns the first unknown key's path.
@@ -416,7 +479,7 @@ fn check_keys(base: &Value, overrides: &Value, prefix: &str) -> Result<(), Strin
     Ok(())
 }
 
-fn unknown_key(path: &Path, key: &str, base: &Value) -> anyhow::Error {
+fn unknown_key(layer: &Layer, key: &str, base: &Value) -> anyhow::Error {
     let parent = key.rsplit_once('.').map(|(p, _)| p);
     let mut node = base;
     for part in parent.into_iter().flat_map(|p| p.split('.')) {
@@ -429,13 +492,10 @@ fn unknown_key(path: &Path, key: &str, base: &Value) -> anyhow::Error {
             .collect(),
         _ => vec![],
     };
-    user_error(format!(
-        "values file {}: unknown key `{key}`",
-        path.display()
-    ))
-    .hint(format!("known keys here: {}", known.join(", ")))
-    .exit(ExitCode::Usage)
-    .into()
+    layer
+        .refusal(format!("unknown key `{key}`"))
+        .hint(format!("known keys here: {}", known.join(", ")))
+        .into()
 }
 
 /// Lay `over` onto `base`: mappings merge key by key, everything else replaces.

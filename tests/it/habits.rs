@@ -385,18 +385,44 @@ fn plain_database(tag: &str) -> (Pg, u16, String) {
 async fn verify_warns_about_a_plain_servers_settings_unless_strict() {
     let (pg, port, db) = plain_database("plain");
     let url = format!("postgresql://postgres@127.0.0.1:{port}/{db}?sslmode=disable");
+    // Its own app role: roles are the server's, and the CI example's test sets the default
+    // role's password to another one at the same time.
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, format!("appUser: {db}_app\n")).unwrap();
+    let values = values.to_str().unwrap();
     let env = [
         ("PGPASSWORD", pg.password.as_str()),
         ("PHONEBILL_APP_PASSWORD", "app-pw-1"),
     ];
     let applied = run_url(
-        &["apply-schema", "--database-url", &url, "-o", "json"],
+        &[
+            "apply-schema",
+            "--database-url",
+            &url,
+            "--values",
+            values,
+            "-o",
+            "json",
+        ],
         &env,
     )
     .await;
     applied.ok_json();
 
-    let run = run_url(&["verify", "--database-url", &url, "-o", "json"], &env).await;
+    let run = run_url(
+        &[
+            "verify",
+            "--database-url",
+            &url,
+            "--values",
+            values,
+            "-o",
+            "json",
+        ],
+        &env,
+    )
+    .await;
     let report = run.ok_json();
     assert_eq!(report["passed"], true);
     let checks = report["checks"].as_array().unwrap();
@@ -418,7 +444,18 @@ async fn verify_warns_about_a_plain_servers_settings_unless_strict() {
     assert_eq!(status("app role connects"), "pass");
     assert!(checks.iter().all(|c| c["status"] != "fail"), "{report}");
 
-    let run = run_url(&["verify", "--database-url", &url, "--strict"], &env).await;
+    let run = run_url(
+        &[
+            "verify",
+            "--database-url",
+            &url,
+            "--values",
+            values,
+            "--strict",
+        ],
+        &env,
+    )
+    .await;
     assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.error_line().contains("setting shared_buffers"),
@@ -433,7 +470,11 @@ async fn verify_warns_about_a_plain_servers_settings_unless_strict() {
 
     // A real failure still fails without --strict, with the hint for it.
     pg_plain(&pg, port, &db, "DROP TABLE auth_permissions CASCADE");
-    let run = run_url(&["verify", "--database-url", &url], &env).await;
+    let run = run_url(
+        &["verify", "--database-url", &url, "--values", values],
+        &env,
+    )
+    .await;
     assert_eq!(run.code, 4, "{}", run.stdout);
     assert!(run.error_line().contains("tables"), "{}", run.stderr);
     assert!(!run.error_line().contains("setting"), "{}", run.stderr);

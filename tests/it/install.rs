@@ -27,7 +27,7 @@ async fn install_creates_exactly_the_release_and_waits_for_readiness() {
         .iter()
         .map(|o| o["change"].as_str().unwrap())
         .collect();
-    assert_eq!(changes, vec!["created"; 16]);
+    assert_eq!(changes, vec!["created"; 17]);
     assert_eq!(c.fake.inventory(NS), expected_inventory());
     let sts = c.fake.get("StatefulSet", NS, STS).unwrap();
     assert_eq!(sts["status"]["readyReplicas"], 1);
@@ -96,7 +96,7 @@ async fn a_second_install_changes_nothing_and_keeps_the_passwords() {
     let run = c.run(&["install", "--timeout", "30s"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("0 created, 0 configured, 16 unchanged"),
+        run.stdout.contains("0 created, 0 configured, 17 unchanged"),
         "{}",
         run.stdout
     );
@@ -130,10 +130,15 @@ async fn a_changed_value_reconfigures_only_what_it_touches_and_waits_for_the_new
         .filter(|o| o["change"] != "unchanged")
         .map(|o| o["name"].as_str().unwrap().to_string())
         .collect();
-    // The ConfigMap changes, and the StatefulSet's config checksum with it (the pod rolls).
+    // The ConfigMap changes, and the StatefulSet's config checksum with it (the pod rolls); the
+    // record holds the new values.
     assert_eq!(
         changed,
-        vec!["auth-postgres-dev-postgresql-configuration", STS]
+        vec![
+            "auth-postgres-dev-postgresql-configuration",
+            STS,
+            "auth-postgres-dev-values"
+        ]
     );
     assert!(crate::support::postgresql_conf(&c).contains("max_connections = 150"));
     // Install returned only once the new pod of the new revision was ready.
@@ -221,12 +226,12 @@ async fn dry_run_changes_nothing() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     // The namespace does not exist: the server could check nothing of what it would hold, and the
     // report says so instead of calling them created.
-    assert!(run.stdout.contains("namespace phonebill-dev does not exist yet, so the API server could not check the 16 objects"), "{}", run.stdout);
+    assert!(run.stdout.contains("namespace phonebill-dev does not exist yet, so the API server could not check the 17 objects"), "{}", run.stdout);
     assert_eq!(
         run.stdout
             .matches("would be created (not checked: no namespace yet)")
             .count(),
-        16,
+        17,
         "{}",
         run.stdout
     );
@@ -267,7 +272,48 @@ async fn dry_run_changes_nothing() {
         .filter(|o| o["change"] == "configured")
         .map(|o| o["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(changed, vec!["ConfigMap", "StatefulSet"]);
+    assert_eq!(changed, vec!["ConfigMap", "StatefulSet", "ConfigMap"]);
+    // Each change as a diff of the live object and the server's answer: the setting, the pod
+    // template's checksum, the recorded values.
+    let diff = |kind: &str, name: &str| {
+        j["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == kind && o["name"] == name)
+            .and_then(|o| o["diff"].as_str())
+            .unwrap_or_else(|| panic!("no diff of {name}: {j}"))
+            .to_string()
+    };
+    let config = diff("ConfigMap", "auth-postgres-dev-postgresql-configuration");
+    assert!(
+        config
+            .lines()
+            .any(|l| l.starts_with('-') && l.contains("work_mem = '4MB'"))
+            && config
+                .lines()
+                .any(|l| l.starts_with('+') && l.contains("work_mem = '8MB'")),
+        "{config}"
+    );
+    let sts = diff("StatefulSet", STS);
+    assert!(
+        sts.lines()
+            .any(|l| l.starts_with('+') && l.contains("config-checksum")),
+        "{sts}"
+    );
+    let record = diff("ConfigMap", "auth-postgres-dev-values");
+    assert!(
+        record.contains("+    postgresql:\n+      workMem: 8MB"),
+        "{record}"
+    );
+    assert!(
+        j["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["change"] == "configured" || o.get("diff").is_none()),
+        "only changes have diffs: {j}"
+    );
     assert_eq!(c.versions(), before, "a server-side dry run stores nothing");
 }
 

@@ -27,6 +27,7 @@ mod pod;
 mod prod;
 mod props;
 mod real_cluster;
+mod record;
 mod render;
 mod schema;
 mod secrets;

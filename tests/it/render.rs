@@ -397,6 +397,17 @@ fn every_rendered_object_passes_the_kubernetes_1_33_schemas() {
         let policy = render::external_policy(&profile, &ranges).unwrap();
         validate_against_schemas(&serde_yaml::to_string(&policy).unwrap());
     }
+    // install's record of what it applied.
+    let record = phonebill_db::k8s::record::Record {
+        environment: "dev".into(),
+        values: serde_yaml::from_str("storage: {className: managed-csi}").unwrap(),
+        tool_version: "0.1.0".into(),
+        installed_at: "2026-11-24T00:00:00Z".into(),
+        installed_by: "someone@example.com".into(),
+    };
+    let record = render::release_record(&profile, &record).unwrap();
+    // As JSON, as the tool sends it (a YAML 1.1 reader takes an unquoted time for a timestamp).
+    validate_against_schemas(&serde_json::to_string(&record).unwrap());
 }
 
 /// Strict OpenAPI validation (unknown fields are errors) with the `kubernetes-validate` schemas.

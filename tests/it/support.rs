@@ -254,6 +254,7 @@ pub fn expected_inventory() -> Vec<String> {
     let mut v: Vec<String> = [
         "ConfigMap/auth-postgres-dev-postgresql-configuration",
         "ConfigMap/auth-postgres-dev-snapshots",
+        "ConfigMap/auth-postgres-dev-values",
         "CronJob/auth-postgres-dev-snapshots",
         "NetworkPolicy/auth-postgres-dev-postgresql",
         "PersistentVolumeClaim/data-auth-postgres-dev-postgresql-0",

@@ -13,7 +13,7 @@ async fn uninstall_keeps_the_volume_and_secrets_and_reinstall_keeps_the_password
     let run = c.run(&["uninstall", "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let j = run.json();
-    assert_eq!(j["deleted"].as_array().unwrap().len(), 12, "{j}");
+    assert_eq!(j["deleted"].as_array().unwrap().len(), 13, "{j}");
     // The data and what opens it stay: the volume, the passwords, the CA and certificate.
     assert_eq!(
         c.fake.inventory(NS),

@@ -1,0 +1,206 @@
+//! The release's record, as Helm keeps a release's values: what install applied (the profile keys
+//! laid over the embedded profile by values files and install's flags), the tool's version, when
+//! and by whom, in a ConfigMap next to the release. The next install reuses the values; every
+//! command that works on the release lays them under its own `--values`. No secret in it.
+
+use anyhow::Result;
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use serde::Serialize;
+use serde_yaml::{Mapping, Value};
+
+use super::client::{Kube, api_error};
+use crate::error::{ExitCode, user_error};
+use crate::profile::{Layer, Profile};
+
+const VALUES: &str = "values.yaml";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// The environment (profile) install used.
+    pub environment: String,
+    /// The profile keys install laid over the embedded profile (a mapping; empty: none).
+    pub values: Value,
+    /// This tool's version that installed.
+    pub tool_version: String,
+    /// When (RFC 3339, UTC) the values or the version last changed.
+    pub installed_at: String,
+    /// Who installed, as the API server knows them (SelfSubjectReview).
+    pub installed_by: String,
+}
+
+impl Record {
+    /// The recorded values as a layer under a values file; named in every refusal of one of them.
+    pub fn layer(&self, profile: &Profile) -> Layer {
+        Layer::new(
+            format!(
+                "the values recorded in ConfigMap {} (`install --reset-values` forgets them)",
+                profile.names().record
+            ),
+            self.values.clone(),
+        )
+    }
+
+    /// Each recorded key as `dotted.key=value`, for a person.
+    pub fn flat_values(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        flatten(&self.values, "", &mut out);
+        out
+    }
+}
+
+/// The release's record; `None` when there is none, or when this user may not read it (the
+/// snapshot schedule's job may not: it runs on its own values).
+pub async fn read(kube: &Kube, profile: &Profile) -> Result<Option<Record>> {
+    let name = profile.names().record;
+    let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let cm = match api.get_opt(&name).await {
+        Ok(cm) => cm,
+        Err(kube::Error::Api(s)) if s.code == 403 => return Ok(None),
+        Err(e) => {
+            return Err(api_error(
+                e,
+                &format!("reading ConfigMap {name} (what install applied)"),
+                &kube.server,
+            ));
+        }
+    };
+    let Some(data) = cm.and_then(|c| c.data) else {
+        return Ok(None);
+    };
+    let field = |key: &str| data.get(key).cloned().unwrap_or_default();
+    let layer =
+        Layer::parse(format!("key {VALUES} of ConfigMap {name}"), &field(VALUES)).map_err(|e| {
+            user_error(format!("{e}"))
+                .hint("`install --reset-values` replaces it with what that install applies")
+                .exit(ExitCode::Usage)
+        })?;
+    Ok(Some(Record {
+        environment: field("environment"),
+        values: layer.values,
+        tool_version: field("toolVersion"),
+        installed_at: field("installedAt"),
+        installed_by: field("installedBy"),
+    }))
+}
+
+/// What install records now: `values` (keys in order; where the release is — namespace and
+/// name — is where the record is, so not among them). The time and the user stay those of
+/// `old` when neither the values nor the tool's version changed: a re-install that changes
+/// nothing leaves the record as it was too.
+pub async fn next(kube: &Kube, old: Option<&Record>, environment: &str, values: &Value) -> Record {
+    let mut values = sorted(values);
+    if let Value::Mapping(m) = &mut values {
+        m.remove("namespace");
+        m.remove("release");
+    }
+    let tool_version = env!("CARGO_PKG_VERSION").to_string();
+    if let Some(old) = old
+        && old.environment == environment
+        && old.values == values
+        && old.tool_version == tool_version
+    {
+        return old.clone();
+    }
+    Record {
+        environment: environment.to_string(),
+        values,
+        tool_version,
+        installed_at: jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+        installed_by: whoami(kube).await,
+    }
+}
+
+/// The user the API server sees (a SelfSubjectReview, Kubernetes 1.28 and later); "unknown"
+/// when it cannot say.
+pub async fn whoami(kube: &Kube) -> String {
+    let api: Api<SelfSubjectReview> = Api::all(kube.client.clone());
+    match api
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+    {
+        Ok(review) => review
+            .status
+            .and_then(|s| s.user_info)
+            .and_then(|u| u.username)
+            .unwrap_or_else(|| "unknown".into()),
+        Err(_) => "unknown".into(),
+    }
+}
+
+/// Mappings with their keys in order, at every level: the same values give the same bytes.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Mapping(m) => {
+            let mut entries: Vec<(Value, Value)> =
+                m.iter().map(|(k, v)| (k.clone(), sorted(v))).collect();
+            entries.sort_by_key(|(a, _)| key_text(a));
+            Value::Mapping(entries.into_iter().collect::<Mapping>())
+        }
+        Value::Sequence(items) => Value::Sequence(items.iter().map(sorted).collect()),
+        Value::Null => Value::Mapping(Mapping::new()),
+        other => other.clone(),
+    }
+}
+
+fn key_text(key: &Value) -> String {
+    key.as_str()
+        .map_or_else(|| format!("{key:?}"), str::to_string)
+}
+
+fn flatten(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Mapping(m) if !m.is_empty() || prefix.is_empty() => {
+            for (k, v) in m {
+                let key = key_text(k);
+                let path = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(v, &path, out);
+            }
+        }
+        other => {
+            let text = serde_json::to_string(other).unwrap_or_default();
+            out.push(format!("{prefix}={}", text.trim_matches('"')));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_sorted_at_every_level_and_flattened_for_people() {
+        let values: Value = serde_yaml::from_str(
+            "storage: {size: 30Gi, className: managed-csi}\nimage: postgres:16\n",
+        )
+        .unwrap();
+        let record = Record {
+            environment: "dev".into(),
+            values: sorted(&values),
+            tool_version: "0".into(),
+            installed_at: String::new(),
+            installed_by: String::new(),
+        };
+        assert_eq!(
+            serde_yaml::to_string(&record.values).unwrap(),
+            "image: postgres:16\nstorage:\n  className: managed-csi\n  size: 30Gi\n"
+        );
+        assert_eq!(
+            record.flat_values(),
+            [
+                "image=postgres:16",
+                "storage.className=managed-csi",
+                "storage.size=30Gi"
+            ]
+        );
+        assert_eq!(sorted(&Value::Null), Value::Mapping(Mapping::new()));
+    }
+}
