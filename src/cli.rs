@@ -94,6 +94,11 @@ pub enum Command {
     Backup(crate::commands::backup::BackupArgs),
     /// Check a backup file, confirm, take a safety backup, restore in one transaction, verify (runbook 6.3)
     Restore(crate::commands::restore::RestoreArgs),
+    /// The database container's log (or the metrics exporter's): --follow, --previous, --since, --tail
+    Logs(crate::commands::logs::LogsArgs),
+    /// psql in the database pod: interactive on a terminal, else SQL from stdin; as the admin
+    /// or --app; psql's own arguments after `--`
+    Psql(crate::commands::psql::PsqlArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completion(crate::commands::completion::CompletionArgs),
     /// Print the manual page, or write one per command into a directory (--dir)

@@ -14,6 +14,7 @@ pub mod k8s;
 pub mod passwords;
 pub mod profile;
 pub mod render;
+pub mod terminal;
 pub mod ui;
 
 use anyhow::Result;
@@ -63,6 +64,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Connect(args) => commands::connect::run(&ctx, args).await?,
         Command::Backup(args) => commands::backup::run(&ctx, args).await?,
         Command::Restore(args) => commands::restore::run(&ctx, args).await?,
+        Command::Logs(args) => commands::logs::run(&ctx, args).await?,
+        Command::Psql(args) => commands::psql::run(&ctx, args).await?,
         Command::Completion(_) | Command::Man(_) => unreachable!("handled above"),
     };
     Ok(outcome.exit)
@@ -88,7 +91,11 @@ fn recorded_values(command: &Command) -> Recorded {
     };
     match command {
         Command::Install(a) if a.reset_values => Recorded::NotUsed,
-        Command::Install(_) | Command::Expose(_) | Command::Connect(_) => Recorded::Used,
+        Command::Install(_)
+        | Command::Expose(_)
+        | Command::Connect(_)
+        | Command::Logs(_)
+        | Command::Psql(_) => Recorded::Used,
         Command::Status(_) => Recorded::Shown,
         Command::ApplySchema(a) => through_release(&a.db),
         Command::Verify(a) => through_release(&a.db),

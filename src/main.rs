@@ -66,7 +66,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(phonebill_db::run(cli)) {
+    let result = runtime.block_on(phonebill_db::run(cli));
+    // A read of stdin (psql's keys and scripts) blocks a thread that cannot be cancelled: do not
+    // wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
         Ok(code) => ExitCode::from(code.code()),
         Err(err) => {
             let r = report(&err);

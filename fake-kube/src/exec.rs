@@ -7,9 +7,13 @@
 //! reason `NonZeroExitCode` and the exit code as a cause). With v5 the client ends stdin with the
 //! frame `[255, 0]`; with v4 only by closing the socket.
 //!
+//! With `tty=true` (no `stderr`: a terminal has one output stream) the client may send its
+//! terminal's size on channel 4 (`{"Width":…,"Height":…}`); the fake records the sizes.
+//!
 //! Departures from the real server: the command runs here, not in the pod's container, with the
 //! environment the test set (`FakeKube::exec_env`, e.g. PGHOST/PGPORT/PGPASSWORD of the throwaway
-//! PostgreSQL and a PATH with its tools); the container must exist in the pod's spec.
+//! PostgreSQL and a PATH with its tools); the container must exist in the pod's spec; with a TTY
+//! the command gets pipes, not a pseudo-terminal (its stderr joins stdout, as on a terminal).
 
 use std::process::Stdio;
 
@@ -31,6 +35,7 @@ const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 const ERROR: u8 = 3;
+const RESIZE: u8 = 4;
 const CLOSE: u8 = 255;
 
 pub async fn handle(
@@ -80,13 +85,44 @@ pub async fn handle(
     let Ok(ws) = ws else {
         return error(ApiError::bad_request("exec needs a WebSocket upgrade"));
     };
-    let (stdin, stdout, stderr) = (flag("stdin"), flag("stdout"), flag("stderr"));
+    let (stdin, stdout, stderr, tty) = (flag("stdin"), flag("stdout"), flag("stderr"), flag("tty"));
+    // A terminal has one output stream.
+    if tty && stderr {
+        return error(ApiError::bad_request(
+            "tty and stderr cannot both be true: a terminal has one output stream",
+        ));
+    }
+    let session = Session {
+        command,
+        env,
+        io: [stdin, stdout, stderr],
+        tty,
+        cluster,
+    };
     ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
-        .on_upgrade(move |socket| run(socket, command, env, [stdin, stdout, stderr]))
+        .on_upgrade(move |socket| run(socket, session))
+}
+
+struct Session {
+    command: Vec<String>,
+    env: Vec<(String, String)>,
+    /// stdin, stdout, stderr asked for.
+    io: [bool; 3],
+    /// A terminal: the command's stderr goes to stdout (here without a pseudo-terminal: the
+    /// command sees pipes), and the client may send its size on the resize channel.
+    tty: bool,
+    cluster: Shared,
 }
 
 /// Run the command and pump its streams through the socket; end with the Status on channel 3.
-async fn run(socket: WebSocket, command: Vec<String>, env: Vec<(String, String)>, io: [bool; 3]) {
+async fn run(socket: WebSocket, session: Session) {
+    let Session {
+        command,
+        env,
+        io,
+        tty,
+        cluster,
+    } = session;
     let (mut sink, mut stream) = socket.split();
     let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
     let child = Command::new(&command[0])
@@ -94,7 +130,7 @@ async fn run(socket: WebSocket, command: Vec<String>, env: Vec<(String, String)>
         .envs(env)
         .stdin(pipe(io[0]))
         .stdout(pipe(io[1]))
-        .stderr(pipe(io[2]))
+        .stderr(pipe(io[2] || (tty && io[1])))
         .kill_on_drop(true)
         .spawn();
     let mut child = match child {
@@ -116,7 +152,8 @@ async fn run(socket: WebSocket, command: Vec<String>, env: Vec<(String, String)>
         pumps.push(tokio::spawn(pump(out, STDOUT, tx.clone())));
     }
     if let Some(err) = child.stderr.take() {
-        pumps.push(tokio::spawn(pump(err, STDERR, tx.clone())));
+        let channel = if tty { STDOUT } else { STDERR };
+        pumps.push(tokio::spawn(pump(err, channel, tx.clone())));
     }
     drop(tx);
     let mut stdin = child.stdin.take();
@@ -132,6 +169,15 @@ async fn run(socket: WebSocket, command: Vec<String>, env: Vec<(String, String)>
                     }
                 }
                 Message::Binary(b) if b.as_ref() == [CLOSE, STDIN] => stdin = None,
+                Message::Binary(b) if tty && b.first() == Some(&RESIZE) => {
+                    let size: Value = serde_json::from_slice(&b[1..]).unwrap_or_default();
+                    let dim = |k: &str| size.get(k).and_then(Value::as_u64).unwrap_or(0) as u16;
+                    cluster
+                        .lock()
+                        .expect("cluster lock")
+                        .exec_resizes
+                        .push((dim("Width"), dim("Height")));
+                }
                 Message::Close(_) => break,
                 _ => {}
             }

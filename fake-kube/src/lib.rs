@@ -11,6 +11,7 @@
 pub mod exec;
 pub mod fields;
 pub mod kubelet;
+pub mod logs;
 pub mod portforward;
 pub mod resources;
 pub mod select;
@@ -106,6 +107,10 @@ impl FakeKube {
                 axum::routing::get(portforward::handle),
             )
             .route(
+                "/api/v1/namespaces/{ns}/pods/{name}/log",
+                axum::routing::get(logs::handle),
+            )
+            .route(
                 "/api/v1/namespaces/{ns}/pods/{name}/exec",
                 axum::routing::get(exec::handle).post(exec::handle),
             )
@@ -165,6 +170,16 @@ impl FakeKube {
     }
 
     /// How many requests ("METHOD /path?query") contained `text` so far.
+    /// The requests ("METHOD /path?query") that contain `text`.
+    pub fn requests_with(&self, text: &str) -> Vec<String> {
+        self.cluster()
+            .requests
+            .iter()
+            .filter(|r| r.contains(text))
+            .cloned()
+            .collect()
+    }
+
     pub fn requests_matching(&self, text: &str) -> usize {
         self.cluster()
             .requests
@@ -250,6 +265,44 @@ impl FakeKube {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+    }
+
+    /// A line a pod's container prints (now).
+    pub fn log(&self, ns: &str, pod: &str, container: &str, line: &str) {
+        self.cluster()
+            .logs
+            .entry((ns.into(), pod.into(), container.into()))
+            .or_default()
+            .current
+            .push((jiff::Timestamp::now(), line.into()));
+    }
+
+    /// A line printed `ago` (for `--since`).
+    pub fn log_at(&self, ns: &str, pod: &str, container: &str, ago: Duration, line: &str) {
+        let at =
+            jiff::Timestamp::now() - jiff::SignedDuration::try_from(ago).expect("a short time");
+        let mut c = self.cluster();
+        let log = c
+            .logs
+            .entry((ns.into(), pod.into(), container.into()))
+            .or_default();
+        log.current.push((at, line.into()));
+        log.current.sort_by_key(|(t, _)| *t);
+    }
+
+    /// The container restarted: what it printed is now the previous instance's log.
+    pub fn restart_container(&self, ns: &str, pod: &str, container: &str) {
+        let mut c = self.cluster();
+        let log = c
+            .logs
+            .entry((ns.into(), pod.into(), container.into()))
+            .or_default();
+        log.previous = Some(std::mem::take(&mut log.current));
+    }
+
+    /// The terminal sizes TTY exec sessions were given, oldest first.
+    pub fn exec_resizes(&self) -> Vec<(u16, u16)> {
+        self.cluster().exec_resizes.clone()
     }
 
     pub fn set_pods(&self, behavior: PodBehavior) {

@@ -72,6 +72,10 @@ pub struct Cluster {
     pub faults: Vec<crate::serve::Injected>,
     /// Every request ("METHOD /path"), faults included, for tests to count.
     pub requests: Vec<String>,
+    /// What the containers printed (`logs`), by (namespace, pod, container).
+    pub logs: std::collections::HashMap<crate::logs::LogKey, crate::logs::ContainerLog>,
+    /// The terminal sizes TTY exec sessions were given (resize channel), oldest first.
+    pub exec_resizes: Vec<(u16, u16)>,
 }
 
 pub struct WriteOpts<'a> {

@@ -250,7 +250,7 @@ fn timed_out(doing: &str, after: Duration) -> anyhow::Error {
 }
 
 /// The Ready, non-terminating primary pod of the release.
-async fn ready_primary(kube: &Kube, profile: &Profile) -> Result<String> {
+pub async fn ready_primary(kube: &Kube, profile: &Profile) -> Result<String> {
     let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let mut selector: Vec<String> = profile
         .selector_labels()

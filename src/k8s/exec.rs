@@ -67,3 +67,79 @@ pub async fn spawn(
         exit,
     })
 }
+
+/// `command` in the container with a terminal, as `kubectl exec -it` runs it: this terminal in
+/// raw mode (keys, Ctrl-C included, go to the program; the pod's terminal echoes), the program's
+/// screen back, the terminal's size sent at the start and at every resize. Returns how the
+/// program ended; the terminal is restored whatever happens.
+pub async fn terminal(kube: &Kube, pod: &str, container: &str, command: &[String]) -> Result<Exit> {
+    use kube::api::TerminalSize;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let params = AttachParams::interactive_tty().container(container);
+    let tool = command.first().map(String::as_str).unwrap_or_default();
+    let what = format!("{tool} in pod {}/{pod}", kube.namespace);
+    let mut attached = api
+        .exec(pod, command.iter().map(String::as_str), &params)
+        .await
+        .map_err(|e| api_error(e, &format!("starting {what}"), &kube.server))?;
+    let mut remote_in = attached.stdin().expect("stdin was requested");
+    let mut remote_out = attached.stdout().expect("stdout was requested");
+    let mut resize = attached.terminal_size().expect("a tty was requested");
+    let status = attached
+        .take_status()
+        .expect("the status is taken once, here");
+
+    let raw = crate::terminal::Raw::enter()?;
+    if let Some((width, height)) = crate::terminal::size() {
+        let _ = resize.try_send(TerminalSize { width, height });
+    }
+    let resizer = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut changes) = signal(SignalKind::window_change()) else {
+            return;
+        };
+        while changes.recv().await.is_some() {
+            if let Some((width, height)) = crate::terminal::size()
+                && let Err(e) = resize.try_send(TerminalSize { width, height })
+                && e.is_disconnected()
+            {
+                break;
+            }
+        }
+    });
+    let keys = tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = stdin.read(&mut buf).await {
+            if n == 0 || remote_in.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = remote_in.shutdown().await;
+    });
+    let mut stdout = tokio::io::stdout();
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = remote_out.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        stdout.write_all(&buf[..n]).await?;
+        stdout.flush().await?;
+    }
+    let status = status.await;
+    drop(attached);
+    keys.abort();
+    resizer.abort();
+    drop(raw);
+    Ok(match status {
+        Some(s) if s.status.as_deref() == Some("Success") => Exit::Success,
+        Some(s) => Exit::Failed {
+            message: s.message.unwrap_or_else(|| format!("{what} failed")),
+        },
+        None => Exit::Failed {
+            message: "the connection to the API server ended before the command did".into(),
+        },
+    })
+}

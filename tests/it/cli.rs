@@ -32,6 +32,8 @@ async fn help_lists_only_the_commands_that_work() {
             "connect",
             "backup",
             "restore",
+            "logs",
+            "psql",
             "completion",
             "man",
             "help"

@@ -186,7 +186,10 @@ async fn commands_on_the_release_use_what_install_recorded() {
     let report = run.ok_json();
     assert_eq!(report["passed"], true, "{report}");
     let text = report.to_string();
-    assert!(text.contains(&r.database) || text.contains(&r.app), "{report}");
+    assert!(
+        text.contains(&r.database) || text.contains(&r.app),
+        "{report}"
+    );
     // It says where the values came from.
     let run = r.cluster.run(&["verify", "-v"]).await;
     assert!(
