@@ -94,6 +94,9 @@ pub enum Command {
     Backup(crate::commands::backup::BackupArgs),
     /// Check a backup file, confirm, take a safety backup, restore in one transaction, verify (runbook 6.3)
     Restore(crate::commands::restore::RestoreArgs),
+    /// A new password for the app or admin role: in the database, then its Secrets, checked by
+    /// logging in; lists (--restart: restarts) the workloads that read the Secret
+    RotatePassword(crate::commands::rotate_password::RotatePasswordArgs),
     /// The database container's log (or the metrics exporter's): --follow, --previous, --since, --tail
     Logs(crate::commands::logs::LogsArgs),
     /// psql in the database pod: interactive on a terminal, else SQL from stdin; as the admin

@@ -64,6 +64,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Connect(args) => commands::connect::run(&ctx, args).await?,
         Command::Backup(args) => commands::backup::run(&ctx, args).await?,
         Command::Restore(args) => commands::restore::run(&ctx, args).await?,
+        Command::RotatePassword(args) => commands::rotate_password::run(&ctx, args).await?,
         Command::Logs(args) => commands::logs::run(&ctx, args).await?,
         Command::Psql(args) => commands::psql::run(&ctx, args).await?,
         Command::Completion(_) | Command::Man(_) => unreachable!("handled above"),
@@ -95,7 +96,8 @@ fn recorded_values(command: &Command) -> Recorded {
         | Command::Expose(_)
         | Command::Connect(_)
         | Command::Logs(_)
-        | Command::Psql(_) => Recorded::Used,
+        | Command::Psql(_)
+        | Command::RotatePassword(_) => Recorded::Used,
         Command::Status(_) => Recorded::Shown,
         Command::ApplySchema(a) => through_release(&a.db),
         Command::Verify(a) => through_release(&a.db),

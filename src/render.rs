@@ -523,7 +523,8 @@ fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: String) 
 }
 
 /// Percent-encoding for the password part of a URL (RFC 3986 unreserved characters stay).
-fn url_encode(s: &str) -> String {
+/// Percent-encoding of a URL's password as the app Secret's `database-url` carries it.
+pub fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

@@ -162,6 +162,7 @@ pub fn tick(c: &mut Cluster) {
     run_pods(c);
     finish_deletions(c);
     statefulset_status(c);
+    deployment_status(c);
     endpoint_slices(c);
     snapshots(c);
     load_balancers(c);
@@ -890,6 +891,26 @@ fn release_volume(c: &mut Cluster, volume: &str) {
         c.system_write(info_of("PersistentVolume"), "", pv);
     } else {
         c.purge(info_of("PersistentVolume"), "", volume);
+    }
+}
+
+/// The Deployment controller, without pods (the app tier is not run here): once it has seen a
+/// Deployment's latest spec, every replica counts as updated and available.
+fn deployment_status(c: &mut Cluster) {
+    for mut d in objects(c, "deployments") {
+        let generation = d["metadata"]["generation"].clone();
+        if d.pointer("/status/observedGeneration") == Some(&generation) {
+            continue;
+        }
+        let replicas = d
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        d["status"] = json!({"observedGeneration": generation, "replicas": replicas,
+            "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
+            "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]});
+        c.system_write(info_of("Deployment"), &s(&d, "/metadata/namespace"), d);
     }
 }
 

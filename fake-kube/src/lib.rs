@@ -234,6 +234,14 @@ impl FakeKube {
     }
 
     /// Make `verb` on `resource` (in API `group`) forbidden for the test user, everywhere.
+    /// Every denial lifted: the test user may do anything again.
+    pub fn allow_all(&self) {
+        let mut c = self.cluster();
+        c.denied.clear();
+        c.only_namespace = None;
+        c.allowed_only = None;
+    }
+
     pub fn deny(&self, verb: &str, group: &str, resource: &str) {
         self.cluster()
             .denied

@@ -97,6 +97,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         false,
         false,
     ),
+    r("apps", "v1", "deployments", "Deployment", true, true, true),
     r(
         "apps",
         "v1",

@@ -43,6 +43,8 @@ pub enum Fault {
     Status { code: u16, retry_after: Option<u64> },
     /// The connection closes before any answer (a reset, an API server restart).
     Reset,
+    /// A slow server: the request is handled after this long.
+    Delay(std::time::Duration),
 }
 
 /// The next `remaining` requests whose path contains `path` (and, if given, with this method)
@@ -223,6 +225,10 @@ pub async fn faults(State(cluster): State<Shared>, request: Request, next: Next)
                 );
             }
             response
+        }
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            next.run(request).await
         }
         Some(Fault::Reset) => {
             if let Some(c) = request.extensions().get::<Connection>() {

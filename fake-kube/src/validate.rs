@@ -23,6 +23,7 @@ pub fn validate(info: &ResourceInfo, old: Option<&Value>, obj: &Value) -> Result
     }
     match info.kind {
         "StatefulSet" => statefulset(old, obj, &mut causes),
+        "Deployment" => pod_template(obj, &mut causes),
         "Service" => {
             for (i, p) in obj
                 .pointer("/spec/ports")
@@ -166,6 +167,32 @@ pub fn validate(info: &ResourceInfo, old: Option<&Value>, obj: &Value) -> Result
 }
 
 fn statefulset(old: Option<&Value>, obj: &Value, causes: &mut Vec<(String, String)>) {
+    pod_template(obj, causes);
+    if let Some(old) = old {
+        let mutable = [
+            "replicas",
+            "template",
+            "updateStrategy",
+            "persistentVolumeClaimRetentionPolicy",
+            "minReadySeconds",
+            "ordinals",
+            "revisionHistoryLimit",
+        ];
+        let strip = |v: &Value| {
+            let mut s = v.get("spec").cloned().unwrap_or_default();
+            if let Some(m) = s.as_object_mut() {
+                m.retain(|k, _| !mutable.contains(&k.as_str()))
+            }
+            s
+        };
+        if strip(old) != strip(obj) {
+            causes.push(("spec".into(), "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into()));
+        }
+    }
+}
+
+/// A workload's selector and pod template, as apps/v1 validates them (StatefulSet, Deployment).
+fn pod_template(obj: &Value, causes: &mut Vec<(String, String)>) {
     let selector = obj
         .pointer("/spec/selector/matchLabels")
         .and_then(Value::as_object);
@@ -199,27 +226,6 @@ fn statefulset(old: Option<&Value>, obj: &Value, causes: &mut Vec<(String, Strin
                 format!("spec.template.spec.containers[{i}].image"),
                 "Required value".into(),
             ));
-        }
-    }
-    if let Some(old) = old {
-        let mutable = [
-            "replicas",
-            "template",
-            "updateStrategy",
-            "persistentVolumeClaimRetentionPolicy",
-            "minReadySeconds",
-            "ordinals",
-            "revisionHistoryLimit",
-        ];
-        let strip = |v: &Value| {
-            let mut s = v.get("spec").cloned().unwrap_or_default();
-            if let Some(m) = s.as_object_mut() {
-                m.retain(|k, _| !mutable.contains(&k.as_str()))
-            }
-            s
-        };
-        if strip(old) != strip(obj) {
-            causes.push(("spec".into(), "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into()));
         }
     }
 }

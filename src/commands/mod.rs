@@ -13,6 +13,7 @@ pub mod psql;
 pub mod render;
 pub mod restore;
 pub mod restore_snapshot;
+pub mod rotate_password;
 pub mod status;
 pub mod uninstall;
 pub mod verify;

@@ -36,27 +36,36 @@ pub async fn ensure(client: &Client, app: &Login, database: &str) -> Result<Role
         .await
         .map_err(|e| db_context(e, &format!("granting role {} its privileges", app.user)))?;
     if let Some(password) = &app.password {
-        // The server gets a SCRAM-SHA-256 verifier computed here, never the password itself (it
-        // would otherwise pass through the statement text: logs, pg_stat_statements). The server
-        // quotes both (format %I, %L): nothing is spliced into SQL here.
-        let verifier = scram_verifier(password);
-        let statement: String = client
-            .query_one(
-                "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
-                &[&app.user, &verifier],
-            )
-            .await
-            .context("preparing the app role's password change")?
-            .get(0);
-        client
-            .batch_execute(&statement)
-            .await
-            .map_err(|e| db_context(e, &format!("setting the password of role {}", app.user)))?;
+        set_password(client, &app.user, password).await?;
     }
     Ok(RoleReport {
         role: app.user.clone(),
         password_synced: app.password.is_some(),
     })
+}
+
+/// Set `role`'s password. The server gets a SCRAM-SHA-256 verifier computed here, never the
+/// password itself (it would otherwise pass through the statement text: logs,
+/// pg_stat_statements). The server quotes both (format %I, %L): nothing is spliced into SQL here.
+pub async fn set_password(
+    client: &impl tokio_postgres::GenericClient,
+    role: &str,
+    password: &str,
+) -> Result<()> {
+    let verifier = scram_verifier(password);
+    let statement: String = client
+        .query_one(
+            "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
+            &[&role, &verifier],
+        )
+        .await
+        .with_context(|| format!("preparing the password change of role {role}"))?
+        .get(0);
+    client
+        .batch_execute(&statement)
+        .await
+        .map_err(|e| db_context(e, &format!("setting the password of role {role}")))?;
+    Ok(())
 }
 
 /// `SCRAM-SHA-256$4096:salt$StoredKey:ServerKey`, as PostgreSQL stores it (random salt).

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod dependents;
 pub mod diagnose;
 pub mod exec;
 pub mod forward;
