@@ -395,3 +395,40 @@ fn a_bare_server_name_is_completed_with_the_azure_domain() {
     );
     assert!(server_host("bad_name!", "postgres.database.azure.com").is_err());
 }
+
+#[tokio::test]
+async fn rotating_the_app_password_on_the_managed_server_keeps_the_recorded_server() {
+    let p = Prod::new("prod_rotate").await;
+    p.install(&[]).await.ok_json();
+    let old_url = p.secret(APP_SECRET, "database-url").unwrap();
+    assert!(psql_with_url(&p.pg, &old_url, "SELECT 1").is_ok());
+    let host = p.secret(SERVER_SECRET, "host").unwrap();
+
+    let report = p
+        .run(&["rotate-password", "--role", "app", "--yes", "-o", "json"])
+        .await
+        .ok_json();
+    assert_eq!(
+        report["secrets"],
+        serde_json::json!([SERVER_SECRET, APP_SECRET])
+    );
+    let new_url = p.secret(APP_SECRET, "database-url").unwrap();
+    assert_ne!(new_url, old_url);
+    // The app's URL as a libpq client reads it (verify-full): the new one works, the old one not.
+    assert_eq!(
+        psql_with_url(&p.pg, &new_url, "SELECT current_user").unwrap(),
+        p.app
+    );
+    assert!(psql_with_url(&p.pg, &old_url, "SELECT 1").is_err());
+    // Only the password changed in what install recorded.
+    assert_eq!(p.secret(SERVER_SECRET, "host").unwrap(), host);
+    assert_eq!(
+        p.secret(SERVER_SECRET, "password").unwrap(),
+        p.secret(APP_SECRET, "auth-user-password").unwrap()
+    );
+    assert!(p.secret(SERVER_SECRET, "app-password-scram").is_none());
+    // The administrator's is Azure's.
+    p.run(&["rotate-password", "--role", "admin", "--yes"])
+        .await
+        .refused(2, "managed server", "--admin-password");
+}
