@@ -94,6 +94,9 @@ pub enum Command {
     Backup(crate::commands::backup::BackupArgs),
     /// Check a backup file, confirm, take a safety backup, restore in one transaction, verify (runbook 6.3)
     Restore(crate::commands::restore::RestoreArgs),
+    /// Grow the data volume (--storage 30Gi): the claim, the StatefulSet's volume template (its
+    /// pod kept running), the resize waited for, the size recorded with the release
+    Resize(crate::commands::resize::ResizeArgs),
     /// A new password for the app or admin role: in the database, then its Secrets, checked by
     /// logging in; lists (--restart: restarts) the workloads that read the Secret
     RotatePassword(crate::commands::rotate_password::RotatePasswordArgs),

@@ -48,6 +48,18 @@ impl Ctx {
         })
     }
 
+    /// The profile with `extra` laid over everything else (the record, `--values`): what a
+    /// command that changes one value (resize's size) applies and records.
+    pub fn profile_with(&self, extra: Layer) -> Result<Profile> {
+        let mut layers: Vec<Layer> = self.record.iter().map(|r| r.layer(&self.profile)).collect();
+        layers.extend(self.values.clone());
+        layers.push(extra);
+        let mut profile = Profile::load_layers(&self.global.env, &layers)?;
+        profile.namespace = self.profile.namespace.clone();
+        profile.release = self.profile.release.clone();
+        Ok(profile)
+    }
+
     /// Lay the release's recorded values (what install applied) under `--values`, as Helm reuses
     /// a release's values: a command then sees the release as it was installed without the
     /// flags and files given to install. Where the release is (namespace, name) stays what

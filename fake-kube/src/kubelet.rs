@@ -97,6 +97,19 @@ pub enum VolumeBehavior {
     Fail,
 }
 
+/// What the CSI resizer does with a claim whose request grew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpansionBehavior {
+    /// The disk and its file system grow while the pod runs.
+    #[default]
+    Online,
+    /// The disk grows; the file system only when a pod starts on it again
+    /// (`FileSystemResizePending` until then).
+    Offline,
+    /// The resizer keeps failing (VolumeResizeFailed events); the claim keeps its size.
+    Fail,
+}
+
 #[derive(Debug)]
 pub struct Kubelet {
     pub pods: PodBehavior,
@@ -107,6 +120,9 @@ pub struct Kubelet {
     pub termination: Duration,
     /// Provisioning a claim from this snapshot fails (the disk cannot be made from it).
     pub fail_restore_from: Option<String>,
+    pub expansion: ExpansionBehavior,
+    /// Claims whose file system waits for a new pod: (namespace/claim) → the pod's uid then.
+    resize_pending: BTreeMap<String, String>,
     /// Where data events go (`FakeKube::volume_events`): a test makes the data follow the volumes.
     pub volume_hook: Option<std::sync::mpsc::Sender<VolumeEvent>>,
     /// Data events sent and not yet acknowledged, and acknowledged ones (by id).
@@ -139,6 +155,8 @@ impl Default for Kubelet {
             pod_ip: "10.244.0.15".into(),
             snapshot_looks: BTreeMap::new(),
             fail_restore_from: None,
+            expansion: ExpansionBehavior::Online,
+            resize_pending: BTreeMap::new(),
             volume_hook: None,
             volume_pending: BTreeSet::new(),
             volume_done: BTreeSet::new(),
@@ -159,6 +177,7 @@ pub fn tick(c: &mut Cluster) {
     statefulset_controller(c);
     garbage_collect(c);
     bind_volumes(c);
+    expand_volumes(c);
     run_pods(c);
     finish_deletions(c);
     statefulset_status(c);
@@ -421,7 +440,16 @@ fn statefulset_controller(c: &mut Cluster) {
                 }
             }
             match c.get(info_of("Pod"), &ns, &pod_name) {
-                Ok(pod) => {
+                Ok(mut pod) => {
+                    // An orphan of this name (its StatefulSet was deleted with orphan propagation
+                    // and made again): adopted, as the controller does with pods its selector matches.
+                    if pod.pointer("/metadata/ownerReferences").is_none()
+                        && pod.pointer("/metadata/deletionTimestamp").is_none()
+                    {
+                        pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name,
+                            "uid": sts["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]);
+                        c.system_write(info_of("Pod"), &ns, pod.clone());
+                    }
                     // A changed template rolls the pod (RollingUpdate): delete it, it comes back new.
                     if s(&pod, "/metadata/labels/controller-revision-hash") != revision
                         && pod.pointer("/metadata/deletionTimestamp").is_none()
@@ -581,6 +609,111 @@ fn bind_volumes(c: &mut Cluster) {
     }
 }
 
+/// The CSI resizer and the kubelet's file-system resize: a bound claim whose request is above its
+/// capacity grows (its PersistentVolume too), at once (`Resizing` for a tick) or, offline, once a
+/// new pod uses it (`FileSystemResizePending` until then).
+fn expand_volumes(c: &mut Cluster) {
+    for mut pvc in objects(c, "persistentvolumeclaims") {
+        if s(&pvc, "/status/phase") != "Bound" {
+            continue;
+        }
+        let want = s(&pvc, "/spec/resources/requests/storage");
+        let has = s(&pvc, "/status/capacity/storage");
+        if bytes(&want) <= bytes(&has) {
+            continue;
+        }
+        let ns = s(&pvc, "/metadata/namespace");
+        let name = s(&pvc, "/metadata/name");
+        let key = format!("{ns}/{name}");
+        let condition = |kind: &str, message: &str| json!([{"type": kind, "status": "True", "lastTransitionTime": crate::store::now(), "message": message}]);
+        // The pod that uses the claim now, if any.
+        let user = objects(c, "pods").into_iter().find(|p| {
+            s(p, "/metadata/namespace") == ns
+                && p.pointer("/spec/volumes")
+                    .and_then(Value::as_array)
+                    .is_some_and(|vs| {
+                        vs.iter()
+                            .any(|v| s(v, "/persistentVolumeClaim/claimName") == name)
+                    })
+        });
+        let user_uid = user
+            .as_ref()
+            .map(|p| s(p, "/metadata/uid"))
+            .unwrap_or_default();
+        let grown = match c.kubelet.expansion {
+            ExpansionBehavior::Fail => {
+                event(
+                    c,
+                    &ns,
+                    "PersistentVolumeClaim",
+                    &name,
+                    "Warning",
+                    "VolumeResizeFailed",
+                    &format!(
+                        "resize volume \"pvc-{}\" by resizer \"disk.csi.azure.com\" failed: rpc error: code = Internal desc = the disk cannot grow: quota exceeded",
+                        s(&pvc, "/metadata/uid")
+                    ),
+                );
+                false
+            }
+            ExpansionBehavior::Online => {
+                if pvc
+                    .pointer("/status/conditions/0/type")
+                    .and_then(Value::as_str)
+                    == Some("Resizing")
+                {
+                    true
+                } else {
+                    pvc["status"]["conditions"] = condition("Resizing", "");
+                    pvc["status"]["allocatedResources"] = json!({"storage": want});
+                    c.system_write(info_of("PersistentVolumeClaim"), &ns, pvc.clone());
+                    false
+                }
+            }
+            ExpansionBehavior::Offline => match c.kubelet.resize_pending.get(&key).cloned() {
+                // A new pod (or none at all, then a next one) mounts it: the file system grows.
+                Some(then) => !user_uid.is_empty() && user_uid != then,
+                None => {
+                    c.kubelet
+                        .resize_pending
+                        .insert(key.clone(), user_uid.clone());
+                    pvc["status"]["conditions"] = condition(
+                        "FileSystemResizePending",
+                        "Waiting for user to (re-)start a pod to finish file system resize of volume on node.",
+                    );
+                    pvc["status"]["allocatedResources"] = json!({"storage": want});
+                    c.system_write(info_of("PersistentVolumeClaim"), &ns, pvc.clone());
+                    false
+                }
+            },
+        };
+        if !grown {
+            continue;
+        }
+        c.kubelet.resize_pending.remove(&key);
+        pvc["status"]["capacity"] = json!({"storage": want});
+        if let Some(status) = pvc["status"].as_object_mut() {
+            status.remove("conditions");
+            status.remove("allocatedResources");
+        }
+        let volume = s(&pvc, "/spec/volumeName");
+        c.system_write(info_of("PersistentVolumeClaim"), &ns, pvc);
+        if let Ok(mut pv) = c.get(info_of("PersistentVolume"), "", &volume) {
+            pv["spec"]["capacity"] = json!({"storage": want});
+            c.system_write(info_of("PersistentVolume"), "", pv);
+        }
+        event(
+            c,
+            &ns,
+            "PersistentVolumeClaim",
+            &name,
+            "Normal",
+            "FileSystemResizeSuccessful",
+            &format!("MountVolume.NodeExpandVolume succeeded for volume \"{volume}\""),
+        );
+    }
+}
+
 /// A claim made from a VolumeSnapshot: `None` when it may be provisioned (not from a snapshot, or
 /// the snapshot is ready, big enough and its data followed), else why not yet ("" to say nothing).
 fn from_snapshot(c: &mut Cluster, pvc: &Value) -> Option<String> {
@@ -627,7 +760,7 @@ fn from_snapshot(c: &mut Cluster, pvc: &Value) -> Option<String> {
 }
 
 /// A size quantity in bytes (binary and decimal suffixes), for comparing sizes.
-fn bytes(q: &str) -> u64 {
+pub(crate) fn bytes(q: &str) -> u64 {
     let digits: String = q.chars().take_while(char::is_ascii_digit).collect();
     let n: u64 = digits.parse().unwrap_or(0);
     let unit: u64 = match &q[digits.len()..] {

@@ -34,7 +34,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 pub use kubelet::{
-    LoadBalancerBehavior, PodBehavior, SnapshotBehavior, VolumeBehavior, VolumeEvent,
+    ExpansionBehavior, LoadBalancerBehavior, PodBehavior, SnapshotBehavior, VolumeBehavior,
+    VolumeEvent,
 };
 use resources::{RESOURCES, ResourceInfo};
 use select::{FieldSelector, LabelSelector};
@@ -311,6 +312,11 @@ impl FakeKube {
     /// The terminal sizes TTY exec sessions were given, oldest first.
     pub fn exec_resizes(&self) -> Vec<(u16, u16)> {
         self.cluster().exec_resizes.clone()
+    }
+
+    /// What the CSI resizer does with claims that grow (default: online).
+    pub fn set_expansion(&self, behavior: ExpansionBehavior) {
+        self.cluster().kubelet.expansion = behavior;
     }
 
     pub fn set_pods(&self, behavior: PodBehavior) {
@@ -800,14 +806,18 @@ async fn handle(
                 )
             })
         }
-        "delete" => c
-            .delete(
-                info,
-                ns,
-                target.name.as_deref().unwrap_or_default(),
-                dry_run,
-            )
-            .map(|o| (StatusCode::OK, o)),
+        "delete" => {
+            let name = target.name.as_deref().unwrap_or_default();
+            // propagationPolicy Orphan: the dependents stay, without their owner reference (the
+            // real garbage collector does this behind an `orphan` finalizer; here at once).
+            let orphan = q("propagationPolicy").as_deref() == Some("Orphan")
+                || body.get("propagationPolicy").and_then(Value::as_str) == Some("Orphan");
+            if orphan && !dry_run {
+                c.orphan_dependents(info, ns, name);
+            }
+            c.delete(info, ns, name, dry_run)
+                .map(|o| (StatusCode::OK, o))
+        }
         "deletecollection" => {
             let labels = match LabelSelector::parse(&q("labelSelector").unwrap_or_default()) {
                 Ok(s) => s,

@@ -584,6 +584,7 @@ impl Cluster {
         }
         self.prepare(info, old.map(|o| &o.obj), &mut obj)?;
         crate::validate::validate(info, old.map(|o| &o.obj), &obj)?;
+        self.admit_resize(info, old.map(|o| &o.obj), &obj)?;
         if let Some(old) = old {
             if strip(&old.obj) == strip(&obj) && old.owners == owners {
                 return Ok(old.obj.clone()); // a no-op write leaves resourceVersion alone
@@ -621,6 +622,84 @@ impl Cluster {
             info.plural
         ));
         Ok(self.store(Self::key(info, ns, name), obj, owners))
+    }
+
+    /// The objects owned by `name` lose their owner reference to it (orphan propagation).
+    pub fn orphan_dependents(&mut self, info: &ResourceInfo, ns: &str, name: &str) {
+        let Ok(owner) = self.get(info, ns, name) else {
+            return;
+        };
+        let uid = owner["metadata"]["uid"].clone();
+        let owned: Vec<(Key, Value)> = self
+            .objects
+            .iter()
+            .filter(|(_, e)| {
+                e.obj
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+            })
+            .map(|(k, e)| (k.clone(), e.obj.clone()))
+            .collect();
+        for (key, mut obj) in owned {
+            if let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() {
+                refs.retain(|r| r["uid"] != uid);
+                if refs.is_empty() {
+                    obj["metadata"]
+                        .as_object_mut()
+                        .map(|m| m.remove("ownerReferences"));
+                }
+            }
+            let owners = self
+                .objects
+                .get(&key)
+                .map(|e| e.owners.clone())
+                .unwrap_or_default();
+            self.store(key, obj, owners);
+        }
+    }
+
+    /// The PersistentVolumeClaimResize admission plugin: a claim grows only when its class allows
+    /// volume expansion.
+    fn admit_resize(
+        &self,
+        info: &ResourceInfo,
+        old: Option<&Value>,
+        obj: &Value,
+    ) -> Result<(), ApiError> {
+        let Some(old) = old.filter(|_| info.kind == "PersistentVolumeClaim") else {
+            return Ok(());
+        };
+        let request = |v: &Value| {
+            crate::kubelet::bytes(
+                v.pointer("/spec/resources/requests/storage")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            )
+        };
+        if request(obj) <= request(old) {
+            return Ok(());
+        }
+        let class = obj
+            .pointer("/spec/storageClassName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let expands = self
+            .get(info_of("StorageClass"), "", class)
+            .ok()
+            .and_then(|sc| sc.get("allowVolumeExpansion").and_then(Value::as_bool))
+            .unwrap_or(false);
+        if expands {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "persistentvolumeclaims \"{}\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize",
+                obj["metadata"]["name"].as_str().unwrap_or_default()
+            ),
+        ))
     }
 
     fn store(&mut self, key: Key, obj: Value, owners: Vec<Owner>) -> Value {

@@ -64,6 +64,19 @@ pub fn validate(info: &ResourceInfo, old: Option<&Value>, obj: &Value) -> Result
                 if strip(old) != strip(obj) {
                     causes.push(("spec".into(), "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into()));
                 }
+                let request = |v: &Value| {
+                    crate::kubelet::bytes(
+                        v.pointer("/spec/resources/requests/storage")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                    )
+                };
+                if request(obj) < request(old) {
+                    causes.push((
+                        "spec.resources.requests.storage".into(),
+                        "Forbidden: field can not be less than previous value".into(),
+                    ));
+                }
             }
         }
         "CronJob" => {

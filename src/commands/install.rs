@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, PostParams};
@@ -19,7 +20,7 @@ use crate::k8s::diagnose::{Finding, diagnose, storage_class_hint};
 use crate::k8s::preflight::{self, APPLIED, Access, OBSERVED};
 use crate::k8s::record::{self, Record};
 use crate::k8s::watches::Wake;
-use crate::k8s::{Kube, inventory, wait};
+use crate::k8s::{Kube, inventory, resize, wait};
 use crate::passwords::{self, Origin};
 use crate::profile::merged;
 use crate::render;
@@ -138,6 +139,22 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     }
     check_rbac(&kube, namespace_exists, create_class).await?;
     ui.detail("RBAC: every verb install uses is allowed");
+    // The data volume of an installed release cannot change class or size by install.
+    if namespace_exists {
+        let live = Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
+            .get_opt(&names.stateful_set)
+            .await
+            .map_err(|e| {
+                api_error(
+                    e,
+                    &format!("reading StatefulSet {}", names.stateful_set),
+                    &kube.server,
+                )
+            })?;
+        if let Some(refusal) = live.and_then(|sts| resize::volume_change(&sts, &profile)) {
+            return Err(refusal);
+        }
+    }
 
     let (passwords, origin) = passwords::resolve(&kube, &names).await?;
     ui.detail(format!("passwords: {origin:?} (never printed)"));

@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod preflight;
 pub mod record;
 pub mod release;
+pub mod resize;
 pub mod retry;
 pub mod schedule;
 pub mod snapshot;

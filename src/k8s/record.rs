@@ -115,6 +115,25 @@ pub async fn next(kube: &Kube, old: Option<&Record>, environment: &str, values: 
     }
 }
 
+/// Record `values` as what was applied (after a command that changes one of them, as resize does
+/// with the size).
+pub async fn write(
+    kube: &Kube,
+    profile: &Profile,
+    old: Option<&Record>,
+    values: &Value,
+) -> Result<()> {
+    let record = next(kube, old, &profile.environment, values).await;
+    let map = crate::render::release_record(profile, &record)?;
+    let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let opts = super::apply::ApplyOptions {
+        dry_run: false,
+        force_conflicts: true,
+    };
+    super::apply::apply_typed(kube, api, &map, opts).await?;
+    Ok(())
+}
+
 /// The user the API server sees (a SelfSubjectReview, Kubernetes 1.28 and later); "unknown"
 /// when it cannot say.
 pub async fn whoami(kube: &Kube) -> String {

@@ -32,6 +32,7 @@ async fn help_lists_only_the_commands_that_work() {
             "connect",
             "backup",
             "restore",
+            "resize",
             "rotate-password",
             "logs",
             "psql",

@@ -31,6 +31,7 @@ mod psql;
 mod real_cluster;
 mod record;
 mod render;
+mod resize;
 mod rotate;
 mod schema;
 mod secrets;
