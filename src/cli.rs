@@ -100,6 +100,9 @@ pub enum Command {
     /// A new password for the app or admin role: in the database, then its Secrets, checked by
     /// logging in; lists (--restart: restarts) the workloads that read the Secret
     RotatePassword(crate::commands::rotate_password::RotatePasswordArgs),
+    /// Move the data to a new PostgreSQL major version (--major 17) side by side: backup, a
+    /// second StatefulSet, restore, verify, switch the Services; --finalize or --rollback after
+    Upgrade(crate::commands::upgrade::UpgradeArgs),
     /// The database container's log (or the metrics exporter's): --follow, --previous, --since, --tail
     Logs(crate::commands::logs::LogsArgs),
     /// psql in the database pod: interactive on a terminal, else SQL from stdin; as the admin

@@ -65,6 +65,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(args) => commands::backup::run(&ctx, args).await?,
         Command::Restore(args) => commands::restore::run(&ctx, args).await?,
         Command::Resize(args) => commands::resize::run(&ctx, args).await?,
+        Command::Upgrade(args) => commands::upgrade::run(&ctx, args).await?,
         Command::RotatePassword(args) => commands::rotate_password::run(&ctx, args).await?,
         Command::Logs(args) => commands::logs::run(&ctx, args).await?,
         Command::Psql(args) => commands::psql::run(&ctx, args).await?,
@@ -99,7 +100,8 @@ fn recorded_values(command: &Command) -> Recorded {
         | Command::Logs(_)
         | Command::Psql(_)
         | Command::RotatePassword(_)
-        | Command::Resize(_) => Recorded::Used,
+        | Command::Resize(_)
+        | Command::Upgrade(_) => Recorded::Used,
         Command::Status(_) => Recorded::Shown,
         Command::ApplySchema(a) => through_release(&a.db),
         Command::Verify(a) => through_release(&a.db),

@@ -304,7 +304,7 @@ fn external_context(profile: &Profile, ranges: &[String], internal: bool) -> ser
         "names": profile.names(),
         "namespace": profile.namespace,
         "labels": with(profile.common_labels(), "purpose", "external-access"),
-        "selector": with(profile.selector_labels(), "app.kubernetes.io/component", "primary"),
+        "selector": profile.serving_labels(),
         "ranges": ranges,
         "internal": internal,
     })
@@ -327,7 +327,14 @@ pub fn snapshot_class(
 /// The ConfigMap recording what install applied (`k8s::record`).
 pub fn release_record(profile: &Profile, record: &crate::k8s::record::Record) -> Result<ConfigMap> {
     let values = serde_yaml::to_string(&record.values).context("the recorded values (a bug)")?;
+    let upgrade = record
+        .upgrade
+        .as_ref()
+        .map(serde_yaml::to_string)
+        .transpose()
+        .context("the recorded upgrade (a bug)")?;
     let ctx = json!({
+        "upgrade": upgrade,
         "names": profile.names(),
         "namespace": profile.namespace,
         "labels": with(profile.common_labels(), "app.kubernetes.io/component", "record"),
@@ -413,6 +420,7 @@ fn context(profile: &Profile, passwords: &Passwords, tls: &Tls) -> serde_json::V
         "labels": {
             "common": profile.common_labels(),
             "selector": profile.selector_labels(),
+            "serving": profile.serving_labels(),
             "primary": with(profile.common_labels(), "app.kubernetes.io/component", "primary"),
             "metrics": with(profile.common_labels(), "app.kubernetes.io/component", "metrics"),
             "snapshots": with(profile.common_labels(), "app.kubernetes.io/component", "snapshots"),
@@ -443,11 +451,15 @@ fn snapshot_values(profile: &Profile) -> String {
     let Some(c) = &profile.cluster else {
         return String::new();
     };
-    let values = json!({
+    let mut values = json!({
         "namespace": profile.namespace,
         "release": profile.release,
         "snapshot": c.snapshot,
     });
+    // After an upgrade, the volume is the new StatefulSet's.
+    if let Some(set) = &c.data_set {
+        values["dataSet"] = json!(set);
+    }
     serde_yaml::to_string(&values).unwrap_or_default()
 }
 

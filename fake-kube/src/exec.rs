@@ -80,7 +80,10 @@ pub async fn handle(
                 "container {want} is not valid for pod {name}"
             )));
         }
-        c.exec_env.clone()
+        match c.pod_routes.get(&(ns.clone(), name.clone())) {
+            Some(route) => route.exec_env.clone(),
+            None => c.exec_env.clone(),
+        }
     };
     let Ok(ws) = ws else {
         return error(ApiError::bad_request("exec needs a WebSocket upgrade"));

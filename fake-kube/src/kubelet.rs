@@ -136,6 +136,8 @@ pub struct Kubelet {
     /// The node's kubelet answers: with `false` the Node is NotReady and pods deleted on it stay
     /// terminating (nobody confirms they stopped), as when a node is lost.
     pub node_ready: bool,
+    /// Pods ("namespace/name") the kubelet does not start yet (`FakeKube::hold_pod`).
+    pub held: BTreeSet<String>,
     scheduled: BTreeMap<String, Instant>,
     deleting: BTreeMap<String, Instant>,
     events: BTreeSet<(String, String, String)>,
@@ -161,6 +163,7 @@ impl Default for Kubelet {
             volume_pending: BTreeSet::new(),
             volume_done: BTreeSet::new(),
             node_ready: true,
+            held: BTreeSet::new(),
             scheduled: BTreeMap::new(),
             deleting: BTreeMap::new(),
             events: BTreeSet::new(),
@@ -815,6 +818,21 @@ fn run_pods(c: &mut Cluster) {
             pod["status"] = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message, "lastTransitionTime": ts}]});
             c.system_write(info_of("Pod"), &ns, pod);
             event(c, &ns, "Pod", &name, "Warning", "FailedScheduling", message);
+            continue;
+        }
+        if c.kubelet.held.contains(&format!("{ns}/{name}")) {
+            // Scheduled, its containers not started yet (the image is being pulled).
+            let waiting: Vec<Value> = pod
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|ct| json!({"name": s(ct, "/name"), "image": s(ct, "/image"), "ready": false, "started": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "ContainerCreating"}}}))
+                .collect();
+            pod["spec"]["nodeName"] = json!(NODE);
+            pod["status"] = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": ts}], "containerStatuses": waiting});
+            c.system_write(info_of("Pod"), &ns, pod);
             continue;
         }
         let started = *c.kubelet.scheduled.entry(uid).or_insert_with(Instant::now);

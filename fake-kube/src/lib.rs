@@ -41,7 +41,7 @@ use resources::{RESOURCES, ResourceInfo};
 use select::{FieldSelector, LabelSelector};
 pub use serve::Fault;
 use status::ApiError;
-use store::{Cluster, WriteOpts, info_of};
+use store::{Cluster, PodRoute, WriteOpts, info_of};
 
 pub const TOKEN: &str = "fake-token";
 /// The one user of the fake: its client certificate's CN, and whom the token stands for too.
@@ -386,6 +386,29 @@ impl FakeKube {
     /// Provisioning a claim from `snapshot` fails from now on (None: it works again).
     pub fn fail_restore_from(&self, snapshot: Option<&str>) {
         self.cluster().kubelet.fail_restore_from = snapshot.map(str::to_string);
+    }
+
+    /// The pod `ns/pod` stands for a server of its own (e.g. the second StatefulSet of an
+    /// upgrade): its port-forwards to `port` reach `target`, its exec commands run with `env`.
+    pub fn route_pod(&self, ns: &str, pod: &str, port: u16, target: SocketAddr, env: &[(&str, &str)]) {
+        let route = PodRoute {
+            forwards: [(port, target)].into_iter().collect(),
+            exec_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        self.cluster().pod_routes.insert((ns.into(), pod.into()), route);
+    }
+
+    /// The kubelet does not start the pod `ns/pod` (its containers stay waiting in
+    /// ContainerCreating) until [`FakeKube::release_pod`]: a test prepares what stands for it.
+    pub fn hold_pod(&self, ns: &str, pod: &str) {
+        self.cluster().kubelet.held.insert(format!("{ns}/{pod}"));
+    }
+
+    pub fn release_pod(&self, ns: &str, pod: &str) {
+        self.cluster().kubelet.held.remove(&format!("{ns}/{pod}"));
     }
 
     /// The address pods get from now on (`status.podIP`).

@@ -55,9 +55,13 @@ pub async fn handle(
         if let Err(e) = running_pod(&c, &ns, &name, "pods/portforward") {
             return error(e);
         }
+        let forwards = match c.pod_routes.get(&(ns.clone(), name.clone())) {
+            Some(route) => &route.forwards,
+            None => &c.forwards,
+        };
         ports
             .iter()
-            .map(|p| c.forwards.get(p).copied())
+            .map(|p| forwards.get(p).copied())
             .collect::<Vec<_>>()
     };
     let Ok(ws) = ws else {

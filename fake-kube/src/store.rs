@@ -68,6 +68,9 @@ pub struct Cluster {
     pub forwards: std::collections::HashMap<u16, std::net::SocketAddr>,
     /// The environment of commands run by pod exec (`exec`).
     pub exec_env: Vec<(String, String)>,
+    /// Pods that stand for a server of their own (a second StatefulSet's): their port-forwards
+    /// and exec go there instead (`FakeKube::route_pod`), by (namespace, pod).
+    pub pod_routes: std::collections::HashMap<(String, String), PodRoute>,
     /// Faults the test injected (`FakeKube::inject`), consumed in order.
     pub faults: Vec<crate::serve::Injected>,
     /// Every request ("METHOD /path"), faults included, for tests to count.
@@ -905,4 +908,11 @@ pub fn json_merge_patch(target: &mut Value, patch: &Value) {
 /// The kind's resource info (panics on a kind this fake does not serve: a test bug).
 pub fn info_of(kind: &str) -> &'static ResourceInfo {
     by_kind(kind).unwrap_or_else(|| panic!("fake-kube serves no kind {kind}"))
+}
+
+/// Where one pod's port-forwards and exec lead (`FakeKube::route_pod`).
+#[derive(Debug, Clone, Default)]
+pub struct PodRoute {
+    pub forwards: std::collections::HashMap<u16, std::net::SocketAddr>,
+    pub exec_env: Vec<(String, String)>,
 }

@@ -20,7 +20,9 @@ use crate::k8s::diagnose::{Finding, diagnose, storage_class_hint};
 use crate::k8s::preflight::{self, APPLIED, Access, OBSERVED};
 use crate::k8s::record::{self, Record};
 use crate::k8s::watches::Wake;
-use crate::k8s::{Kube, inventory, resize, wait};
+use crate::check::{self, Check};
+use crate::k8s::{Kube, inventory, resize, upgrade, wait};
+use crate::profile::{image_major, image_with_major};
 use crate::passwords::{self, Origin};
 use crate::profile::merged;
 use crate::render;
@@ -79,6 +81,12 @@ pub struct InstallReport {
     pub ready: bool,
     pub waited_seconds: f64,
     pub findings: Vec<Finding>,
+    /// The image the pod ran before this install (a new minor version), when it changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_changed_from: Option<String>,
+    /// verify's database checks after a new minor version rolled out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
 }
 
 pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
@@ -106,9 +114,15 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         cluster.storage.class_name = class.clone();
     }
     let class = cluster.storage.class_name.clone();
-    let names = profile.names();
     let ui = &ctx.ui;
     let kube = ctx.kube_within(args.timeout).await?;
+    // Where an upgrade moved the data is no value to reset: --reset-values keeps it.
+    if args.reset_values
+        && let Some(set) = recorded_data_set(&kube, ctx).await
+    {
+        cluster.data_set = Some(set);
+    }
+    let names = profile.names();
     let server_version = preflight::server_version(&kube).await?;
     ui.note(
         None,
@@ -139,7 +153,9 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     }
     check_rbac(&kube, namespace_exists, create_class).await?;
     ui.detail("RBAC: every verb install uses is allowed");
-    // The data volume of an installed release cannot change class or size by install.
+    // The data volume of an installed release cannot change class or size by install, nor its
+    // PostgreSQL major version; a minor version's image is followed by verify.
+    let mut image_change = None;
     if namespace_exists {
         let live = Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
             .get_opt(&names.stateful_set)
@@ -151,9 +167,20 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
                     &kube.server,
                 )
             })?;
-        if let Some(refusal) = live.and_then(|sts| resize::volume_change(&sts, &profile)) {
+        if let Some(refusal) = live
+            .as_ref()
+            .and_then(|sts| resize::volume_change(sts, &profile))
+        {
             return Err(refusal);
         }
+        let others = upgrade::others(&kube, &profile).await?;
+        if !others.is_empty() {
+            return Err(upgrade::under_way(&others, &profile));
+        }
+        image_change = match live.as_ref() {
+            Some(sts) => image_change_of(sts, &profile)?,
+            None => None,
+        };
     }
 
     let (passwords, origin) = passwords::resolve(&kube, &names).await?;
@@ -166,7 +193,13 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     let objects = render::render(&profile, &passwords, &tls)?;
     let record = render::Object::ConfigMap(render::release_record(
         &profile,
-        &next_record(ctx, args, &kube).await?,
+        &next_record(
+            ctx,
+            args,
+            &kube,
+            profile.cluster.as_ref().and_then(|c| c.data_set.as_deref()),
+        )
+        .await?,
     )?);
     // What an earlier install made that this profile no longer renders (e.g. metrics switched off).
     let rendered: Vec<String> = objects
@@ -263,6 +296,8 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         ready: false,
         waited_seconds: 0.0,
         findings: vec![],
+        image_changed_from: None,
+        checks: vec![],
     };
     if args.dry_run {
         ui.emit(&report, text)?;
@@ -281,7 +316,21 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     match waited {
         Ok(_) => {
             report.ready = true;
+            if let Some(from) = image_change {
+                let spinner = ui.spinner("verifying the new minor version");
+                report.image_changed_from = Some(from);
+                report.checks = match crate::db::connect::Db::for_release(kube.clone(), &profile).await {
+                    Ok(db) => super::restore::database_checks_for(&profile, &db).await,
+                    Err(e) => vec![Check::fail("admin connects", crate::error::report(&e).error)],
+                };
+                spinner.finish_and_clear();
+            }
             ui.emit(&report, text)?;
+            check::refuse_failed(
+                "installed, but after the new image ",
+                &report.checks,
+                &super::verify::hint(&report.checks),
+            )?;
             Ok(Outcome::ok())
         }
         Err(timed_out) => {
@@ -311,13 +360,62 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     }
 }
 
+/// The StatefulSet an upgrade moved the data to (`dataSet` in the record), for --reset-values.
+async fn recorded_data_set(kube: &Kube, ctx: &Ctx) -> Option<String> {
+    let record = record::read(kube, &ctx.profile).await.ok().flatten()?;
+    record.values.get("dataSet")?.as_str().map(str::to_string)
+}
+
+/// The running image when this install changes it within its major version; a refusal when the
+/// major version changes (PostgreSQL does not start on another major version's data directory).
+fn image_change_of(sts: &StatefulSet, profile: &crate::profile::Profile) -> Result<Option<String>> {
+    let names = profile.names();
+    let cluster = profile.cluster("install")?;
+    let Some(running) = upgrade::container_image(sts, &names.container) else {
+        return Ok(None);
+    };
+    if running == cluster.image {
+        return Ok(None);
+    }
+    match (image_major(&running), cluster.image_major()) {
+        (Some(from), Some(to)) if from != to => {
+            let hint = if to > from {
+                format!("`phonebill-db upgrade --major {to}` moves the data to PostgreSQL {to} side by side (backup, restore, verify, switch)")
+            } else {
+                format!("PostgreSQL cannot go back to an older major version: keep `image` at {from} (e.g. {})", image_with_major(&cluster.image, from))
+            };
+            Err(user_error(format!(
+                "StatefulSet {} holds PostgreSQL {from} data ({running}); the image {} is PostgreSQL {to}, which would not start on it; nothing was changed",
+                names.stateful_set, cluster.image
+            ))
+            .hint(hint)
+            .exit(ExitCode::Usage)
+            .into())
+        }
+        _ => Ok(Some(running)),
+    }
+}
+
 /// What this install records: the values it started from (the last install's, unless
 /// --reset-values), `--values` laid over them, and the flags that change the render.
-async fn next_record(ctx: &Ctx, args: &InstallArgs, kube: &Kube) -> Result<Record> {
+async fn next_record(
+    ctx: &Ctx,
+    args: &InstallArgs,
+    kube: &Kube,
+    data_set: Option<&str>,
+) -> Result<Record> {
     let mut values = match (&ctx.record, args.reset_values) {
         (Some(old), false) => old.values.clone(),
         _ => serde_yaml::Value::Mapping(Default::default()),
     };
+    // --reset-values keeps where an upgrade moved the data.
+    if args.reset_values
+        && let Some(set) = data_set
+    {
+        let kept: serde_yaml::Value =
+            serde_yaml::from_str(&format!("dataSet: {}", serde_json::to_string(set)?))?;
+        values = merged(&values, &kept);
+    }
     if let Some(layer) = &ctx.values {
         values = merged(&values, &layer.values);
     }
@@ -556,6 +654,12 @@ fn text(r: &InstallReport) -> String {
                 f.object, f.cause, f.hint
             ));
         }
+    }
+    if let Some(from) = &r.image_changed_from {
+        out.push_str(&format!(
+            "the pod moved from {from} to a new minor version; verify:\n{}",
+            check::table(&r.checks)
+        ));
     }
     out
 }

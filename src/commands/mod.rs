@@ -17,4 +17,5 @@ pub mod restore_snapshot;
 pub mod rotate_password;
 pub mod status;
 pub mod uninstall;
+pub mod upgrade;
 pub mod verify;

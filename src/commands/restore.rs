@@ -201,11 +201,19 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
 
 /// verify's database checks, after a restore.
 pub async fn database_checks(ctx: &Ctx, db: &crate::db::connect::Db) -> Vec<Check> {
+    database_checks_for(&ctx.profile, db).await
+}
+
+/// verify's database checks of `db` against `profile`.
+pub async fn database_checks_for(
+    profile: &crate::profile::Profile,
+    db: &crate::db::connect::Db,
+) -> Vec<Check> {
     match db.admin().await {
         Ok(admin) => {
-            let migrations = migrate::embedded(&ctx.profile);
+            let migrations = migrate::embedded(profile);
             let params = checks::Parameters::for_target(db, false);
-            checks::run(db, &admin, &ctx.profile, &migrations, params).await
+            checks::run(db, &admin, profile, &migrations, params).await
         }
         Err(e) => vec![Check::fail("admin connects", report(&e).error)],
     }

@@ -305,6 +305,12 @@ fn text(r: &StatusReport) -> String {
                 values.join(", ")
             }
         ));
+        if let Some(u) = &i.upgrade {
+            out.push_str(&format!(
+                "upgraded from PostgreSQL {} to {} at {}: {} and claim {} are kept until `upgrade --finalize` (`--rollback` switches back)\n",
+                u.from_major, u.to_major, u.switched_at, u.from_stateful_set, u.from_claim
+            ));
+        }
     }
     let mut rows = Vec::new();
     if let Some(s) = &r.stateful_set {

@@ -168,6 +168,9 @@ fn advice_for(check: &str) -> &'static str {
         "encoding" => {
             "the database was created with another encoding: it must be re-created as UTF8 (backup, drop, restore)"
         }
+        "server version" => {
+            "the data belongs to another major version than the profile's image: `phonebill-db upgrade --major N` moves it to version N; or set `image` to the server's version"
+        }
         "time zone" => {
             "the server's time zone differs from the profile: on the release, `phonebill-db install` rolls the pod with the profile's settings"
         }

@@ -55,6 +55,11 @@ pub async fn run(
         Err(e) => return vec![Check::fail("schema", report(&e).error)],
     };
     out.push(app_connects(db).await);
+    push(
+        &mut out,
+        "server version",
+        server_version(admin, profile, db.is_pod()).await,
+    );
     push(&mut out, "role", app_role(admin, profile, &expected).await);
     push(
         &mut out,
@@ -745,6 +750,44 @@ async fn migrations_check(admin: &Client, migrations: &[Migration]) -> Result<Ve
 }
 
 /// The profile's PostgreSQL settings (runbook 7.3) against the server's, compared in bytes.
+/// The server's major version against the profile's image: the data directory belongs to one
+/// major version, and a pod on another image would not start on it (upgrade moves the data).
+/// On the release's pod a mismatch fails; on any other server (`--database-url`, even with
+/// --strict) it is a warning: the image is the release's, not that server's.
+async fn server_version(admin: &Client, profile: &Profile, on_pod: bool) -> Result<Vec<Check>> {
+    // A managed server's version is Azure's to choose.
+    let Some(cluster) = &profile.cluster else {
+        return Ok(vec![]);
+    };
+    let server = super::dump::server(admin).await?;
+    let name = "server version";
+    let check = match cluster.image_major() {
+        None => Check::warn(
+            name,
+            format!(
+                "PostgreSQL {}; the image {} names no major version to compare with",
+                server.version, cluster.image
+            ),
+        ),
+        Some(major) if major == server.major => Check::pass(
+            name,
+            format!("PostgreSQL {}, as the image {}", server.version, cluster.image),
+        ),
+        Some(major) => {
+            let detail = format!(
+                "PostgreSQL {} (major {}), but the profile's image {} is major {major}",
+                server.version, server.major, cluster.image
+            );
+            if on_pod {
+                Check::fail(name, detail)
+            } else {
+                Check::warn(name, format!("{detail} (not the release's server)"))
+            }
+        }
+    };
+    Ok(vec![check])
+}
+
 async fn settings(admin: &Client, profile: &Profile, params: Parameters) -> Result<Vec<Check>> {
     // A managed server's parameters are set where the server is (Azure), not by this tool.
     let Some(cluster) = &profile.cluster else {

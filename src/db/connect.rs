@@ -252,12 +252,12 @@ fn timed_out(doing: &str, after: Duration) -> anyhow::Error {
 /// The Ready, non-terminating primary pod of the release.
 pub async fn ready_primary(kube: &Kube, profile: &Profile) -> Result<String> {
     let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let mut selector: Vec<String> = profile
-        .selector_labels()
+    // The pod of the StatefulSet that holds the data (during an upgrade, another one runs too).
+    let selector: Vec<String> = profile
+        .serving_labels()
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    selector.push("app.kubernetes.io/component=primary".into());
     let pods = api
         .list(&ListParams::default().labels(&selector.join(",")))
         .await

@@ -73,6 +73,6 @@ pub fn scram_verifier(password: &str) -> String {
     postgres_protocol::password::scram_sha_256(password.as_bytes())
 }
 
-fn db_context(e: tokio_postgres::Error, doing: &str) -> anyhow::Error {
+pub fn db_context(e: tokio_postgres::Error, doing: &str) -> anyhow::Error {
     anyhow::anyhow!("{}", server_message(&e)).context(doing.to_string())
 }

@@ -16,6 +16,7 @@ pub mod retry;
 pub mod schedule;
 pub mod snapshot;
 pub mod stuck;
+pub mod upgrade;
 pub mod volume_restore;
 pub mod wait;
 pub mod watches;

@@ -7,7 +7,7 @@ use anyhow::Result;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
 use super::client::{Kube, api_error};
@@ -15,6 +15,24 @@ use crate::error::{ExitCode, user_error};
 use crate::profile::{Layer, Profile};
 
 const VALUES: &str = "values.yaml";
+const UPGRADE: &str = "upgrade.yaml";
+
+/// A major upgrade switched to its new StatefulSet and keeps the old one until
+/// `upgrade --finalize` (or `--rollback` switches back to it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeState {
+    /// The recorded values before the upgrade: what `--rollback` records again.
+    pub from_values: Value,
+    pub from_major: u32,
+    pub from_stateful_set: String,
+    pub from_claim: String,
+    pub to_major: u32,
+    /// The backup the new server was restored from.
+    pub backup: String,
+    /// When the Services moved to the new StatefulSet (RFC 3339, UTC).
+    pub switched_at: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,6 +47,9 @@ pub struct Record {
     pub installed_at: String,
     /// Who installed, as the API server knows them (SelfSubjectReview).
     pub installed_by: String,
+    /// A major upgrade waiting for `--finalize` or `--rollback`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeState>,
 }
 
 impl Record {
@@ -77,12 +98,23 @@ pub async fn read(kube: &Kube, profile: &Profile) -> Result<Option<Record>> {
                 .hint("`install --reset-values` replaces it with what that install applies")
                 .exit(ExitCode::Usage)
         })?;
+    let upgrade = match data.get(UPGRADE) {
+        None => None,
+        Some(text) => Some(serde_yaml::from_str(text).map_err(|e| {
+            user_error(format!(
+                "key {UPGRADE} of ConfigMap {name} (the upgrade waiting to be finalized) cannot be read: {e}"
+            ))
+            .hint("it is the tool's own bookkeeping: restore it, or finish by hand (see docs/commands/upgrade.md)")
+            .exit(ExitCode::Usage)
+        })?),
+    };
     Ok(Some(Record {
         environment: field("environment"),
         values: layer.values,
         tool_version: field("toolVersion"),
         installed_at: field("installedAt"),
         installed_by: field("installedBy"),
+        upgrade,
     }))
 }
 
@@ -112,6 +144,7 @@ pub async fn next(kube: &Kube, old: Option<&Record>, environment: &str, values: 
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string(),
         installed_by: whoami(kube).await,
+        upgrade: None,
     }
 }
 
@@ -123,7 +156,19 @@ pub async fn write(
     old: Option<&Record>,
     values: &Value,
 ) -> Result<()> {
-    let record = next(kube, old, &profile.environment, values).await;
+    write_with(kube, profile, old, values, None).await
+}
+
+/// [`write`], with the state of a major upgrade waiting to be finalized (or none).
+pub async fn write_with(
+    kube: &Kube,
+    profile: &Profile,
+    old: Option<&Record>,
+    values: &Value,
+    upgrade: Option<UpgradeState>,
+) -> Result<()> {
+    let mut record = next(kube, old, &profile.environment, values).await;
+    record.upgrade = upgrade;
     let map = crate::render::release_record(profile, &record)?;
     let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let opts = super::apply::ApplyOptions {
@@ -207,6 +252,7 @@ mod tests {
             tool_version: "0".into(),
             installed_at: String::new(),
             installed_by: String::new(),
+            upgrade: None,
         };
         assert_eq!(
             serde_yaml::to_string(&record.values).unwrap(),

@@ -66,6 +66,43 @@ pub struct Cluster {
     pub snapshot: SnapshotSettings,
     pub snapshots: SnapshotSchedule,
     pub expose: ExposeSettings,
+    /// Where the data lives after `upgrade` moved it to a new major version: the StatefulSet
+    /// `<release>-postgresql-<dataSet>` (e.g. `pg17`). Written by upgrade into the release's
+    /// record, not by hand; absent: `<release>-postgresql`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_set: Option<String>,
+}
+
+impl Cluster {
+    /// The major version of the PostgreSQL image (`postgres:16`, `postgres:16.4-bookworm` → 16);
+    /// `None` for a tag that does not start with one (`latest`, a digest only).
+    pub fn image_major(&self) -> Option<u32> {
+        image_major(&self.image)
+    }
+}
+
+/// The major version an image reference's tag names, if it names one.
+pub fn image_major(image: &str) -> Option<u32> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    let (_, tag) = last.split_once(':')?;
+    let digits: String = tag.chars().take_while(char::is_ascii_digit).collect();
+    let rest = &tag[digits.len()..];
+    if digits.is_empty() || !(rest.is_empty() || rest.starts_with(['.', '-'])) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// `image` with its tag replaced by `major` (its digest dropped: it named the old image).
+pub fn image_with_major(image: &str, major: u32) -> String {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let (path, last) = match without_digest.rsplit_once('/') {
+        Some((p, l)) => (format!("{p}/"), l),
+        None => (String::new(), without_digest),
+    };
+    let name = last.split(':').next().unwrap_or(last);
+    format!("{path}{name}:{major}")
 }
 
 /// A managed server outside the cluster (prod: Azure Database for PostgreSQL Flexible Server,
@@ -294,10 +331,14 @@ impl Profile {
 
     pub fn names(&self) -> Names {
         let base = format!("{}-postgresql", self.release);
+        let stateful_set = match self.cluster.as_ref().and_then(|c| c.data_set.as_ref()) {
+            Some(set) => format!("{base}-{set}"),
+            None => base.clone(),
+        };
         Names {
             release: self.release.clone(),
-            pod: format!("{base}-0"),
-            pvc: format!("data-{base}-0"),
+            pod: format!("{stateful_set}-0"),
+            pvc: format!("data-{stateful_set}-0"),
             service: base.clone(),
             headless_service: format!("{base}-hl"),
             metrics_service: format!("{base}-metrics"),
@@ -312,7 +353,7 @@ impl Profile {
             record: format!("{}-values", self.release),
             container: "postgresql".to_string(),
             external_service: self.cluster.as_ref().map(|c| c.expose.service_name.clone()),
-            stateful_set: base,
+            stateful_set,
         }
     }
 
@@ -368,6 +409,18 @@ impl Profile {
     }
 
     /// Label selector string for everything install made.
+    /// What the Services select: the primary pod of the StatefulSet that holds the data, by the
+    /// pod-name label the StatefulSet controller sets. During an upgrade a second StatefulSet's
+    /// pod carries the same labels; only `upgrade`'s switch moves the Services to it.
+    pub fn serving_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.selector_labels();
+        labels.insert(
+            "statefulset.kubernetes.io/pod-name".into(),
+            self.names().pod,
+        );
+        labels
+    }
+
     pub fn managed_selector(&self) -> String {
         format!(
             "app.kubernetes.io/instance={},app.kubernetes.io/managed-by={MANAGED_BY}",
@@ -473,6 +526,8 @@ fn check_keys(base: &Value, overrides: &Value, prefix: &str) -> Result<(), Strin
                 check_keys(inner, value, &path)?
             }
             Some(_) => {}
+            // Written by `upgrade` only, so in no embedded profile; an in-cluster key.
+            None if path == "dataSet" && b.contains_key("image") => {}
             None => return Err(path),
         }
     }
@@ -560,6 +615,52 @@ mod tests {
         assert_eq!(n.stateful_set, "auth-postgres-dev-postgresql");
         assert_eq!(n.headless_service, "auth-postgres-dev-postgresql-hl");
         assert_eq!(n.pvc, "data-auth-postgres-dev-postgresql-0");
+    }
+
+    #[test]
+    fn the_image_tag_names_the_major_version() {
+        for (image, major) in [
+            ("docker.io/library/postgres:16", Some(16)),
+            ("postgres:16.4-bookworm", Some(16)),
+            ("registry.local:5000/postgres:17-alpine", Some(17)),
+            ("postgres:9.6", Some(9)),
+            ("postgres:latest", None),
+            ("postgres", None),
+            ("registry.local:5000/postgres", None),
+            ("postgres:16beta1", None),
+            (
+                "postgres@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                None,
+            ),
+        ] {
+            assert_eq!(image_major(image), major, "{image}");
+        }
+        assert_eq!(
+            image_with_major("docker.io/library/postgres:16.4@sha256:ab", 17),
+            "docker.io/library/postgres:17"
+        );
+        assert_eq!(
+            image_with_major("registry.local:5000/postgres", 17),
+            "registry.local:5000/postgres:17"
+        );
+    }
+
+    #[test]
+    fn an_upgraded_release_lives_in_the_data_set_statefulset() {
+        let f = values("dataSet: pg17\n");
+        let p = Profile::load("dev", Some(f.path())).unwrap();
+        let n = p.names();
+        assert_eq!(n.stateful_set, "auth-postgres-dev-postgresql-pg17");
+        assert_eq!(n.pod, "auth-postgres-dev-postgresql-pg17-0");
+        assert_eq!(n.pvc, "data-auth-postgres-dev-postgresql-pg17-0");
+        // The Services keep their names: clients do not change.
+        assert_eq!(n.service, "auth-postgres-dev-postgresql");
+        assert_eq!(n.headless_service, "auth-postgres-dev-postgresql-hl");
+        for bad in ["dataSet: v17\n", "dataSet: pg\n", "dataSet: pg17\nrelease: a-release-name-of-thirty-nine-chars-xx\n"] {
+            let f = values(bad);
+            let e = crate::error::report(&Profile::load("dev", Some(f.path())).unwrap_err());
+            assert!(e.error.contains("key `dataSet`"), "{bad}: {}", e.error);
+        }
     }
 
     #[test]

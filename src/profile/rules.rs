@@ -25,6 +25,8 @@ static PG_MEMORY: LazyLock<Regex> = LazyLock::new(|| re(r"^[1-9][0-9]{0,8}(kB|MB
 /// An IANA time zone name (Asia/Seoul, UTC, America/Argentina/Buenos_Aires, Etc/GMT+9).
 static TIME_ZONE: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(UTC|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2}|Etc/GMT[+-][0-9]{1,2})$"));
+/// `dataSet`: `pg` and a major version.
+static DATA_SET: LazyLock<Regex> = LazyLock::new(|| re(r"^pg[1-9][0-9]{0,2}$"));
 /// A container image reference: [registry[:port]/]path[:tag][@sha256:digest].
 static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
     re(
@@ -143,6 +145,18 @@ pub fn check(p: &Profile, env: &str) -> Option<Broken> {
     }
     if let Some(c) = &p.cluster {
         cluster(&mut r, c);
+        if let Some(set) = &c.data_set {
+            // The StatefulSet's revision label (`<name>-<hash>`) must fit in 63 characters.
+            r.check(
+                "dataSet",
+                set,
+                DATA_SET.is_match(set) && p.release.len() + set.len() < 41,
+                &format!(
+                    "pg followed by the major version (written by `upgrade`), with the release's name at most {} characters",
+                    40usize.saturating_sub(set.len() + 1)
+                ),
+            );
+        }
     }
     if let Some(m) = &p.managed {
         managed(&mut r, m);

@@ -34,6 +34,7 @@ async fn help_lists_only_the_commands_that_work() {
             "restore",
             "resize",
             "rotate-password",
+            "upgrade",
             "logs",
             "psql",
             "completion",

@@ -35,6 +35,22 @@ impl Pg {
         }
     }
 
+    /// The server's major version (Debian installs it under /usr/lib/postgresql/MAJOR/bin).
+    pub fn major(&self) -> u32 {
+        self.bin
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no major version in {}", self.bin.display()))
+    }
+
+    /// The official image of this server's major version: what a release on it names, so that
+    /// verify's version check compares like with like.
+    pub fn image(&self) -> String {
+        format!("docker.io/library/postgres:{}", self.major())
+    }
+
     pub fn addr(&self) -> std::net::SocketAddr {
         ([127, 0, 0, 1], self.port).into()
     }
@@ -126,7 +142,10 @@ pub struct Release {
     pub database: String,
     pub admin: String,
     pub app: String,
+    /// The values file: the names above and the image of the throwaway server's major version.
     pub values: String,
+    /// The same names for the managed server (prod has no image).
+    pub managed_values: String,
 }
 
 impl Release {
@@ -138,12 +157,11 @@ impl Release {
         cluster.fake.set_pod_ip(&var("PHONEBILL_TEST_POD_IP"));
         let database = unique(tag);
         let (admin, app) = (format!("{database}_admin"), format!("{database}_app"));
+        let names = format!("database: {database}\nadminUser: {admin}\nappUser: {app}\n");
         let values = cluster.dir.path().join("values.yaml");
-        std::fs::write(
-            &values,
-            format!("database: {database}\nadminUser: {admin}\nappUser: {app}\n"),
-        )
-        .expect("write values");
+        std::fs::write(&values, format!("{names}image: {}\n", pg.image())).expect("write values");
+        let managed_values = cluster.dir.path().join("managed-values.yaml");
+        std::fs::write(&managed_values, &names).expect("write values");
         Release {
             cluster,
             pg,
@@ -151,13 +169,24 @@ impl Release {
             admin,
             app,
             values: values.display().to_string(),
+            managed_values: managed_values.display().to_string(),
+        }
+    }
+
+    /// This release's values file for a command line: the managed server's (no image) with
+    /// `--env prod`.
+    pub fn values_for(&self, args: &[&str]) -> &str {
+        if args.windows(2).any(|w| w == ["--env", "prod"]) {
+            &self.managed_values
+        } else {
+            &self.values
         }
     }
 
     /// Run the tool with this release's values file.
     pub async fn run(&self, args: &[&str]) -> Run {
         let mut all = args.to_vec();
-        all.extend(["--values", &self.values]);
+        all.extend(["--values", self.values_for(args)]);
         self.cluster.run(&all).await
     }
 

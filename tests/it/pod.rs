@@ -54,11 +54,16 @@ impl Drop for PodServer {
 
 impl PodServer {
     /// Before install: the pod gets this machine's address, where the server will want TLS.
-    pub fn before_install(c: &Cluster) {
+    /// Returns install's arguments: a values file naming the image of this server's major
+    /// version (install records it; later commands reuse it).
+    pub fn before_install(c: &Cluster) -> [String; 2] {
         c.fake.set_pod_ip(
             &std::env::var("PHONEBILL_TEST_POD_IP")
                 .expect("PHONEBILL_TEST_POD_IP: run `bash scripts/test.sh`"),
         );
+        let values = c.dir.path().join("pod-values.yaml");
+        std::fs::write(&values, format!("image: {}\n", Pg::get().image())).unwrap();
+        ["--values".into(), values.display().to_string()]
     }
 
     /// After install: the server the pod would run.
@@ -292,8 +297,8 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_releases_own_rules_trust_nobody_and_want_tls_off_the_pod() {
     let c = Cluster::with_plan_class().await;
-    PodServer::before_install(&c);
-    c.install_ok(&[]).await;
+    let values = PodServer::before_install(&c);
+    c.install_ok(&[&values[0], &values[1]]).await;
     let pod = PodServer::start(&c);
     let lo = format!("host=127.0.0.1 port={} dbname=phonebill_auth", pod.port);
 
@@ -473,8 +478,8 @@ async fn async_psql(pod: &PodServer, conninfo: &str, password: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_on_the_releases_own_server_checks_tls_and_the_certificate() {
     let c = Cluster::with_plan_class().await;
-    PodServer::before_install(&c);
-    c.install_ok(&[]).await;
+    let values = PodServer::before_install(&c);
+    c.install_ok(&[&values[0], &values[1]]).await;
     let pod = PodServer::start(&c);
     let applied = c.run(&["apply-schema"]).await;
     assert_eq!(applied.code, 0, "{}", applied.stderr);

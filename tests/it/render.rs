@@ -102,9 +102,16 @@ fn names_labels_and_selectors_follow_the_runbook() {
             None
         }
     }) {
+        // The StatefulSet's labels and its pod's name (set by the StatefulSet controller): an
+        // upgrade's second StatefulSet has the same labels and is not served until it switches.
+        let mut serving = p.selector_labels();
+        serving.insert(
+            "statefulset.kubernetes.io/pod-name".into(),
+            "auth-postgres-dev-postgresql-0".into(),
+        );
         assert_eq!(
             svc.spec.as_ref().unwrap().selector.as_ref().unwrap(),
-            &p.selector_labels(),
+            &serving,
             "{:?}",
             svc.metadata.name
         );
@@ -404,8 +411,20 @@ fn every_rendered_object_passes_the_kubernetes_1_33_schemas() {
         tool_version: "0.1.0".into(),
         installed_at: "2026-11-24T00:00:00Z".into(),
         installed_by: "someone@example.com".into(),
+        // As upgrade leaves it until --finalize.
+        upgrade: Some(phonebill_db::k8s::record::UpgradeState {
+            from_values: serde_yaml::from_str("storage: {className: managed-csi}").unwrap(),
+            from_major: 16,
+            from_stateful_set: "auth-postgres-dev-postgresql".into(),
+            from_claim: "data-auth-postgres-dev-postgresql-0".into(),
+            to_major: 17,
+            backup: "phonebill_auth-dev-before-pg17-20261124T000000Z.dump".into(),
+            switched_at: "2026-11-24T00:00:00Z".into(),
+        }),
     };
     let record = render::release_record(&profile, &record).unwrap();
+    let upgrade = record.data.as_ref().unwrap()["upgrade.yaml"].clone();
+    assert!(upgrade.contains("toMajor: 17"), "{upgrade}");
     // As JSON, as the tool sends it (a YAML 1.1 reader takes an unquoted time for a timestamp).
     validate_against_schemas(&serde_json::to_string(&record).unwrap());
 }

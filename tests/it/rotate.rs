@@ -198,7 +198,7 @@ async fn the_admin_password_from_the_environment_and_every_refusal_changes_nothi
     let kc = r.cluster.kubeconfig.display().to_string();
     let with_env = async |env: &[(&str, &str)], args: &[&str]| {
         let mut all = args.to_vec();
-        all.extend(["--kubeconfig", &kc, "--values", &r.values]);
+        all.extend(["--kubeconfig", &kc, "--values", r.values_for(args)]);
         crate::support::run_bin_env(r.cluster.dir.path(), &all, env).await
     };
 
