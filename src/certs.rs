@@ -78,11 +78,21 @@ pub fn server_names(profile: &Profile) -> Vec<String> {
         out.push(format!("{svc}.{ns}.svc"));
         out.push(format!("{svc}.{ns}.svc.cluster.local"));
     }
-    out.push(format!("{}.{}.{ns}.svc", n.pod, n.headless_service));
-    out.push(format!(
-        "{}.{}.{ns}.svc.cluster.local",
-        n.pod, n.headless_service
-    ));
+    // The first pod's own name; after an upgrade moved the data to another StatefulSet, any pod
+    // of the headless Service (libpq matches a wildcard in the leftmost label), so that one
+    // certificate serves the StatefulSets on both sides of the upgrade and of a rollback.
+    let first = format!("{}-postgresql-0", profile.release);
+    let mut pods = vec![first];
+    if n.pod != pods[0] {
+        pods.push("*".into());
+    }
+    for pod in pods {
+        out.push(format!("{pod}.{}.{ns}.svc", n.headless_service));
+        out.push(format!(
+            "{pod}.{}.{ns}.svc.cluster.local",
+            n.headless_service
+        ));
+    }
     out
 }
 
@@ -276,6 +286,18 @@ mod tests {
 
     fn dev() -> Profile {
         Profile::load("dev", None).unwrap()
+    }
+
+    #[test]
+    fn after_an_upgrade_the_certificate_names_any_pod_of_the_headless_service() {
+        let plain = server_names(&dev());
+        assert!(!plain.iter().any(|n| n.starts_with('*')), "{plain:?}");
+        let mut upgraded = dev();
+        upgraded.cluster.as_mut().unwrap().data_set = Some("pg17".into());
+        let names = server_names(&upgraded);
+        // Everything the release's certificate named before, so that a rollback renews nothing.
+        assert!(plain.iter().all(|n| names.contains(n)), "{names:?}");
+        assert!(names.contains(&"*.auth-postgres-dev-postgresql-hl.phonebill-dev.svc".to_string()));
     }
 
     #[test]

@@ -390,7 +390,14 @@ impl FakeKube {
 
     /// The pod `ns/pod` stands for a server of its own (e.g. the second StatefulSet of an
     /// upgrade): its port-forwards to `port` reach `target`, its exec commands run with `env`.
-    pub fn route_pod(&self, ns: &str, pod: &str, port: u16, target: SocketAddr, env: &[(&str, &str)]) {
+    pub fn route_pod(
+        &self,
+        ns: &str,
+        pod: &str,
+        port: u16,
+        target: SocketAddr,
+        env: &[(&str, &str)],
+    ) {
         let route = PodRoute {
             forwards: [(port, target)].into_iter().collect(),
             exec_env: env
@@ -398,7 +405,9 @@ impl FakeKube {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
-        self.cluster().pod_routes.insert((ns.into(), pod.into()), route);
+        self.cluster()
+            .pod_routes
+            .insert((ns.into(), pod.into()), route);
     }
 
     /// The kubelet does not start the pod `ns/pod` (its containers stay waiting in

@@ -11,6 +11,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, PostParams};
 use serde::Serialize;
 
+use crate::check::{self, Check};
 use crate::cli::parse_duration;
 use crate::context::Ctx;
 use crate::error::{ExitCode, user_error};
@@ -20,11 +21,10 @@ use crate::k8s::diagnose::{Finding, diagnose, storage_class_hint};
 use crate::k8s::preflight::{self, APPLIED, Access, OBSERVED};
 use crate::k8s::record::{self, Record};
 use crate::k8s::watches::Wake;
-use crate::check::{self, Check};
 use crate::k8s::{Kube, inventory, resize, upgrade, wait};
-use crate::profile::{image_major, image_with_major};
 use crate::passwords::{self, Origin};
 use crate::profile::merged;
+use crate::profile::{image_major, image_with_major};
 use crate::render;
 use crate::ui::{Outcome, table};
 
@@ -319,10 +319,14 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             if let Some(from) = image_change {
                 let spinner = ui.spinner("verifying the new minor version");
                 report.image_changed_from = Some(from);
-                report.checks = match crate::db::connect::Db::for_release(kube.clone(), &profile).await {
-                    Ok(db) => super::restore::database_checks_for(&profile, &db).await,
-                    Err(e) => vec![Check::fail("admin connects", crate::error::report(&e).error)],
-                };
+                report.checks =
+                    match crate::db::connect::Db::for_release(kube.clone(), &profile).await {
+                        Ok(db) => super::restore::database_checks_for(&profile, &db).await,
+                        Err(e) => vec![Check::fail(
+                            "admin connects",
+                            crate::error::report(&e).error,
+                        )],
+                    };
                 spinner.finish_and_clear();
             }
             ui.emit(&report, text)?;
@@ -380,9 +384,14 @@ fn image_change_of(sts: &StatefulSet, profile: &crate::profile::Profile) -> Resu
     match (image_major(&running), cluster.image_major()) {
         (Some(from), Some(to)) if from != to => {
             let hint = if to > from {
-                format!("`phonebill-db upgrade --major {to}` moves the data to PostgreSQL {to} side by side (backup, restore, verify, switch)")
+                format!(
+                    "`phonebill-db upgrade --major {to}` moves the data to PostgreSQL {to} side by side (backup, restore, verify, switch)"
+                )
             } else {
-                format!("PostgreSQL cannot go back to an older major version: keep `image` at {from} (e.g. {})", image_with_major(&cluster.image, from))
+                format!(
+                    "PostgreSQL cannot go back to an older major version: keep `image` at {from} (e.g. {})",
+                    image_with_major(&cluster.image, from)
+                )
             };
             Err(user_error(format!(
                 "StatefulSet {} holds PostgreSQL {from} data ({running}); the image {} is PostgreSQL {to}, which would not start on it; nothing was changed",

@@ -160,7 +160,12 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
         }
         // Switched already (perhaps interrupted while switching): make sure of the switch.
         switch(ctx, kube, &ctx.profile).await?;
-        let mut r = report(ctx, kube, "alreadySwitched", ctx.profile.names().stateful_set);
+        let mut r = report(
+            ctx,
+            kube,
+            "alreadySwitched",
+            ctx.profile.names().stateful_set,
+        );
         r.from_major = Some(up.from_major);
         r.to_major = Some(to);
         r.backup = Some(up.backup);
@@ -191,7 +196,10 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
     })?;
     if to <= from {
         let why = if to == from {
-            format!("release {} already runs PostgreSQL {from}", ctx.profile.release)
+            format!(
+                "release {} already runs PostgreSQL {from}",
+                ctx.profile.release
+            )
         } else {
             format!(
                 "PostgreSQL cannot move data from major version {from} down to {to}: release {} keeps {from}",
@@ -213,7 +221,10 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
         return Err(user_error(format!(
             "--image {image} does not name PostgreSQL {to} in its tag; nothing was changed"
         ))
-        .hint(format!("give an image tagged {to} (e.g. {})", image_with_major(&image, to)))
+        .hint(format!(
+            "give an image tagged {to} (e.g. {})",
+            image_with_major(&image, to)
+        ))
         .exit(ExitCode::Usage)
         .into());
     }
@@ -351,9 +362,15 @@ async fn move_data(
     let taken = taken.context("backing up the old server")?;
 
     let names = next.names();
-    let sts = render_statefulset(kube, next).await?;
-    crate::k8s::apply::apply(kube, &Object::StatefulSet(sts), ApplyOptions::default()).await?;
-    let bar = ui.spinner(format!("waiting for {} to become ready", names.stateful_set));
+    // The new StatefulSet, and the server certificate it mounts (renewed once if it did not name
+    // the new pod): the Services and everything else stay as they are until the switch.
+    for object in beside(kube, next).await? {
+        crate::k8s::apply::apply(kube, &object.with_secret_data(), ApplyOptions::default()).await?;
+    }
+    let bar = ui.spinner(format!(
+        "waiting for {} to become ready",
+        names.stateful_set
+    ));
     let mut wake = Wake::release(kube, next);
     let waited = unless_interrupted(
         wait::rollout(kube, next, args.timeout, ui, &bar, &mut wake),
@@ -419,33 +436,42 @@ async fn move_data(
     Ok((taken.file, checks))
 }
 
-/// Apply everything `profile` renders: with an upgrade's profile the Services select its pod.
+/// Apply everything `profile` renders but the StatefulSets: the Services then select its pod.
+/// No pod is rolled: the StatefulSet switched to keeps its template (after a rollback the old
+/// pod keeps the certificate it started with; the next install rolls it onto the renewed one).
 async fn switch(ctx: &Ctx, kube: &Kube, profile: &Profile) -> Result<()> {
     let names = profile.names();
     let (passwords, _) = crate::passwords::resolve(kube, &names).await?;
     let (tls, _) = crate::passwords::tls(kube, profile).await?;
-    let objects = render::render(profile, &passwords, &tls)?;
+    let objects: Vec<Object> = render::render(profile, &passwords, &tls)?
+        .into_iter()
+        .filter(|o| !matches!(o, Object::StatefulSet(_)))
+        .collect();
     apply_all(kube, &ctx.ui, objects, ApplyOptions::default(), true)
         .await
         .with_context(|| format!("switching the Services to {}", names.stateful_set))?;
     Ok(())
 }
 
-/// The StatefulSet `profile` renders (with the release's passwords and certificate).
-async fn render_statefulset(
-    kube: &Kube,
-    profile: &Profile,
-) -> Result<k8s_openapi::api::apps::v1::StatefulSet> {
+/// What `profile` renders that a StatefulSet beside the serving one needs: itself and the
+/// server certificate's Secret (with the release's passwords and certificate).
+async fn beside(kube: &Kube, profile: &Profile) -> Result<Vec<Object>> {
     let names = profile.names();
     let (passwords, _) = crate::passwords::resolve(kube, &names).await?;
     let (tls, _) = crate::passwords::tls(kube, profile).await?;
-    render::render(profile, &passwords, &tls)?
+    let objects: Vec<Object> = render::render(profile, &passwords, &tls)?
         .into_iter()
-        .find_map(|o| match o {
-            Object::StatefulSet(s) => Some(s),
-            _ => None,
+        .filter(|o| match o {
+            Object::StatefulSet(_) => true,
+            Object::Secret(s) => s.metadata.name.as_deref() == Some(&names.tls_secret),
+            _ => false,
         })
-        .context("the profile renders no StatefulSet (a bug)")
+        .collect();
+    anyhow::ensure!(
+        objects.len() == 2,
+        "the profile renders no StatefulSet or certificate Secret (a bug)"
+    );
+    Ok(objects)
 }
 
 async fn finalize(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
@@ -498,7 +524,10 @@ async fn rollback(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
     };
     let mut old = Profile::load_layers(
         &ctx.global.env,
-        &[Layer::new("the values before the upgrade", up.from_values.clone())],
+        &[Layer::new(
+            "the values before the upgrade",
+            up.from_values.clone(),
+        )],
     )?;
     old.namespace = ctx.profile.namespace.clone();
     old.release = ctx.profile.release.clone();

@@ -771,7 +771,10 @@ async fn server_version(admin: &Client, profile: &Profile, on_pod: bool) -> Resu
         ),
         Some(major) if major == server.major => Check::pass(
             name,
-            format!("PostgreSQL {}, as the image {}", server.version, cluster.image),
+            format!(
+                "PostgreSQL {}, as the image {}",
+                server.version, cluster.image
+            ),
         ),
         Some(major) => {
             let detail = format!(

@@ -656,7 +656,11 @@ mod tests {
         // The Services keep their names: clients do not change.
         assert_eq!(n.service, "auth-postgres-dev-postgresql");
         assert_eq!(n.headless_service, "auth-postgres-dev-postgresql-hl");
-        for bad in ["dataSet: v17\n", "dataSet: pg\n", "dataSet: pg17\nrelease: a-release-name-of-thirty-nine-chars-xx\n"] {
+        for bad in [
+            "dataSet: v17\n",
+            "dataSet: pg\n",
+            "dataSet: pg17\nrelease: a-release-name-of-thirty-nine-chars-xx\n",
+        ] {
             let f = values(bad);
             let e = crate::error::report(&Profile::load("dev", Some(f.path())).unwrap_err());
             assert!(e.error.contains("key `dataSet`"), "{bad}: {}", e.error);

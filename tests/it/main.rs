@@ -40,3 +40,4 @@ mod snapshots;
 mod status;
 mod tls;
 mod uninstall;
+mod upgrade;

@@ -68,6 +68,12 @@ impl PodServer {
 
     /// After install: the server the pod would run.
     pub fn start(c: &Cluster) -> PodServer {
+        PodServer::start_as(c, STS, None)
+    }
+
+    /// The server of StatefulSet `sts`'s pod; with `routed`, only that pod's port-forwards and
+    /// exec lead to it (a second StatefulSet beside the first, as during an upgrade).
+    pub fn start_as(c: &Cluster, sts: &str, routed: Option<&str>) -> PodServer {
         let pg = Pg::get();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
@@ -81,7 +87,7 @@ impl PodServer {
                 "auth-postgres-dev-postgresql-configuration",
             )
             .unwrap();
-        let sts = c.fake.get("StatefulSet", NS, STS).unwrap();
+        let sts = c.fake.get("StatefulSet", NS, sts).unwrap();
         let container = &sts["spec"]["template"]["spec"]["containers"][0];
         let env = |name: &str| {
             container["env"]
@@ -226,28 +232,36 @@ impl PodServer {
         // The pod's server: its loopback and its network address.
         pg_ctl(&["start"], Some(server(&format!("127.0.0.1,{pod_ip}"))));
 
-        c.fake.forward_port(5432, ([127, 0, 0, 1], port).into());
-        let pod = c
-            .fake
-            .get("Pod", NS, "auth-postgres-dev-postgresql-0")
-            .unwrap();
-        assert_eq!(
-            pod["status"]["podIP"],
-            pod_ip.as_str(),
-            "call PodServer::before_install first"
-        );
         let path = format!(
             "{}:{}",
             pg.bin.display(),
             std::env::var("PATH").unwrap_or_default()
         );
         let port_text = port.to_string();
-        c.fake.exec_env(&[
-            ("PATH", &path),
+        let exec_env = [
+            ("PATH", path.as_str()),
             ("PGHOST", "127.0.0.1"),
             ("PGPORT", &port_text),
             ("PGPASSWORD", &admin_password),
-        ]);
+        ];
+        match routed {
+            Some(pod) => c
+                .fake
+                .route_pod(NS, pod, 5432, ([127, 0, 0, 1], port).into(), &exec_env),
+            None => {
+                c.fake.forward_port(5432, ([127, 0, 0, 1], port).into());
+                c.fake.exec_env(&exec_env);
+                let pod = c
+                    .fake
+                    .get("Pod", NS, "auth-postgres-dev-postgresql-0")
+                    .unwrap();
+                assert_eq!(
+                    pod["status"]["podIP"],
+                    pod_ip.as_str(),
+                    "call PodServer::before_install first"
+                );
+            }
+        }
         PodServer {
             dir,
             port,
@@ -269,6 +283,36 @@ impl PodServer {
             c.env("PGPASSWORD", p);
         }
         sh(&mut c)
+    }
+
+    /// Run SQL as `user` in `db` over TCP (no TLS: loopback); stdout (unaligned, tuples only),
+    /// or the error.
+    pub fn sql(&self, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
+        let mut c = Command::new(self.bin.join("psql"));
+        c.args([
+            "-X",
+            "-w",
+            "-tA",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+        ])
+        .args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            user,
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .env_clear()
+        .env("HOME", self.dir.path())
+        .env("PGPASSWORD", password)
+        .env("PGSSLMODE", "disable");
+        sh(&mut c).map(|s| s.trim().to_string())
     }
 
     pub fn rewrite_hba(&self, text: &str) {

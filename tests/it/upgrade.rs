@@ -1,0 +1,499 @@
+//! `upgrade --major N` end to end on the fake cluster, with a real PostgreSQL behind each pod
+//! (`PodServer`: started from what install and upgrade put in the cluster, as the image would).
+//!
+//! What is and is not tested here: Debian 12 ships one PostgreSQL major version (15), so both
+//! servers are 15. The old release is installed with the image tag `postgres:14` (its server is
+//! really 15) and upgraded with `--major 15`: the tool's part — read-only old server, backup,
+//! second StatefulSet and claim, restore, verify (whose version check compares the new server
+//! with the image, 15 = 15), switch, finalize, rollback, resume — runs for real; pg_dump and
+//! pg_restore crossing two real major versions do not (PostgreSQL documents that pg_dump output
+//! restores into newer servers; see docs/commands/upgrade.md).
+
+use serde_json::Value;
+
+use crate::pod::PodServer;
+use crate::support::{Cluster, NS, PVC, Run, STS, bin_command};
+
+const NEW_STS: &str = "auth-postgres-dev-postgresql-pg15";
+const NEW_POD: &str = "auth-postgres-dev-postgresql-pg15-0";
+const NEW_PVC: &str = "data-auth-postgres-dev-postgresql-pg15-0";
+const DB: &str = "phonebill_auth";
+
+/// A release installed on "PostgreSQL 14" (the image tag; the server is Debian's 15), its schema
+/// applied, two rows written by the app.
+async fn old_release() -> (Cluster, PodServer) {
+    let c = Cluster::with_plan_class().await;
+    // Named as PostgreSQL 14; the pod's server is 15 (the only one Debian 12 has).
+    PodServer::before_install(&c);
+    let values = c.dir.path().join("old-values.yaml");
+    std::fs::write(&values, "image: docker.io/library/postgres:14\n").unwrap();
+    c.install_ok(&["--values", &values.display().to_string()])
+        .await;
+    let old = PodServer::start(&c);
+    let applied = c.run(&["apply-schema", "-o", "json"]).await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    for id in ["before-1", "before-2"] {
+        write_row(&old, id).expect("the app writes on the old server");
+    }
+    (c, old)
+}
+
+/// The app role writes a row (a login, marked by its session id).
+fn write_row(server: &PodServer, id: &str) -> Result<String, String> {
+    server.sql(
+        "auth_user",
+        &server.app_password,
+        DB,
+        &format!(
+            "INSERT INTO auth_login_history (login_type, login_status, session_id) VALUES ('LOGIN', 'SUCCESS', '{id}')"
+        ),
+    )
+}
+
+fn rows(server: &PodServer) -> Vec<String> {
+    let out = server
+        .sql(
+            "postgres",
+            &server.admin_password,
+            DB,
+            "SELECT session_id FROM auth_login_history WHERE session_id LIKE 'before-%' ORDER BY 1",
+        )
+        .expect("read the rows");
+    out.lines().map(str::to_string).collect()
+}
+
+fn selector_pod(c: &Cluster, service: &str) -> String {
+    let svc = c.fake.get("Service", NS, service).unwrap();
+    svc["spec"]["selector"]["statefulset.kubernetes.io/pod-name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn exists(c: &Cluster, kind: &str, name: &str) -> bool {
+    c.fake.get(kind, NS, name).is_some()
+}
+
+fn record(c: &Cluster) -> Value {
+    c.fake
+        .get("ConfigMap", NS, "auth-postgres-dev-values")
+        .expect("the release's record")["data"]
+        .clone()
+}
+
+/// `upgrade ARGS` run in the background while the test plays the new pod: held by the kubelet
+/// until its server (started from the new StatefulSet) answers for it.
+async fn upgrade_with_new_server(c: &Cluster, args: &[&str]) -> (Run, PodServer) {
+    c.fake.hold_pod(NS, NEW_POD);
+    let kc = c.kubeconfig.display().to_string();
+    let mut all = vec!["upgrade"];
+    all.extend(args);
+    all.extend(["--kubeconfig", &kc]);
+    let child = bin_command(c.dir.path(), &all)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !exists(c, "StatefulSet", NEW_STS) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "upgrade made no StatefulSet {NEW_STS}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let server = PodServer::start_as(c, NEW_STS, Some(NEW_POD));
+    c.fake.release_pod(NS, NEW_POD);
+    let out = child.wait_with_output().await.unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (run, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() {
+    let (c, old) = old_release().await;
+    let (run, new) = upgrade_with_new_server(&c, &["--major", "15", "--yes", "-o", "json"]).await;
+    let report = run.ok_json();
+    assert_eq!(report["outcome"], "upgraded", "{report}");
+    assert_eq!(report["fromMajor"], 14);
+    assert_eq!(report["toMajor"], 15);
+    assert_eq!(report["serving"], NEW_STS);
+    assert_eq!(report["passed"], true, "{report}");
+    let version = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "server version")
+        .expect("verify's version check ran on the new server")
+        .clone();
+    assert_eq!(version["status"], "pass", "{version}");
+    let backup = report["backup"].as_str().unwrap();
+    assert!(
+        c.dir.path().join(backup).exists() || std::path::Path::new(backup).exists(),
+        "{backup}"
+    );
+
+    // The rows are on the new server; the Services lead to its pod; the old one is kept.
+    assert_eq!(rows(&new), ["before-1", "before-2"]);
+    for service in [
+        "auth-postgres-dev-postgresql",
+        "auth-postgres-dev-postgresql-hl",
+        "auth-postgres-dev-postgresql-metrics",
+    ] {
+        assert_eq!(selector_pod(&c, service), NEW_POD, "{service}");
+    }
+    assert!(exists(&c, "StatefulSet", STS) && exists(&c, "PersistentVolumeClaim", PVC));
+    let sts = c.fake.get("StatefulSet", NS, NEW_STS).unwrap();
+    // The switch did not touch the new StatefulSet (its pod was not restarted).
+    assert_eq!(sts["metadata"]["generation"], 1, "{sts}");
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["containers"][0]["image"],
+        "docker.io/library/postgres:15"
+    );
+    // The old server refuses the app's writes (nothing written there after the backup is lost).
+    let refused = write_row(&old, "after-switch").unwrap_err();
+    assert!(refused.contains("read-only transaction"), "{refused}");
+    write_row(&new, "after-switch").expect("the app writes on the new server");
+    let data = record(&c);
+    assert!(
+        data["values.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("dataSet: pg15"),
+        "{data}"
+    );
+    assert!(
+        data["upgrade.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("fromMajor: 14")
+    );
+
+    // Every command now works on the new StatefulSet.
+    let verify = c.run(&["verify", "-o", "json"]).await;
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
+    let status = c.run(&["status"]).await;
+    assert!(
+        status.stdout.contains("upgraded from PostgreSQL 14 to 15"),
+        "{}",
+        status.stdout
+    );
+    // install leaves the choice to upgrade while two StatefulSets run; nothing changes.
+    let before = c.versions();
+    c.run(&["install"])
+        .await
+        .refused(2, "has an upgrade under way", "upgrade --finalize");
+    // The same command again: already switched, nothing to do.
+    let again = c
+        .run(&["upgrade", "--major", "15", "--yes", "-o", "json"])
+        .await
+        .ok_json();
+    assert_eq!(again["outcome"], "alreadySwitched");
+    assert_eq!(c.versions(), before);
+
+    let done = c
+        .run(&["upgrade", "--finalize", "--yes", "-o", "json"])
+        .await
+        .ok_json();
+    assert_eq!(done["outcome"], "finalized");
+    assert!(!exists(&c, "StatefulSet", STS));
+    assert!(
+        c.fake
+            .get("PersistentVolumeClaim", NS, PVC)
+            .is_none_or(|p| p["metadata"]["deletionTimestamp"].is_string()),
+        "the old claim is deleted"
+    );
+    assert!(record(&c).get("upgrade.yaml").is_none());
+    // A plain install afterwards finds the release as upgrade left it: nothing to change.
+    let installed = c.install_ok(&[]).await;
+    let changed: Vec<&Value> = installed["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["change"] != "unchanged")
+        .collect();
+    assert!(changed.is_empty(), "{changed:?}");
+    assert_eq!(rows(&new), ["before-1", "before-2"]);
+    let kept = new
+        .sql(
+            "postgres",
+            &new.admin_password,
+            DB,
+            "SELECT count(*) FROM auth_login_history WHERE session_id = 'after-switch'",
+        )
+        .unwrap();
+    assert_eq!(kept, "1", "what the app wrote after the switch stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_switches_back_and_the_old_server_takes_writes_again() {
+    let (c, old) = old_release().await;
+    let (run, new) = upgrade_with_new_server(&c, &["--major", "15", "--yes", "-o", "json"]).await;
+    assert_eq!(run.ok_json()["outcome"], "upgraded");
+    write_row(&new, "after-switch").unwrap();
+    let old_sts = c.fake.get("StatefulSet", NS, STS).unwrap();
+
+    let back = c
+        .run(&["upgrade", "--rollback", "--yes", "-o", "json"])
+        .await
+        .ok_json();
+    assert_eq!(back["outcome"], "rolledBack", "{back}");
+    assert_eq!(back["serving"], STS);
+    assert_eq!(back["kept"], serde_json::json!([NEW_PVC]));
+    assert_eq!(
+        selector_pod(&c, "auth-postgres-dev-postgresql"),
+        "auth-postgres-dev-postgresql-0"
+    );
+    assert!(!exists(&c, "StatefulSet", NEW_STS));
+    assert!(
+        exists(&c, "PersistentVolumeClaim", NEW_PVC),
+        "the new claim keeps what was written since the switch"
+    );
+    // The old StatefulSet was not rolled (same certificate, same template).
+    assert_eq!(
+        c.fake.get("StatefulSet", NS, STS).unwrap()["metadata"]["generation"],
+        old_sts["metadata"]["generation"]
+    );
+    write_row(&old, "after-rollback").expect("the app writes on the old server again");
+    let data = record(&c);
+    assert!(data.get("upgrade.yaml").is_none(), "{data}");
+    let values = data["values.yaml"].as_str().unwrap();
+    assert!(
+        !values.contains("dataSet") && values.contains("postgres:14"),
+        "{values}"
+    );
+    // Nothing left to roll back or finalize (once the deleted StatefulSet's pod is gone).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while exists(&c, "Pod", NEW_POD) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let before = c.versions();
+    c.run(&["upgrade", "--rollback", "--yes"]).await.refused(
+        2,
+        "has no upgrade to roll back",
+        "status",
+    );
+    c.run(&["upgrade", "--finalize", "--yes"]).await.refused(
+        2,
+        "no switched upgrade to finalize",
+        "upgrade --major N",
+    );
+    assert_eq!(c.versions(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_that_stops_part_way_switches_nothing_and_the_same_command_goes_on() {
+    let (c, old) = old_release().await;
+    // The new pod never starts within the timeout.
+    c.fake.hold_pod(NS, NEW_POD);
+    let run = c
+        .run(&["upgrade", "--major", "15", "--yes", "--timeout", "3s"])
+        .await;
+    run.failed_saying(
+        3,
+        &[
+            "timed out",
+            NEW_STS,
+            "did not switch",
+            "run the same command again",
+        ],
+    );
+    assert_eq!(
+        selector_pod(&c, "auth-postgres-dev-postgresql"),
+        "auth-postgres-dev-postgresql-0"
+    );
+    assert!(record(&c).get("upgrade.yaml").is_none());
+    write_row(&old, "before-3").expect("the old server takes the app's writes again");
+    // install will not choose between the two StatefulSets.
+    c.run(&["install"])
+        .await
+        .refused(2, "has an upgrade under way", "upgrade --rollback");
+
+    // Run again: the StatefulSet made the first time is used, the data moved, the switch made.
+    let (run, new) = upgrade_with_new_server(&c, &["--major", "15", "--yes", "-o", "json"]).await;
+    let report = run.ok_json();
+    assert_eq!(report["outcome"], "upgraded", "{report}");
+    assert_eq!(rows(&new), ["before-1", "before-2", "before-3"]);
+    assert_eq!(selector_pod(&c, "auth-postgres-dev-postgresql"), NEW_POD);
+
+    // Abandoning an upgrade that never switched: the second StatefulSet goes, its claim stays.
+    let c2 = {
+        let (c2, _old2) = old_release().await;
+        c2.fake.hold_pod(NS, NEW_POD);
+        let run = c2
+            .run(&["upgrade", "--major", "15", "--yes", "--timeout", "2s"])
+            .await;
+        assert_eq!(run.code, 3, "{}", run.stderr);
+        let back = c2
+            .run(&["upgrade", "--rollback", "--yes", "-o", "json"])
+            .await
+            .ok_json();
+        assert_eq!(back["outcome"], "rolledBack");
+        assert_eq!(
+            back["deleted"],
+            serde_json::json!([format!("StatefulSet/{NEW_STS}")])
+        );
+        assert_eq!(back["kept"], serde_json::json!([NEW_PVC]));
+        c2
+    };
+    assert!(!exists(&c2, "StatefulSet", NEW_STS));
+    c2.install_ok(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_changes_nothing() {
+    // Not installed.
+    let empty = Cluster::with_plan_class().await;
+    empty
+        .run(&["upgrade", "--major", "16", "--yes"])
+        .await
+        .refused(2, "is not installed", "phonebill-db install");
+
+    let (c, _old) = old_release().await;
+    let before = c.versions();
+    for (args, error, hint) in [
+        (
+            vec!["--major", "14", "--yes"],
+            "already runs PostgreSQL 14",
+            "above 14",
+        ),
+        (
+            vec!["--major", "13", "--yes"],
+            "cannot move data from major version 14 down to 13",
+            "restore a backup",
+        ),
+        (
+            vec!["--major", "15", "--image", "postgres:16", "--yes"],
+            "does not name PostgreSQL 15",
+            "postgres:15",
+        ),
+        (vec!["--major", "15"], "", "--yes"),
+        (
+            vec!["--major", "15", "--env", "prod", "--yes"],
+            "managed server",
+            "az postgres flexible-server upgrade",
+        ),
+        (
+            vec!["--finalize", "--yes"],
+            "no switched upgrade to finalize",
+            "upgrade --major N",
+        ),
+        (
+            vec!["--rollback", "--yes"],
+            "has no upgrade to roll back",
+            "status",
+        ),
+    ] {
+        let mut all = vec!["upgrade"];
+        all.extend(args.iter().copied());
+        c.run(&all).await.refused(2, error, hint);
+    }
+    let values = c.dir.path().join("v.yaml");
+    std::fs::write(&values, "image: postgres:15\n").unwrap();
+    let v = values.display().to_string();
+    c.run(&["upgrade", "--major", "15", "--yes", "--values", &v])
+        .await
+        .refused(2, "--values is install's", "install --values FILE");
+    // clap: one action, a version PostgreSQL has.
+    assert_eq!(c.run(&["upgrade", "--yes"]).await.code, 2);
+    assert_eq!(
+        c.run(&["upgrade", "--major", "15", "--finalize"])
+            .await
+            .code,
+        2
+    );
+    assert_eq!(c.run(&["upgrade", "--major", "9"]).await.code, 2);
+    // install will not change the major version over the data.
+    std::fs::write(&values, "image: docker.io/library/postgres:16\n").unwrap();
+    c.run(&["install", "--values", &v]).await.refused(
+        2,
+        "holds PostgreSQL 14 data",
+        "upgrade --major 16",
+    );
+    std::fs::write(&values, "image: docker.io/library/postgres:13\n").unwrap();
+    c.run(&["install", "--values", &v]).await.refused(
+        2,
+        "which would not start on it",
+        "keep `image` at 14",
+    );
+    assert_eq!(c.versions(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minor_image_change_rolls_out_then_verifies_and_verify_names_a_major_mismatch() {
+    let c = Cluster::with_plan_class().await;
+    let values = PodServer::before_install(&c);
+    c.install_ok(&[&values[0], &values[1]]).await;
+    let _server = PodServer::start(&c);
+    let applied = c.run(&["apply-schema"]).await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let major = crate::pg::Pg::get().major();
+
+    let minor = c.dir.path().join("minor.yaml");
+    std::fs::write(
+        &minor,
+        format!("image: docker.io/library/postgres:{major}.99-bookworm\n"),
+    )
+    .unwrap();
+    let report = c
+        .install_ok(&["--values", &minor.display().to_string()])
+        .await;
+    assert_eq!(
+        report["imageChangedFrom"],
+        format!("docker.io/library/postgres:{major}"),
+        "{report}"
+    );
+    let checks = report["checks"].as_array().expect("verify ran");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["name"] == "server version" && c["status"] == "pass"),
+        "{report}"
+    );
+    assert!(checks.iter().all(|c| c["status"] != "fail"), "{report}");
+    // The same image again: nothing rolled, no verify.
+    let again = c.install_ok(&[]).await;
+    assert!(again.get("checks").is_none(), "{again}");
+
+    // A profile whose image is another major version than the server's: verify fails and says how.
+    let other = c.dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        format!("image: docker.io/library/postgres:{}\n", major + 1),
+    )
+    .unwrap();
+    let run = c
+        .run(&[
+            "verify",
+            "-o",
+            "json",
+            "--values",
+            &other.display().to_string(),
+        ])
+        .await;
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    let version = run.json()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "server version")
+        .unwrap()
+        .clone();
+    assert_eq!(version["status"], "fail");
+    assert!(
+        version["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("is major {}", major + 1)),
+        "{version}"
+    );
+    assert!(
+        run.hint_line().contains("upgrade --major N"),
+        "{}",
+        run.stderr
+    );
+}
