@@ -157,16 +157,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     // PostgreSQL major version; a minor version's image is followed by verify.
     let mut image_change = None;
     if namespace_exists {
-        let live = Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
-            .get_opt(&names.stateful_set)
-            .await
-            .map_err(|e| {
-                api_error(
-                    e,
-                    &format!("reading StatefulSet {}", names.stateful_set),
-                    &kube.server,
-                )
-            })?;
+        let live = crate::k8s::release::live_statefulset(&kube, &profile).await?;
         if let Some(refusal) = live
             .as_ref()
             .and_then(|sts| resize::volume_change(sts, &profile))

@@ -335,13 +335,23 @@ async fn move_data(
 ) -> Result<(String, Vec<Check>)> {
     let ui = &ctx.ui;
     let container = next.names().container;
+    // A re-run within the same second as a failed attempt must not meet that attempt's file.
     let dest = args.to.clone().unwrap_or_else(|| {
-        default_name(
-            &old.database,
-            &ctx.profile.environment,
-            Format::Custom,
-            &format!("before-pg{to}"),
-        )
+        let name = |label: String| {
+            default_name(
+                &old.database,
+                &ctx.profile.environment,
+                Format::Custom,
+                &label,
+            )
+        };
+        let mut dest = name(format!("before-pg{to}"));
+        let mut n = 2;
+        while dest.exists() {
+            dest = name(format!("before-pg{to}-{n}"));
+            n += 1;
+        }
+        dest
     });
     let interrupted = "run the same command again to go on, or `upgrade --rollback` to give the old server back to the application";
     let tools = Tools::for_db(old, &container, None);

@@ -177,3 +177,12 @@ pub fn restarts(pod: &Pod) -> i32 {
         .and_then(|s| s.container_statuses.as_ref())
         .map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum())
 }
+
+/// The StatefulSet the profile names (the one holding the data), if it exists.
+pub async fn live_statefulset(kube: &Kube, profile: &Profile) -> Result<Option<StatefulSet>> {
+    let name = profile.names().stateful_set;
+    Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
+        .get_opt(&name)
+        .await
+        .map_err(|e| api_error(e, &format!("reading StatefulSet {name}"), &kube.server))
+}

@@ -233,16 +233,7 @@ pub async fn plan(kube: &Kube, profile: &Profile, to: &str, ui: &Ui) -> Result<P
             ));
         }
     }
-    let sts = Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
-        .get_opt(&names.stateful_set)
-        .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!("reading StatefulSet {}", names.stateful_set),
-                &kube.server,
-            )
-        })?;
+    let sts = super::release::live_statefulset(kube, profile).await?;
     let in_template = sts
         .as_ref()
         .and_then(|s| template_size(s, &template_name(profile)));

@@ -23,16 +23,7 @@ pub struct Running {
 /// The StatefulSet the profile names (the one holding the data), if it exists.
 pub async fn running(kube: &Kube, profile: &Profile) -> Result<Option<Running>> {
     let names = profile.names();
-    let sts = Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
-        .get_opt(&names.stateful_set)
-        .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!("reading StatefulSet {}", names.stateful_set),
-                &kube.server,
-            )
-        })?;
+    let sts = super::release::live_statefulset(kube, profile).await?;
     Ok(sts.map(|s| {
         let image = container_image(&s, &names.container).unwrap_or_default();
         Running {

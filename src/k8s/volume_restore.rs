@@ -280,17 +280,8 @@ pub async fn recorded(kube: &Kube, profile: &Profile) -> Result<Option<Record>> 
 }
 
 async fn statefulset(kube: &Kube, profile: &Profile) -> Result<StatefulSet> {
-    let names = profile.names();
-    Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
-        .get_opt(&names.stateful_set)
-        .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!("reading StatefulSet {}", names.stateful_set),
-                &kube.server,
-            )
-        })?
+    super::release::live_statefulset(kube, profile)
+        .await?
         .ok_or_else(|| {
             user_error(format!(
                 "release {} is not installed in namespace {}; nothing was changed",

@@ -497,3 +497,66 @@ async fn a_minor_image_change_rolls_out_then_verifies_and_verify_names_a_major_m
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_the_new_server_starts_then_the_same_command_finishes_it() {
+    let (c, old) = old_release().await;
+    c.fake.hold_pod(NS, NEW_POD);
+    let kc = c.kubeconfig.display().to_string();
+    let child = bin_command(
+        c.dir.path(),
+        &["upgrade", "--major", "15", "--yes", "--kubeconfig", &kc],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !exists(&c, "Pod", NEW_POD) {
+        assert!(std::time::Instant::now() < deadline, "no new pod");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("it stops on Ctrl-C")
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("run the same command again"),
+        "{stderr}"
+    );
+    // Nothing switched, and the old server is the application's again.
+    assert_eq!(
+        selector_pod(&c, "auth-postgres-dev-postgresql"),
+        "auth-postgres-dev-postgresql-0"
+    );
+    assert!(record(&c).get("upgrade.yaml").is_none());
+    assert!(
+        stderr.contains("which the application may write again"),
+        "{stderr}"
+    );
+    write_row(&old, "while-stopped").expect("the app writes on the old server again");
+
+    let (run, new) = upgrade_with_new_server(&c, &["--major", "15", "--yes", "-o", "json"]).await;
+    assert_eq!(run.ok_json()["outcome"], "upgraded");
+    assert_eq!(rows(&new), ["before-1", "before-2"]);
+    let kept = new
+        .sql(
+            "postgres",
+            &new.admin_password,
+            DB,
+            "SELECT count(*) FROM auth_login_history WHERE session_id = 'while-stopped'",
+        )
+        .unwrap();
+    assert_eq!(
+        kept, "1",
+        "what the app wrote between the attempts moved too"
+    );
+    assert_eq!(selector_pod(&c, "auth-postgres-dev-postgresql"), NEW_POD);
+}
