@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
+use kube::api::Api;
 use serde::Serialize;
 use serde_yaml::Value;
 use tokio_postgres::Client;
@@ -26,7 +29,8 @@ use crate::db::dump::{self, DumpOptions, Source};
 use crate::db::restore;
 use crate::db::tools::Tools;
 use crate::error::{ExitCode, user_error};
-use crate::k8s::apply::ApplyOptions;
+use crate::k8s::apply::{ApplyOptions, apply_typed};
+use crate::k8s::client::api_error;
 use crate::k8s::preflight::Access;
 use crate::k8s::record::{self, UpgradeState};
 use crate::k8s::upgrade::{self as live, claim_of};
@@ -460,6 +464,30 @@ async fn switch(ctx: &Ctx, kube: &Kube, profile: &Profile) -> Result<()> {
     apply_all(kube, &ctx.ui, objects, ApplyOptions::default(), true)
         .await
         .with_context(|| format!("switching the Services to {}", names.stateful_set))?;
+    // expose's LoadBalancer, if there is one: as expose made it, selecting the new pod.
+    let Some(external) = &names.external_service else {
+        return Ok(());
+    };
+    let api: Api<Service> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let live = api
+        .get_opt(external)
+        .await
+        .map_err(|e| api_error(e, &format!("reading Service {external}"), &kube.server))?;
+    if let Some(live) = live {
+        let ranges = live
+            .spec
+            .as_ref()
+            .and_then(|s| s.load_balancer_source_ranges.clone())
+            .unwrap_or_default();
+        let internal = live
+            .annotations()
+            .get("service.beta.kubernetes.io/azure-load-balancer-internal")
+            .is_some_and(|v| v == "true");
+        let service = render::external_service(profile, &ranges, internal)?;
+        apply_typed(kube, api, &service, ApplyOptions::default())
+            .await
+            .with_context(|| format!("switching Service {external} to {}", names.pod))?;
+    }
     Ok(())
 }
 

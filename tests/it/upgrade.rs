@@ -116,6 +116,17 @@ async fn upgrade_with_new_server(c: &Cluster, args: &[&str]) -> (Run, PodServer)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() {
     let (c, old) = old_release().await;
+    let exposed = c
+        .run(&[
+            "expose",
+            "--allow",
+            "203.0.113.0/24",
+            "--internal",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(exposed.code, 0, "{}", exposed.stderr);
     let (run, new) = upgrade_with_new_server(&c, &["--major", "15", "--yes", "-o", "json"]).await;
     let report = run.ok_json();
     assert_eq!(report["outcome"], "upgraded", "{report}");
@@ -143,9 +154,20 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
         "auth-postgres-dev-postgresql",
         "auth-postgres-dev-postgresql-hl",
         "auth-postgres-dev-postgresql-metrics",
+        "auth-postgres-external",
     ] {
         assert_eq!(selector_pod(&c, service), NEW_POD, "{service}");
     }
+    // expose's LoadBalancer kept what expose gave it.
+    let external = c.fake.get("Service", NS, "auth-postgres-external").unwrap();
+    assert_eq!(
+        external["spec"]["loadBalancerSourceRanges"],
+        serde_json::json!(["203.0.113.0/24"])
+    );
+    assert_eq!(
+        external["metadata"]["annotations"]["service.beta.kubernetes.io/azure-load-balancer-internal"],
+        "true"
+    );
     assert!(exists(&c, "StatefulSet", STS) && exists(&c, "PersistentVolumeClaim", PVC));
     let sts = c.fake.get("StatefulSet", NS, NEW_STS).unwrap();
     // The switch did not touch the new StatefulSet (its pod was not restarted).
@@ -195,11 +217,27 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
     assert_eq!(again["outcome"], "alreadySwitched");
     assert_eq!(c.versions(), before);
 
+    // The plan's class keeps a deleted claim's disk.
+    c.fake
+        .merge_patch(
+            "StorageClass",
+            "",
+            "managed-standard",
+            serde_json::json!({"reclaimPolicy": "Retain"}),
+        )
+        .unwrap();
+    let old_volume =
+        c.fake.get("PersistentVolumeClaim", NS, PVC).unwrap()["spec"]["volumeName"].clone();
     let done = c
         .run(&["upgrade", "--finalize", "--yes", "-o", "json"])
         .await
         .ok_json();
     assert_eq!(done["outcome"], "finalized");
+    assert_eq!(
+        done["releasedVolumes"],
+        serde_json::json!([old_volume]),
+        "{done}"
+    );
     assert!(!exists(&c, "StatefulSet", STS));
     assert!(
         c.fake
