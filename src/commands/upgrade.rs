@@ -5,7 +5,7 @@
 //! Every step is resumable: run the same command again. Nothing is deleted before the new server
 //! has passed verify and the Services lead to it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -250,6 +250,7 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
     if !strangers.is_empty() {
         return Err(live::under_way(&strangers, &ctx.profile));
     }
+    let dest = backup_path(ctx, args, to)?;
     ctx.ui.confirm_typed(
         &format!(
             "Move release {}'s data from PostgreSQL {from} ({}) to {to} ({image})? The application can read but not write until the switch. Type the release name to go on",
@@ -271,7 +272,7 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
             ctx.profile.app_user, running.stateful_set
         ),
     );
-    let moved = move_data(ctx, kube, args, &old, &old_admin, &next, to).await;
+    let moved = move_data(ctx, kube, args, &dest, &old, &old_admin, &next).await;
     let (backup, checks) = match moved {
         Ok(m) => m,
         Err(e) => {
@@ -332,31 +333,13 @@ async fn move_data(
     ctx: &Ctx,
     kube: &Kube,
     args: &UpgradeArgs,
+    dest: &Path,
     old: &Db,
     old_admin: &Client,
     next: &Profile,
-    to: u32,
 ) -> Result<(String, Vec<Check>)> {
     let ui = &ctx.ui;
     let container = next.names().container;
-    // A re-run within the same second as a failed attempt must not meet that attempt's file.
-    let dest = args.to.clone().unwrap_or_else(|| {
-        let name = |label: String| {
-            default_name(
-                &old.database,
-                &ctx.profile.environment,
-                Format::Custom,
-                &label,
-            )
-        };
-        let mut dest = name(format!("before-pg{to}"));
-        let mut n = 2;
-        while dest.exists() {
-            dest = name(format!("before-pg{to}-{n}"));
-            n += 1;
-        }
-        dest
-    });
     let interrupted = "run the same command again to go on, or `upgrade --rollback` to give the old server back to the application";
     let tools = Tools::for_db(old, &container, None);
     let src = Source {
@@ -368,7 +351,7 @@ async fn move_data(
     let bar = ui.bytes(None, format!("backing up {}", old.database));
     ui.note(Some(&bar), format!("backup into {}", dest.display()));
     let taken = unless_interrupted(
-        dump::take(&src, &DumpOptions::default(), &dest, &bar),
+        dump::take(&src, &DumpOptions::default(), dest, &bar),
         interrupted,
     )
     .await;
@@ -405,7 +388,7 @@ async fn move_data(
     }
 
     let new = Db::for_release(kube.clone(), next).await?;
-    let manifest = backup_file::inspect(&dest)?;
+    let manifest = backup_file::inspect(dest)?;
     let new_tools = Tools::for_db(&new, &container, None);
     let bar = ui.bytes(
         Some(manifest.size),
@@ -414,7 +397,7 @@ async fn move_data(
     let restored = unless_interrupted(
         restore::run(
             &new_tools,
-            &dest,
+            dest,
             &manifest,
             &restore::Target {
                 database: &new.database,
@@ -448,6 +431,38 @@ async fn move_data(
         .into());
     }
     Ok((taken.file, checks))
+}
+
+/// Where the backup goes: `--to` (which must not exist yet), else a new name here — a re-run
+/// within the same second as a failed attempt does not meet that attempt's file.
+fn backup_path(ctx: &Ctx, args: &UpgradeArgs, to: u32) -> Result<PathBuf> {
+    if let Some(path) = &args.to {
+        if path.exists() || backup_file::manifest_path(path).exists() {
+            return Err(user_error(format!(
+                "--to {}: a backup by that name exists; nothing was changed",
+                path.display()
+            ))
+            .hint("choose another name with --to, or leave it out for a new one here")
+            .exit(ExitCode::Usage)
+            .into());
+        }
+        return Ok(path.clone());
+    }
+    let name = |label: String| {
+        default_name(
+            &ctx.profile.database,
+            &ctx.profile.environment,
+            Format::Custom,
+            &label,
+        )
+    };
+    let mut dest = name(format!("before-pg{to}"));
+    let mut n = 2;
+    while dest.exists() {
+        dest = name(format!("before-pg{to}-{n}"));
+        n += 1;
+    }
+    Ok(dest)
 }
 
 /// Apply everything `profile` renders but the StatefulSets: the Services then select its pod.

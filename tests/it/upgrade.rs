@@ -391,7 +391,7 @@ async fn every_refusal_changes_nothing() {
         .await
         .refused(2, "is not installed", "phonebill-db install");
 
-    let (c, _old) = old_release().await;
+    let (c, old) = old_release().await;
     let before = c.versions();
     for (args, error, hint) in [
         (
@@ -430,6 +430,19 @@ async fn every_refusal_changes_nothing() {
         all.extend(args.iter().copied());
         c.run(&all).await.refused(2, error, hint);
     }
+    // A --to file that exists: refused before the old server is touched.
+    let taken = c.dir.path().join("taken.dump");
+    std::fs::write(&taken, "x").unwrap();
+    c.run(&[
+        "upgrade",
+        "--major",
+        "15",
+        "--yes",
+        "--to",
+        &taken.display().to_string(),
+    ])
+    .await
+    .refused(2, "a backup by that name exists", "another name with --to");
     let values = c.dir.path().join("v.yaml");
     std::fs::write(&values, "image: postgres:15\n").unwrap();
     let v = values.display().to_string();
@@ -459,6 +472,7 @@ async fn every_refusal_changes_nothing() {
         "keep `image` at 14",
     );
     assert_eq!(c.versions(), before);
+    write_row(&old, "after-refusals").expect("no refusal left the old server read-only");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
