@@ -305,6 +305,9 @@ fn external_context(profile: &Profile, ranges: &[String], internal: bool) -> ser
         "namespace": profile.namespace,
         "labels": with(profile.common_labels(), "purpose", "external-access"),
         "selector": profile.serving_labels(),
+        // The policy admits the release's pods whichever serves (an upgrade's switch moves the
+        // Service, not the policy).
+        "podSelector": profile.selector_labels(),
         "ranges": ranges,
         "internal": internal,
     })

@@ -170,7 +170,10 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         }
         image_change = match live.as_ref() {
             Some(sts) => image_change_of(sts, &profile)?,
-            None => None,
+            None => {
+                upgrade::refuse_moved_data(&kube, &profile).await?;
+                None
+            }
         };
     }
 
@@ -372,7 +375,17 @@ fn image_change_of(sts: &StatefulSet, profile: &crate::profile::Profile) -> Resu
     if running == cluster.image {
         return Ok(None);
     }
-    match (image_major(&running), cluster.image_major()) {
+    let (from, to) = (image_major(&running), cluster.image_major());
+    if from.is_none() || to.is_none() {
+        return Err(user_error(format!(
+            "StatefulSet {} runs {running}; cannot tell whether {} is the same PostgreSQL major version; nothing was changed",
+            names.stateful_set, cluster.image
+        ))
+        .hint("name the major version in both tags (a digest may follow it: postgres:16.4@sha256:…)")
+        .exit(ExitCode::Usage)
+        .into());
+    }
+    match (from, to) {
         (Some(from), Some(to)) if from != to => {
             let hint = if to > from {
                 format!(

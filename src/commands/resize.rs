@@ -63,10 +63,11 @@ pub async fn run(ctx: &Ctx, args: &ResizeArgs) -> Result<Outcome> {
         Access::ns("delete", "", "pods"),
         Access::ns("patch", "", "configmaps"),
     ];
-    for verb in ["get", "delete", "create", "patch"] {
+    for verb in ["get", "list", "delete", "create", "patch"] {
         wanted.push(Access::ns(verb, "apps", "statefulsets"));
     }
     super::install::deny_check(&kube, wanted).await?;
+    crate::k8s::upgrade::refuse_under_way(&kube, &ctx.profile).await?;
 
     let plan = resize::plan(&kube, &ctx.profile, &args.storage, &ctx.ui).await?;
     let report = if plan.done {

@@ -31,6 +31,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs, name: &str) -> Result<Outcome> {
         &kube,
         vec![
             Access::ns("get", "apps", "statefulsets"),
+            Access::ns("list", "apps", "statefulsets"),
             Access::ns("patch", "apps", "statefulsets"),
             Access::ns("get", "", "persistentvolumeclaims"),
             Access::ns("create", "", "persistentvolumeclaims"),
@@ -44,6 +45,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs, name: &str) -> Result<Outcome> {
         "ask a cluster admin for these RBAC rights, then run restore again",
     )
     .await?;
+    crate::k8s::upgrade::refuse_under_way(&kube, &ctx.profile).await?;
 
     // A restore under way (interrupted) is finished first, whatever was asked.
     let record = volume_restore::recorded(&kube, &ctx.profile).await?;

@@ -95,6 +95,10 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
         Access::ns("get", "", "secrets"),
         Access::ns("patch", "", "secrets"),
     ];
+    // In the cluster: not while an upgrade keeps two servers (one would keep the old password).
+    if profile.cluster.is_some() {
+        wanted.push(Access::ns("list", "apps", "statefulsets"));
+    }
     if args.restart {
         for verb in ["list", "patch", "get"] {
             wanted.push(Access::ns(verb, "apps", "deployments"));
@@ -102,6 +106,9 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
         }
     }
     super::install::deny_check(&kube, wanted).await?;
+    if profile.cluster.is_some() {
+        crate::k8s::upgrade::refuse_under_way(&kube, profile).await?;
+    }
 
     let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let admin_secret = read_secret(&kube, &secrets, &names.admin_secret, profile).await?;

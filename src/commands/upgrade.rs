@@ -31,7 +31,7 @@ use crate::db::tools::Tools;
 use crate::error::{ExitCode, user_error};
 use crate::k8s::apply::{ApplyOptions, apply_typed};
 use crate::k8s::client::api_error;
-use crate::k8s::preflight::Access;
+use crate::k8s::preflight::{APPLIED, Access, OBSERVED};
 use crate::k8s::record::{self, UpgradeState};
 use crate::k8s::upgrade::{self as live, claim_of};
 use crate::k8s::volume_restore::reclaim_policy;
@@ -43,7 +43,10 @@ use crate::render::{self, Object, render_sql};
 use crate::ui::{Outcome, unless_interrupted};
 
 const FREEZE_SQL: &str = include_str!("../../sql/upgrade/freeze.sql");
-const THAW_SQL: &str = include_str!("../../sql/upgrade/thaw.sql");
+const END_SESSIONS_SQL: &str = include_str!("../../sql/upgrade/end-sessions.sql");
+const FROZEN_SQL: &str = include_str!("../../sql/upgrade/frozen.sql");
+/// Marks a claim the Services led to once: what it holds may be newer than any backup.
+const SWITCHED: &str = "phonebill-db/switched-at";
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("action").required(true).args(["major", "finalize", "rollback"])))]
@@ -113,18 +116,22 @@ pub async fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<Outcome> {
         );
     }
     let kube = ctx.kube_within(args.timeout).await?;
+    // What install applies and observes (the switch applies the whole release), and more.
     let mut wanted = vec![
-        Access::ns("get", "", "secrets"),
-        Access::ns("patch", "", "services"),
-        Access::ns("patch", "", "configmaps"),
-        Access::ns("list", "", "pods"),
         Access::ns("create", "", "pods/exec"),
         Access::ns("create", "", "pods/portforward"),
         Access::ns("get", "", "persistentvolumeclaims"),
+        Access::ns("patch", "", "persistentvolumeclaims"),
         Access::ns("delete", "", "persistentvolumeclaims"),
+        Access::ns("delete", "apps", "statefulsets"),
     ];
-    for verb in ["get", "list", "create", "patch", "delete"] {
-        wanted.push(Access::ns(verb, "apps", "statefulsets"));
+    for (group, resource) in APPLIED {
+        for verb in ["get", "create", "patch"] {
+            wanted.push(Access::ns(verb, group, resource));
+        }
+    }
+    for (group, resource) in OBSERVED {
+        wanted.push(Access::ns("list", group, resource));
     }
     deny_check(&kube, wanted).await?;
     let started = Instant::now();
@@ -251,6 +258,21 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
         return Err(live::under_way(&strangers, &ctx.profile));
     }
     let dest = backup_path(ctx, args, to)?;
+    // A claim the Services once led to (an upgrade rolled back) may hold the only copy of what
+    // was written after that switch: a restore into it would drop it.
+    if let Some(at) = live::annotation_of_claim(kube, &next_names.pvc, SWITCHED).await? {
+        return Err(user_error(format!(
+            "claim {} served the application from {at} until a rollback; what was written there since is nowhere else; nothing was changed",
+            next_names.pvc
+        ))
+        .hint(format!(
+            "save what you need from it, then `kubectl delete pvc {} -n {}` and upgrade again",
+            next_names.pvc, kube.namespace
+        ))
+        .exit(ExitCode::Usage)
+        .into());
+    }
+    let beside = beside(kube, &next).await?;
     ctx.ui.confirm_typed(
         &format!(
             "Move release {}'s data from PostgreSQL {from} ({}) to {to} ({image})? The application can read but not write until the switch. Type the release name to go on",
@@ -259,12 +281,29 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
         &ctx.profile.release,
     )?;
 
-    // 1. The old server: the app role may read, not write (nothing written after the backup is lost).
+    // 1. The new server beside the old one, until ready: the application still writes meanwhile.
+    start_beside(ctx, kube, args, &next, beside)
+        .await
+        .context(format!(
+            "upgrading to PostgreSQL {to} did not switch; the Services still lead to {}, untouched; run the same command again to go on",
+            running.stateful_set
+        ))?;
+
+    // 2. The old server: the app role may read, not write (nothing written after the backup is lost).
     let old = Db::for_release(kube.clone(), &ctx.profile).await?;
     let old_admin = old.admin().await?;
     run_sql(&old_admin, "freeze.sql", FREEZE_SQL, &ctx.profile)
         .await
-        .context("making the old server read-only for the app role; nothing was changed")?;
+        .context(
+            "taking the app role's write privileges on the old server; nothing was changed there",
+        )?;
+    let ended = run_sql(
+        &old_admin,
+        "end-sessions.sql",
+        END_SESSIONS_SQL,
+        &ctx.profile,
+    )
+    .await;
     ctx.ui.note(
         None,
         format!(
@@ -272,12 +311,15 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
             ctx.profile.app_user, running.stateful_set
         ),
     );
-    let moved = move_data(ctx, kube, args, &dest, &old, &old_admin, &next).await;
+    let moved = match ended {
+        Ok(()) => move_data(ctx, kube, &dest, &old, &old_admin, &next).await,
+        Err(e) => Err(e.context("ending the app role's sessions on the old server")),
+    };
     let (backup, checks) = match moved {
         Ok(m) => m,
         Err(e) => {
             // Not switched: the old server is the application's again.
-            let thawed = run_sql(&old_admin, "thaw.sql", THAW_SQL, &ctx.profile).await;
+            let thawed = thaw(&old_admin, &ctx.profile).await;
             let left = match thawed {
                 Ok(()) => format!(
                     "the Services still lead to {}, which the application may write again",
@@ -313,9 +355,16 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string(),
     };
-    record::write_with(kube, &next, ctx.record.as_ref(), &values, Some(state))
-        .await
-        .context("recording the upgrade with the release; nothing was switched")?;
+    record::write_with(
+        kube,
+        &next,
+        ctx.record.as_ref(),
+        &values,
+        Some(state.clone()),
+    )
+    .await
+    .context("recording the upgrade with the release; nothing was switched")?;
+    live::annotate_claim(kube, &next_names.pvc, SWITCHED, &state.switched_at).await?;
     switch(ctx, kube, &next).await?;
     let mut r = report(ctx, kube, "upgraded", next_names.stateful_set);
     r.from_major = Some(from);
@@ -327,12 +376,11 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
     Ok(r)
 }
 
-/// Backup of the old server, the new StatefulSet, the restore into it and verify: the new
-/// server's backup file and checks. The Services are not touched.
+/// Backup of the old server, the restore into the new one and verify: the backup file and the
+/// new server's checks. The Services are not touched.
 async fn move_data(
     ctx: &Ctx,
     kube: &Kube,
-    args: &UpgradeArgs,
     dest: &Path,
     old: &Db,
     old_admin: &Client,
@@ -359,34 +407,6 @@ async fn move_data(
     let taken = taken.context("backing up the old server")?;
 
     let names = next.names();
-    // The new StatefulSet, and the server certificate it mounts (renewed once if it did not name
-    // the new pod): the Services and everything else stay as they are until the switch.
-    for object in beside(kube, next).await? {
-        crate::k8s::apply::apply(kube, &object.with_secret_data(), ApplyOptions::default()).await?;
-    }
-    let bar = ui.spinner(format!(
-        "waiting for {} to become ready",
-        names.stateful_set
-    ));
-    let mut wake = Wake::release(kube, next);
-    let waited = unless_interrupted(
-        wait::rollout(kube, next, args.timeout, ui, &bar, &mut wake),
-        interrupted,
-    )
-    .await;
-    bar.finish_and_clear();
-    if let Err(timed_out) = waited? {
-        return Err(user_error(format!(
-            "timed out after {} waiting for {}: {}",
-            humantime::format_duration(Duration::from_secs(timed_out.after.as_secs())),
-            names.stateful_set,
-            wait::progress_text(&timed_out.last, &names)
-        ))
-        .hint("`phonebill-db status` and `kubectl describe pod` say why; raise --timeout and run again")
-        .exit(ExitCode::Timeout)
-        .into());
-    }
-
     let new = Db::for_release(kube.clone(), next).await?;
     let manifest = backup_file::inspect(dest)?;
     let new_tools = Tools::for_db(&new, &container, None);
@@ -506,12 +526,69 @@ async fn switch(ctx: &Ctx, kube: &Kube, profile: &Profile) -> Result<()> {
     Ok(())
 }
 
+/// Apply the new StatefulSet and its certificate Secret, and wait for its rollout.
+async fn start_beside(
+    ctx: &Ctx,
+    kube: &Kube,
+    args: &UpgradeArgs,
+    next: &Profile,
+    objects: Vec<Object>,
+) -> Result<()> {
+    let ui = &ctx.ui;
+    let names = next.names();
+    for object in objects {
+        crate::k8s::apply::apply(kube, &object.with_secret_data(), ApplyOptions::default()).await?;
+    }
+    let bar = ui.spinner(format!(
+        "waiting for {} to become ready",
+        names.stateful_set
+    ));
+    let mut wake = Wake::release(kube, next);
+    let waited = unless_interrupted(
+        wait::rollout(kube, next, args.timeout, ui, &bar, &mut wake),
+        "run the same command again to go on, or `upgrade --rollback` to take the new StatefulSet away",
+    )
+    .await;
+    bar.finish_and_clear();
+    if let Err(timed_out) = waited? {
+        return Err(user_error(format!(
+            "timed out after {} waiting for {}: {}",
+            humantime::format_duration(Duration::from_secs(timed_out.after.as_secs())),
+            names.stateful_set,
+            wait::progress_text(&timed_out.last, &names)
+        ))
+        .hint("`phonebill-db status` and `kubectl describe pod` say why; raise --timeout and run again")
+        .exit(ExitCode::Timeout)
+        .into());
+    }
+    Ok(())
+}
+
+/// The app role's exact privileges again (sql/app-role.sql): it writes on this server again.
+async fn thaw(admin: &Client, profile: &Profile) -> Result<()> {
+    let sql = crate::db::role::grants_sql(&profile.app_user, &profile.database)?;
+    admin
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| crate::db::role::db_context(e, "giving the app role its privileges back"))
+}
+
 /// What `profile` renders that a StatefulSet beside the serving one needs: itself and the
-/// server certificate's Secret (with the release's passwords and certificate).
+/// server certificate's Secret (with the release's passwords and certificate). A CA due for
+/// renewal is install's to renew (every client's trust changes): refused.
 async fn beside(kube: &Kube, profile: &Profile) -> Result<Vec<Object>> {
     let names = profile.names();
     let (passwords, _) = crate::passwords::resolve(kube, &names).await?;
-    let (tls, _) = crate::passwords::tls(kube, profile).await?;
+    let (tls, origin) = crate::passwords::tls(kube, profile).await?;
+    if origin == crate::certs::Origin::Generated {
+        return Err(user_error(format!(
+            "release {}'s certificate authority is missing or due for renewal; nothing was changed",
+            profile.release
+        ))
+        .hint("run `phonebill-db install` first (it renews the CA and rolls the pod), then upgrade")
+        .exit(ExitCode::Usage)
+        .into());
+    }
     let objects: Vec<Object> = render::render(profile, &passwords, &tls)?
         .into_iter()
         .filter(|o| match o {
@@ -546,6 +623,8 @@ async fn finalize(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
         ),
         &ctx.profile.release,
     )?;
+    // An interrupted switch is finished first: nothing may select what is deleted.
+    switch(ctx, kube, &ctx.profile).await?;
     let volume = live::volume_of(kube, &up.from_claim).await?;
     let class = ctx.profile.cluster("upgrade")?.storage.class_name.clone();
     let retained = reclaim_policy(kube, &class).await.as_deref() == Some("Retain");
@@ -603,7 +682,7 @@ async fn rollback(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
     )?;
     // The old server takes writes again before the Services lead to it.
     let db = Db::for_release(kube.clone(), &old).await?;
-    run_sql(&db.admin().await?, "thaw.sql", THAW_SQL, &old)
+    thaw(&db.admin().await?, &old)
         .await
         .context("letting the app role write on the old server again; nothing was switched")?;
     switch(ctx, kube, &old).await?;
@@ -624,7 +703,12 @@ async fn rollback(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
 /// and the new StatefulSet goes (its claim stays, a re-run of the upgrade uses it again).
 async fn abandon(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
     let others = live::others(kube, &ctx.profile).await?;
-    if others.is_empty() {
+    let db = Db::for_release(kube.clone(), &ctx.profile).await?;
+    let admin = db.admin().await?;
+    // A tool stopped between the freeze and its end leaves the server frozen, even with no
+    // second StatefulSet to show for it.
+    let frozen = is_frozen(&admin, &ctx.profile).await?;
+    if others.is_empty() && !frozen {
         return Err(user_error(format!(
             "release {} has no upgrade to roll back; nothing was changed",
             ctx.profile.release
@@ -633,17 +717,23 @@ async fn abandon(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
         .exit(ExitCode::Usage)
         .into());
     }
+    let what = if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " delete StatefulSet {} (its claim stays) and",
+            others.join(", ")
+        )
+    };
     ctx.ui.confirm_typed(
         &format!(
-            "Abandon the upgrade of release {}: delete StatefulSet {} (its claim stays) and let the application write on {} again? Type the release name to go on",
+            "Abandon the upgrade of release {}:{what} let the application write on {} again? Type the release name to go on",
             ctx.profile.release,
-            others.join(", "),
             ctx.profile.names().stateful_set
         ),
         &ctx.profile.release,
     )?;
-    let db = Db::for_release(kube.clone(), &ctx.profile).await?;
-    run_sql(&db.admin().await?, "thaw.sql", THAW_SQL, &ctx.profile)
+    thaw(&admin, &ctx.profile)
         .await
         .context("letting the app role write again; nothing was deleted")?;
     let mut r = report(ctx, kube, "rolledBack", ctx.profile.names().stateful_set);
@@ -654,6 +744,20 @@ async fn abandon(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
         r.kept.push(claim_of(&name));
     }
     Ok(r)
+}
+
+/// Whether `upgrade` took the app role's write privileges on this server (sql/upgrade/frozen.sql).
+async fn is_frozen(admin: &Client, profile: &Profile) -> Result<bool> {
+    let sql = render_sql(
+        "frozen.sql",
+        FROZEN_SQL,
+        &serde_json::json!({ "app_user": profile.app_user }),
+    )?;
+    let row = admin
+        .query_one(sql.as_str(), &[])
+        .await
+        .map_err(|e| crate::db::role::db_context(e, "reading the app role's privileges"))?;
+    Ok(row.get(0))
 }
 
 fn waiting(ctx: &Ctx, up: &UpgradeState) -> anyhow::Error {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 
 use super::client::{Kube, api_error};
 use crate::error::{ExitCode, user_error};
@@ -70,6 +70,16 @@ pub async fn others(kube: &Kube, profile: &Profile) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Refused while an upgrade keeps a second StatefulSet: the command would change one server.
+pub async fn refuse_under_way(kube: &Kube, profile: &Profile) -> Result<()> {
+    let others = others(kube, profile).await?;
+    if others.is_empty() {
+        Ok(())
+    } else {
+        Err(under_way(&others, profile))
+    }
+}
+
 /// install and the other writers refuse while an upgrade keeps two StatefulSets: which one the
 /// Services lead to is `upgrade`'s to decide.
 pub fn under_way(others: &[String], profile: &Profile) -> anyhow::Error {
@@ -84,6 +94,50 @@ pub fn under_way(others: &[String], profile: &Profile) -> anyhow::Error {
     .into()
 }
 
+/// Before an install that would make the release's StatefulSet anew: a claim an upgrade moved the
+/// data to (`data-<release>-postgresql-pgN-0`) while the one this install would use does not
+/// exist means the record that said so is gone (uninstall removes it). Starting an empty
+/// database beside the data would hide it: refused, with the values that run on it.
+pub async fn refuse_moved_data(kube: &Kube, profile: &Profile) -> Result<()> {
+    let names = profile.names();
+    let claims = Api::<PersistentVolumeClaim>::namespaced(kube.client.clone(), &kube.namespace)
+        .list_metadata(&ListParams::default().labels(&profile.managed_selector()))
+        .await
+        .map_err(|e| {
+            api_error(
+                e,
+                &format!("listing claims in namespace {}", kube.namespace),
+                &kube.server,
+            )
+        })?;
+    let all: Vec<String> = claims.items.iter().map(|c| c.name_any()).collect();
+    if all.contains(&names.pvc) {
+        return Ok(());
+    }
+    let prefix = format!("data-{}-postgresql-", profile.release);
+    let moved = all.iter().find_map(|c| {
+        let set = c.strip_prefix(&prefix)?.strip_suffix("-0")?;
+        let major = set.strip_prefix("pg")?;
+        major
+            .parse::<u32>()
+            .ok()
+            .map(|m| (c.clone(), set.to_string(), m))
+    });
+    let Some((claim, set, major)) = moved else {
+        return Ok(());
+    };
+    Err(user_error(format!(
+        "release {}'s data is on claim {claim}, where an upgrade to PostgreSQL {major} moved it; this install would start an empty database in {} instead; nothing was changed",
+        profile.release, names.stateful_set
+    ))
+    .hint(format!(
+        "install with a values file saying `dataSet: {set}` and `image: {}` to run on that data, or delete the claim to start empty",
+        crate::profile::image_with_major(&profile.cluster("install")?.image, major)
+    ))
+    .exit(ExitCode::Usage)
+    .into())
+}
+
 /// The volume bound to a claim, if the claim exists.
 pub async fn volume_of(kube: &Kube, claim: &str) -> Result<Option<String>> {
     let pvc = Api::<PersistentVolumeClaim>::namespaced(kube.client.clone(), &kube.namespace)
@@ -91,6 +145,29 @@ pub async fn volume_of(kube: &Kube, claim: &str) -> Result<Option<String>> {
         .await
         .map_err(|e| api_error(e, &format!("reading claim {claim}"), &kube.server))?;
     Ok(pvc.and_then(|p| p.spec?.volume_name))
+}
+
+/// One annotation of a claim, if the claim exists and has it.
+pub async fn annotation_of_claim(kube: &Kube, claim: &str, key: &str) -> Result<Option<String>> {
+    let pvc = Api::<PersistentVolumeClaim>::namespaced(kube.client.clone(), &kube.namespace)
+        .get_opt(claim)
+        .await
+        .map_err(|e| api_error(e, &format!("reading claim {claim}"), &kube.server))?;
+    Ok(pvc.and_then(|p| p.annotations().get(key).cloned()))
+}
+
+/// Set one annotation on a claim (a merge patch: nothing else of it changes).
+pub async fn annotate_claim(kube: &Kube, claim: &str, key: &str, value: &str) -> Result<()> {
+    let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+    let params = PatchParams {
+        field_manager: Some(super::apply::FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    Api::<PersistentVolumeClaim>::namespaced(kube.client.clone(), &kube.namespace)
+        .patch(claim, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| api_error(e, &format!("annotating claim {claim}"), &kube.server))?;
+    Ok(())
 }
 
 /// `data-<statefulset>-0`: the claim of a StatefulSet's only pod.

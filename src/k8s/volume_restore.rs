@@ -169,8 +169,10 @@ fn round(d: Duration) -> f64 {
 pub async fn resolve(kube: &Kube, profile: &Profile, name: &str) -> Result<VolumeSnapshot> {
     let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let found = if name == "latest" {
+        let claim = profile.names().pvc;
         snapshot::list(kube, profile).await?.into_iter().find(|s| {
             snapshot::ready(s)
+                && source_claim(s) == Some(claim.as_str())
                 && s.metadata
                     .labels
                     .as_ref()
@@ -223,6 +225,17 @@ pub async fn check(
         .exit(ExitCode::Usage)
         .into());
     }
+    // An upgrade moved the data to another claim, of another major version: the old claim's
+    // snapshots hold data the running server cannot start on.
+    let claim = profile.names().pvc;
+    if ours && let Some(source) = source_claim(snap).filter(|s| *s != claim) {
+        return Err(user_error(format!(
+            "VolumeSnapshot {name} is of claim {source}, not of the release's data volume {claim} (an upgrade moved the data to another major version); nothing was changed"
+        ))
+        .hint("restore a snapshot of the current volume (`backup --list`), or a backup file into the new version (`restore --from`)")
+        .exit(ExitCode::Usage)
+        .into());
+    }
     if !snapshot::ready(snap) {
         let why =
             snapshot::failed(snap).map_or("not ready to use".into(), |e| format!("not ready: {e}"));
@@ -256,6 +269,11 @@ pub async fn check(
         .into());
     }
     Ok(())
+}
+
+/// The claim a snapshot was taken of.
+fn source_claim(snap: &VolumeSnapshot) -> Option<&str> {
+    snap.spec.source.persistent_volume_claim_name.as_deref()
 }
 
 /// The StorageClass's reclaim policy of the release's claim (None: cannot be read).

@@ -176,9 +176,19 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
         sts["spec"]["template"]["spec"]["containers"][0]["image"],
         "docker.io/library/postgres:15"
     );
-    // The old server refuses the app's writes (nothing written there after the backup is lost).
+    // The old server refuses the app's writes (nothing written there after the backup is lost),
+    // whatever the session sets: the privilege is gone, not only a default.
     let refused = write_row(&old, "after-switch").unwrap_err();
-    assert!(refused.contains("read-only transaction"), "{refused}");
+    assert!(refused.contains("permission denied"), "{refused}");
+    let refused = old
+        .sql(
+            "auth_user",
+            &old.app_password,
+            DB,
+            "SET default_transaction_read_only = off; INSERT INTO auth_login_history (login_type, login_status) VALUES ('LOGIN', 'SUCCESS')",
+        )
+        .unwrap_err();
+    assert!(refused.contains("permission denied"), "{refused}");
     write_row(&new, "after-switch").expect("the app writes on the new server");
     let data = record(&c);
     assert!(
@@ -207,6 +217,13 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
     // install leaves the choice to upgrade while two StatefulSets run; nothing changes.
     let before = c.versions();
     c.run(&["install"])
+        .await
+        .refused(2, "has an upgrade under way", "upgrade --finalize");
+    // Neither server may change alone while both run.
+    c.run(&["resize", "--storage", "30Gi", "--yes"])
+        .await
+        .refused(2, "has an upgrade under way", "upgrade --finalize");
+    c.run(&["rotate-password", "--role", "app", "--yes"])
         .await
         .refused(2, "has an upgrade under way", "upgrade --finalize");
     // The same command again: already switched, nothing to do.
@@ -265,6 +282,26 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
         )
         .unwrap();
     assert_eq!(kept, "1", "what the app wrote after the switch stays");
+
+    // uninstall forgets the record that said where the data is; install does not start an empty
+    // database beside it, and runs on it once told.
+    let gone = c.run(&["uninstall", "--yes"]).await;
+    assert_eq!(gone.code, 0, "{}", gone.stderr);
+    c.run(&["install"]).await.refused(
+        2,
+        "where an upgrade to PostgreSQL 15 moved it",
+        "dataSet: pg15",
+    );
+    let moved = c.dir.path().join("moved.yaml");
+    std::fs::write(
+        &moved,
+        "dataSet: pg15\nimage: docker.io/library/postgres:15\n",
+    )
+    .unwrap();
+    c.install_ok(&["--values", &moved.display().to_string()])
+        .await;
+    assert_eq!(selector_pod(&c, "auth-postgres-dev-postgresql"), NEW_POD);
+    assert_eq!(rows(&new), ["before-1", "before-2"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +357,31 @@ async fn rollback_switches_back_and_the_old_server_takes_writes_again() {
         "no switched upgrade to finalize",
         "upgrade --major N",
     );
+    // Upgrading again would restore over what the app wrote on the kept claim after the switch.
+    c.run(&["upgrade", "--major", "15", "--yes"]).await.refused(
+        2,
+        "served the application from",
+        "kubectl delete pvc",
+    );
     assert_eq!(c.versions(), before);
+
+    // A tool killed between taking the app's write privileges and giving them back leaves no
+    // second StatefulSet; --rollback still gives them back.
+    old.sql(
+        "postgres",
+        &old.admin_password,
+        DB,
+        "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public FROM auth_user",
+    )
+    .unwrap();
+    assert!(write_row(&old, "frozen").is_err());
+    let thawed = c
+        .run(&["upgrade", "--rollback", "--yes", "-o", "json"])
+        .await
+        .ok_json();
+    assert_eq!(thawed["outcome"], "rolledBack");
+    assert_eq!(thawed["deleted"], serde_json::json!([]));
+    write_row(&old, "thawed").expect("the app writes again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -589,10 +650,7 @@ async fn ctrl_c_while_the_new_server_starts_then_the_same_command_finishes_it() 
         "auth-postgres-dev-postgresql-0"
     );
     assert!(record(&c).get("upgrade.yaml").is_none());
-    assert!(
-        stderr.contains("which the application may write again"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("untouched"), "{stderr}");
     write_row(&old, "while-stopped").expect("the app writes on the old server again");
 
     let (run, new) = upgrade_with_new_server(&c, &["--major", "15", "--yes", "-o", "json"]).await;
