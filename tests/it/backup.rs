@@ -759,7 +759,6 @@ async fn an_interrupted_backup_leaves_nothing_behind() {
     .stderr(std::process::Stdio::piped())
     .spawn()
     .expect("run phonebill-db");
-    let pid = child.id().expect("pid").to_string();
     let mut waited = 0;
     while !files(&out).iter().any(|f| f.contains(".partial-")) {
         assert!(waited < 200, "the backup never started: {:?}", files(&out));
@@ -767,12 +766,7 @@ async fn an_interrupted_backup_leaves_nothing_behind() {
         waited += 1;
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let done = child.wait_with_output().await.expect("wait");
+    let done = crate::support::ctrl_c(child).await;
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert_eq!(done.status.code(), Some(1), "{stderr}");
     assert!(

@@ -80,15 +80,7 @@ async fn connect_forwards_a_local_port_and_psql_works_through_it_until_ctrl_c() 
     assert!(busy.hint_line().contains("--port"), "{}", busy.stderr);
 
     // Ctrl-C ends it cleanly.
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let done = child.wait_with_output().await.unwrap();
+    let done = crate::support::ctrl_c(child).await;
     assert_eq!(
         done.status.code(),
         Some(0),

@@ -100,15 +100,7 @@ async fn follow_prints_new_lines_as_they_come_until_ctrl_c() {
     assert_eq!(second["line"], "second, printed later");
     assert_eq!(second["container"], "postgresql");
     // Ctrl-C ends it, as asked: exit 0.
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("it stops")
-        .unwrap();
+    let status = crate::support::ctrl_c(child).await.status;
     assert_eq!(status.code(), Some(0));
 }
 

@@ -421,15 +421,7 @@ async fn ctrl_c_part_way_then_the_same_command_finishes_it() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("it stops on Ctrl-C")
-        .unwrap();
+    let out = crate::support::ctrl_c(child).await;
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("run the same command again"), "{stderr}");

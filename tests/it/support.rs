@@ -97,6 +97,20 @@ pub fn bin_command(home: &Path, args: &[&str]) -> tokio::process::Command {
     cmd
 }
 
+/// Ctrl-C to a spawned binary (SIGINT, as a terminal sends it); its output once it stopped, which
+/// must be within 30 s.
+pub async fn ctrl_c(child: tokio::process::Child) -> std::process::Output {
+    let pid = child.id().expect("running").to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill -INT");
+    tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("it stops on Ctrl-C")
+        .expect("its output")
+}
+
 /// Run the real binary with a scrubbed environment (no KUBECONFIG, HOME and working directory `home`).
 pub async fn run_bin(home: &Path, args: &[&str]) -> Run {
     run_bin_env(home, args, &[]).await

@@ -629,15 +629,7 @@ async fn ctrl_c_while_the_new_server_starts_then_the_same_command_finishes_it() 
         assert!(std::time::Instant::now() < deadline, "no new pod");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("it stops on Ctrl-C")
-        .unwrap();
+    let out = crate::support::ctrl_c(child).await;
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
