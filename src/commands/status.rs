@@ -52,6 +52,9 @@ pub struct StatusReport {
     pub snapshot_schedule: Option<crate::k8s::schedule::ScheduleState>,
     /// What install recorded: the values it applied, its version, when and by whom.
     pub installed: Option<crate::k8s::record::Record>,
+    /// The release's StatefulSets beside the one holding the data (an upgrade under way).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_stateful_sets: Vec<String>,
     pub findings: Vec<Finding>,
 }
 
@@ -130,6 +133,15 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Outcome> {
         managed,
     );
     report.installed = ctx.record.clone();
+    if !managed {
+        match crate::k8s::upgrade::others(&kube, &ctx.profile).await {
+            Ok(others) => report.other_stateful_sets = others,
+            Err(e) => ctx.ui.detail(format!(
+                "other StatefulSets: {}",
+                crate::error::report(&e).error
+            )),
+        }
+    }
     if !managed && report.state != State::NotInstalled {
         report.server_certificate = Some(crate::k8s::health::certificate(&kube, &names).await?);
         match crate::k8s::schedule::observe(&kube, &ctx.profile).await {
@@ -247,6 +259,7 @@ pub fn build(
         server_certificate: None,
         snapshot_schedule: None,
         installed: None,
+        other_stateful_sets: vec![],
         findings: if status == State::NotReady {
             diagnose(state, names, classes)
         } else {
@@ -305,6 +318,13 @@ fn text(r: &StatusReport) -> String {
                 values.join(", ")
             }
         ));
+        if i.upgrade.is_none() && !r.other_stateful_sets.is_empty() {
+            out.push_str(&format!(
+                "an upgrade is under way, not switched: StatefulSet {} beside {}; `upgrade --major N` goes on, `upgrade --rollback` abandons it\n",
+                r.other_stateful_sets.join(", "),
+                r.stateful_set.as_ref().map_or("", |s| s.name.as_str())
+            ));
+        }
         if let Some(u) = &i.upgrade {
             out.push_str(&format!(
                 "upgraded from PostgreSQL {} to {} at {}: {} and claim {} are kept until `upgrade --finalize` (`--rollback` switches back)\n",

@@ -407,6 +407,16 @@ async fn an_upgrade_that_stops_part_way_switches_nothing_and_the_same_command_go
     );
     assert!(record(&c).get("upgrade.yaml").is_none());
     write_row(&old, "before-3").expect("the old server takes the app's writes again");
+    let status = c.run(&["status"]).await;
+    assert!(
+        status.stdout.contains(&format!(
+            "an upgrade is under way, not switched: StatefulSet {NEW_STS}"
+        )),
+        "{}",
+        status.stdout
+    );
+    let json = c.run(&["status", "-o", "json"]).await.json();
+    assert_eq!(json["otherStatefulSets"], serde_json::json!([NEW_STS]));
     // install will not choose between the two StatefulSets.
     c.run(&["install"])
         .await
