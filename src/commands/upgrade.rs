@@ -170,6 +170,8 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
             return Err(waiting(ctx, &up));
         }
         // Switched already (perhaps interrupted while switching): make sure of the switch.
+        let pvc = ctx.profile.names().pvc;
+        live::annotate_claim(kube, &pvc, SWITCHED, &up.switched_at).await?;
         switch(ctx, kube, &ctx.profile).await?;
         let mut r = report(
             ctx,
