@@ -60,6 +60,14 @@ impl Ctx {
         Ok(profile)
     }
 
+    /// The values install recorded with the release (an empty mapping when there is none).
+    pub fn recorded_values(&self) -> serde_yaml::Value {
+        self.record.as_ref().map_or_else(
+            || serde_yaml::Value::Mapping(Default::default()),
+            |r| r.values.clone(),
+        )
+    }
+
     /// Lay the release's recorded values (what install applied) under `--values`, as Helm reuses
     /// a release's values: a command then sees the release as it was installed without the
     /// flags and files given to install. Where the release is (namespace, name) stays what

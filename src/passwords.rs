@@ -126,6 +126,17 @@ fn key(secret: &Secret, key: &str) -> Result<String> {
         .map_err(|_| user_error(format!("key `{key}` is not UTF-8 text")).into())
 }
 
+/// Everything the profile renders for the release as it stands: its passwords read back and its
+/// TLS material kept or renewed; with where the TLS material came from.
+pub async fn rendered(
+    kube: &Kube,
+    profile: &crate::profile::Profile,
+) -> Result<(Vec<crate::render::Object>, crate::certs::Origin)> {
+    let (passwords, _) = resolve(kube, &profile.names()).await?;
+    let (tls, origin) = tls(kube, profile).await?;
+    Ok((crate::render::render(profile, &passwords, &tls)?, origin))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

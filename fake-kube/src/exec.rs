@@ -29,7 +29,7 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use crate::status::ApiError;
-use crate::{Shared, error, query_pairs, running_pod};
+use crate::{Shared, error, query_pairs, query_value, running_pod};
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -54,10 +54,7 @@ pub async fn handle(
     if command.is_empty() {
         return error(ApiError::bad_request("you must specify at least 1 command"));
     }
-    let container = query
-        .iter()
-        .find(|(k, _)| k == "container")
-        .map(|(_, v)| v.clone());
+    let container = query_value(&query, "container");
     let env = {
         let c = cluster.lock().expect("cluster lock");
         let pod = match running_pod(&c, &ns, &name, "pods/exec") {

@@ -525,6 +525,11 @@ pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
     serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default()
 }
 
+/// The first value of `key` in a query's pairs.
+pub(crate) fn query_value(query: &[(String, String)], key: &str) -> Option<String> {
+    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
 /// The pod a streaming subresource (`pods/exec`, `pods/portforward`) connects to: the 403 the
 /// real server gives a user denied `create` on it, 404 for a missing pod, and 400 (as the kubelet
 /// fails the upgrade) for a pod that is not running.
@@ -572,12 +577,7 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let query = query_pairs(&uri);
-    let q = |k: &str| {
-        query
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
+    let q = |k: &str| query_value(&query, k);
     let path = uri.path().trim_end_matches('/');
     if method == Method::GET
         && let Some(doc) = discovery(path)

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::status::ApiError;
 use crate::store::{Cluster, info_of};
-use crate::{Shared, error, query_pairs};
+use crate::{Shared, error, query_pairs, query_value};
 
 /// One container's log: its lines (time, text), and those of the instance before its last restart.
 #[derive(Debug, Default, Clone)]
@@ -45,12 +45,7 @@ pub async fn handle(
     uri: Uri,
 ) -> Response {
     let query = query_pairs(&uri);
-    let q = |k: &str| {
-        query
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
+    let q = |k: &str| query_value(&query, k);
     let flag = |k: &str| q(k).is_some_and(|v| v == "true");
     let number = |k: &str| -> Result<Option<i64>, ApiError> {
         match q(k) {

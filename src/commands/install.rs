@@ -417,9 +417,10 @@ async fn next_record(
     kube: &Kube,
     data_set: Option<&str>,
 ) -> Result<Record> {
-    let mut values = match (&ctx.record, args.reset_values) {
-        (Some(old), false) => old.values.clone(),
-        _ => serde_yaml::Value::Mapping(Default::default()),
+    let mut values = if args.reset_values {
+        serde_yaml::Value::Mapping(Default::default())
+    } else {
+        ctx.recorded_values()
     };
     // --reset-values keeps where an upgrade moved the data.
     if args.reset_values

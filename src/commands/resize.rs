@@ -15,7 +15,7 @@ use crate::k8s::preflight::Access;
 use crate::k8s::resize::{self, Resized};
 use crate::k8s::{Kube, record};
 use crate::profile::{Layer, Profile, merged};
-use crate::render::{self, Object};
+use crate::render::Object;
 use crate::ui::Outcome;
 
 #[derive(Debug, Args)]
@@ -108,12 +108,7 @@ pub async fn run(ctx: &Ctx, args: &ResizeArgs) -> Result<Outcome> {
 
 /// The recorded values with the new size: the next install renders it.
 async fn record_size(ctx: &Ctx, kube: &Kube, next: &Profile, layer: &Layer) -> Result<()> {
-    let before = ctx
-        .record
-        .as_ref()
-        .map(|r| r.values.clone())
-        .unwrap_or_else(|| serde_yaml::Value::Mapping(Default::default()));
-    let values = merged(&before, &layer.values);
+    let values = merged(&ctx.recorded_values(), &layer.values);
     record::write(kube, next, ctx.record.as_ref(), &values)
         .await
         .context("recording the new size with the release")
@@ -122,13 +117,11 @@ async fn record_size(ctx: &Ctx, kube: &Kube, next: &Profile, layer: &Layer) -> R
 /// The StatefulSet as install renders it with the new size; `None` when its certificate is due
 /// for renewal (install renews it and rolls the pod; resize must not).
 async fn statefulset(kube: &Kube, profile: &Profile) -> Result<Option<StatefulSet>> {
-    let names = profile.names();
-    let (passwords, _) = crate::passwords::resolve(kube, &names).await?;
-    let (tls, origin) = crate::passwords::tls(kube, profile).await?;
+    let (objects, origin) = crate::passwords::rendered(kube, profile).await?;
     if origin != crate::certs::Origin::Existing {
         return Ok(None);
     }
-    let sts = render::render(profile, &passwords, &tls)?
+    let sts = objects
         .into_iter()
         .find_map(|o| match o {
             Object::StatefulSet(s) => Some(s),

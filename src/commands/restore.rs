@@ -163,11 +163,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
             &tools,
             from,
             &manifest,
-            &restore::Target {
-                database: &db.database,
-                admin_user: &db.admin.user,
-                app_user: &db.app.user,
-            },
+            &restore::Target::of(&db),
             &bar,
         ),
         "a restore that had not finished was not committed (its transaction rolls back); `phonebill-db verify` shows the state",

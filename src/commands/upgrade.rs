@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::api::Api;
 use serde::Serialize;
-use serde_yaml::Value;
 use tokio_postgres::Client;
 
 use super::backup::default_name;
@@ -274,7 +273,7 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
         .exit(ExitCode::Usage)
         .into());
     }
-    let beside = beside(kube, &next).await?;
+    let (beside, rest) = beside(kube, &next).await?;
     ctx.ui.confirm_typed(
         &format!(
             "Move release {}'s data from PostgreSQL {from} ({}) to {to} ({image})? The application can read but not write until the switch. Type the release name to go on",
@@ -339,12 +338,8 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
         }
     };
 
-    // 2. The switch: recorded first, so that an interrupted switch is finished by a re-run.
-    let before = ctx
-        .record
-        .as_ref()
-        .map(|r| r.values.clone())
-        .unwrap_or_else(|| Value::Mapping(Default::default()));
+    // 3. The switch: recorded first, so that an interrupted switch is finished by a re-run.
+    let before = ctx.recorded_values();
     let values = merged(&before, &layer.values);
     let state = UpgradeState {
         from_values: before,
@@ -353,9 +348,7 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
         from_claim: names.pvc.clone(),
         to_major: to,
         backup: backup.clone(),
-        switched_at: jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string(),
+        switched_at: record::now(),
     };
     record::write_with(
         kube,
@@ -367,7 +360,7 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
     .await
     .context("recording the upgrade with the release; nothing was switched")?;
     live::annotate_claim(kube, &next_names.pvc, SWITCHED, &state.switched_at).await?;
-    switch(ctx, kube, &next).await?;
+    switch_with(ctx, kube, &next, rest).await?;
     let mut r = report(ctx, kube, "upgraded", next_names.stateful_set);
     r.from_major = Some(from);
     r.to_major = Some(to);
@@ -421,11 +414,7 @@ async fn move_data(
             &new_tools,
             dest,
             &manifest,
-            &restore::Target {
-                database: &new.database,
-                admin_user: &new.admin.user,
-                app_user: &new.app.user,
-            },
+            &restore::Target::of(&new),
             &bar,
         ),
         interrupted,
@@ -491,13 +480,22 @@ fn backup_path(ctx: &Ctx, args: &UpgradeArgs, to: u32) -> Result<PathBuf> {
 /// No pod is rolled: the StatefulSet switched to keeps its template (after a rollback the old
 /// pod keeps the certificate it started with; the next install rolls it onto the renewed one).
 async fn switch(ctx: &Ctx, kube: &Kube, profile: &Profile) -> Result<()> {
-    let names = profile.names();
-    let (passwords, _) = crate::passwords::resolve(kube, &names).await?;
-    let (tls, _) = crate::passwords::tls(kube, profile).await?;
-    let objects: Vec<Object> = render::render(profile, &passwords, &tls)?
+    let (objects, _) = crate::passwords::rendered(kube, profile).await?;
+    let objects = objects
         .into_iter()
         .filter(|o| !matches!(o, Object::StatefulSet(_)))
         .collect();
+    switch_with(ctx, kube, profile, objects).await
+}
+
+/// [`switch`] with the objects already rendered (none of them a StatefulSet).
+async fn switch_with(
+    ctx: &Ctx,
+    kube: &Kube,
+    profile: &Profile,
+    objects: Vec<Object>,
+) -> Result<()> {
+    let names = profile.names();
     apply_all(kube, &ctx.ui, objects, ApplyOptions::default(), true)
         .await
         .with_context(|| format!("switching the Services to {}", names.stateful_set))?;
@@ -575,13 +573,12 @@ async fn thaw(admin: &Client, profile: &Profile) -> Result<()> {
         .map_err(|e| crate::db::role::db_context(e, "giving the app role its privileges back"))
 }
 
-/// What `profile` renders that a StatefulSet beside the serving one needs: itself and the
-/// server certificate's Secret (with the release's passwords and certificate). A CA due for
+/// What `profile` renders, in two parts: what a StatefulSet beside the serving one needs (itself
+/// and the server certificate's Secret), and the rest, which the switch applies. A CA due for
 /// renewal is install's to renew (every client's trust changes): refused.
-async fn beside(kube: &Kube, profile: &Profile) -> Result<Vec<Object>> {
+async fn beside(kube: &Kube, profile: &Profile) -> Result<(Vec<Object>, Vec<Object>)> {
     let names = profile.names();
-    let (passwords, _) = crate::passwords::resolve(kube, &names).await?;
-    let (tls, origin) = crate::passwords::tls(kube, profile).await?;
+    let (objects, origin) = crate::passwords::rendered(kube, profile).await?;
     if origin == crate::certs::Origin::Generated {
         return Err(user_error(format!(
             "release {}'s certificate authority is missing or due for renewal; nothing was changed",
@@ -591,19 +588,16 @@ async fn beside(kube: &Kube, profile: &Profile) -> Result<Vec<Object>> {
         .exit(ExitCode::Usage)
         .into());
     }
-    let objects: Vec<Object> = render::render(profile, &passwords, &tls)?
-        .into_iter()
-        .filter(|o| match o {
-            Object::StatefulSet(_) => true,
-            Object::Secret(s) => s.metadata.name.as_deref() == Some(&names.tls_secret),
-            _ => false,
-        })
-        .collect();
+    let (beside, rest): (Vec<Object>, Vec<Object>) = objects.into_iter().partition(|o| match o {
+        Object::StatefulSet(_) => true,
+        Object::Secret(s) => s.metadata.name.as_deref() == Some(&names.tls_secret),
+        _ => false,
+    });
     anyhow::ensure!(
-        objects.len() == 2,
+        beside.len() == 2,
         "the profile renders no StatefulSet or certificate Secret (a bug)"
     );
-    Ok(objects)
+    Ok((beside, rest))
 }
 
 async fn finalize(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
@@ -750,11 +744,7 @@ async fn abandon(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
 
 /// Whether `upgrade` took the app role's write privileges on this server (sql/upgrade/frozen.sql).
 async fn is_frozen(admin: &Client, profile: &Profile) -> Result<bool> {
-    let sql = render_sql(
-        "frozen.sql",
-        FROZEN_SQL,
-        &serde_json::json!({ "app_user": profile.app_user }),
-    )?;
+    let sql = upgrade_sql("frozen.sql", FROZEN_SQL, profile)?;
     let row = admin
         .query_one(sql.as_str(), &[])
         .await
@@ -772,12 +762,17 @@ fn waiting(ctx: &Ctx, up: &UpgradeState) -> anyhow::Error {
     .into()
 }
 
-async fn run_sql(admin: &Client, name: &str, source: &str, profile: &Profile) -> Result<()> {
-    let sql = render_sql(
+/// One of `sql/upgrade/`, for the profile's app role and database.
+fn upgrade_sql(name: &str, source: &str, profile: &Profile) -> Result<String> {
+    render_sql(
         name,
         source,
         &serde_json::json!({ "app_user": profile.app_user, "database": profile.database }),
-    )?;
+    )
+}
+
+async fn run_sql(admin: &Client, name: &str, source: &str, profile: &Profile) -> Result<()> {
+    let sql = upgrade_sql(name, source, profile)?;
     admin
         .batch_execute(&sql)
         .await

@@ -40,6 +40,17 @@ pub struct Target<'a> {
     pub app_user: &'a str,
 }
 
+impl<'a> Target<'a> {
+    /// The database `db` names, restored as its admin, re-granting its app role.
+    pub fn of(db: &'a super::connect::Db) -> Target<'a> {
+        Target {
+            database: &db.database,
+            admin_user: &db.admin.user,
+            app_user: &db.app.user,
+        }
+    }
+}
+
 /// The restore pipeline's command line for a backup described by `m`.
 ///
 /// Owners and privileges are not taken from the backup (`--no-owner --no-privileges`; plain backups

@@ -112,6 +112,32 @@ where
         + DeserializeOwned,
 {
     let kind = K::kind(&());
+    Ok(names_by::<K>(kube, selector)
+        .await?
+        .into_iter()
+        .map(|name| format!("{kind}/{name}"))
+        .collect())
+}
+
+/// The names of the release's objects of one kind (by the managed-by labels).
+pub async fn names<K>(kube: &Kube, profile: &Profile) -> Result<Vec<String>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    names_by::<K>(kube, &profile.managed_selector()).await
+}
+
+async fn names_by<K>(kube: &Kube, selector: &str) -> Result<Vec<String>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let kind = K::kind(&());
     let api: Api<K> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let list = api
         .list_metadata(&ListParams::default().labels(selector))
@@ -123,11 +149,7 @@ where
                 &kube.server,
             )
         })?;
-    Ok(list
-        .items
-        .iter()
-        .map(|o| format!("{kind}/{}", o.name_any()))
-        .collect())
+    Ok(list.items.iter().map(|o| o.name_any()).collect())
 }
 
 /// Delete one object by "Kind/name"; one that is already gone is fine.

@@ -140,12 +140,17 @@ pub async fn next(kube: &Kube, old: Option<&Record>, environment: &str, values: 
         environment: environment.to_string(),
         values,
         tool_version,
-        installed_at: jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string(),
+        installed_at: now(),
         installed_by: whoami(kube).await,
         upgrade: None,
     }
+}
+
+/// Now as the record writes times: RFC 3339, UTC, whole seconds.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Record `values` as what was applied (after a command that changes one of them, as resize does

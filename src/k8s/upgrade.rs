@@ -6,7 +6,7 @@ use anyhow::Result;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 
 use super::client::{Kube, api_error};
 use crate::error::{ExitCode, user_error};
@@ -51,23 +51,10 @@ pub fn container_image(sts: &StatefulSet, container: &str) -> Option<String> {
 /// The release's StatefulSets other than the one the profile names: what an upgrade made (or
 /// kept) beside it.
 pub async fn others(kube: &Kube, profile: &Profile) -> Result<Vec<String>> {
-    let names = profile.names();
-    let list = Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
-        .list_metadata(&ListParams::default().labels(&profile.managed_selector()))
-        .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!("listing StatefulSets in namespace {}", kube.namespace),
-                &kube.server,
-            )
-        })?;
-    Ok(list
-        .items
-        .iter()
-        .map(|s| s.name_any())
-        .filter(|n| *n != names.stateful_set)
-        .collect())
+    let serving = profile.names().stateful_set;
+    let mut all = super::inventory::names::<StatefulSet>(kube, profile).await?;
+    all.retain(|n| *n != serving);
+    Ok(all)
 }
 
 /// Refused while an upgrade keeps a second StatefulSet: the command would change one server.
@@ -100,17 +87,7 @@ pub fn under_way(others: &[String], profile: &Profile) -> anyhow::Error {
 /// database beside the data would hide it: refused, with the values that run on it.
 pub async fn refuse_moved_data(kube: &Kube, profile: &Profile) -> Result<()> {
     let names = profile.names();
-    let claims = Api::<PersistentVolumeClaim>::namespaced(kube.client.clone(), &kube.namespace)
-        .list_metadata(&ListParams::default().labels(&profile.managed_selector()))
-        .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!("listing claims in namespace {}", kube.namespace),
-                &kube.server,
-            )
-        })?;
-    let all: Vec<String> = claims.items.iter().map(|c| c.name_any()).collect();
+    let all = super::inventory::names::<PersistentVolumeClaim>(kube, profile).await?;
     if all.contains(&names.pvc) {
         return Ok(());
     }
@@ -140,20 +117,23 @@ pub async fn refuse_moved_data(kube: &Kube, profile: &Profile) -> Result<()> {
 
 /// The volume bound to a claim, if the claim exists.
 pub async fn volume_of(kube: &Kube, claim: &str) -> Result<Option<String>> {
-    let pvc = Api::<PersistentVolumeClaim>::namespaced(kube.client.clone(), &kube.namespace)
-        .get_opt(claim)
-        .await
-        .map_err(|e| api_error(e, &format!("reading claim {claim}"), &kube.server))?;
-    Ok(pvc.and_then(|p| p.spec?.volume_name))
+    Ok(read_claim(kube, claim)
+        .await?
+        .and_then(|p| p.spec?.volume_name))
 }
 
 /// One annotation of a claim, if the claim exists and has it.
 pub async fn annotation_of_claim(kube: &Kube, claim: &str, key: &str) -> Result<Option<String>> {
-    let pvc = Api::<PersistentVolumeClaim>::namespaced(kube.client.clone(), &kube.namespace)
+    Ok(read_claim(kube, claim)
+        .await?
+        .and_then(|p| p.annotations().get(key).cloned()))
+}
+
+async fn read_claim(kube: &Kube, claim: &str) -> Result<Option<PersistentVolumeClaim>> {
+    Api::<PersistentVolumeClaim>::namespaced(kube.client.clone(), &kube.namespace)
         .get_opt(claim)
         .await
-        .map_err(|e| api_error(e, &format!("reading claim {claim}"), &kube.server))?;
-    Ok(pvc.and_then(|p| p.annotations().get(key).cloned()))
+        .map_err(|e| api_error(e, &format!("reading claim {claim}"), &kube.server))
 }
 
 /// Set one annotation on a claim (a merge patch: nothing else of it changes).
