@@ -283,6 +283,25 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
         .unwrap();
     assert_eq!(kept, "1", "what the app wrote after the switch stays");
 
+    // A snapshot of the old claim holds PostgreSQL 14 data: not restored over the new volume, and
+    // not `latest`.
+    crate::support::put_snapshot(
+        &c.fake,
+        "before-upgrade",
+        PVC,
+        crate::support::snapshot_labels("auth-postgres-dev", Some("manual")),
+    );
+    c.run(&["restore", "--snapshot", "before-upgrade", "--yes"])
+        .await
+        .refused(
+            2,
+            &format!("is of claim {PVC}, not of the release's data volume {NEW_PVC}"),
+            "restore --from",
+        );
+    c.run(&["restore", "--snapshot", "latest", "--yes"])
+        .await
+        .refused(2, "has no ready snapshot to restore", "backup --list");
+
     // uninstall forgets the record that said where the data is; install does not start an empty
     // database beside it, and runs on it once told.
     let gone = c.run(&["uninstall", "--yes"]).await;
@@ -536,6 +555,10 @@ async fn every_refusal_changes_nothing() {
         "holds PostgreSQL 14 data",
         "upgrade --major 16",
     );
+    std::fs::write(&values, "image: docker.io/library/postgres:latest\n").unwrap();
+    c.run(&["install", "--values", &v])
+        .await
+        .refused(2, "cannot tell whether docker.io/library/postgres:latest is the same PostgreSQL major version", "postgres:16.4@sha256");
     std::fs::write(&values, "image: docker.io/library/postgres:13\n").unwrap();
     c.run(&["install", "--values", &v]).await.refused(
         2,
