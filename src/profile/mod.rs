@@ -285,6 +285,16 @@ impl Profile {
                     .into());
             }
             check_keys(&base, &layer.values, "").map_err(|key| unknown_key(layer, &key, &base))?;
+            if let Some((key, found)) = mapping_replaced(&base, &layer.values, "") {
+                return Err(layer
+                    .refusal(format!(
+                        "key `{key}`: expected a mapping of keys, as in the profile, found {found}"
+                    ))
+                    .hint(format!(
+                        "set the keys below `{key}` one by one, or leave `{key}` out (see `phonebill-db render --env {env}`)"
+                    ))
+                    .into());
+            }
             merge(&mut base, layer.values.clone());
         }
         let embedded = format!("the embedded profile `{env}`");
@@ -534,6 +544,40 @@ fn check_keys(base: &Value, overrides: &Value, prefix: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// The first key where `over` puts something other than a mapping (null, a list, a scalar)
+/// in place of one of the profile's mappings, with what it found there. Free-form label maps
+/// are checked by their own type when the profile is read.
+fn mapping_replaced(base: &Value, over: &Value, prefix: &str) -> Option<(String, &'static str)> {
+    let (Value::Mapping(b), Value::Mapping(o)) = (base, over) else {
+        return None;
+    };
+    o.iter().find_map(|(key, value)| {
+        let inner = b.get(key)?;
+        let path = match key.as_str() {
+            Some(name) if prefix.is_empty() => name.to_string(),
+            Some(name) => format!("{prefix}.{name}"),
+            None => return None,
+        };
+        match (inner, value) {
+            (Value::Mapping(_), Value::Mapping(_)) => mapping_replaced(inner, value, &path),
+            (Value::Mapping(_), other) => Some((path, yaml_kind(other))),
+            _ => None,
+        }
+    })
+}
+
+fn yaml_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
 fn unknown_key(layer: &Layer, key: &str, base: &Value) -> anyhow::Error {
     let parent = key.rsplit_once('.').map(|(p, _)| p);
     let mut node = base;
@@ -741,6 +785,33 @@ mod tests {
         );
         assert!(r.error.contains(&f.path().display().to_string()));
         assert!(r.hint.unwrap().contains("className"));
+    }
+
+    #[test]
+    fn a_mapping_replaced_by_null_or_a_scalar_is_named_with_the_file() {
+        for (env, text, key, found) in [
+            ("prod", "managed: null\n", "managed", "null"),
+            ("prod", "managed: [a]\n", "managed", "a list"),
+            (
+                "dev",
+                "snapshots:\n  enabled: true\n  image: x\nstorage: {className: null}\nresources: ~\n",
+                "resources",
+                "null",
+            ),
+            ("dev", "storage: 5\n", "storage", "a number"),
+        ] {
+            let f = values(text);
+            let r = crate::error::report(&Profile::load(env, Some(f.path())).unwrap_err());
+            assert_eq!(r.exit_code, 2, "{}", r.error);
+            assert!(
+                r.error.contains(&f.path().display().to_string())
+                    && r.error.contains(&format!("key `{key}`"))
+                    && r.error.contains(found),
+                "{text}: {}",
+                r.error
+            );
+            assert!(r.hint.unwrap().contains(key));
+        }
     }
 
     #[test]
