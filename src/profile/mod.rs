@@ -284,16 +284,19 @@ impl Profile {
                     .hint("write the value on one line, without control characters")
                     .into());
             }
-            check_keys(&base, &layer.values, "").map_err(|key| unknown_key(layer, &key, &base))?;
-            if let Some((key, found)) = mapping_replaced(&base, &layer.values, "") {
-                return Err(layer
-                    .refusal(format!(
-                        "key `{key}`: expected a mapping of keys, as in the profile, found {found}"
-                    ))
-                    .hint(format!(
-                        "set the keys below `{key}` one by one, or leave `{key}` out (see `phonebill-db render --env {env}`)"
-                    ))
-                    .into());
+            match check_keys(&base, &layer.values, "") {
+                Ok(()) => {}
+                Err(Misfit::Unknown(key)) => return Err(unknown_key(layer, &key, &base)),
+                Err(Misfit::NotAMapping(key, found)) => {
+                    return Err(layer
+                        .refusal(format!(
+                            "key `{key}`: expected a mapping of keys, as in the profile, found {found}"
+                        ))
+                        .hint(format!(
+                            "set the keys below `{key}` one by one, or leave `{key}` out (see `phonebill-db render --env {env}`)"
+                        ))
+                        .into());
+                }
             }
             merge(&mut base, layer.values.clone());
         }
@@ -515,8 +518,18 @@ pub fn merged(base: &Value, over: &Value) -> Value {
     out
 }
 
-/// Every key of `overrides` must exist in `base` (at the same place). Returns the first unknown key's path.
-fn check_keys(base: &Value, overrides: &Value, prefix: &str) -> Result<(), String> {
+/// What a layer may not do to the profile it is laid over.
+#[derive(Debug, PartialEq)]
+enum Misfit {
+    /// A key the profile does not have (its dotted path).
+    Unknown(String),
+    /// Null, a list or one value where the profile has a mapping (its path, what was found).
+    NotAMapping(String, &'static str),
+}
+
+/// Every key of `overrides` must exist in `base` (at the same place), and where `base` has a
+/// mapping, `overrides` must have one too. Returns the first misfit, in the layer's order.
+fn check_keys(base: &Value, overrides: &Value, prefix: &str) -> Result<(), Misfit> {
     let (Value::Mapping(b), Value::Mapping(o)) = (base, overrides) else {
         return Ok(());
     };
@@ -531,6 +544,9 @@ fn check_keys(base: &Value, overrides: &Value, prefix: &str) -> Result<(), Strin
             format!("{prefix}.{name}")
         };
         match b.get(key) {
+            Some(Value::Mapping(_)) if !value.is_mapping() => {
+                return Err(Misfit::NotAMapping(path, yaml_kind(value)));
+            }
             // Free-form label maps accept any key.
             Some(inner) if path != "networkPolicy.allowFromPodLabels" => {
                 check_keys(inner, value, &path)?
@@ -538,32 +554,10 @@ fn check_keys(base: &Value, overrides: &Value, prefix: &str) -> Result<(), Strin
             Some(_) => {}
             // Written by `upgrade` only, so in no embedded profile; an in-cluster key.
             None if path == "dataSet" && b.contains_key("image") => {}
-            None => return Err(path),
+            None => return Err(Misfit::Unknown(path)),
         }
     }
     Ok(())
-}
-
-/// The first key where `over` puts something other than a mapping (null, a list, a scalar)
-/// in place of one of the profile's mappings, with what it found there. Free-form label maps
-/// are checked by their own type when the profile is read.
-fn mapping_replaced(base: &Value, over: &Value, prefix: &str) -> Option<(String, &'static str)> {
-    let (Value::Mapping(b), Value::Mapping(o)) = (base, over) else {
-        return None;
-    };
-    o.iter().find_map(|(key, value)| {
-        let inner = b.get(key)?;
-        let path = match key.as_str() {
-            Some(name) if prefix.is_empty() => name.to_string(),
-            Some(name) => format!("{prefix}.{name}"),
-            None => return None,
-        };
-        match (inner, value) {
-            (Value::Mapping(_), Value::Mapping(_)) => mapping_replaced(inner, value, &path),
-            (Value::Mapping(_), other) => Some((path, yaml_kind(other))),
-            _ => None,
-        }
-    })
 }
 
 fn yaml_kind(value: &Value) -> &'static str {
