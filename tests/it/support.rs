@@ -192,6 +192,21 @@ impl Cluster {
         run.json()
     }
 
+    /// A plain install over the release, which must find all 17 objects as they are and write
+    /// nothing (no resourceVersion moves, the record's neither); its run, for more checks.
+    pub async fn reinstall_changes_nothing(&self) -> Run {
+        let before = self.versions();
+        let run = self.run(&["install", "--timeout", "30s"]).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stdout.contains("0 created, 0 configured, 17 unchanged"),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(self.versions(), before, "no resourceVersion moved");
+        run
+    }
+
     /// resourceVersion of every object in the namespace, by "Kind/name".
     pub fn versions(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
