@@ -132,24 +132,15 @@ pub async fn run(ctx: &Ctx, args: &LogsArgs) -> Result<Outcome> {
     let mut out = std::io::stdout();
     let follow = async {
         while let Some(line) = lines.try_next().await.map_err(|e| io_error(e, &doing))? {
+            let entry = LogLine {
+                pod: &pod,
+                container: &container,
+                line: &line,
+            };
             let text = match output {
                 OutputFormat::Text => format!("{line}\n"),
-                OutputFormat::Json => format!(
-                    "{}\n",
-                    serde_json::to_string(&LogLine {
-                        pod: &pod,
-                        container: &container,
-                        line: &line,
-                    })?
-                ),
-                OutputFormat::Yaml => format!(
-                    "---\n{}",
-                    serde_yaml::to_string(&LogLine {
-                        pod: &pod,
-                        container: &container,
-                        line: &line,
-                    })?
-                ),
+                OutputFormat::Json => format!("{}\n", serde_json::to_string(&entry)?),
+                OutputFormat::Yaml => format!("---\n{}", serde_yaml::to_string(&entry)?),
             };
             use std::io::Write;
             if out

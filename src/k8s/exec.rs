@@ -4,13 +4,30 @@
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, AttachParams};
+use kube::api::{Api, AttachParams, AttachedProcess};
 
 use super::client::{Kube, api_error};
 use crate::db::process::{Exit, Process};
 
 /// Bytes in flight per stream between the WebSocket task and the reader/writer.
 const BUFFER: usize = 1024 * 1024;
+
+/// `command` started in `pod` with `params`, and how errors name it ("psql in pod NS/POD").
+async fn start(
+    kube: &Kube,
+    pod: &str,
+    command: &[String],
+    params: &AttachParams,
+) -> Result<(String, AttachedProcess)> {
+    let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let tool = command.first().map(String::as_str).unwrap_or_default();
+    let what = format!("{tool} in pod {}/{pod}", kube.namespace);
+    let attached = api
+        .exec(pod, command.iter().map(String::as_str), params)
+        .await
+        .map_err(|e| api_error(e, &format!("starting {what}"), &kube.server))?;
+    Ok((what, attached))
+}
 
 pub async fn spawn(
     kube: &Kube,
@@ -19,7 +36,6 @@ pub async fn spawn(
     command: &[String],
     stdin: bool,
 ) -> Result<Process> {
-    let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let mut params = AttachParams::default()
         .container(container)
         .stdin(stdin)
@@ -28,12 +44,7 @@ pub async fn spawn(
     params.max_stdin_buf_size = Some(BUFFER);
     params.max_stdout_buf_size = Some(BUFFER);
     params.max_stderr_buf_size = Some(64 * 1024);
-    let tool = command.first().map(String::as_str).unwrap_or_default();
-    let what = format!("{tool} in pod {}/{pod}", kube.namespace);
-    let mut attached = api
-        .exec(pod, command.iter().map(String::as_str), &params)
-        .await
-        .map_err(|e| api_error(e, &format!("starting {what}"), &kube.server))?;
+    let (what, mut attached) = start(kube, pod, command, &params).await?;
     let stdout = attached
         .stdout()
         .expect("stdout was requested, so the attached process has it");
@@ -76,14 +87,8 @@ pub async fn terminal(kube: &Kube, pod: &str, container: &str, command: &[String
     use kube::api::TerminalSize;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let params = AttachParams::interactive_tty().container(container);
-    let tool = command.first().map(String::as_str).unwrap_or_default();
-    let what = format!("{tool} in pod {}/{pod}", kube.namespace);
-    let mut attached = api
-        .exec(pod, command.iter().map(String::as_str), &params)
-        .await
-        .map_err(|e| api_error(e, &format!("starting {what}"), &kube.server))?;
+    let (what, mut attached) = start(kube, pod, command, &params).await?;
     let mut remote_in = attached.stdin().expect("stdin was requested");
     let mut remote_out = attached.stdout().expect("stdout was requested");
     let mut resize = attached.terminal_size().expect("a tty was requested");
