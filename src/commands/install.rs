@@ -164,10 +164,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         {
             return Err(refusal);
         }
-        let others = upgrade::others(&kube, &profile).await?;
-        if !others.is_empty() {
-            return Err(upgrade::under_way(&others, &profile));
-        }
+        upgrade::refuse_under_way(&kube, &profile).await?;
         image_change = match live.as_ref() {
             Some(sts) => image_change_of(sts, &profile)?,
             None => {
@@ -313,14 +310,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             if let Some(from) = image_change {
                 let spinner = ui.spinner("verifying the new minor version");
                 report.image_changed_from = Some(from);
-                report.checks =
-                    match crate::db::connect::Db::for_release(kube.clone(), &profile).await {
-                        Ok(db) => super::restore::database_checks_for(&profile, &db).await,
-                        Err(e) => vec![Check::fail(
-                            "admin connects",
-                            crate::error::report(&e).error,
-                        )],
-                    };
+                report.checks = super::restore::release_checks(&kube, &profile).await;
                 spinner.finish_and_clear();
             }
             ui.emit(&report, text)?;

@@ -173,7 +173,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     let seconds = restored?;
 
     let spinner = ctx.ui.spinner("verifying");
-    let checks = database_checks(ctx, &db).await;
+    let checks = database_checks(&ctx.profile, &db).await;
     spinner.finish_and_clear();
     let report = RestoreReport {
         file: from.display().to_string(),
@@ -195,13 +195,8 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     Ok(Outcome::ok())
 }
 
-/// verify's database checks, after a restore.
-pub async fn database_checks(ctx: &Ctx, db: &crate::db::connect::Db) -> Vec<Check> {
-    database_checks_for(&ctx.profile, db).await
-}
-
-/// verify's database checks of `db` against `profile`.
-pub async fn database_checks_for(
+/// verify's database checks of `db` against `profile` (after a restore, an upgrade, a new image).
+pub async fn database_checks(
     profile: &crate::profile::Profile,
     db: &crate::db::connect::Db,
 ) -> Vec<Check> {
@@ -211,6 +206,17 @@ pub async fn database_checks_for(
             let params = checks::Parameters::for_target(db, false);
             checks::run(db, &admin, profile, &migrations, params).await
         }
+        Err(e) => vec![Check::fail("admin connects", report(&e).error)],
+    }
+}
+
+/// verify's database checks of the release's own pod (a failed connection is the first check).
+pub async fn release_checks(
+    kube: &crate::k8s::client::Kube,
+    profile: &crate::profile::Profile,
+) -> Vec<Check> {
+    match crate::db::connect::Db::for_release(kube.clone(), profile).await {
+        Ok(db) => database_checks(profile, &db).await,
         Err(e) => vec![Check::fail("admin connects", report(&e).error)],
     }
 }

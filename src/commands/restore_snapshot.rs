@@ -4,10 +4,9 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::restore::{RestoreArgs, database_checks};
+use super::restore::{RestoreArgs, release_checks};
 use crate::check::{self, Check};
 use crate::context::Ctx;
-use crate::db::connect::Db;
 use crate::error::{ExitCode, user_error};
 use crate::k8s::preflight::{self, Access};
 use crate::k8s::volume_restore::{self, Request, Restored};
@@ -107,13 +106,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs, name: &str) -> Result<Outcome> {
     let restored = restored?;
 
     let spinner = ctx.ui.spinner("verifying");
-    let checks = match Db::for_release(kube.clone(), &ctx.profile).await {
-        Ok(db) => database_checks(ctx, &db).await,
-        Err(e) => vec![Check::fail(
-            "admin connects",
-            crate::error::report(&e).error,
-        )],
-    };
+    let checks = release_checks(&kube, &ctx.profile).await;
     spinner.finish_and_clear();
     let report = SnapshotRestoreReport {
         restored,

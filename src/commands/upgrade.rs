@@ -18,7 +18,7 @@ use tokio_postgres::Client;
 
 use super::backup::default_name;
 use super::install::{apply_all, deny_check};
-use super::restore::database_checks_for;
+use super::restore::database_checks;
 use crate::check::{self, Check, Status};
 use crate::cli::parse_duration;
 use crate::context::Ctx;
@@ -424,7 +424,7 @@ async fn move_data(
     restored.with_context(|| format!("restoring {} into {}", dest.display(), names.pod))?;
 
     let spinner = ui.spinner("verifying the new server");
-    let checks = database_checks_for(next, &new).await;
+    let checks = database_checks(next, &new).await;
     spinner.finish_and_clear();
     if !check::passed(&checks) {
         let failed: Vec<String> = checks
