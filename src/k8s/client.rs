@@ -186,8 +186,8 @@ pub fn api_error(e: kube::Error, doing: &str, server: &str) -> anyhow::Error {
     err.into()
 }
 
-/// The innermost message of an error chain (hyper's outer messages say little).
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+/// The innermost non-empty message of an error chain (hyper's outer messages say little).
+pub(super) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut messages = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(inner) = cur {

@@ -21,6 +21,8 @@ use kube::client::{Body, DynBody};
 use tokio::time::Instant;
 use tower::{BoxError, Layer, Service, ServiceExt};
 
+use super::client::root_cause;
+
 /// The first wait; it doubles up to [`MAX_DELAY`], each with jitter (50–100 % of it).
 pub const FIRST_DELAY: Duration = Duration::from_millis(200);
 pub const MAX_DELAY: Duration = Duration::from_secs(5);
@@ -111,7 +113,7 @@ where
                     REACHED.store(true, Ordering::Relaxed);
                 }
                 let (why, answer, after) = match answer {
-                    Err(e) if transient(&*e) => (root(&*e), Err(e), None),
+                    Err(e) if transient(&*e) => (root_cause(&*e), Err(e), None),
                     Err(e) => return Err(e),
                     Ok(r) => match r.status() {
                         StatusCode::TOO_MANY_REQUESTS
@@ -235,16 +237,6 @@ fn transient(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = err.source();
     }
     false
-}
-
-fn root(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e.to_string();
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        last = err.to_string();
-        cur = err.source();
-    }
-    last
 }
 
 #[cfg(test)]
