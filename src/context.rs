@@ -51,9 +51,15 @@ impl Ctx {
     /// The profile with `extra` laid over everything else (the record, `--values`): what a
     /// command that changes one value (resize's size) applies and records.
     pub fn profile_with(&self, extra: Layer) -> Result<Profile> {
-        let mut layers: Vec<Layer> = self.record.iter().map(|r| r.layer(&self.profile)).collect();
+        self.load(self.record.as_ref(), Some(extra))
+    }
+
+    /// The embedded profile with `record`'s values, `--values` and `extra` laid over it in that
+    /// order, where this context found the release (namespace, name).
+    fn load(&self, record: Option<&Record>, extra: Option<Layer>) -> Result<Profile> {
+        let mut layers: Vec<Layer> = record.iter().map(|r| r.layer(&self.profile)).collect();
         layers.extend(self.values.clone());
-        layers.push(extra);
+        layers.extend(extra);
         let mut profile = Profile::load_layers(&self.global.env, &layers)?;
         profile.namespace = self.profile.namespace.clone();
         profile.release = self.profile.release.clone();
@@ -87,11 +93,7 @@ impl Ctx {
             );
             return Ok(());
         }
-        let mut layers = vec![record.layer(&self.profile)];
-        layers.extend(self.values.clone());
-        let mut profile = Profile::load_layers(&self.global.env, &layers)?;
-        profile.namespace = self.profile.namespace.clone();
-        profile.release = self.profile.release.clone();
+        let profile = self.load(Some(&record), None)?;
         self.ui.detail(format!(
             "using the values install recorded in ConfigMap {}: {}",
             profile.names().record,

@@ -116,11 +116,19 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     let class = cluster.storage.class_name.clone();
     let ui = &ctx.ui;
     let kube = ctx.kube_within(args.timeout).await?;
-    // Where an upgrade moved the data is no value to reset: --reset-values keeps it.
+    // The record this install replaces: with --reset-values it was not laid under the profile,
+    // but it is still replaced, and where an upgrade moved the data is no value to reset.
+    let previous = match &ctx.record {
+        Some(r) => Some(r.clone()),
+        None if args.reset_values => record::read(&kube, &ctx.profile).await.ok().flatten(),
+        None => None,
+    };
     if args.reset_values
-        && let Some(set) = recorded_data_set(&kube, ctx).await
+        && let Some(set) = previous
+            .as_ref()
+            .and_then(|r| r.values.get("dataSet")?.as_str())
     {
-        cluster.data_set = Some(set);
+        cluster.data_set = Some(set.to_string());
     }
     let names = profile.names();
     let server_version = preflight::server_version(&kube).await?;
@@ -188,6 +196,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             ctx,
             args,
             &kube,
+            previous.as_ref(),
             profile.cluster.as_ref().and_then(|c| c.data_set.as_deref()),
         )
         .await?,
@@ -348,12 +357,6 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     }
 }
 
-/// The StatefulSet an upgrade moved the data to (`dataSet` in the record), for --reset-values.
-async fn recorded_data_set(kube: &Kube, ctx: &Ctx) -> Option<String> {
-    let record = record::read(kube, &ctx.profile).await.ok().flatten()?;
-    record.values.get("dataSet")?.as_str().map(str::to_string)
-}
-
 /// The running image when this install changes it within its major version; a refusal when the
 /// major version changes (PostgreSQL does not start on another major version's data directory).
 fn image_change_of(sts: &StatefulSet, profile: &crate::profile::Profile) -> Result<Option<String>> {
@@ -405,13 +408,11 @@ async fn next_record(
     ctx: &Ctx,
     args: &InstallArgs,
     kube: &Kube,
+    previous: Option<&Record>,
     data_set: Option<&str>,
 ) -> Result<Record> {
-    let mut values = if args.reset_values {
-        serde_yaml::Value::Mapping(Default::default())
-    } else {
-        ctx.recorded_values()
-    };
+    // With --reset-values nothing was adopted: empty.
+    let mut values = ctx.recorded_values();
     // --reset-values keeps where an upgrade moved the data.
     if args.reset_values
         && let Some(set) = data_set
@@ -430,13 +431,7 @@ async fn next_record(
         ))?;
         values = merged(&values, &flag);
     }
-    // After --reset-values the old record is still what this one replaces.
-    let old = match &ctx.record {
-        Some(r) => Some(r.clone()),
-        None if args.reset_values => record::read(kube, &ctx.profile).await.ok().flatten(),
-        None => None,
-    };
-    Ok(record::next(kube, old.as_ref(), &ctx.profile.environment, &values).await)
+    Ok(record::next(kube, previous, &ctx.profile.environment, &values).await)
 }
 
 /// Server-side apply of each object (Secrets as `data`), the object being applied on a spinner;
