@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::client::{Kube, api_error};
+use super::watches::Wake;
 use crate::error::{ExitCode, user_error};
 use crate::ui::Ui;
 
@@ -73,9 +74,7 @@ pub fn reads(spec: &PodSpec, secret: &str) -> Vec<String> {
 /// The Deployments and StatefulSets in the namespace that read `secret`, except `skip` (the
 /// release's own StatefulSet).
 pub async fn readers_of(kube: &Kube, secret: &str, skip: &str) -> Result<Vec<Reader>> {
-    let mut out = Vec::new();
-    let deployments: Api<Deployment> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let listed = deployments
+    let deployments = Api::<Deployment>::namespaced(kube.client.clone(), &kube.namespace)
         .list(&ListParams::default())
         .await
         .map_err(|e| {
@@ -85,48 +84,36 @@ pub async fn readers_of(kube: &Kube, secret: &str, skip: &str) -> Result<Vec<Rea
                 &kube.server,
             )
         })?;
-    for d in listed {
-        let via = d
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .map(|s| reads(s, secret))
-            .unwrap_or_default();
-        if !via.is_empty() {
-            out.push(Reader {
-                kind: "Deployment".into(),
-                name: d.name_any(),
+    let sets = Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| {
+            api_error(
+                e,
+                "listing StatefulSets (who reads the Secret)",
+                &kube.server,
+            )
+        })?;
+    let workloads = deployments
+        .iter()
+        .map(|d| {
+            let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+            ("Deployment", d.name_any(), spec)
+        })
+        .chain(sets.iter().filter(|s| s.name_any() != skip).map(|s| {
+            let spec = s.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+            ("StatefulSet", s.name_any(), spec)
+        }));
+    Ok(workloads
+        .filter_map(|(kind, name, spec)| {
+            let via = spec.map(|s| reads(s, secret)).unwrap_or_default();
+            (!via.is_empty()).then(|| Reader {
+                kind: kind.into(),
+                name,
                 via,
-            });
-        }
-    }
-    let sets: Api<StatefulSet> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let listed = sets.list(&ListParams::default()).await.map_err(|e| {
-        api_error(
-            e,
-            "listing StatefulSets (who reads the Secret)",
-            &kube.server,
-        )
-    })?;
-    for s in listed {
-        if s.name_any() == skip {
-            continue;
-        }
-        let via = s
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .map(|s| reads(s, secret))
-            .unwrap_or_default();
-        if !via.is_empty() {
-            out.push(Reader {
-                kind: "StatefulSet".into(),
-                name: s.name_any(),
-                via,
-            });
-        }
-    }
-    Ok(out)
+            })
+        })
+        .collect())
 }
 
 /// Restart each reader (a new `phonebill-db/restartedAt` on its pod template) and wait until
@@ -154,31 +141,39 @@ pub async fn restart(kube: &Kube, readers: &[Reader], timeout: Duration, ui: &Ui
         result.map_err(|e| api_error(e, &doing, &kube.server))?;
     }
     let bar = ui.spinner("waiting for the restarted workloads to roll out");
-    loop {
-        let mut rolling = Vec::new();
-        for r in readers {
-            if !rolled_out(kube, r).await? {
-                rolling.push(format!("{} {}", r.kind, r.name));
-            }
-        }
-        if rolling.is_empty() {
-            bar.finish_and_clear();
-            return Ok((started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
-        }
-        bar.set_message(format!("waiting for {} to roll out", rolling.join(", ")));
-        if started.elapsed() >= timeout {
-            bar.finish_and_clear();
-            return Err(user_error(format!(
-                "timed out after {} waiting for {} to roll out (the new password is in place; they were restarted)",
-                humantime::format_duration(Duration::from_secs(timeout.as_secs())),
-                rolling.join(", ")
-            ))
-            .hint("`kubectl rollout status` on them shows why; pods that cannot start with the new password say so in their logs")
-            .exit(ExitCode::Timeout)
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let waited = super::wait::poll(
+        timeout.saturating_sub(started.elapsed()),
+        ui,
+        &bar,
+        &mut Wake::polling(),
+        || rolling(kube, readers),
+        Vec::is_empty,
+        |rolling| format!("waiting for {} to roll out", rolling.join(", ")),
+    )
+    .await;
+    bar.finish_and_clear();
+    match waited? {
+        Ok(_) => Ok((started.elapsed().as_secs_f64() * 10.0).round() / 10.0),
+        Err(timed_out) => Err(user_error(format!(
+            "timed out after {} waiting for {} to roll out (the new password is in place; they were restarted)",
+            humantime::format_duration(Duration::from_secs(timeout.as_secs())),
+            timed_out.last.join(", ")
+        ))
+        .hint("`kubectl rollout status` on them shows why; pods that cannot start with the new password say so in their logs")
+        .exit(ExitCode::Timeout)
+        .into()),
     }
+}
+
+/// The readers that have not rolled out yet, as "Kind name".
+async fn rolling(kube: &Kube, readers: &[Reader]) -> Result<Vec<String>> {
+    let mut rolling = Vec::new();
+    for r in readers {
+        if !rolled_out(kube, r).await? {
+            rolling.push(format!("{} {}", r.kind, r.name));
+        }
+    }
+    Ok(rolling)
 }
 
 /// Whether a workload has rolled its pods out to its latest template, as `kubectl rollout

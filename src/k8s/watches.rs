@@ -37,12 +37,6 @@ impl Drop for Wake {
     }
 }
 
-impl Default for Wake {
-    fn default() -> Self {
-        Self::polling()
-    }
-}
-
 impl Wake {
     /// No watches: look every [`POLL_INTERVAL`].
     pub fn polling() -> Wake {
