@@ -117,6 +117,15 @@ pub async fn tls(
     crate::certs::resolve(ca, server, profile, std::time::SystemTime::now())
 }
 
+/// A key of a Secret as text (bytes that are not UTF-8 replaced), if the Secret has it.
+pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+}
+
 fn key(secret: &Secret, key: &str) -> Result<String> {
     let bytes = secret.data.as_ref().and_then(|d| d.get(key)).ok_or_else(|| {
         user_error(format!("key `{key}` is missing"))

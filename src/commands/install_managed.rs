@@ -102,8 +102,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     let recorded_key = |key: &str| {
         recorded
             .as_ref()
-            .and_then(|s| s.data.as_ref()?.get(key))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .and_then(|s| passwords::secret_text(s, key))
     };
     let (app_password, origin) = match recorded_key("password") {
         Some(p) => (p, Origin::Existing),

@@ -22,6 +22,7 @@ use crate::k8s::apply::{ApplyOptions, apply_typed};
 use crate::k8s::client::{Kube, api_error};
 use crate::k8s::dependents::{self, Reader};
 use crate::k8s::preflight::Access;
+use crate::passwords::secret_text;
 use crate::profile::Profile;
 use crate::ui::Outcome;
 
@@ -117,7 +118,7 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
         Role::App => (profile.app_user.clone(), "password"),
         Role::Admin => (profile.admin_user.clone(), "postgres-password"),
     };
-    if text_of(&admin_secret, current_key).as_deref() == Some(new.as_str()) {
+    if secret_text(&admin_secret, current_key).as_deref() == Some(new.as_str()) {
         return Err(user_error(format!(
             "the new password of role {user} is the one it has; nothing was changed"
         ))
@@ -137,10 +138,10 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
         Role::App => {
             let scram = role::scram_verifier(&new);
             let mut admin_keys = vec![("password", new.clone())];
-            if text_of(&admin_secret, "app-password-scram").is_some() {
+            if secret_text(&admin_secret, "app-password-scram").is_some() {
                 admin_keys.push(("app-password-scram", scram));
             }
-            let url = text_of(&app_secret, "database-url")
+            let url = secret_text(&app_secret, "database-url")
                 .with_context(|| format!("Secret {} has no database-url", names.app_secret))?;
             vec![
                 with_keys(&admin_secret, &admin_keys),
@@ -192,12 +193,12 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
         }
         written.push(old.clone());
     }
+    let login = Login {
+        user: user.clone(),
+        password: Some(new.clone()),
+    };
     if let Err(e) = tx.commit().await {
         // Whether the commit happened is unknown: a new login says.
-        let login = Login {
-            user: user.clone(),
-            password: Some(new.clone()),
-        };
         if db.connect(&login).await.is_err() {
             spinner.finish_and_clear();
             let undone = put_back(&kube, &written).await;
@@ -206,10 +207,6 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
             )));
         }
     }
-    let login = Login {
-        user: user.clone(),
-        password: Some(new.clone()),
-    };
     db.connect(&login)
         .await
         .with_context(|| format!("logging in as {user} with the new password"))?;
@@ -302,14 +299,6 @@ async fn read_secret(
         .hint("install the release first (`phonebill-db install`), or give -n NAMESPACE")
         .into()
     })
-}
-
-fn text_of(secret: &Secret, key: &str) -> Option<String> {
-    secret
-        .data
-        .as_ref()?
-        .get(key)
-        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
 }
 
 /// The Secret as it is, with `keys` set: what to apply (all its keys: server-side apply would

@@ -310,9 +310,7 @@ pub async fn secret_key(kube: &Kube, api: &Api<Secret>, name: &str, key: &str) -
     })?;
     let value = secret
         .as_ref()
-        .and_then(|s| s.data.as_ref())
-        .and_then(|d| d.get(key))
-        .map(|b| String::from_utf8_lossy(&b.0).into_owned());
+        .and_then(|s| crate::passwords::secret_text(s, key));
     match (secret, value) {
         (None, _) => Err(user_error(format!(
             "Secret {name} is missing in namespace {}",

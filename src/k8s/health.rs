@@ -83,11 +83,7 @@ pub async fn certificate(kube: &Kube, names: &Names) -> Result<Check> {
                 &kube.server,
             )
         })?
-        .and_then(|s| {
-            s.data?
-                .get("tls.crt")
-                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-        });
+        .and_then(|s| crate::passwords::secret_text(&s, "tls.crt"));
     let Some(crt) = crt else {
         return Ok(Check::fail(
             name,
