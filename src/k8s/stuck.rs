@@ -2,7 +2,7 @@
 //! on a node whose kubelet is gone, or just not yet. Read once, when a wait for deletion ran out.
 
 use anyhow::Result;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta};
 use serde::Serialize;
 
@@ -22,13 +22,12 @@ pub async fn explain(kube: &Kube, ids: &[String]) -> Result<Vec<Stuck>> {
     let mut out = Vec::new();
     for id in ids {
         let (kind, name) = id.split_once('/').expect("ids are Kind/name");
-        let Some(meta) = metadata(kube, kind, name).await? else {
+        let Some((meta, node_name)) = metadata(kube, kind, name).await? else {
             continue;
         };
-        let node = if kind == "Pod" {
-            node_of(kube, name).await
-        } else {
-            None
+        let node = match node_name {
+            Some(node) => node_state(kube, node).await,
+            None => None,
         };
         let (why, hint) = why(kind, name, &meta, node.as_ref(), &kube.namespace);
         out.push(Stuck {
@@ -40,7 +39,12 @@ pub async fn explain(kube: &Kube, ids: &[String]) -> Result<Vec<Stuck>> {
     Ok(out)
 }
 
-async fn metadata(kube: &Kube, kind: &str, name: &str) -> Result<Option<ObjectMeta>> {
+/// The object's metadata, and for a pod the node it is on (None: gone, or not a kind of ours).
+async fn metadata(
+    kube: &Kube,
+    kind: &str,
+    name: &str,
+) -> Result<Option<(ObjectMeta, Option<String>)>> {
     let Some((_, group, plural)) = MADE
         .iter()
         .chain(DATA)
@@ -63,20 +67,18 @@ async fn metadata(kube: &Kube, kind: &str, name: &str) -> Result<Option<ObjectMe
     };
     let api: Api<DynamicObject> = Api::namespaced_with(kube.client.clone(), &kube.namespace, &ar);
     match api.get(name).await {
-        Ok(o) => Ok(Some(o.metadata)),
+        Ok(o) => {
+            let node = o.data["spec"]["nodeName"].as_str().map(str::to_string);
+            Ok(Some((o.metadata, node.filter(|_| kind == "Pod"))))
+        }
         Err(e) if is_not_found(&e) => Ok(None),
         // Explaining is a courtesy: when it cannot read the object, it says so below.
-        Err(_) => Ok(Some(ObjectMeta::default())),
+        Err(_) => Ok(Some((ObjectMeta::default(), None))),
     }
 }
 
-/// The pod's node and whether it is Ready (None: unscheduled, or the node cannot be read).
-async fn node_of(kube: &Kube, pod: &str) -> Option<(String, bool)> {
-    let p = Api::<Pod>::namespaced(kube.client.clone(), &kube.namespace)
-        .get(pod)
-        .await
-        .ok()?;
-    let node = p.spec?.node_name?;
+/// A pod's node and whether it is Ready (None: the node cannot be read).
+async fn node_state(kube: &Kube, node: String) -> Option<(String, bool)> {
     let n = Api::<Node>::all(kube.client.clone())
         .get(&node)
         .await
