@@ -64,11 +64,11 @@ pub struct LogLine<'a> {
     pub line: &'a str,
 }
 
-/// The log request the arguments make.
-pub fn params(args: &LogsArgs, container: &str) -> LogParams {
+/// The log request the arguments make (`run` refused --follow with --previous).
+fn params(args: &LogsArgs, container: &str) -> LogParams {
     LogParams {
         container: Some(container.to_string()),
-        follow: args.follow && !args.previous,
+        follow: args.follow,
         previous: args.previous,
         since_seconds: args.since.map(|d| d.as_secs().max(1) as i64),
         tail_lines: args.tail.map(i64::from),
