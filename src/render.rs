@@ -424,7 +424,7 @@ fn context(profile: &Profile, passwords: &Passwords, tls: &Tls) -> serde_json::V
             "common": profile.common_labels(),
             "selector": profile.selector_labels(),
             "serving": profile.serving_labels(),
-            "primary": with(profile.common_labels(), "app.kubernetes.io/component", "primary"),
+            "primary": profile.primary_labels(),
             "metrics": with(profile.common_labels(), "app.kubernetes.io/component", "metrics"),
             "snapshots": with(profile.common_labels(), "app.kubernetes.io/component", "snapshots"),
         },

@@ -18,7 +18,7 @@ use crate::context::Ctx;
 use crate::db::connect::secret_key;
 use crate::error::{ExitCode, user_error};
 use crate::k8s::apply::{ApplyOptions, Change, apply_typed};
-use crate::k8s::client::{api_error, is_not_found};
+use crate::k8s::client::{api_error, delete_if_there};
 use crate::k8s::wait::poll;
 use crate::k8s::watches::Wake;
 use crate::render;
@@ -125,9 +125,9 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
     let api: Api<Service> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let policies: Api<NetworkPolicy> = Api::namespaced(kube.client.clone(), &kube.namespace);
     if args.remove {
-        let removed = delete_if_there(&kube, &api, &service_name, "Service").await?;
+        let removed = delete(&kube, &api, &service_name, "Service").await?;
         let network_policy_removed =
-            delete_if_there(&kube, &policies, &service_name, "NetworkPolicy").await?;
+            delete(&kube, &policies, &service_name, "NetworkPolicy").await?;
         let report = RemoveReport {
             service: service_name,
             namespace: kube.namespace.clone(),
@@ -187,7 +187,7 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
         Some(service_name.clone())
     } else {
         // Alone (the release's policy off) it would shut every other client out.
-        delete_if_there(&kube, &policies, &service_name, "NetworkPolicy").await?;
+        delete(&kube, &policies, &service_name, "NetworkPolicy").await?;
         None
     };
     let service = render::external_service(&ctx.profile, &args.allow, args.internal)?;
@@ -305,25 +305,13 @@ fn text(r: &ExposeReport) -> String {
     out
 }
 
-/// Delete `name` if it is there; whether it was.
-async fn delete_if_there<K>(
-    kube: &crate::k8s::Kube,
-    api: &Api<K>,
-    name: &str,
-    kind: &str,
-) -> Result<bool>
+/// Delete one of expose's objects; false when it was not there.
+async fn delete<K>(kube: &crate::k8s::Kube, api: &Api<K>, name: &str, kind: &str) -> Result<bool>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_not_found(&e) => Ok(false),
-        Err(e) => Err(api_error(
-            e,
-            &format!("deleting {kind} {name}"),
-            &kube.server,
-        )),
-    }
+    let doing = format!("deleting {kind} {name}");
+    delete_if_there(kube, api, name, &DeleteParams::default(), &doing).await
 }
 
 /// The CA for developers' tools: written, or left when the file already holds it; a file that

@@ -70,13 +70,8 @@ pub async fn run(ctx: &Ctx, args: &ResizeArgs) -> Result<Outcome> {
     crate::k8s::upgrade::refuse_under_way(&kube, &ctx.profile).await?;
 
     let plan = resize::plan(&kube, &ctx.profile, &args.storage, &ctx.ui).await?;
-    let report = if plan.done {
-        ResizeReport {
-            release: ctx.profile.release.clone(),
-            namespace: kube.namespace.clone(),
-            unchanged: true,
-            resized: None,
-        }
+    let resized = if plan.done {
+        None
     } else {
         ctx.ui.confirm_typed(
             &format!(
@@ -87,12 +82,7 @@ pub async fn run(ctx: &Ctx, args: &ResizeArgs) -> Result<Outcome> {
         )?;
         let render = async || statefulset(&kube, &next).await;
         match resize::run(&kube, &ctx.profile, plan, args.timeout, &ctx.ui, render).await {
-            Ok(r) => ResizeReport {
-                release: ctx.profile.release.clone(),
-                namespace: kube.namespace.clone(),
-                unchanged: false,
-                resized: Some(r),
-            },
+            Ok(r) => Some(r),
             // Timed out waiting: the new size is asked for and stays; record it like a success.
             Err(e) if crate::error::report(&e).exit_code == ExitCode::Timeout.code() => {
                 record_size(ctx, &kube, &next, &layer).await?;
@@ -102,6 +92,12 @@ pub async fn run(ctx: &Ctx, args: &ResizeArgs) -> Result<Outcome> {
         }
     };
     record_size(ctx, &kube, &next, &layer).await?;
+    let report = ResizeReport {
+        release: ctx.profile.release.clone(),
+        namespace: kube.namespace.clone(),
+        unchanged: resized.is_none(),
+        resized,
+    };
     ctx.ui.emit(&report, text)?;
     Ok(Outcome::ok())
 }

@@ -92,8 +92,6 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs, name: &str) -> Result<Outcome> {
 
     let bar = ctx.ui.spinner("restoring");
     let req = Request {
-        snapshot: &snap_name,
-        force_foreign: args.force_foreign,
         no_safety_snapshot: args.no_safety_snapshot,
         timeout: args.timeout,
     };

@@ -200,6 +200,25 @@ pub(super) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Is this a 404 from the API?
+/// Delete `name` with `params`; one already gone is fine (false). `doing` names the deletion in
+/// an error ("deleting claim data-…").
+pub async fn delete_if_there<K>(
+    kube: &Kube,
+    api: &kube::Api<K>,
+    name: &str,
+    params: &kube::api::DeleteParams,
+    doing: &str,
+) -> Result<bool>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, params).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(api_error(e, doing, &kube.server)),
+    }
+}
+
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }

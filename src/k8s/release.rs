@@ -179,6 +179,14 @@ pub fn restarts(pod: &Pod) -> i32 {
 }
 
 /// The StatefulSet the profile names (the one holding the data), if it exists.
+/// The claim `name` of the namespace, if it exists.
+pub async fn claim(kube: &Kube, name: &str) -> Result<Option<PersistentVolumeClaim>> {
+    Api::<PersistentVolumeClaim>::namespaced(kube.client.clone(), &kube.namespace)
+        .get_opt(name)
+        .await
+        .map_err(|e| api_error(e, &format!("reading claim {name}"), &kube.server))
+}
+
 pub async fn live_statefulset(kube: &Kube, profile: &Profile) -> Result<Option<StatefulSet>> {
     let name = profile.names().stateful_set;
     Api::<StatefulSet>::namespaced(kube.client.clone(), &kube.namespace)

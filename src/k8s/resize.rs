@@ -17,12 +17,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::apply::{self, ApplyOptions};
-use super::client::{Kube, api_error, is_not_found};
+use super::client::{Kube, api_error, delete_if_there};
 use super::watches::Wake;
 use super::{release, wait};
 use crate::error::{ExitCode, user_error};
-use crate::profile::Profile;
 use crate::profile::rules::quantity;
+use crate::profile::{DATA_TEMPLATE, Profile};
 use crate::ui::Ui;
 
 /// What is asked and what is there, checked before anything changes.
@@ -77,52 +77,31 @@ fn capacity(claim: &PersistentVolumeClaim) -> String {
     )
 }
 
-/// The size in the StatefulSet's volume template of `template` (the data volume).
-fn template_size(sts: &StatefulSet, template: &str) -> Option<String> {
+/// The StatefulSet's volume claim template of the data volume.
+fn data_template(sts: &StatefulSet) -> Option<&PersistentVolumeClaim> {
     sts.spec
         .as_ref()?
         .volume_claim_templates
         .as_ref()?
         .iter()
-        .find(|t| t.metadata.name.as_deref() == Some(template))
-        .map(|t| {
-            size_of(
-                t.spec
-                    .as_ref()
-                    .and_then(|s| s.resources.as_ref())
-                    .and_then(|r| r.requests.as_ref())
-                    .and_then(|r| r.get("storage")),
-            )
-        })
+        .find(|t| t.metadata.name.as_deref() == Some(DATA_TEMPLATE))
+}
+
+/// The size in the StatefulSet's data volume template.
+fn template_size(sts: &StatefulSet) -> Option<String> {
+    data_template(sts).map(request)
 }
 
 fn bytes(q: &str) -> f64 {
     quantity(q).unwrap_or(0.0)
 }
 
-/// The claim template's name: `data` of `data-<statefulset>-0`.
-fn template_name(profile: &Profile) -> String {
-    let names = profile.names();
-    names
-        .pvc
-        .strip_suffix(&format!("-{}-0", names.stateful_set))
-        .unwrap_or("data")
-        .to_string()
-}
-
 /// What install must refuse before applying: a profile whose data volume differs from the one
 /// the release's StatefulSet was made with (volume templates cannot change). `None`: the same.
 pub fn volume_change(sts: &StatefulSet, profile: &Profile) -> Option<anyhow::Error> {
     let cluster = profile.cluster.as_ref()?;
-    let template = template_name(profile);
-    let t = sts
-        .spec
-        .as_ref()?
-        .volume_claim_templates
-        .as_ref()?
-        .iter()
-        .find(|t| t.metadata.name.as_deref() == Some(template.as_str()))?;
-    let size = template_size(sts, &template).unwrap_or_default();
+    let t = data_template(sts)?;
+    let size = request(t);
     let class = t
         .spec
         .as_ref()
@@ -179,18 +158,13 @@ pub fn volume_change(sts: &StatefulSet, profile: &Profile) -> Option<anyhow::Err
 /// Refusals before any change: no claim, a smaller size, a class that cannot expand.
 pub async fn plan(kube: &Kube, profile: &Profile, to: &str, ui: &Ui) -> Result<Plan> {
     let names = profile.names();
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let claim = claims
-        .get_opt(&names.pvc)
-        .await
-        .map_err(|e| api_error(e, &format!("reading claim {}", names.pvc), &kube.server))?
-        .ok_or_else(|| {
-            user_error(format!(
-                "release {} has no data volume (claim {}) in namespace {}; nothing was changed",
-                profile.release, names.pvc, kube.namespace
-            ))
-            .hint("install it first (`phonebill-db install`), or give -n NAMESPACE")
-        })?;
+    let claim = release::claim(kube, &names.pvc).await?.ok_or_else(|| {
+        user_error(format!(
+            "release {} has no data volume (claim {}) in namespace {}; nothing was changed",
+            profile.release, names.pvc, kube.namespace
+        ))
+        .hint("install it first (`phonebill-db install`), or give -n NAMESPACE")
+    })?;
     let from = request(&claim);
     if bytes(to) < bytes(&from) {
         return Err(user_error(format!(
@@ -234,9 +208,7 @@ pub async fn plan(kube: &Kube, profile: &Profile, to: &str, ui: &Ui) -> Result<P
         }
     }
     let sts = super::release::live_statefulset(kube, profile).await?;
-    let in_template = sts
-        .as_ref()
-        .and_then(|s| template_size(s, &template_name(profile)));
+    let in_template = sts.as_ref().and_then(template_size);
     let done = bytes(&from) == bytes(to)
         && in_template.is_some_and(|t| bytes(&t) == bytes(to))
         && bytes(&capacity(&claim)) >= bytes(to);
@@ -281,22 +253,11 @@ pub async fn run(
         .map_err(|e| api_error(e, &format!("growing claim {}", plan.claim), &kube.server))?;
 
     // 2. The StatefulSet with the new volume template (immutable: made again, its pod kept).
-    let template = template_name(profile);
-    let live = sets.get_opt(&names.stateful_set).await.map_err(|e| {
-        api_error(
-            e,
-            &format!("reading StatefulSet {}", names.stateful_set),
-            &kube.server,
-        )
-    })?;
-    let mut recreated = false;
-    let rendered = render().await?;
-    let next = match live {
-        Some(sts) if template_size(&sts, &template).is_some_and(|t| bytes(&t) == bytes(&plan.to)) => {
-            None
-        }
+    let mut wake = Wake::release(kube, profile);
+    let next = match release::live_statefulset(kube, profile).await? {
+        Some(sts) if template_size(&sts).is_some_and(|t| bytes(&t) == bytes(&plan.to)) => None,
         Some(sts) => {
-            let next = rendered.unwrap_or_else(|| with_size(&sts, &template, &plan.to));
+            let next = render().await?.unwrap_or_else(|| with_size(&sts, &plan.to));
             bar.set_message(format!(
                 "making StatefulSet {} again with a {} volume template (its pod keeps running)",
                 names.stateful_set, plan.to
@@ -305,32 +266,24 @@ pub async fn run(
                 propagation_policy: Some(PropagationPolicy::Orphan),
                 ..Default::default()
             };
-            match sets.delete(&names.stateful_set, &orphan).await {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => {
-                    return Err(api_error(
-                        e,
-                        &format!("deleting StatefulSet {} (orphaning its pod)", names.stateful_set),
-                        &kube.server,
-                    ));
-                }
-            }
-            let gone_by = Instant::now() + timeout;
-            while sets
-                .get_opt(&names.stateful_set)
-                .await
-                .map_err(|e| api_error(e, "waiting for the StatefulSet to go", &kube.server))?
-                .is_some()
-            {
-                if Instant::now() >= gone_by {
-                    return Err(timed_out(&format!("StatefulSet {} to go", names.stateful_set), timeout));
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            let doing = format!("deleting StatefulSet {} (orphaning its pod)", names.stateful_set);
+            delete_if_there(kube, &sets, &names.stateful_set, &orphan, &doing).await?;
+            let gone = wait::poll(
+                timeout,
+                ui,
+                &bar,
+                &mut wake,
+                || release::live_statefulset(kube, profile),
+                Option::is_none,
+                |_| format!("waiting for StatefulSet {} to go", names.stateful_set),
+            )
+            .await?;
+            if gone.is_err() {
+                return Err(timed_out(&format!("StatefulSet {} to go", names.stateful_set), timeout));
             }
             Some(next)
         }
-        None => Some(rendered.ok_or_else(|| {
+        None => Some(render().await?.ok_or_else(|| {
             user_error(format!(
                 "StatefulSet {} is missing and its server certificate is due for renewal; nothing more was changed",
                 names.stateful_set
@@ -338,13 +291,12 @@ pub async fn run(
             .hint("run `phonebill-db install` (it renews the certificate and makes the StatefulSet), then resize again")
         })?),
     };
+    let recreated = next.is_some();
     if let Some(next) = next {
         apply::apply_typed(kube, sets.clone(), &next, ApplyOptions::default()).await?;
-        recreated = true;
     }
 
     // 3. The resizer: online, or the file system waits for a pod to mount the volume again.
-    let mut wake = Wake::release(kube, profile);
     let mut restarted = None;
     loop {
         let claim = claims
@@ -442,10 +394,10 @@ pub async fn run(
 
 /// The StatefulSet to apply: the live one's spec with `size` in the volume template, without
 /// what the server keeps (status, uid, resourceVersion, managedFields).
-fn with_size(sts: &StatefulSet, template: &str, size: &str) -> StatefulSet {
+fn with_size(sts: &StatefulSet, size: &str) -> StatefulSet {
     let mut spec = sts.spec.clone().unwrap_or_default();
     for t in spec.volume_claim_templates.iter_mut().flatten() {
-        if t.metadata.name.as_deref() == Some(template)
+        if t.metadata.name.as_deref() == Some(DATA_TEMPLATE)
             && let Some(resources) = t.spec.as_mut().and_then(|s| s.resources.as_mut())
         {
             resources

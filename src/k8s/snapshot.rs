@@ -14,11 +14,11 @@ use kube::CustomResource;
 use kube::api::{Api, ListParams, PostParams};
 use serde::{Deserialize, Serialize};
 
-use super::client::{Kube, api_error, is_not_found};
+use super::client::{Kube, api_error, delete_if_there, is_not_found};
 use super::wait::poll;
 use super::watches::Wake;
 use crate::error::{ExitCode, user_error};
-use crate::profile::{MANAGED_BY, Profile};
+use crate::profile::Profile;
 use crate::ui::Ui;
 
 /// `snapshot.storage.k8s.io/v1` VolumeSnapshot, through kube's CustomResource derive: it carries
@@ -111,8 +111,7 @@ pub fn failed(s: &VolumeSnapshot) -> Option<String> {
 
 /// The snapshot of the data volume this backup creates.
 pub fn snapshot(profile: &Profile, class: &str, name: &str, origin: Origin) -> VolumeSnapshot {
-    let mut labels = profile.selector_labels();
-    labels.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
+    let mut labels = profile.primary_labels();
     labels.insert(ORIGIN_LABEL.into(), origin.as_str().into());
     let mut s = VolumeSnapshot::new(
         name,
@@ -288,12 +287,7 @@ pub struct Listed {
 fn listed(s: &VolumeSnapshot) -> Listed {
     Listed {
         name: s.metadata.name.clone().unwrap_or_default(),
-        created: s
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string())
-            .unwrap_or_default(),
+        created: created(s),
         claim: s
             .spec
             .source
@@ -302,12 +296,7 @@ fn listed(s: &VolumeSnapshot) -> Listed {
             .unwrap_or_default(),
         restore_size: s.status.as_ref().and_then(|st| st.restore_size.clone()),
         ready: ready(s),
-        origin: s
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(ORIGIN_LABEL).cloned())
-            .unwrap_or_else(|| "unknown".into()),
+        origin: origin_of(s).unwrap_or("unknown").into(),
         error: failed(s),
     }
 }
@@ -341,12 +330,22 @@ pub async fn list(kube: &Kube, profile: &Profile) -> Result<Vec<VolumeSnapshot>>
     Ok(items)
 }
 
-fn created(s: &VolumeSnapshot) -> String {
+/// When the snapshot was made (RFC 3339; empty when not known yet).
+pub fn created(s: &VolumeSnapshot) -> String {
     s.metadata
         .creation_timestamp
         .as_ref()
         .map(|t| t.0.to_string())
         .unwrap_or_default()
+}
+
+/// Who took it: the origin label this tool sets (scheduled, manual, safety).
+pub fn origin_of(s: &VolumeSnapshot) -> Option<&str> {
+    s.metadata
+        .labels
+        .as_ref()?
+        .get(ORIGIN_LABEL)
+        .map(String::as_str)
 }
 
 /// `backup --list`: the release's snapshots as rows.
@@ -358,13 +357,7 @@ pub async fn rows(kube: &Kube, profile: &Profile) -> Result<Vec<Listed>> {
 /// (pure; `all` newest first). Other origins, and snapshots without the release's labels, never.
 pub fn beyond(all: &[VolumeSnapshot], origin: Origin, keep: usize) -> Vec<String> {
     all.iter()
-        .filter(|s| {
-            s.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(ORIGIN_LABEL))
-                .is_some_and(|o| o == origin.as_str())
-        })
+        .filter(|s| origin_of(s) == Some(origin.as_str()))
         .skip(keep)
         .filter_map(|s| s.metadata.name.clone())
         .collect()
@@ -380,17 +373,8 @@ pub async fn prune(
     let gone = beyond(&list(kube, profile).await?, origin, keep);
     let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
     for name in &gone {
-        match api.delete(name, &kube::api::DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(api_error(
-                    e,
-                    &format!("deleting VolumeSnapshot {name}"),
-                    &kube.server,
-                ));
-            }
-        }
+        let doing = format!("deleting VolumeSnapshot {name}");
+        delete_if_there(kube, &api, name, &Default::default(), &doing).await?;
     }
     Ok(gone)
 }

@@ -117,23 +117,16 @@ pub async fn refuse_moved_data(kube: &Kube, profile: &Profile) -> Result<()> {
 
 /// The volume bound to a claim, if the claim exists.
 pub async fn volume_of(kube: &Kube, claim: &str) -> Result<Option<String>> {
-    Ok(read_claim(kube, claim)
+    Ok(super::release::claim(kube, claim)
         .await?
         .and_then(|p| p.spec?.volume_name))
 }
 
 /// One annotation of a claim, if the claim exists and has it.
 pub async fn annotation_of_claim(kube: &Kube, claim: &str, key: &str) -> Result<Option<String>> {
-    Ok(read_claim(kube, claim)
+    Ok(super::release::claim(kube, claim)
         .await?
         .and_then(|p| p.annotations().get(key).cloned()))
-}
-
-async fn read_claim(kube: &Kube, claim: &str) -> Result<Option<PersistentVolumeClaim>> {
-    Api::<PersistentVolumeClaim>::namespaced(kube.client.clone(), &kube.namespace)
-        .get_opt(claim)
-        .await
-        .map_err(|e| api_error(e, &format!("reading claim {claim}"), &kube.server))
 }
 
 /// Set one annotation on a claim (a merge patch: nothing else of it changes).

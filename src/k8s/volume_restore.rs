@@ -21,19 +21,19 @@ use anyhow::Result;
 use indicatif::ProgressBar;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, TypedLocalObjectReference,
-    VolumeResourceRequirements,
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod,
+    TypedLocalObjectReference, VolumeResourceRequirements,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::client::{Kube, api_error, is_not_found};
+use super::client::{Kube, api_error, delete_if_there};
 use super::snapshot::{self, Origin, VolumeSnapshot, VolumeSnapshotClass};
+use super::wait;
 use super::watches::Wake;
-use super::{release, wait};
 use crate::error::{ExitCode, user_error};
 use crate::profile::Profile;
 use crate::ui::Ui;
@@ -80,10 +80,7 @@ pub struct Restored {
     pub tool_seconds: f64,
 }
 
-pub struct Request<'a> {
-    /// A snapshot's name, or `latest`.
-    pub snapshot: &'a str,
-    pub force_foreign: bool,
+pub struct Request {
     pub no_safety_snapshot: bool,
     pub timeout: Duration,
 }
@@ -121,7 +118,7 @@ impl Clock {
 /// The waits of a restore: progress on the bar, the time counted as waiting, a timeout that says
 /// what was awaited.
 struct Waiting<'a> {
-    req: &'a Request<'a>,
+    req: &'a Request,
     ui: &'a Ui,
     bar: &'a ProgressBar,
 }
@@ -173,11 +170,7 @@ pub async fn resolve(kube: &Kube, profile: &Profile, name: &str) -> Result<Volum
         snapshot::list(kube, profile).await?.into_iter().find(|s| {
             snapshot::ready(s)
                 && source_claim(s) == Some(claim.as_str())
-                && s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(snapshot::ORIGIN_LABEL))
-                    .is_some_and(|o| o != Origin::Safety.as_str())
+                && snapshot::origin_of(s).is_some_and(|o| o != Origin::Safety.as_str())
         })
     } else {
         api.get_opt(name)
@@ -314,7 +307,7 @@ async fn statefulset(kube: &Kube, profile: &Profile) -> Result<StatefulSet> {
 pub async fn run(
     kube: &Kube,
     profile: &Profile,
-    req: &Request<'_>,
+    req: &Request,
     snap: &VolumeSnapshot,
     record: Option<Record>,
     ui: &Ui,
@@ -324,12 +317,8 @@ pub async fn run(
     let names = profile.names();
     let cluster = profile.cluster("restore --snapshot")?;
     let snap_name = snap.metadata.name.clone().unwrap_or_default();
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let resumed = record.is_some();
-    let current = claims
-        .get_opt(&names.pvc)
-        .await
-        .map_err(|e| api_error(e, &format!("reading claim {}", names.pvc), &kube.server))?;
+    let current = super::release::claim(kube, &names.pvc).await?;
     let from_target = current
         .as_ref()
         .is_some_and(|c| made_from(c) == Some(snap_name.as_str()));
@@ -435,12 +424,7 @@ pub async fn run(
     let waited: f64 = clock.steps.iter().map(|s| s.waited_seconds).sum();
     Ok(Restored {
         snapshot: snap_name,
-        snapshot_created: snap
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string())
-            .unwrap_or_default(),
+        snapshot_created: snapshot::created(snap),
         claim: names.pvc.clone(),
         safety_snapshot: record.safety.clone(),
         old_volume: record.old_volume.clone(),
@@ -457,7 +441,7 @@ pub async fn run(
 async fn replace_volume(
     kube: &Kube,
     profile: &Profile,
-    req: &Request<'_>,
+    req: &Request,
     snap_name: &str,
     snap: &VolumeSnapshot,
     clock: &mut Clock,
@@ -471,52 +455,37 @@ async fn replace_volume(
     // 4. No pod may hold the volume.
     scale(kube, profile, 0).await?;
     let waiting = Waiting { req, ui, bar };
+    let pods: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let the_pod = ListParams::default().fields(&format!("metadata.name={}", names.pod));
     waiting
         .until(
             &format!("pod {} to stop", names.pod),
             &mut wake,
             clock,
-            || release::observe(kube, profile),
-            |s| {
-                s.pods
-                    .iter()
-                    .all(|p| p.metadata.name.as_deref() != Some(&names.pod))
+            || async {
+                pods.list_metadata(&the_pod).await.map_err(|e| {
+                    api_error(e, &format!("looking for pod {}", names.pod), &kube.server)
+                })
             },
+            |listed| listed.items.is_empty(),
         )
         .await?;
     clock.done("scale to 0");
 
     // 5. The claim from the snapshot (left as it is when it already is one from it).
-    let current = claims
-        .get_opt(&names.pvc)
-        .await
-        .map_err(|e| api_error(e, &format!("reading claim {}", names.pvc), &kube.server))?;
-    let template = current.clone();
+    let current = super::release::claim(kube, &names.pvc).await?;
     if current
         .as_ref()
         .is_some_and(|c| made_from(c) != Some(snap_name))
     {
-        match claims.delete(&names.pvc, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(api_error(
-                    e,
-                    &format!("deleting claim {}", names.pvc),
-                    &kube.server,
-                ));
-            }
-        }
+        let doing = format!("deleting claim {}", names.pvc);
+        delete_if_there(kube, &claims, &names.pvc, &DeleteParams::default(), &doing).await?;
         waiting
             .until(
                 &format!("claim {} to go", names.pvc),
                 &mut wake,
                 clock,
-                || async {
-                    claims.get_opt(&names.pvc).await.map_err(|e| {
-                        api_error(e, &format!("reading claim {}", names.pvc), &kube.server)
-                    })
-                },
+                || super::release::claim(kube, &names.pvc),
                 |c| c.is_none(),
             )
             .await?;
@@ -525,7 +494,7 @@ async fn replace_volume(
         .as_ref()
         .is_none_or(|c| made_from(c) != Some(snap_name))
     {
-        let claim = claim_from(profile, template.as_ref(), snap_name, snap);
+        let claim = claim_from(profile, current.as_ref(), snap_name, snap);
         match claims.create(&PostParams::default(), &claim).await {
             Ok(_) => {}
             // Made by an earlier, interrupted run (a create retried after a lost answer).
@@ -572,7 +541,7 @@ async fn replace_volume(
 async fn kube_restore_back(
     kube: &Kube,
     profile: &Profile,
-    req: &Request<'_>,
+    req: &Request,
     safety: &str,
     safety_snap: &VolumeSnapshot,
     clock: &mut Clock,
@@ -618,8 +587,7 @@ fn claim_from(
         .as_ref()
         .expect("checked: an in-cluster release");
     let old_spec = old.and_then(|o| o.spec.clone()).unwrap_or_default();
-    let mut labels: BTreeMap<String, String> = profile.common_labels();
-    labels.insert("app.kubernetes.io/component".into(), "primary".into());
+    let labels = profile.primary_labels();
     let want = crate::profile::rules::quantity(&cluster.storage.size).unwrap_or(0.0);
     let restore_size = snap.status.as_ref().and_then(|s| s.restore_size.clone());
     let size = match restore_size {

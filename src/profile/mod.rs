@@ -248,6 +248,9 @@ pub struct Names {
 }
 
 pub const APP_SECRET: &str = "auth-db-secret";
+/// The StatefulSet's volume claim template of the data volume (templates/manifests/50-statefulset.yaml):
+/// its claim is `data-<statefulset>-0`.
+pub const DATA_TEMPLATE: &str = "data";
 pub const MANAGED_BY: &str = "phonebill-db";
 
 impl Profile {
@@ -351,7 +354,7 @@ impl Profile {
         Names {
             release: self.release.clone(),
             pod: format!("{stateful_set}-0"),
-            pvc: format!("data-{stateful_set}-0"),
+            pvc: format!("{DATA_TEMPLATE}-{stateful_set}-0"),
             service: base.clone(),
             headless_service: format!("{base}-hl"),
             metrics_service: format!("{base}-metrics"),
@@ -419,6 +422,13 @@ impl Profile {
                 "primary".to_string(),
             ),
         ])
+    }
+
+    /// The labels of the release's primary: its pod, its data volume and the snapshots of it.
+    pub fn primary_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.common_labels();
+        labels.insert("app.kubernetes.io/component".into(), "primary".into());
+        labels
     }
 
     /// Label selector string for everything install made.
