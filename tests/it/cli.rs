@@ -79,6 +79,40 @@ async fn a_values_file_with_an_unknown_key_names_key_and_file() {
 }
 
 #[tokio::test]
+async fn a_values_file_that_empties_one_of_the_profiles_mappings_names_key_and_file() {
+    let home = tempfile::tempdir().unwrap();
+    let values = home.path().join("values.yaml");
+    std::fs::write(&values, "managed: null\n").unwrap();
+    let run = run_bin(
+        home.path(),
+        &[
+            "render",
+            "--env",
+            "prod",
+            "--values",
+            values.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.error_line(),
+        format!(
+            "error: values file {}: key `managed`: expected a mapping of keys, as in the profile, found null",
+            values.display()
+        )
+    );
+    assert!(
+        run.hint_line()
+            .contains("set the keys below `managed` one by one"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "nothing rendered: {}", run.stdout);
+    assert_eq!(run.stderr.lines().count(), 2, "{}", run.stderr);
+}
+
+#[tokio::test]
 async fn a_malformed_values_file_is_refused_with_its_position() {
     let home = tempfile::tempdir().unwrap();
     let values = home.path().join("values.yaml");
