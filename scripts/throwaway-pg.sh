@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Start a throwaway PostgreSQL (Debian's packages) for the tests; sourced by scripts/test.sh.
+# Start throwaway PostgreSQL servers for the tests; sourced by scripts/test.sh.
+#
+# The servers are PostgreSQL 16, the major version of the pod's image (scripts/pg16-tools.sh
+# installs it); one more is Debian's 15, where a test needs an older server on purpose.
 #
 # After `source scripts/throwaway-pg.sh`, the server runs on 127.0.0.1:$PHONEBILL_TEST_PG_PORT with
 # - the dev profile's settings (shared_buffers 256MB, effective_cache_size 1GB, max_connections 100,
@@ -13,20 +16,27 @@
 #   pod" reaches the server off its loopback (a connection to a local address comes from that
 #   address), as the release's own pg_hba.conf treats it (TLS required);
 # - a second server on $PHONEBILL_TEST_PLAIN_PG_PORT with initdb's defaults (no TLS, no profile
-#   settings), the same superuser password: what a CI job's plain `postgres` container looks like.
-# $PHONEBILL_TEST_PG_BIN is the server's bin directory (psql, pg_dump, ...). An EXIT trap stops the
-# server and removes its directory.
+#   settings), the same superuser password: what a CI job's plain `postgres:16` container looks like;
+# - a third, Debian's PostgreSQL 15 with initdb's defaults, on $PHONEBILL_TEST_OLD_PG_PORT (the same
+#   password): a server older than the tools; its programs are in $PHONEBILL_TEST_OLD_PG_BIN (also
+#   the old side of a major upgrade, and a pg_dump older than the 16 servers).
+# $PHONEBILL_TEST_PG_BIN is the 16 servers' bin directory (psql, pg_dump, pg_restore, initdb, …) and
+# $PHONEBILL_TEST_PG_MAJOR their major version. An EXIT trap stops the servers and removes their
+# directory.
 set -euo pipefail
 
-pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
-if [ -z "$(pg_bin)" ] || ! command -v openssl >/dev/null; then
-  echo "installing PostgreSQL (and openssl) from Debian's packages" >&2
+old_pg_bin() { ls -d /usr/lib/postgresql/15/bin 2>/dev/null | tail -1; }
+if [ -z "$(old_pg_bin)" ] || ! command -v openssl >/dev/null; then
+  echo "installing PostgreSQL 15 (and openssl) from Debian's packages" >&2
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   [ -n "${apt_updated:-}" ] || $sudo_ apt-get update -qq  # scripts/test.sh may have run it
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends \
-    postgresql postgresql-contrib openssl >/dev/null
+    postgresql-15 postgresql-contrib openssl >/dev/null
 fi
-PHONEBILL_TEST_PG_BIN="$(pg_bin)"
+PHONEBILL_TEST_OLD_PG_BIN="$(old_pg_bin)"
+source "$(dirname "${BASH_SOURCE[0]}")/pg16-tools.sh"
+PHONEBILL_TEST_PG_BIN="$PG16_BIN"
+PHONEBILL_TEST_PG_MAJOR="$("$PHONEBILL_TEST_PG_BIN/postgres" --version | sed -E 's/.* ([0-9]+)\..*/\1/')"
 
 # initdb and postgres refuse to run as root: as root, run them as the `postgres` user.
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -95,6 +105,7 @@ stop_throwaway_pg() {
   for data in data plain; do
     as_pg "$PHONEBILL_TEST_PG_BIN/pg_ctl" -D "$pg_dir/$data" -m immediate stop >/dev/null 2>&1 || true
   done
+  as_pg "$PHONEBILL_TEST_OLD_PG_BIN/pg_ctl" -D "$pg_dir/old" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$pg_dir"
 }
 trap stop_throwaway_pg EXIT
@@ -111,6 +122,15 @@ as_pg "$PHONEBILL_TEST_PG_BIN/pg_ctl" -D "$pg_dir/plain" -l "$pg_dir/plain.log" 
   -o "-p $PHONEBILL_TEST_PLAIN_PG_PORT -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
 echo "throwaway PostgreSQL with default settings on 127.0.0.1:$PHONEBILL_TEST_PLAIN_PG_PORT" >&2
 
+# A third: Debian's 15, initdb's defaults, an older server than the tools.
+PHONEBILL_TEST_OLD_PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+as_pg "$PHONEBILL_TEST_OLD_PG_BIN/initdb" -D "$pg_dir/old" -U postgres --pwfile="$pg_dir/pwfile" \
+  --auth-host=scram-sha-256 --auth-local=peer -E UTF8 --locale=C.UTF-8 >/dev/null
+as_pg "$PHONEBILL_TEST_OLD_PG_BIN/pg_ctl" -D "$pg_dir/old" -l "$pg_dir/old.log" -w \
+  -o "-p $PHONEBILL_TEST_OLD_PG_PORT -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+echo "throwaway PostgreSQL $("$PHONEBILL_TEST_OLD_PG_BIN/postgres" --version | awk '{print $3}') (older, initdb's defaults) on 127.0.0.1:$PHONEBILL_TEST_OLD_PG_PORT" >&2
+
 PHONEBILL_TEST_PG_CA="$pg_dir/ca.crt"
 PHONEBILL_TEST_PG_OTHER_CA="$pg_dir/other-ca.crt"
+export PHONEBILL_TEST_PG_MAJOR PHONEBILL_TEST_OLD_PG_BIN PHONEBILL_TEST_OLD_PG_PORT
 export PHONEBILL_TEST_POD_IP PHONEBILL_TEST_PG_BIN PHONEBILL_TEST_PG_PORT PHONEBILL_TEST_PLAIN_PG_PORT PHONEBILL_TEST_PG_PASSWORD PHONEBILL_TEST_PG_CA PHONEBILL_TEST_PG_OTHER_CA

@@ -540,7 +540,7 @@ fn pod_pg_dump(r: &Release, body: &str) -> (tempfile::TempDir, PathBuf, String) 
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let dest = path(&out, "x.dump");
-    let bin = fake_pg_dump(dir.path(), "15.0", body);
+    let bin = fake_pg_dump(dir.path(), "16.2", body);
     r.exec_env(&r.secret(ADMIN_SECRET, "postgres-password"), &[&bin]);
     (dir, out, dest)
 }
@@ -571,9 +571,10 @@ async fn a_failed_pg_dump_leaves_no_file_and_a_terminal_less_restore_changes_not
     assert!(run.error_line().contains("pg_dump"), "{}", run.stderr);
     assert!(files(&out).is_empty(), "{:?}", files(&out));
 
-    // A local pg_dump older than the server is refused before it runs.
+    // A local pg_dump older than the server (Debian's 15 against the 16 server) is refused
+    // before it runs.
     r.exec_env(&password, &[]);
-    let old = fake_pg_dump(&dir.path().join("old"), "9.6.24", "exit 0");
+    let old = crate::pg::Pg::old().bin;
     let url = r.admin_url();
     let run = run_url(
         &[

@@ -11,9 +11,11 @@ use crate::support::{ADMIN_SECRET, Cluster, NS, Run, run_bin_env};
 pub struct Pg {
     pub port: u16,
     pub password: String,
+    /// The server's programs and the client tools of its major version.
     pub bin: PathBuf,
     pub ca: PathBuf,
     pub other_ca: PathBuf,
+    major: u32,
 }
 
 fn var(name: &str) -> String {
@@ -32,17 +34,36 @@ impl Pg {
             bin: var("PHONEBILL_TEST_PG_BIN").into(),
             ca: var("PHONEBILL_TEST_PG_CA").into(),
             other_ca: var("PHONEBILL_TEST_PG_OTHER_CA").into(),
+            major: var("PHONEBILL_TEST_PG_MAJOR")
+                .parse()
+                .expect("a major version"),
         }
     }
 
-    /// The server's major version (Debian installs it under /usr/lib/postgresql/MAJOR/bin).
+    /// The older server (Debian's 15, initdb's defaults, no TLS) and its own tools: where a test
+    /// needs a server, or a tool, older than the pod's.
+    pub fn old() -> Pg {
+        let bin: PathBuf = var("PHONEBILL_TEST_OLD_PG_BIN").into();
+        let version = stdout_or_stderr(
+            Command::new(bin.join("postgres"))
+                .arg("--version")
+                .output()
+                .expect("postgres --version"),
+        )
+        .expect("postgres --version");
+        Pg {
+            port: var("PHONEBILL_TEST_OLD_PG_PORT")
+                .parse()
+                .expect("a port number"),
+            major: major_of(&version),
+            bin,
+            ..Pg::get()
+        }
+    }
+
+    /// The server's major version: 16 for the servers the tests share, as the pod runs.
     pub fn major(&self) -> u32 {
-        self.bin
-            .parent()
-            .and_then(|p| p.file_name())
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no major version in {}", self.bin.display()))
+        self.major
     }
 
     /// The official image of this server's major version: what a release on it names, so that
@@ -116,6 +137,14 @@ impl Pg {
         self.psql("postgres", &format!("CREATE DATABASE {name}"));
         name
     }
+}
+
+/// The major version in a `--version` line ("postgres (PostgreSQL) 15.18 (Debian …)" → 15).
+pub fn major_of(version: &str) -> u32 {
+    version
+        .split_whitespace()
+        .find_map(|w| w.split('.').next()?.parse().ok().filter(|_| w.contains('.')))
+        .unwrap_or_else(|| panic!("no version in {version:?}"))
 }
 
 /// A tool's trimmed stdout when it succeeded, else its trimmed stderr.

@@ -6,8 +6,9 @@
 //! local socket as the OS user `postgres`). Port-forwards of the fake lead to its loopback, and
 //! the pod's address is this machine's, where TLS is required, as in a pod.
 //!
-//! Where it departs from a pod (said here so no test relies on it): it runs Debian's PostgreSQL
-//! 15, not the image's 16; paths under /etc/postgresql are under a temporary directory; the
+//! Where it departs from a pod (said here so no test relies on it): it runs the tests'
+//! PostgreSQL 16 build (scripts/pg16-tools.sh), not the image's own binaries (or Debian's 15 where
+//! a test plays an older pod); paths under /etc/postgresql are under a temporary directory; the
 //! tools "in the pod" (exec) reach it over loopback with the admin password, not over its socket.
 
 use std::path::{Path, PathBuf};
@@ -57,12 +58,17 @@ impl PodServer {
     /// Returns install's arguments: a values file naming the image of this server's major
     /// version (install records it; later commands reuse it).
     pub fn before_install(c: &Cluster) -> [String; 2] {
+        PodServer::before_install_on(c, &Pg::get())
+    }
+
+    /// [`PodServer::before_install`] for a pod that will run `pg`'s major version.
+    pub fn before_install_on(c: &Cluster, pg: &Pg) -> [String; 2] {
         c.fake.set_pod_ip(
             &std::env::var("PHONEBILL_TEST_POD_IP")
                 .expect("PHONEBILL_TEST_POD_IP: run `bash scripts/test.sh`"),
         );
         let values = c.dir.path().join("pod-values.yaml");
-        std::fs::write(&values, format!("image: {}\n", Pg::get().image())).unwrap();
+        std::fs::write(&values, format!("image: {}\n", pg.image())).unwrap();
         ["--values".into(), values.display().to_string()]
     }
 
@@ -74,7 +80,12 @@ impl PodServer {
     /// The server of StatefulSet `sts`'s pod; with `routed`, only that pod's port-forwards and
     /// exec lead to it (a second StatefulSet beside the first, as during an upgrade).
     pub fn start_as(c: &Cluster, sts: &str, routed: Option<&str>) -> PodServer {
-        let pg = Pg::get();
+        PodServer::start_on(c, sts, routed, Pg::get())
+    }
+
+    /// [`PodServer::start_as`] with `pg`'s programs: its initdb, server and tools (the pod's
+    /// psql, pg_dump and pg_restore for exec).
+    pub fn start_on(c: &Cluster, sts: &str, routed: Option<&str>, pg: Pg) -> PodServer {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         sh(Command::new("chmod").arg("755").arg(&root)).unwrap();

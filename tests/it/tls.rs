@@ -172,7 +172,7 @@ enum Outcome {
     Refused,
 }
 
-/// libpq itself (Debian's psql) with this sslmode and root certificate: the oracle.
+/// libpq itself (the tests' psql 16) with this sslmode and root certificate: the oracle.
 async fn libpq(
     pg: &Pg,
     host: &str,

@@ -1,35 +1,34 @@
 //! `upgrade --major N` end to end on the fake cluster, with a real PostgreSQL behind each pod
 //! (`PodServer`: started from what install and upgrade put in the cluster, as the image would).
 //!
-//! What is and is not tested here: Debian 12 ships one PostgreSQL major version (15), so both
-//! servers are 15. The old release is installed with the image tag `postgres:14` (its server is
-//! really 15) and upgraded with `--major 15`: the tool's part — read-only old server, backup,
-//! second StatefulSet and claim, restore, verify (whose version check compares the new server
-//! with the image, 15 = 15), switch, finalize, rollback, resume — runs for real; pg_dump and
-//! pg_restore crossing two real major versions do not (PostgreSQL documents that pg_dump output
-//! restores into newer servers; see docs/commands/upgrade.md).
+//! Across two real major versions: the old pod is Debian's PostgreSQL 15 (image tag
+//! `postgres:15`), the new one the tests' 16 (`--major 16`), each with its own tools, as the two
+//! images have them — the old pod's pg_dump 15 writes the backup, the new pod's pg_restore 16
+//! reads it. The tool's part — read-only old server, backup, second StatefulSet and claim,
+//! restore, verify (whose version check compares the new server with the image, 16 = 16),
+//! switch, finalize, rollback, resume — runs for real.
 
 use serde_json::Value;
 
+use crate::pg::Pg;
 use crate::pod::PodServer;
 use crate::support::{Cluster, NS, PVC, Run, STS, bin_command};
 
-const NEW_STS: &str = "auth-postgres-dev-postgresql-pg15";
-const NEW_POD: &str = "auth-postgres-dev-postgresql-pg15-0";
-const NEW_PVC: &str = "data-auth-postgres-dev-postgresql-pg15-0";
+const NEW_STS: &str = "auth-postgres-dev-postgresql-pg16";
+const NEW_POD: &str = "auth-postgres-dev-postgresql-pg16-0";
+const NEW_PVC: &str = "data-auth-postgres-dev-postgresql-pg16-0";
 const DB: &str = "phonebill_auth";
 
-/// A release installed on "PostgreSQL 14" (the image tag; the server is Debian's 15), its schema
+/// A release installed on PostgreSQL 15 (Debian's server and tools in the pod), its schema
 /// applied, two rows written by the app.
 async fn old_release() -> (Cluster, PodServer) {
     let c = Cluster::with_plan_class().await;
-    // Named as PostgreSQL 14; the pod's server is 15 (the only one Debian 12 has).
-    PodServer::before_install(&c);
-    let values = c.dir.path().join("old-values.yaml");
-    std::fs::write(&values, "image: docker.io/library/postgres:14\n").unwrap();
-    c.install_ok(&["--values", &values.display().to_string()])
-        .await;
-    let old = PodServer::start(&c);
+    let old = Pg::old();
+    assert_eq!(old.major(), 15, "the old pod's server");
+    assert_eq!(Pg::get().major(), 16, "the new pod's server");
+    let values = PodServer::before_install_on(&c, &old);
+    c.install_ok(&[&values[0], &values[1]]).await;
+    let old = PodServer::start_on(&c, STS, None, old);
     let applied = c.run(&["apply-schema", "-o", "json"]).await;
     assert_eq!(applied.code, 0, "{}", applied.stderr);
     for id in ["before-1", "before-2"] {
@@ -102,7 +101,7 @@ async fn upgrade_with_new_server(c: &Cluster, args: &[&str]) -> (Run, PodServer)
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let server = PodServer::start_as(c, NEW_STS, Some(NEW_POD));
+    let server = PodServer::start_on(c, NEW_STS, Some(NEW_POD), Pg::get());
     c.fake.release_pod(NS, NEW_POD);
     let out = child.wait_with_output().await.unwrap();
     let run = Run {
@@ -127,11 +126,11 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
         ])
         .await;
     assert_eq!(exposed.code, 0, "{}", exposed.stderr);
-    let (run, new) = upgrade_with_new_server(&c, &["--major", "15", "--yes", "-o", "json"]).await;
+    let (run, new) = upgrade_with_new_server(&c, &["--major", "16", "--yes", "-o", "json"]).await;
     let report = run.ok_json();
     assert_eq!(report["outcome"], "upgraded", "{report}");
-    assert_eq!(report["fromMajor"], 14);
-    assert_eq!(report["toMajor"], 15);
+    assert_eq!(report["fromMajor"], 15);
+    assert_eq!(report["toMajor"], 16);
     assert_eq!(report["serving"], NEW_STS);
     assert_eq!(report["passed"], true, "{report}");
     let version = report["checks"]
@@ -143,9 +142,24 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
         .clone();
     assert_eq!(version["status"], "pass", "{version}");
     let backup = report["backup"].as_str().unwrap();
+    let backup = if std::path::Path::new(backup).is_absolute() {
+        std::path::PathBuf::from(backup)
+    } else {
+        c.dir.path().join(backup)
+    };
+    // Written by the old pod's own pg_dump 15 from the 15 server (and restored by the new pod's
+    // pg_restore 16, which read it: the rows below are there).
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.meta.json", backup.display())).unwrap(),
+    )
+    .unwrap();
     assert!(
-        c.dir.path().join(backup).exists() || std::path::Path::new(backup).exists(),
-        "{backup}"
+        manifest["serverVersion"].as_str().unwrap().starts_with("15."),
+        "{manifest}"
+    );
+    assert!(
+        manifest["toolVersion"].as_str().unwrap().contains("PostgreSQL) 15."),
+        "{manifest}"
     );
 
     // The rows are on the new server; the Services lead to its pod; the old one is kept.
@@ -174,7 +188,7 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
     assert_eq!(sts["metadata"]["generation"], 1, "{sts}");
     assert_eq!(
         sts["spec"]["template"]["spec"]["containers"][0]["image"],
-        "docker.io/library/postgres:15"
+        "docker.io/library/postgres:16"
     );
     // The old server refuses the app's writes (nothing written there after the backup is lost),
     // whatever the session sets: the privilege is gone, not only a default.
@@ -195,14 +209,14 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
         data["values.yaml"]
             .as_str()
             .unwrap()
-            .contains("dataSet: pg15"),
+            .contains("dataSet: pg16"),
         "{data}"
     );
     assert!(
         data["upgrade.yaml"]
             .as_str()
             .unwrap()
-            .contains("fromMajor: 14")
+            .contains("fromMajor: 15")
     );
 
     // Every command now works on the new StatefulSet.
@@ -210,7 +224,7 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
     assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
     let status = c.run(&["status"]).await;
     assert!(
-        status.stdout.contains("upgraded from PostgreSQL 14 to 15"),
+        status.stdout.contains("upgraded from PostgreSQL 15 to 16"),
         "{}",
         status.stdout
     );
@@ -228,7 +242,7 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
         .refused(2, "has an upgrade under way", "upgrade --finalize");
     // The same command again: already switched, nothing to do.
     let again = c
-        .run(&["upgrade", "--major", "15", "--yes", "-o", "json"])
+        .run(&["upgrade", "--major", "16", "--yes", "-o", "json"])
         .await
         .ok_json();
     assert_eq!(again["outcome"], "alreadySwitched");
@@ -283,7 +297,7 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
         .unwrap();
     assert_eq!(kept, "1", "what the app wrote after the switch stays");
 
-    // A snapshot of the old claim holds PostgreSQL 14 data: not restored over the new volume, and
+    // A snapshot of the old claim holds PostgreSQL 15 data: not restored over the new volume, and
     // not `latest`.
     crate::support::put_snapshot(
         &c.fake,
@@ -308,13 +322,13 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
     assert_eq!(gone.code, 0, "{}", gone.stderr);
     c.run(&["install"]).await.refused(
         2,
-        "where an upgrade to PostgreSQL 15 moved it",
-        "dataSet: pg15",
+        "where an upgrade to PostgreSQL 16 moved it",
+        "dataSet: pg16",
     );
     let moved = c.dir.path().join("moved.yaml");
     std::fs::write(
         &moved,
-        "dataSet: pg15\nimage: docker.io/library/postgres:15\n",
+        "dataSet: pg16\nimage: docker.io/library/postgres:16\n",
     )
     .unwrap();
     c.install_ok(&["--values", &moved.display().to_string()])
@@ -326,7 +340,7 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_switches_back_and_the_old_server_takes_writes_again() {
     let (c, old) = old_release().await;
-    let (run, new) = upgrade_with_new_server(&c, &["--major", "15", "--yes", "-o", "json"]).await;
+    let (run, new) = upgrade_with_new_server(&c, &["--major", "16", "--yes", "-o", "json"]).await;
     assert_eq!(run.ok_json()["outcome"], "upgraded");
     write_row(&new, "after-switch").unwrap();
     let old_sts = c.fake.get("StatefulSet", NS, STS).unwrap();
@@ -357,7 +371,7 @@ async fn rollback_switches_back_and_the_old_server_takes_writes_again() {
     assert!(data.get("upgrade.yaml").is_none(), "{data}");
     let values = data["values.yaml"].as_str().unwrap();
     assert!(
-        !values.contains("dataSet") && values.contains("postgres:14"),
+        !values.contains("dataSet") && values.contains("postgres:15"),
         "{values}"
     );
     // Nothing left to roll back or finalize (once the deleted StatefulSet's pod is gone).
@@ -377,7 +391,7 @@ async fn rollback_switches_back_and_the_old_server_takes_writes_again() {
         "upgrade --major N",
     );
     // Upgrading again would restore over what the app wrote on the kept claim after the switch.
-    c.run(&["upgrade", "--major", "15", "--yes"]).await.refused(
+    c.run(&["upgrade", "--major", "16", "--yes"]).await.refused(
         2,
         "served the application from",
         "kubectl delete pvc",
@@ -409,7 +423,7 @@ async fn an_upgrade_that_stops_part_way_switches_nothing_and_the_same_command_go
     // The new pod never starts within the timeout.
     c.fake.hold_pod(NS, NEW_POD);
     let run = c
-        .run(&["upgrade", "--major", "15", "--yes", "--timeout", "3s"])
+        .run(&["upgrade", "--major", "16", "--yes", "--timeout", "3s"])
         .await;
     run.failed_saying(
         3,
@@ -442,7 +456,7 @@ async fn an_upgrade_that_stops_part_way_switches_nothing_and_the_same_command_go
         .refused(2, "has an upgrade under way", "upgrade --rollback");
 
     // Run again: the StatefulSet made the first time is used, the data moved, the switch made.
-    let (run, new) = upgrade_with_new_server(&c, &["--major", "15", "--yes", "-o", "json"]).await;
+    let (run, new) = upgrade_with_new_server(&c, &["--major", "16", "--yes", "-o", "json"]).await;
     let report = run.ok_json();
     assert_eq!(report["outcome"], "upgraded", "{report}");
     assert_eq!(rows(&new), ["before-1", "before-2", "before-3"]);
@@ -453,7 +467,7 @@ async fn an_upgrade_that_stops_part_way_switches_nothing_and_the_same_command_go
         let (c2, _old2) = old_release().await;
         c2.fake.hold_pod(NS, NEW_POD);
         let run = c2
-            .run(&["upgrade", "--major", "15", "--yes", "--timeout", "2s"])
+            .run(&["upgrade", "--major", "16", "--yes", "--timeout", "2s"])
             .await;
         assert_eq!(run.code, 3, "{}", run.stderr);
         let back = c2
@@ -477,7 +491,7 @@ async fn every_refusal_changes_nothing() {
     // Not installed.
     let empty = Cluster::with_plan_class().await;
     empty
-        .run(&["upgrade", "--major", "16", "--yes"])
+        .run(&["upgrade", "--major", "17", "--yes"])
         .await
         .refused(2, "is not installed", "phonebill-db install");
 
@@ -485,23 +499,23 @@ async fn every_refusal_changes_nothing() {
     let before = c.versions();
     for (args, error, hint) in [
         (
-            vec!["--major", "14", "--yes"],
-            "already runs PostgreSQL 14",
-            "above 14",
+            vec!["--major", "15", "--yes"],
+            "already runs PostgreSQL 15",
+            "above 15",
         ),
         (
-            vec!["--major", "13", "--yes"],
-            "cannot move data from major version 14 down to 13",
+            vec!["--major", "14", "--yes"],
+            "cannot move data from major version 15 down to 14",
             "restore a backup",
         ),
         (
-            vec!["--major", "15", "--image", "postgres:16", "--yes"],
-            "does not name PostgreSQL 15",
-            "postgres:15",
+            vec!["--major", "16", "--image", "postgres:17", "--yes"],
+            "does not name PostgreSQL 16",
+            "postgres:16",
         ),
-        (vec!["--major", "15"], "", "--yes"),
+        (vec!["--major", "16"], "", "--yes"),
         (
-            vec!["--major", "15", "--env", "prod", "--yes"],
+            vec!["--major", "16", "--env", "prod", "--yes"],
             "managed server",
             "az postgres flexible-server upgrade",
         ),
@@ -526,7 +540,7 @@ async fn every_refusal_changes_nothing() {
     c.run(&[
         "upgrade",
         "--major",
-        "15",
+        "16",
         "--yes",
         "--to",
         &taken.display().to_string(),
@@ -534,36 +548,36 @@ async fn every_refusal_changes_nothing() {
     .await
     .refused(2, "a backup by that name exists", "another name with --to");
     let values = c.dir.path().join("v.yaml");
-    std::fs::write(&values, "image: postgres:15\n").unwrap();
+    std::fs::write(&values, "image: postgres:16\n").unwrap();
     let v = values.display().to_string();
-    c.run(&["upgrade", "--major", "15", "--yes", "--values", &v])
+    c.run(&["upgrade", "--major", "16", "--yes", "--values", &v])
         .await
         .refused(2, "--values is install's", "install --values FILE");
     // clap: one action, a version PostgreSQL has.
     assert_eq!(c.run(&["upgrade", "--yes"]).await.code, 2);
     assert_eq!(
-        c.run(&["upgrade", "--major", "15", "--finalize"])
+        c.run(&["upgrade", "--major", "16", "--finalize"])
             .await
             .code,
         2
     );
     assert_eq!(c.run(&["upgrade", "--major", "9"]).await.code, 2);
     // install will not change the major version over the data.
-    std::fs::write(&values, "image: docker.io/library/postgres:16\n").unwrap();
+    std::fs::write(&values, "image: docker.io/library/postgres:17\n").unwrap();
     c.run(&["install", "--values", &v]).await.refused(
         2,
-        "holds PostgreSQL 14 data",
-        "upgrade --major 16",
+        "holds PostgreSQL 15 data",
+        "upgrade --major 17",
     );
     std::fs::write(&values, "image: docker.io/library/postgres:latest\n").unwrap();
     c.run(&["install", "--values", &v])
         .await
         .refused(2, "cannot tell whether docker.io/library/postgres:latest is the same PostgreSQL major version", "postgres:16.4@sha256");
-    std::fs::write(&values, "image: docker.io/library/postgres:13\n").unwrap();
+    std::fs::write(&values, "image: docker.io/library/postgres:14\n").unwrap();
     c.run(&["install", "--values", &v]).await.refused(
         2,
         "which would not start on it",
-        "keep `image` at 14",
+        "keep `image` at 15",
     );
     assert_eq!(c.versions(), before);
     write_row(&old, "after-refusals").expect("no refusal left the old server read-only");
@@ -651,7 +665,7 @@ async fn ctrl_c_while_the_new_server_starts_then_the_same_command_finishes_it() 
     let kc = c.kubeconfig.display().to_string();
     let child = bin_command(
         c.dir.path(),
-        &["upgrade", "--major", "15", "--yes", "--kubeconfig", &kc],
+        &["upgrade", "--major", "16", "--yes", "--kubeconfig", &kc],
     )
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped())
@@ -678,7 +692,7 @@ async fn ctrl_c_while_the_new_server_starts_then_the_same_command_finishes_it() 
     assert!(stderr.contains("untouched"), "{stderr}");
     write_row(&old, "while-stopped").expect("the app writes on the old server again");
 
-    let (run, new) = upgrade_with_new_server(&c, &["--major", "15", "--yes", "-o", "json"]).await;
+    let (run, new) = upgrade_with_new_server(&c, &["--major", "16", "--yes", "-o", "json"]).await;
     assert_eq!(run.ok_json()["outcome"], "upgraded");
     assert_eq!(rows(&new), ["before-1", "before-2"]);
     let kept = new
