@@ -102,6 +102,12 @@ impl Ui {
         }
     }
 
+    /// A warning a person must see whatever the output format (stderr is not the document): what
+    /// a long-running command meets after its report (a dropped `connect` session).
+    pub fn warn(&self, line: impl AsRef<str>) {
+        eprintln!("warning: {}", line.as_ref());
+    }
+
     /// A line only `-v` shows (what a spinner shows a person, for logs).
     pub fn detail(&self, line: impl AsRef<str>) {
         if self.verbose > 0 && !self.machine() {

@@ -114,8 +114,18 @@ struct Session {
     cluster: Shared,
 }
 
-/// Run the command and pump its streams through the socket; end with the Status on channel 3.
+/// The session, until it ends or the test cuts the streams (`FakeKube::cut_streams`): then the
+/// socket is dropped as it is, without a Status or a close frame, and the command killed.
 async fn run(socket: WebSocket, session: Session) {
+    let cut = session.cluster.lock().expect("cluster lock").cut.clone();
+    tokio::select! {
+        _ = serve(socket, session) => {}
+        _ = cut.notified() => {}
+    }
+}
+
+/// Run the command and pump its streams through the socket; end with the Status on channel 3.
+async fn serve(socket: WebSocket, session: Session) {
     let Session {
         command,
         env,
@@ -149,16 +159,16 @@ async fn run(socket: WebSocket, session: Session) {
     let (tx, mut rx) = mpsc::channel::<Message>(8);
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
-        pumps.push(tokio::spawn(pump(out, STDOUT, tx.clone())));
+        pumps.push(Aborting(tokio::spawn(pump(out, STDOUT, tx.clone()))));
     }
     if let Some(err) = child.stderr.take() {
         let channel = if tty { STDOUT } else { STDERR };
-        pumps.push(tokio::spawn(pump(err, channel, tx.clone())));
+        pumps.push(Aborting(tokio::spawn(pump(err, channel, tx.clone()))));
     }
     drop(tx);
     let mut stdin = child.stdin.take();
     // The client's frames: stdin data, and (v5) the close of stdin.
-    let reader = tokio::spawn(async move {
+    let reader = Aborting(tokio::spawn(async move {
         while let Some(Ok(msg)) = stream.next().await {
             match msg {
                 Message::Binary(b) if b.first() == Some(&STDIN) => {
@@ -182,7 +192,7 @@ async fn run(socket: WebSocket, session: Session) {
                 _ => {}
             }
         }
-    });
+    }));
     while let Some(msg) = rx.recv().await {
         if sink.send(msg).await.is_err() {
             // The client went away: the real kubelet ends the session.
@@ -190,8 +200,8 @@ async fn run(socket: WebSocket, session: Session) {
             break;
         }
     }
-    for p in pumps {
-        let _ = p.await;
+    for mut p in pumps {
+        let _ = (&mut p.0).await;
     }
     let status = match child.wait().await {
         Ok(s) if s.success() => json!({"metadata": {}, "status": "Success"}),
@@ -209,7 +219,17 @@ async fn run(socket: WebSocket, session: Session) {
     };
     let _ = sink.send(frame(ERROR, status.to_string().as_bytes())).await;
     let _ = sink.close().await;
-    reader.abort();
+    drop(reader);
+}
+
+/// A task of a session, stopped when the session is dropped (ended, or cut off by the test):
+/// a stream's halves must not outlive it, or a cut socket would stay open.
+pub(crate) struct Aborting(pub tokio::task::JoinHandle<()>);
+
+impl Drop for Aborting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn failure(message: String, reason: &str, code: Option<i32>) -> Value {

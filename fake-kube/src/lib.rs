@@ -309,6 +309,14 @@ impl FakeKube {
         log.previous = Some(std::mem::take(&mut log.current));
     }
 
+    /// Every exec, port-forward and followed log open now is cut off, as a connection that dies
+    /// does: the socket closed without a closing handshake or a Status, a log's body broken off.
+    pub fn cut_streams(&self) {
+        let mut c = self.cluster();
+        c.cuts += 1;
+        c.cut.notify_waiters();
+    }
+
     /// The terminal sizes TTY exec sessions were given, oldest first.
     pub fn exec_resizes(&self) -> Vec<(u16, u16)> {
         self.cluster().exec_resizes.clone()

@@ -103,10 +103,12 @@ pub async fn handle(
     if !options.follow || options.previous {
         return text(StatusCode::OK, Body::from(render(&first, &options)));
     }
-    // Follow: what there is, then each new line until the pod goes (or the client does).
+    let cuts = cluster.lock().expect("cluster lock").cuts;
+    // Follow: what there is, then each new line until the pod goes (or the client does); a cut
+    // (`FakeKube::cut_streams`) breaks the body off.
     let body = futures_util::stream::unfold(
         (cluster, key, options, Some(first), start),
-        |(cluster, key, options, first, mut sent)| async move {
+        move |(cluster, key, options, first, mut sent)| async move {
             if let Some(first) = first {
                 let chunk = render(&first, &options);
                 return Some((
@@ -117,6 +119,11 @@ pub async fn handle(
             loop {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 let c = cluster.lock().expect("cluster lock");
+                if c.cuts != cuts {
+                    drop(c);
+                    let broken = std::io::Error::other("the test cut the stream");
+                    return Some((Err(broken), (cluster, key, options, None, sent)));
+                }
                 let gone = c.get(info_of("Pod"), &key.0, &key.1).is_err();
                 let lines = c
                     .logs

@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::exec::pump;
+use crate::exec::{Aborting, pump};
 use crate::status::ApiError;
 use crate::{Shared, error, query_pairs, running_pod};
 
@@ -69,8 +69,14 @@ pub async fn handle(
             "port-forward needs a WebSocket upgrade",
         ));
     };
-    ws.protocols([PROTOCOL])
-        .on_upgrade(move |socket| bridge(socket, ports, targets, name))
+    let cut = cluster.lock().expect("cluster lock").cut.clone();
+    ws.protocols([PROTOCOL]).on_upgrade(move |socket| async move {
+        // Until the pod side closes, or the test cuts the streams: then dropped as it is.
+        tokio::select! {
+            _ = bridge(socket, ports, targets, name) => {}
+            _ = cut.notified() => {}
+        }
+    })
 }
 
 /// Pump bytes between the WebSocket channels and one TCP connection per port.
@@ -78,6 +84,7 @@ async fn bridge(socket: WebSocket, ports: Vec<u16>, targets: Vec<Option<SocketAd
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
     let mut writers = HashMap::new();
+    let mut pumps = Vec::new();
     for (i, (port, target)) in ports.iter().zip(targets).enumerate() {
         let data = (2 * i) as u8;
         for ch in [data, data + 1] {
@@ -106,14 +113,14 @@ async fn bridge(socket: WebSocket, ports: Vec<u16>, targets: Vec<Option<SocketAd
         let (read, write) = conn.into_split();
         writers.insert(data, write);
         let tx = out_tx.clone();
-        tokio::spawn(async move {
+        pumps.push(Aborting(tokio::spawn(async move {
             pump(read, data, tx.clone()).await;
             // The pod side closed: the real server closes the stream.
             let _ = tx.send(Message::Close(None)).await;
-        });
+        })));
     }
     drop(out_tx);
-    let sender = tokio::spawn(async move {
+    let mut sender = Aborting(tokio::spawn(async move {
         while let Some(msg) = out_rx.recv().await {
             let close = matches!(msg, Message::Close(_));
             if sink.send(msg).await.is_err() || close {
@@ -121,7 +128,7 @@ async fn bridge(socket: WebSocket, ports: Vec<u16>, targets: Vec<Option<SocketAd
             }
         }
         let _ = sink.close().await;
-    });
+    }));
     while let Some(Ok(msg)) = stream.next().await {
         match msg {
             Message::Binary(bytes) if bytes.len() > 1 => {
@@ -138,5 +145,6 @@ async fn bridge(socket: WebSocket, ports: Vec<u16>, targets: Vec<Option<SocketAd
     for (_, mut w) in writers {
         let _ = w.shutdown().await;
     }
-    let _ = sender.await;
+    let _ = (&mut sender.0).await;
+    drop(pumps);
 }

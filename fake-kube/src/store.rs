@@ -79,6 +79,10 @@ pub struct Cluster {
     pub logs: std::collections::HashMap<crate::logs::LogKey, crate::logs::ContainerLog>,
     /// The terminal sizes TTY exec sessions were given (resize channel), oldest first.
     pub exec_resizes: Vec<(u16, u16)>,
+    /// Notified when the test cuts every open stream (`FakeKube::cut_streams`); `cuts` counts
+    /// the cuts, for streams that look instead of waiting (a followed log).
+    pub cut: std::sync::Arc<tokio::sync::Notify>,
+    pub cuts: u64,
 }
 
 pub struct WriteOpts<'a> {

@@ -104,19 +104,94 @@ async fn serve(
         match forward::open(kube, pod, port).await {
             Ok((forwarder, stream)) => {
                 ui.detail(format!("connection from {peer} forwarded to pod {pod}"));
-                tokio::spawn(copy(conn, forwarder, stream));
+                let (ui, pod) = (ui.clone(), pod.to_string());
+                tokio::spawn(async move {
+                    let end = session(conn, forwarder, stream, port).await;
+                    match end {
+                        End::Client => ui.detail(format!("connection from {peer} closed")),
+                        End::Pod(cause) => ui.warn(format!(
+                            "connection from {peer} to pod {pod} dropped: {cause}; a new connection gets a new port-forward"
+                        )),
+                    }
+                });
             }
-            Err(e) => ui.note(None, format!("warning: connection from {peer}: {e:#}")),
+            Err(e) => ui.warn(format!("connection from {peer}: {e:#}")),
         }
     }
 }
 
-/// Copy both ways until either side closes, then let the forwarder finish.
-async fn copy(mut conn: TcpStream, forwarder: Portforwarder, mut stream: DuplexStream) {
+/// How a session ended: the local client closed it (the normal end), or the pod's side ended
+/// first, and why.
+#[derive(Debug, PartialEq)]
+enum End {
+    Client,
+    Pod(String),
+}
+
+/// Copy both ways until one side ends; then let the forwarder finish and say why it ended.
+async fn session(
+    conn: TcpStream,
+    mut forwarder: Portforwarder,
+    stream: DuplexStream,
+    port: u16,
+) -> End {
+    use tokio::io::AsyncWriteExt;
     let _ = conn.set_nodelay(true);
-    let _ = tokio::io::copy_bidirectional(&mut conn, &mut stream).await;
-    drop(stream);
-    let _ = forwarder.join().await;
+    let said = forwarder.take_error(port);
+    let (mut local_in, mut local_out) = conn.into_split();
+    let (mut pod_in, mut pod_out) = tokio::io::split(stream);
+    // Each direction owns its halves: dropping it closes them.
+    let mut up = Box::pin(async move {
+        let r = tokio::io::copy(&mut local_in, &mut pod_out).await;
+        let _ = pod_out.shutdown().await;
+        r
+    });
+    let mut down = Box::pin(async move {
+        let r = tokio::io::copy(&mut pod_in, &mut local_out).await;
+        let _ = local_out.shutdown().await;
+        r
+    });
+    let pod_ended = tokio::select! {
+        biased;
+        _ = &mut up => {
+            // The client is done: what the pod still sends reaches it, for a moment.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut down).await;
+            None
+        }
+        r = &mut down => Some(r.err()),
+    };
+    drop((up, down));
+    let joined = forwarder.join().await;
+    let Some(copy_error) = pod_ended else {
+        return End::Client;
+    };
+    let message = match said {
+        Some(said) => said.await,
+        None => None,
+    };
+    // Once the pod's side closed, kube's port-forward still sends its own close, and fails to
+    // ("failed to send a WebSocket message: Sending after closing is not allowed"): that is the
+    // pod's end, not a break. A failure to receive is one.
+    let broke = joined.err().filter(|e| {
+        copy_error.is_some() || !e.to_string().starts_with("failed to send a WebSocket message")
+    });
+    End::Pod(drop_cause(
+        message,
+        broke.map(|e| crate::k8s::client::root_cause(&e)),
+        copy_error.map(|e| e.to_string()),
+    ))
+}
+
+/// Why a session's pod side ended, most telling first: what the API server said on the
+/// port-forward's error channel, the port-forward's own failure, the copy's error.
+fn drop_cause(said: Option<String>, broke: Option<String>, copy: Option<String>) -> String {
+    if let Some(m) = said.filter(|m| !m.is_empty()) {
+        return format!("the API server said: {m}");
+    }
+    if let Some(e) = broke.or(copy) {
+        return format!("the port-forward broke: {e}");
+    }
+    "the database closed it (the server ended the session, or restarted)".into()
 }
 
 fn text(r: &ConnectReport) -> String {

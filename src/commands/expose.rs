@@ -193,7 +193,7 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
     let service = render::external_service(&ctx.profile, &args.allow, args.internal)?;
     let applied = apply_typed(&kube, api.clone(), &service, ApplyOptions::default()).await?;
     let name = service_name.clone();
-    let mut wake = Wake::polling().watch(api.clone(), None, Some(&format!("metadata.name={name}")));
+    let mut wake = Wake::polling().named::<Service>(&kube, &name);
     let waited = poll(
         args.timeout,
         &ctx.ui,

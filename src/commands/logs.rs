@@ -102,7 +102,13 @@ pub async fn run(ctx: &Ctx, args: &LogsArgs) -> Result<Outcome> {
         .into());
     }
     let kube = ctx.kube().await?;
-    let pods: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    // A followed log may be quiet for hours: the streams' client has no read deadline.
+    let client = if args.follow {
+        kube.streams.clone()
+    } else {
+        kube.client.clone()
+    };
+    let pods: Api<Pod> = Api::namespaced(client, &kube.namespace);
     let pod = names.pod.clone();
     let doing = format!(
         "reading the log of container {container} in pod {}/{pod}",

@@ -157,8 +157,13 @@ fn failed(what: &str, message: &str, cause: Option<String>) -> anyhow::Error {
         None => message.to_string(),
     };
     let said = cause.map(|c| format!(": {c}")).unwrap_or_default();
+    let hint = if code.is_none() && message.contains("connection to the API server") {
+        "the session through the API server ended before psql did: run it again (what the script committed before stays committed)"
+    } else {
+        "psql's own message above says what went wrong; a script stops at its first error"
+    };
     user_error(format!("{what} stopped ({meaning}){said}"))
-        .hint("psql's own message above says what went wrong; a script stops at its first error")
+        .hint(hint)
         .into()
 }
 

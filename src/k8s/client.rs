@@ -12,10 +12,18 @@ use crate::error::{UserError, user_error};
 /// A connected client and where it points.
 #[derive(Clone)]
 pub struct Kube {
+    /// For ordinary requests: each answer must begin within [`READ_TIMEOUT`].
     pub client: Client,
+    /// For streams that may rightly be quiet for a long time — exec, port-forward, a followed
+    /// log, watches: no read deadline. Their ends are theirs to judge (a watch's own idle bound,
+    /// see `watches`; an exec or port-forward ends with its WebSocket).
+    pub streams: Client,
     pub server: String,
     pub namespace: String,
 }
+
+/// How long an ordinary request may wait for its answer to begin (counted from when it was sent).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a command without a `--timeout` of its own retries transient API failures.
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(120);
@@ -53,7 +61,6 @@ pub async fn connect(
     };
     let mut config = config;
     config.connect_timeout = Some(Duration::from_secs(10));
-    config.read_timeout = Some(Duration::from_secs(60));
     // Ours instead of kube's own (which may wait far longer than the command's --timeout).
     config.default_retry = false;
     let server = config
@@ -61,18 +68,29 @@ pub async fn connect(
         .to_string()
         .trim_end_matches('/')
         .to_string();
-    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| {
-        user_error(format!("cannot set up a client for {server}: {e}"))
-            .hint("check the cluster's certificate data in your kubeconfig")
-    })?;
-    let client: Client = builder
-        .with_layer(&super::retry::RetryLayer {
-            deadline: tokio::time::Instant::now() + budget,
-        })
-        .build();
+    let deadline = tokio::time::Instant::now() + budget;
+    // kube applies a read timeout to every connection of a client, upgraded ones too: an exec or
+    // port-forward quiet for that long would die. So two clients: one with the deadline, for
+    // requests (counted from each request's write, not from when its pooled connection went
+    // idle), one without, for streams.
+    let mut requests = config.clone();
+    requests.read_timeout = Some(READ_TIMEOUT);
+    requests.reset_reader_on_write = true;
+    let mut streams = config;
+    streams.read_timeout = None;
+    let build = |config: Config| -> Result<Client> {
+        let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| {
+            user_error(format!("cannot set up a client for {server}: {e}"))
+                .hint("check the cluster's certificate data in your kubeconfig")
+        })?;
+        Ok(builder
+            .with_layer(&super::retry::RetryLayer { deadline })
+            .build())
+    };
     Ok(Kube {
-        client,
-        server,
+        client: build(requests)?,
+        streams: build(streams)?,
+        server: server.clone(),
         namespace: namespace.to_string(),
     })
 }
@@ -187,7 +205,7 @@ pub fn api_error(e: kube::Error, doing: &str, server: &str) -> anyhow::Error {
 }
 
 /// The innermost non-empty message of an error chain (hyper's outer messages say little).
-pub(super) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut messages = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(inner) = cur {

@@ -4,9 +4,11 @@
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::{Api, AttachParams, AttachedProcess};
 
 use super::client::{Kube, api_error};
+use super::severed::Break;
 use crate::db::process::{Exit, Process};
 
 /// Bytes in flight per stream between the WebSocket task and the reader/writer.
@@ -19,7 +21,8 @@ async fn start(
     command: &[String],
     params: &AttachParams,
 ) -> Result<(String, AttachedProcess)> {
-    let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    // The streams' client: a session may be quiet for as long as its command is.
+    let api: Api<Pod> = Api::namespaced(kube.streams.clone(), &kube.namespace);
     let tool = command.first().map(String::as_str).unwrap_or_default();
     let what = format!("{tool} in pod {}/{pod}", kube.namespace);
     let attached = api
@@ -55,28 +58,73 @@ pub async fn spawn(
     let status = attached
         .take_status()
         .expect("the status is taken once, here");
+    let session = Session::watch(attached);
+    let broke = session.broke.clone();
     let exit = Box::pin(async move {
         let status = status.await;
-        // Keep the connection (and its task) alive until the status has arrived.
-        drop(attached);
-        Ok(match status {
-            Some(s) if s.status.as_deref() == Some("Success") => Exit::Success,
-            // The message names the exit code ("command terminated with non-zero exit code …").
-            Some(s) => Exit::Failed {
-                message: s.message.unwrap_or_else(|| "the command failed".into()),
-            },
-            None => Exit::Failed {
-                message: "the connection to the API server ended before the command did".into(),
-            },
-        })
+        Ok(session.ended(status, "the command failed").await)
     });
     Ok(Process {
         what,
-        stdin: stdin.map(|w| Box::new(w) as _),
-        stdout: Box::new(stdout),
-        stderr: Box::new(stderr),
+        stdin: stdin.map(|w| Box::new(broke.guard(w)) as _),
+        stdout: Box::new(broke.guard(stdout)),
+        stderr: Box::new(broke.guard(stderr)),
         exit,
     })
+}
+
+/// A running exec session's connection: its task watched, so that a failure breaks the
+/// session's streams (see `severed`) and names its cause. Dropped, it ends the session.
+struct Session {
+    broke: Break,
+    task: tokio::task::JoinHandle<Option<String>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort(); // drops the AttachedProcess, which stops its connection
+    }
+}
+
+impl Session {
+    fn watch(attached: AttachedProcess) -> Session {
+        let broke = Break::default();
+        let b = broke.clone();
+        let task = tokio::spawn(async move {
+            match attached.join().await {
+                Ok(()) => None,
+                Err(e) => {
+                    let cause = super::client::root_cause(&e);
+                    b.set(cause.clone());
+                    Some(cause)
+                }
+            }
+        });
+        Session { broke, task }
+    }
+
+    /// How the command ended: its status, else why the connection ended without one.
+    async fn ended(mut self, status: Option<Status>, failed: &str) -> Exit {
+        match status {
+            Some(s) if s.status.as_deref() == Some("Success") => Exit::Success,
+            // The message names the exit code ("command terminated with non-zero exit code …").
+            Some(s) => Exit::Failed {
+                message: s.message.unwrap_or_else(|| failed.to_string()),
+            },
+            None => {
+                let cause = (&mut self.task).await.ok().flatten();
+                Exit::Failed {
+                    message: match cause.or_else(|| self.broke.cause()) {
+                        Some(c) => format!(
+                            "the connection to the API server broke before the command ended: {c}"
+                        ),
+                        None => "the connection to the API server ended before the command did"
+                            .into(),
+                    },
+                }
+            }
+        }
+    }
 }
 
 /// `command` in the container with a terminal, as `kubectl exec -it` runs it: this terminal in
@@ -89,12 +137,15 @@ pub async fn terminal(kube: &Kube, pod: &str, container: &str, command: &[String
 
     let params = AttachParams::interactive_tty().container(container);
     let (what, mut attached) = start(kube, pod, command, &params).await?;
-    let mut remote_in = attached.stdin().expect("stdin was requested");
-    let mut remote_out = attached.stdout().expect("stdout was requested");
+    let remote_in = attached.stdin().expect("stdin was requested");
+    let remote_out = attached.stdout().expect("stdout was requested");
     let mut resize = attached.terminal_size().expect("a tty was requested");
     let status = attached
         .take_status()
         .expect("the status is taken once, here");
+    let session = Session::watch(attached);
+    let mut remote_in = session.broke.guard(remote_in);
+    let mut remote_out = session.broke.guard(remote_out);
 
     let raw = crate::terminal::Raw::enter()?;
     if let Some((width, height)) = crate::terminal::size() {
@@ -134,17 +185,8 @@ pub async fn terminal(kube: &Kube, pod: &str, container: &str, command: &[String
         stdout.flush().await?;
     }
     let status = status.await;
-    drop(attached);
     keys.abort();
     resizer.abort();
     drop(raw);
-    Ok(match status {
-        Some(s) if s.status.as_deref() == Some("Success") => Exit::Success,
-        Some(s) => Exit::Failed {
-            message: s.message.unwrap_or_else(|| format!("{what} failed")),
-        },
-        None => Exit::Failed {
-            message: "the connection to the API server ended before the command did".into(),
-        },
-    })
+    Ok(session.ended(status, &format!("{what} failed")).await)
 }

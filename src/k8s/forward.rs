@@ -10,7 +10,8 @@ use super::client::{Kube, api_error};
 
 /// Open a port-forward to `port` of `pod`; keep the forwarder alive as long as the stream is used.
 pub async fn open(kube: &Kube, pod: &str, port: u16) -> Result<(Portforwarder, DuplexStream)> {
-    let api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    // The streams' client: a session may be quiet for as long as its user is.
+    let api: Api<Pod> = Api::namespaced(kube.streams.clone(), &kube.namespace);
     let mut forwarder = api.portforward(pod, &[port]).await.map_err(|e| {
         api_error(
             e,

@@ -14,6 +14,7 @@ pub mod release;
 pub mod resize;
 pub mod retry;
 pub mod schedule;
+pub mod severed;
 pub mod snapshot;
 pub mod stuck;
 pub mod upgrade;

@@ -220,7 +220,7 @@ pub async fn take(
         )
     })?;
     let name = req.name.clone();
-    let mut wake = Wake::polling().watch(api.clone(), None, Some(&format!("metadata.name={name}")));
+    let mut wake = Wake::polling().named::<VolumeSnapshot>(kube, &name);
     let outcome = poll(
         req.timeout,
         ui,

@@ -21,6 +21,10 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub const WATCHED_INTERVAL: Duration = Duration::from_secs(5);
 /// How long one watch request lasts before it is renewed (the server's own limit is longer).
 const WATCH_SECONDS: u32 = 240;
+/// A watch runs on the streams' client, which has no read deadline: it bounds its own time, as
+/// kube's watcher does. The server ends it after [`WATCH_SECONDS`]; one still open this much
+/// later is a connection that died without a word, and is renewed.
+const WATCH_MARGIN: Duration = Duration::from_secs(30);
 
 pub struct Wake {
     tx: mpsc::UnboundedSender<()>,
@@ -76,13 +80,28 @@ impl Wake {
         self
     }
 
+    /// Also wake on every change of the namespace's object `name` (of kind `K`).
+    pub fn named<K>(self, kube: &super::Kube, name: &str) -> Wake
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + 'static,
+        K::DynamicType: Default,
+    {
+        let api = Api::<K>::namespaced(kube.streams.clone(), &kube.namespace);
+        self.watch(api, None, Some(&format!("metadata.name={name}")))
+    }
+
     /// What changes while a release rolls out, goes, or gets a new volume: its StatefulSet, pods
     /// and claims.
     pub fn release(kube: &super::Kube, profile: &crate::profile::Profile) -> Wake {
         use k8s_openapi::api::apps::v1::StatefulSet;
         use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
         let selector = format!("app.kubernetes.io/instance={}", profile.release);
-        let c = || kube.client.clone();
+        let c = || kube.streams.clone();
         let ns = kube.namespace.as_str();
         Wake::polling()
             .watch(
@@ -132,9 +151,15 @@ where
             let Ok(stream) = api.watch(&wp, &version).await else {
                 return;
             };
+            let bound = tokio::time::Instant::now()
+                + Duration::from_secs(WATCH_SECONDS.into())
+                + WATCH_MARGIN;
             futures_util::pin_mut!(stream);
             loop {
-                match stream.try_next().await {
+                let Ok(next) = tokio::time::timeout_at(bound, stream.try_next()).await else {
+                    continue 'watching; // silent past the server's own end: renewed
+                };
+                match next {
                     Ok(Some(
                         WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o),
                     )) => {

@@ -551,7 +551,7 @@ async fn a_failed_pg_dump_leaves_no_file_and_a_terminal_less_restore_changes_not
     r.install().await;
     ok(&r.run(&["apply-schema"]).await);
     // pg_dump in the pod writes a good-looking start, then fails: the exit status decides.
-    let (dir, out, dest) = pod_pg_dump(
+    let (_dir, out, dest) = pod_pg_dump(
         &r,
         "printf PGDMP; head -c 300000 /dev/zero; echo 'pg_dump: error: query failed: server closed the connection unexpectedly' >&2; exit 1",
     );

@@ -38,6 +38,7 @@ mod secrets;
 mod snapshot_restore;
 mod snapshots;
 mod status;
+mod streams;
 mod tls;
 mod uninstall;
 mod upgrade;
