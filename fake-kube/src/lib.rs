@@ -241,6 +241,7 @@ impl FakeKube {
         c.denied.clear();
         c.only_namespace = None;
         c.allowed_only = None;
+        c.allowed_cluster.clear();
     }
 
     pub fn deny(&self, verb: &str, group: &str, resource: &str) {
@@ -344,8 +345,15 @@ impl FakeKube {
     /// The test user's only rights are `rules` (a Role's, as JSON) in namespace `ns`: what a
     /// workload bound to that Role may do.
     pub fn allow_only(&self, ns: &str, rules: Value) {
-        self.cluster().allowed_only =
-            Some((ns.into(), rules.as_array().cloned().unwrap_or_default()));
+        self.allow_only_with_cluster(ns, rules, Value::Null);
+    }
+
+    /// [`FakeKube::allow_only`], and `cluster_rules` (a ClusterRole's) everywhere, as a
+    /// ClusterRoleBinding grants them.
+    pub fn allow_only_with_cluster(&self, ns: &str, rules: Value, cluster_rules: Value) {
+        let mut c = self.cluster();
+        c.allowed_only = Some((ns.into(), rules.as_array().cloned().unwrap_or_default()));
+        c.allowed_cluster = cluster_rules.as_array().cloned().unwrap_or_default();
     }
 
     /// What the CronJob controller does when `cronjob` fires: a Job owned by it, run to success or
@@ -765,6 +773,23 @@ async fn handle(
         && let Err(e) = typed_body(info, &body, &raw_body, verb == "patch")
     {
         return error(e);
+    }
+    // RBAC's escalation prevention judges the object as it would be stored.
+    if matches!(info.kind, "Role" | "RoleBinding") && matches!(verb, "create" | "update" | "patch")
+    {
+        let name = target.name.clone().unwrap_or_default();
+        let probe = WriteOpts {
+            manager: &manager,
+            dry_run: true,
+        };
+        let would = match verb {
+            "patch" if apply => c.apply(info, ns, &name, body.clone(), true, &probe),
+            "patch" => c.merge_patch(info, ns, &name, &body, false, &probe),
+            _ => Ok(body.clone()),
+        };
+        if let Err(e) = would.and_then(|obj| c.confirm_no_escalation(info, ns, &obj)) {
+            return error(e);
+        }
     }
     let result = match verb {
         "watch" => unreachable!("answered above"),

@@ -59,8 +59,11 @@ pub struct Cluster {
     /// The test user's rights are a Role in this namespace only: everything outside it, and every
     /// cluster-scoped resource, is denied (SelfSubjectAccessReviews excepted, as for any user).
     pub only_namespace: Option<String>,
-    /// The test user's only rights: these RBAC rules (a Role's `rules`) in this namespace.
+    /// The test user's only rights: these RBAC rules (a Role's `rules`) in this namespace, and
+    /// these everywhere (a ClusterRole's, bound cluster-wide: cluster-scoped resources and every
+    /// namespace).
     pub allowed_only: Option<(String, Vec<Value>)>,
+    pub allowed_cluster: Vec<Value>,
     pub kubelet: crate::kubelet::Kubelet,
     /// Every write request ("VERB plural ns/name"), for tests to assert on.
     pub writes: Vec<String>,
@@ -543,17 +546,18 @@ impl Cluster {
                 v.as_array()
                     .is_some_and(|a| a.iter().any(|x| x == want || x == "*"))
             };
-            let allowed = ns == only_ns
-                && rules.iter().any(|r| {
-                    has(&r["verbs"], verb)
-                        && has(&r["apiGroups"], group)
-                        && has(&r["resources"], resource)
-                        && (r
-                            .get("resourceNames")
-                            .and_then(Value::as_array)
-                            .is_none_or(|n| n.is_empty())
-                            || (!name.is_empty() && has(&r["resourceNames"], name)))
-                });
+            let grants = |r: &Value| {
+                has(&r["verbs"], verb)
+                    && has(&r["apiGroups"], group)
+                    && has(&r["resources"], resource)
+                    && (r
+                        .get("resourceNames")
+                        .and_then(Value::as_array)
+                        .is_none_or(|n| n.is_empty())
+                        || (!name.is_empty() && has(&r["resourceNames"], name)))
+            };
+            let allowed = (ns == only_ns && rules.iter().any(grants))
+                || self.allowed_cluster.iter().any(grants);
             if !allowed {
                 return true;
             }
@@ -569,6 +573,116 @@ impl Cluster {
                     && r == resource
                     && n.as_deref().is_none_or(|n| n == ns)
             })
+    }
+
+    /// RBAC's escalation prevention, as the API server's Role and RoleBinding storage applies it
+    /// on every create and update (apply and patch included): a Role may grant only what its
+    /// creator holds, unless they may `escalate` roles; a RoleBinding may bind only a role whose
+    /// rights its creator holds, unless they may `bind` it (a role that does not exist: 404).
+    /// `obj` is the object as it would be stored. Status and message are the real server's
+    /// (`ConfirmNoEscalation`, k8s.io/kubernetes pkg/registry/rbac/validation).
+    pub fn confirm_no_escalation(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        obj: &Value,
+    ) -> Result<(), ApiError> {
+        const RBAC: &str = "rbac.authorization.k8s.io";
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let rules = match info.kind {
+            "Role" => {
+                if !self.is_denied_named("escalate", RBAC, "roles", ns, name) {
+                    return Ok(());
+                }
+                obj["rules"].as_array().cloned().unwrap_or_default()
+            }
+            "RoleBinding" => {
+                let role = obj["roleRef"]["name"].as_str().unwrap_or_default();
+                let found = self.get(info_of("Role"), ns, role).map_err(|_| {
+                    ApiError::new(
+                        404,
+                        "NotFound",
+                        format!("roles.{RBAC} \"{role}\" not found"),
+                    )
+                })?;
+                if !self.is_denied_named("bind", RBAC, "roles", ns, role) {
+                    return Ok(());
+                }
+                found["rules"].as_array().cloned().unwrap_or_default()
+            }
+            _ => return Ok(()),
+        };
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        };
+        // Each rule broken down to one right at a time; what is not held, compacted again by
+        // everything but the verb (CompactRules), one line each, sorted.
+        let mut missing: BTreeMap<(String, String, Vec<String>), Vec<String>> = BTreeMap::new();
+        for rule in &rules {
+            let names = strings(&rule["resourceNames"]);
+            for group in strings(&rule["apiGroups"]) {
+                for resource in strings(&rule["resources"]) {
+                    for verb in strings(&rule["verbs"]) {
+                        let held = if names.is_empty() {
+                            !self.is_denied_named(&verb, &group, &resource, ns, "")
+                        } else {
+                            names.iter().all(|n| {
+                                !self.is_denied_named(&verb, &group, &resource, ns, n)
+                            })
+                        };
+                        if !held {
+                            let verbs = missing
+                                .entry((group.clone(), resource.clone(), names.clone()))
+                                .or_default();
+                            if !verbs.contains(&verb) {
+                                verbs.push(verb);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let quoted = |items: &[String]| {
+            items
+                .iter()
+                .map(|i| format!("{i:?}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut lines: Vec<String> = missing
+            .iter()
+            .map(|((group, resource, names), verbs)| {
+                let names = if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(", ResourceNames:[{}]", quoted(names))
+                };
+                format!(
+                    "{{APIGroups:[{}], Resources:[{}]{names}, Verbs:[{}]}}",
+                    quoted(std::slice::from_ref(group)),
+                    quoted(std::slice::from_ref(resource)),
+                    quoted(verbs)
+                )
+            })
+            .collect();
+        lines.sort();
+        Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{name}\" is forbidden: user \"{}\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{}",
+                info.qualified(),
+                crate::USER,
+                lines.join("\n")
+            ),
+        ))
     }
 
     /// Validate, default and store a new version of an object, unless it changes nothing.

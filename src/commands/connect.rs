@@ -135,30 +135,30 @@ async fn session(
     stream: DuplexStream,
     port: u16,
 ) -> End {
-    use tokio::io::AsyncWriteExt;
     let _ = conn.set_nodelay(true);
     let said = forwarder.take_error(port);
-    let (mut local_in, mut local_out) = conn.into_split();
-    let (mut pod_in, mut pod_out) = tokio::io::split(stream);
+    let (local_in, local_out) = conn.into_split();
+    let (pod_in, pod_out) = tokio::io::split(stream);
     // Each direction owns its halves: dropping it closes them.
-    let mut up = Box::pin(async move {
-        let r = tokio::io::copy(&mut local_in, &mut pod_out).await;
-        let _ = pod_out.shutdown().await;
-        r
-    });
-    let mut down = Box::pin(async move {
-        let r = tokio::io::copy(&mut pod_in, &mut local_out).await;
-        let _ = local_out.shutdown().await;
-        r
-    });
+    let mut up = Box::pin(pump(local_in, pod_out));
+    let mut down = Box::pin(pump(pod_in, local_out));
+    // Which side ended it: the client closing (or failing), or the pod's side — its stream
+    // ending or failing, seen from either direction.
     let pod_ended = tokio::select! {
         biased;
-        _ = &mut up => {
-            // The client is done: what the pod still sends reaches it, for a moment.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut down).await;
-            None
-        }
-        r = &mut down => Some(r.err()),
+        ended = &mut up => match ended {
+            Pumped::WriteFailed(e) => Some(Some(e)),
+            Pumped::End | Pumped::ReadFailed(_) => {
+                // The client is done: what the pod still sends reaches it, for a moment.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut down).await;
+                None
+            }
+        },
+        ended = &mut down => match ended {
+            Pumped::End => Some(None),
+            Pumped::ReadFailed(e) => Some(Some(e)),
+            Pumped::WriteFailed(_) => None,
+        },
     };
     drop((up, down));
     let joined = forwarder.join().await;
@@ -180,6 +180,37 @@ async fn session(
         broke.map(|e| crate::k8s::client::root_cause(&e)),
         copy_error.map(|e| e.to_string()),
     ))
+}
+
+/// How one direction of a session ended.
+enum Pumped {
+    /// Its source ended (and the other side was told).
+    End,
+    ReadFailed(std::io::Error),
+    WriteFailed(std::io::Error),
+}
+
+/// Copy `from` into `to` until `from` ends (then shut `to`'s writing down) or either fails.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+) -> Pumped {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) => {
+                let _ = to.shutdown().await;
+                return Pumped::End;
+            }
+            Ok(n) => {
+                if let Err(e) = to.write_all(&buf[..n]).await {
+                    return Pumped::WriteFailed(e);
+                }
+            }
+            Err(e) => return Pumped::ReadFailed(e),
+        }
+    }
 }
 
 /// Why a session's pod side ended, most telling first: what the API server said on the

@@ -18,7 +18,7 @@ use crate::error::{ExitCode, user_error};
 use crate::k8s::apply::{self, Applied, ApplyOptions, Change};
 use crate::k8s::client::{api_error, is_not_found};
 use crate::k8s::diagnose::{Finding, diagnose, storage_class_hint};
-use crate::k8s::preflight::{self, APPLIED, Access, OBSERVED};
+use crate::k8s::preflight::{self, Access};
 use crate::k8s::record::{self, Record};
 use crate::k8s::watches::Wake;
 use crate::k8s::{Kube, inventory, resize, upgrade, wait};
@@ -78,6 +78,8 @@ pub struct InstallReport {
     pub tls: crate::certs::Origin,
     pub server_certificate_expires: String,
     pub objects: Vec<Applied>,
+    /// Every object applied; false when install stopped part way (`objects` says where).
+    pub complete: bool,
     pub ready: bool,
     pub waited_seconds: f64,
     pub findings: Vec<Finding>,
@@ -242,6 +244,9 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .await?;
     }
 
+    // The API server would refuse the release's Roles part way if their rights are not held.
+    crate::k8s::grants::require_grantable(&kube, &objects, "nothing was changed").await?;
+
     let opts = ApplyOptions {
         dry_run: args.dry_run,
         force_conflicts: args.force_conflicts,
@@ -265,21 +270,13 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .await?;
     }
 
-    let mut applied = apply_all(&kube, ui, objects, opts, namespace_exists).await?;
     // Recorded last, once everything else applied: what the next install starts from. The
     // tool's own bookkeeping, written whole each time: a hand edit of it is taken over.
     let forced = ApplyOptions {
         force_conflicts: true,
         ..opts
     };
-    applied.extend(apply_all(&kube, ui, vec![record], forced, namespace_exists).await?);
-
-    for id in &prune {
-        inventory::delete(&kube, id, args.dry_run).await?;
-        let (kind, name) = id.split_once('/').expect("ids are Kind/name");
-        applied.push(Applied::new(kind, name, Change::Pruned));
-    }
-
+    let record_id = (record.kind().to_string(), record.name().to_string());
     let mut report = InstallReport {
         release: profile.release.clone(),
         namespace: kube.namespace.clone(),
@@ -292,13 +289,56 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         passwords: origin,
         tls: tls_origin,
         server_certificate_expires: server_certificate,
-        objects: applied,
+        objects: vec![],
+        complete: true,
         ready: false,
         waited_seconds: 0.0,
         findings: vec![],
         image_changed_from: None,
         checks: vec![],
     };
+    let applied = match apply_each(&kube, ui, objects, opts, namespace_exists).await {
+        Ok(mut applied) => match apply_each(&kube, ui, vec![record], forced, namespace_exists)
+            .await
+        {
+            Ok(r) => {
+                applied.extend(r);
+                Ok(applied)
+            }
+            Err(mut stopped) => {
+                applied.append(&mut stopped.objects);
+                stopped.objects = applied;
+                Err(stopped)
+            }
+        },
+        Err(mut stopped) => {
+            let (kind, name) = &record_id;
+            stopped
+                .objects
+                .push(Applied::new(kind, name, Change::NotApplied));
+            Err(stopped)
+        }
+    };
+    let mut applied = match applied {
+        Ok(a) => a,
+        Err(stopped) => {
+            // Part way: what is there and what is not, then the cause. A re-run goes on.
+            report.objects = stopped.objects.clone();
+            report.complete = false;
+            ui.emit(&report, text)?;
+            return Err(stopped.into_error().context(format!(
+                "install of release {} is incomplete",
+                profile.release
+            )));
+        }
+    };
+
+    for id in &prune {
+        inventory::delete(&kube, id, args.dry_run).await?;
+        let (kind, name) = id.split_once('/').expect("ids are Kind/name");
+        applied.push(Applied::new(kind, name, Change::Pruned));
+    }
+    report.objects = applied;
     if args.dry_run {
         ui.emit(&report, text)?;
         return Ok(Outcome::ok());
@@ -436,7 +476,8 @@ async fn next_record(
 
 /// Server-side apply of each object (Secrets as `data`), the object being applied on a spinner;
 /// the report's table lists each object once, at the end. In a dry run into a namespace that does
-/// not exist yet, the objects cannot be dry-run applied: they are reported as created.
+/// not exist yet, the objects cannot be dry-run applied: they are reported as created. A failure
+/// part way is an error that names what was applied before it and what was not.
 pub async fn apply_all(
     kube: &Kube,
     ui: &crate::ui::Ui,
@@ -444,9 +485,59 @@ pub async fn apply_all(
     opts: ApplyOptions,
     namespace_exists: bool,
 ) -> Result<Vec<Applied>> {
+    apply_each(kube, ui, objects, opts, namespace_exists)
+        .await
+        .map_err(Stopped::into_error)
+}
+
+/// Where applying a list stopped: what was applied before (each with its change), the object
+/// that failed (Change::Failed) and those not tried (Change::NotApplied), and why.
+pub struct Stopped {
+    pub objects: Vec<Applied>,
+    pub error: anyhow::Error,
+}
+
+impl Stopped {
+    fn count(&self, f: impl Fn(Change) -> bool) -> usize {
+        self.objects.iter().filter(|o| f(o.change)).count()
+    }
+
+    fn ids(&self, change: Change) -> Vec<String> {
+        self.objects
+            .iter()
+            .filter(|o| o.change == change)
+            .map(|o| format!("{}/{}", o.kind, o.name))
+            .collect()
+    }
+
+    /// The failure, said with where it stopped: the cause keeps its hint and exit code.
+    pub fn into_error(self) -> anyhow::Error {
+        let done = self.count(|c| !matches!(c, Change::Failed | Change::NotApplied));
+        let failed = self.ids(Change::Failed).join(", ");
+        let rest = self.ids(Change::NotApplied);
+        let rest = if rest.is_empty() {
+            "nothing after it".to_string()
+        } else {
+            format!("not applied: {}", rest.join(", "))
+        };
+        self.error.context(format!(
+            "stopped part way at {failed}: {done} objects applied before it; {rest}"
+        ))
+    }
+}
+
+/// [`apply_all`], stopping at the first failure with what it did and did not apply.
+pub async fn apply_each(
+    kube: &Kube,
+    ui: &crate::ui::Ui,
+    objects: Vec<render::Object>,
+    opts: ApplyOptions,
+    namespace_exists: bool,
+) -> std::result::Result<Vec<Applied>, Stopped> {
     let mut applied = Vec::new();
     let bar = ui.spinner("applying");
-    for object in objects {
+    let mut objects = objects.into_iter();
+    while let Some(object) = objects.next() {
         let object = object.with_secret_data();
         bar.set_message(format!(
             "applying {}/{}",
@@ -456,7 +547,20 @@ pub async fn apply_all(
         let result = if opts.dry_run && !namespace_exists {
             Applied::new(object.kind(), object.name(), Change::Unchecked)
         } else {
-            apply::apply(kube, &object, opts).await?
+            match apply::apply(kube, &object, opts).await {
+                Ok(a) => a,
+                Err(error) => {
+                    bar.finish_and_clear();
+                    applied.push(Applied::new(object.kind(), object.name(), Change::Failed));
+                    applied.extend(
+                        objects.map(|o| Applied::new(o.kind(), o.name(), Change::NotApplied)),
+                    );
+                    return Err(Stopped {
+                        objects: applied,
+                        error,
+                    });
+                }
+            }
         };
         applied.push(result);
     }
@@ -514,32 +618,11 @@ pub async fn create_namespace(kube: &Kube, dry_run: bool) -> Result<()> {
 
 /// Every verb install will use, asked before anything changes; all denials in one message.
 async fn check_rbac(kube: &Kube, namespace_exists: bool, create_class: bool) -> Result<()> {
-    let mut wanted: Vec<Access> = Vec::new();
-    for (group, resource) in APPLIED {
-        for verb in ["get", "create", "patch"] {
-            wanted.push(Access::ns(verb, group, resource));
-        }
-    }
-    for (group, resource) in OBSERVED {
-        wanted.push(Access::ns("list", group, resource));
-    }
-    // Passwords: is there a data volume without its Secret?
-    wanted.push(Access::ns("get", "", "persistentvolumeclaims"));
-    // Pruning: what an earlier install made.
-    wanted.extend(inventory::accesses(inventory::MADE, "list"));
-    if !namespace_exists {
-        wanted.push(Access::cluster("create", "", "namespaces"));
-    }
-    if create_class {
-        wanted.push(Access::cluster(
-            "create",
-            "storage.k8s.io",
-            "storageclasses",
-        ));
-        wanted.push(Access::cluster("patch", "storage.k8s.io", "storageclasses"));
-        wanted.push(Access::cluster("get", "storage.k8s.io", "storageclasses"));
-    }
-    deny_check(kube, wanted).await
+    deny_check(
+        kube,
+        preflight::install_accesses(namespace_exists, create_class),
+    )
+    .await
 }
 
 /// Every denial in one message, before any write.
@@ -564,6 +647,8 @@ pub fn change_text(change: Change, dry_run: bool) -> &'static str {
         (Change::Pruned, false) => "pruned (no longer rendered)",
         (Change::Pruned, true) => "would be pruned (dry run)",
         (Change::Unchecked, _) => "would be created (not checked: no namespace yet)",
+        (Change::Failed, _) => "FAILED (see the error)",
+        (Change::NotApplied, _) => "not applied (install stopped before it)",
     }
 }
 
@@ -629,7 +714,13 @@ fn text(r: &InstallReport) -> String {
             r.server_certificate_expires
         ));
     }
-    if r.dry_run && count(Change::Unchecked) > 0 {
+    if !r.complete {
+        out.push_str(&format!(
+            "release {} is INCOMPLETE: install stopped part way ({summary}; {} not applied); fix the cause below and run install again, it goes on from here\n",
+            r.release,
+            count(Change::Failed) + count(Change::NotApplied)
+        ));
+    } else if r.dry_run && count(Change::Unchecked) > 0 {
         out.push_str(&format!(
             "dry run: namespace {} does not exist yet, so the API server could not check the {} objects it would hold (it checked the RBAC rights and the StorageClass); nothing was changed\n",
             r.namespace,

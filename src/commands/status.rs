@@ -29,6 +29,8 @@ pub struct StatusArgs {
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     NotInstalled,
+    /// Some of what install makes is missing (it stopped part way): `missing` says what.
+    Incomplete,
     Ready,
     NotReady,
 }
@@ -55,6 +57,9 @@ pub struct StatusReport {
     /// The release's StatefulSets beside the one holding the data (an upgrade under way).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub other_stateful_sets: Vec<String>,
+    /// What install makes that is not there ("Kind/name"), when it stopped part way.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
     pub findings: Vec<Finding>,
 }
 
@@ -143,6 +148,18 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Outcome> {
         }
     }
     if !managed && report.state != State::NotInstalled {
+        match missing(&kube, &ctx.profile, ctx.record.is_some()).await {
+            Ok(missing) if !missing.is_empty() => {
+                report.state = State::Incomplete;
+                report.missing = missing;
+            }
+            Ok(_) => {}
+            // A user who may not list what install makes still sees the rest.
+            Err(e) => ctx.ui.detail(format!(
+                "what install made: {}",
+                crate::error::report(&e).error
+            )),
+        }
         report.server_certificate = Some(crate::k8s::health::certificate(&kube, &names).await?);
         match crate::k8s::schedule::observe(&kube, &ctx.profile).await {
             Ok(s) => report.snapshot_schedule = s,
@@ -153,7 +170,9 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Outcome> {
             )),
         }
     }
-    if report.state == State::Ready {
+    let ready = report.state == State::Ready
+        || (report.state == State::Incomplete && wait::release_ready(&state, &names));
+    if ready {
         let spinner = ctx.ui.spinner("asking the database");
         let usage = async {
             let db = if managed {
@@ -181,6 +200,31 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Outcome> {
     }
     ctx.ui.emit(&report, text)?;
     Ok(Outcome::ok())
+}
+
+/// What install makes for this profile that the cluster does not have ("Kind/name"): the
+/// rendered objects, and the record, which install writes last.
+async fn missing(
+    kube: &crate::k8s::Kube,
+    profile: &crate::profile::Profile,
+    recorded: bool,
+) -> Result<Vec<String>> {
+    let rendered = crate::render::render(
+        profile,
+        &crate::render::Passwords::placeholders_for(profile),
+        &crate::certs::Tls::placeholders(),
+    )?;
+    let mut there = crate::k8s::inventory::made(kube, profile).await?;
+    there.extend(crate::k8s::inventory::data(kube, profile).await?);
+    let mut missing: Vec<String> = rendered
+        .iter()
+        .map(|o| format!("{}/{}", o.kind(), o.name()))
+        .filter(|id| !there.contains(id))
+        .collect();
+    if !recorded {
+        missing.push(format!("ConfigMap/{}", profile.names().record));
+    }
+    Ok(missing)
 }
 
 /// The status report of an observed release (pure).
@@ -260,6 +304,7 @@ pub fn build(
         snapshot_schedule: None,
         installed: None,
         other_stateful_sets: vec![],
+        missing: vec![],
         findings: if status == State::NotReady {
             diagnose(state, names, classes)
         } else {
@@ -294,6 +339,7 @@ fn service_row(s: &Service) -> ServiceRow {
 fn text(r: &StatusReport) -> String {
     let state = match r.state {
         State::NotInstalled => "not installed",
+        State::Incomplete => "INCOMPLETE",
         State::Ready => "ready",
         State::NotReady => "NOT ready",
     };
@@ -304,6 +350,12 @@ fn text(r: &StatusReport) -> String {
     if r.state == State::NotInstalled {
         out.push_str("nothing found; install it with `phonebill-db install`\n");
         return out;
+    }
+    if !r.missing.is_empty() {
+        out.push_str(&format!(
+            "install stopped part way: missing {}; run `phonebill-db install` again (it goes on from what is there)\n",
+            r.missing.join(", ")
+        ));
     }
     if let Some(i) = &r.installed {
         let values = i.flat_values();

@@ -274,6 +274,8 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
         .into());
     }
     let (beside, rest) = beside(kube, &next).await?;
+    // The switch applies the release's Roles again: the API server judges their rights then.
+    crate::k8s::grants::require_grantable(kube, &rest, "nothing was changed").await?;
     ctx.ui.confirm_typed(
         &format!(
             "Move release {}'s data from PostgreSQL {from} ({}) to {to} ({image})? The application can read but not write until the switch. Type the release name to go on",

@@ -25,6 +25,11 @@ pub enum Change {
     /// A dry run that could not ask the server (its namespace does not exist yet): it would be
     /// created, but nothing about it was checked.
     Unchecked,
+    /// The apply failed (an install that stopped part way).
+    Failed,
+    /// Not tried: what came after an apply that failed.
+    #[serde(rename = "not-applied")]
+    NotApplied,
 }
 
 #[derive(Debug, Clone, Serialize)]

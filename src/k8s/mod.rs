@@ -4,6 +4,7 @@ pub mod apply;
 pub mod client;
 pub mod dependents;
 pub mod diagnose;
+pub mod grants;
 pub mod exec;
 pub mod forward;
 pub mod health;

@@ -91,37 +91,92 @@ pub async fn server_version(kube: &Kube) -> Result<String> {
 
 /// The accesses that are denied, asked of the API server with SelfSubjectAccessReviews.
 pub async fn denied(kube: &Kube, wanted: &[Access]) -> Result<Vec<Access>> {
-    let api: Api<SelfSubjectAccessReview> = Api::all(kube.client.clone());
     let mut denied = Vec::new();
     for a in wanted {
-        let review = SelfSubjectAccessReview {
-            spec: SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: a.namespaced.then(|| kube.namespace.clone()),
-                    verb: Some(a.verb.into()),
-                    group: Some(a.group.into()),
-                    resource: Some(a.resource.into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let answer = api
-            .create(&PostParams::default(), &review)
-            .await
-            .map_err(|e| {
-                api_error(
-                    e,
-                    "checking RBAC rights (SelfSubjectAccessReview)",
-                    &kube.server,
-                )
-            })?;
-        if !answer.status.is_some_and(|s| s.allowed) {
+        let (verb, resource) = (a.verb, a.resource);
+        if !allowed(kube, verb, a.group, resource, None, a.namespaced).await? {
             denied.push(a.clone());
         }
     }
     Ok(denied)
+}
+
+/// Is `verb` on `resource` (of API `group`; a "resource/subresource" too), of the object `name`
+/// or of any, allowed in the namespace (or cluster-wide)? Asked with a SelfSubjectAccessReview.
+pub async fn allowed(
+    kube: &Kube,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    name: Option<&str>,
+    namespaced: bool,
+) -> Result<bool> {
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, sub)) => (r, Some(sub.to_string())),
+        None => (resource, None),
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: namespaced.then(|| kube.namespace.clone()),
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                subresource,
+                name: name.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(kube.client.clone());
+    let answer = api
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| {
+            api_error(
+                e,
+                "checking RBAC rights (SelfSubjectAccessReview)",
+                &kube.server,
+            )
+        })?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+/// Every access install asks for before it changes anything: what it applies (server-side apply
+/// needs get, create and patch), what its waits and status read, what it looks at to prune, the
+/// namespace when it makes it, the StorageClass when it makes that. (Besides these, the API
+/// server makes it hold what its Roles grant: see `grants`.)
+pub fn install_accesses(namespace_exists: bool, create_class: bool) -> Vec<Access> {
+    let mut wanted: Vec<Access> = Vec::new();
+    for (group, resource) in APPLIED {
+        for verb in ["get", "create", "patch"] {
+            wanted.push(Access::ns(verb, group, resource));
+        }
+    }
+    for (group, resource) in OBSERVED {
+        wanted.push(Access::ns("list", group, resource));
+    }
+    // Passwords: is there a data volume without its Secret?
+    wanted.push(Access::ns("get", "", "persistentvolumeclaims"));
+    // Pruning: what an earlier install made.
+    wanted.extend(super::inventory::accesses(super::inventory::MADE, "list"));
+    if !namespace_exists {
+        wanted.push(Access::cluster("create", "", "namespaces"));
+    }
+    if create_class {
+        for verb in ["create", "patch", "get"] {
+            wanted.push(Access::cluster(verb, "storage.k8s.io", "storageclasses"));
+        }
+    }
+    let mut seen = Vec::new();
+    wanted.retain(|a| {
+        let new = !seen.contains(a);
+        seen.push(a.clone());
+        new
+    });
+    wanted
 }
 
 /// Ask about every access at once (duplicates asked once); all denials in one error whose message

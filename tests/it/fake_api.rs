@@ -682,3 +682,116 @@ async fn bodies_without_their_kind_are_refused_as_the_real_server_refuses_them()
         s.message
     );
 }
+
+/// RBAC's escalation prevention, as the API server's Role and RoleBinding storage applies it:
+/// a Role may grant only what its creator holds (or `escalate`), a RoleBinding may bind only a
+/// role whose rights its creator holds (or `bind`); create, update and apply alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_may_grant_only_what_its_creator_holds() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let (c, client) = setup().await;
+    let rbac = |resources: &[&str], verbs: &[&str]| {
+        json!({"apiGroups": ["rbac.authorization.k8s.io"], "resources": resources, "verbs": verbs})
+    };
+    c.fake.allow_only(
+        NS,
+        json!([
+            rbac(&["roles", "rolebindings"], &["get", "create", "patch", "update"]),
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}
+        ]),
+    );
+    let roles: Api<Role> = Api::namespaced(client.clone(), NS);
+    let role = |name: &str, resource: &str, verbs: &[&str]| -> Role {
+        serde_json::from_value(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": name}, "rules": [{"apiGroups": [""], "resources": [resource], "verbs": verbs}]}))
+        .unwrap()
+    };
+    roles
+        .create(&PostParams::default(), &role("reader", "configmaps", &["get"]))
+        .await
+        .expect("what it holds, it may grant");
+    let s = status_of(
+        roles
+            .create(&PostParams::default(), &role("more", "secrets", &["get", "list"]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        s.message,
+        "roles.rbac.authorization.k8s.io \"more\" is forbidden: user \"fake-user\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\" \"list\"]}"
+    );
+    // An apply that adds a right not held is refused too, and changes nothing.
+    let pp = PatchParams::apply("test");
+    let s = status_of(
+        roles
+            .patch("reader", &pp, &Patch::Apply(role("reader", "configmaps", &["get", "delete"])))
+            .await
+            .unwrap_err(),
+    );
+    assert!(s.message.contains("Verbs:[\"delete\"]"), "{}", s.message);
+    assert_eq!(
+        roles.get("reader").await.unwrap().rules.unwrap()[0].verbs,
+        ["get"]
+    );
+
+    // Bindings: to a role whose rights it holds, yes; to one it does not, no; a missing role, 404.
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), NS);
+    let binding = |name: &str, role: &str| -> RoleBinding {
+        serde_json::from_value(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "job", "namespace": NS}]}))
+        .unwrap()
+    };
+    bindings
+        .create(&PostParams::default(), &binding("reader", "reader"))
+        .await
+        .expect("binding what it holds");
+    c.fake.allow_all();
+    roles
+        .create(&PostParams::default(), &role("secrets", "secrets", &["get"]))
+        .await
+        .unwrap();
+    c.fake.allow_only(
+        NS,
+        json!([rbac(&["roles", "rolebindings"], &["get", "create", "patch", "update"])]),
+    );
+    let s = status_of(
+        bindings
+            .create(&PostParams::default(), &binding("secrets", "secrets"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 403);
+    assert!(
+        s.message.starts_with("rolebindings.rbac.authorization.k8s.io \"secrets\" is forbidden: user \"fake-user\""),
+        "{}",
+        s.message
+    );
+    let s = status_of(
+        bindings
+            .create(&PostParams::default(), &binding("nothing", "no-such-role"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 404, "{}", s.message);
+
+    // `bind` on that role, or `escalate` on roles: then it may.
+    c.fake.allow_only(
+        NS,
+        json!([
+            rbac(&["roles", "rolebindings"], &["get", "create", "patch", "update"]),
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "resourceNames": ["secrets"], "verbs": ["bind"]},
+            rbac(&["roles"], &["escalate"])
+        ]),
+    );
+    bindings
+        .create(&PostParams::default(), &binding("secrets", "secrets"))
+        .await
+        .expect("bind allows it");
+    roles
+        .create(&PostParams::default(), &role("wide", "pods", &["delete"]))
+        .await
+        .expect("escalate allows it");
+}

@@ -28,6 +28,7 @@ mod pod;
 mod prod;
 mod props;
 mod psql;
+mod rbac;
 mod real_cluster;
 mod record;
 mod render;
