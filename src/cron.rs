@@ -1,8 +1,11 @@
-//! The five-field cron expressions a CronJob takes (`minute hour day-of-month month day-of-week`,
-//! as Kubernetes reads them: numbers, `*`, ranges `a-b`, steps `*/n` and `a-b/n`, lists, month and
-//! weekday names, 0 or 7 for Sunday; a restricted day-of-month and day-of-week match either, as in
-//! Vixie cron), and when one fires next in a time zone. Used to check the profile's schedule and to
-//! tell `status` when the next snapshot is due.
+//! The five-field cron expressions a CronJob takes (`minute hour day-of-month month day-of-week`),
+//! as the API server reads them: robfig/cron's standard parser (`cron.ParseStandard`, which
+//! Kubernetes' CronJob validation and controller use) — numbers, `*` and `?`, ranges `a-b`, steps
+//! `*/n`, `a/n` (a to the end) and `a-b/n`, lists, month and weekday names (three letters, any
+//! case), day of week 0–6 with 0 Sunday (7 is refused: "end of range (7) above maximum (6)"),
+//! the descriptors `@yearly` … `@hourly`; a day-of-month and a day-of-week that are both
+//! restricted match either. Its error messages are robfig's. Used to check the profile's
+//! schedule and to tell `status` when the next snapshot is due.
 
 use std::collections::BTreeSet;
 
@@ -17,7 +20,7 @@ pub struct Schedule {
     days: BTreeSet<u8>,
     months: BTreeSet<u8>,
     weekdays: BTreeSet<u8>,
-    /// Day-of-month and day-of-week were both given (not `*`): either may match.
+    /// Day-of-month and day-of-week are both restricted (neither is `*`/`?`): either may match.
     either_day: bool,
 }
 
@@ -26,68 +29,116 @@ const MONTHS: [&str; 12] = [
 ];
 const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
-fn field(text: &str, lo: u8, hi: u8, names: &[&str], first: u8) -> Result<BTreeSet<u8>, String> {
-    let value = |s: &str| -> Result<u8, String> {
+/// One field's values, and whether it is unrestricted (robfig's "star bit": a part that is `*`
+/// or `?` without a step above 1).
+fn field(text: &str, lo: u8, hi: u8, names: &[&str], first: u8) -> Result<(BTreeSet<u8>, bool), String> {
+    let number = |s: &str| -> Result<u32, String> {
         if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
-            return Ok(first + i as u8);
+            return Ok(u32::from(first) + i as u32);
         }
-        let n: u8 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-        if n < lo || n > hi {
-            return Err(format!("{n} is outside {lo}-{hi}"));
-        }
-        Ok(n)
+        s.parse::<u32>()
+            .map_err(|_| format!("failed to parse int from {s}"))
     };
     let mut out = BTreeSet::new();
+    let mut star = false;
     for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => {
-                let step: u8 = s
-                    .parse()
-                    .map_err(|_| format!("step `{s}` is not a number"))?;
-                if step == 0 {
-                    return Err("a step of 0".into());
-                }
-                (r, step)
-            }
-            None => (part, 1),
-        };
-        let (a, b) = match range {
-            "*" => (lo, hi),
-            r => match r.split_once('-') {
-                Some((a, b)) => (value(a)?, value(b)?),
-                None if step > 1 => (value(r)?, hi),
-                None => (value(r)?, value(r)?),
-            },
-        };
-        if a > b {
-            return Err(format!("the range {a}-{b} runs backwards"));
+        let pieces: Vec<&str> = part.split('/').collect();
+        if pieces.len() > 2 {
+            return Err(format!("too many slashes: {part}"));
         }
-        out.extend((a..=b).step_by(step as usize));
+        let bounds: Vec<&str> = pieces[0].split('-').collect();
+        let (mut start, mut end, mut starred) = if bounds[0] == "*" || bounds[0] == "?" {
+            (u32::from(lo), u32::from(hi), true)
+        } else {
+            let start = number(bounds[0])?;
+            let end = match bounds.len() {
+                1 => start,
+                2 => number(bounds[1])?,
+                _ => return Err(format!("too many hyphens: {part}")),
+            };
+            (start, end, false)
+        };
+        let step = match pieces.get(1) {
+            None => 1,
+            Some(step) => {
+                let step = step
+                    .parse::<u32>()
+                    .map_err(|_| format!("failed to parse int from {step}"))?;
+                // "N/step" means N to the end.
+                if bounds.len() == 1 {
+                    end = u32::from(hi);
+                }
+                if step > 1 {
+                    starred = false;
+                }
+                step
+            }
+        };
+        if start < u32::from(lo) {
+            return Err(format!(
+                "beginning of range ({start}) below minimum ({lo}): {part}"
+            ));
+        }
+        if end > u32::from(hi) {
+            return Err(format!("end of range ({end}) above maximum ({hi}): {part}"));
+        }
+        if start > end {
+            return Err(format!(
+                "beginning of range ({start}) beyond end of range ({end}): {part}"
+            ));
+        }
+        if step == 0 {
+            return Err(format!("step of range should be a positive number: {part}"));
+        }
+        while start <= end {
+            out.insert(start as u8);
+            start += step;
+        }
+        star |= starred;
     }
-    Ok(out)
+    Ok((out, star))
 }
 
 impl Schedule {
     pub fn parse(text: &str) -> Result<Schedule, String> {
+        let text = text.trim();
+        let text = match text {
+            "@yearly" | "@annually" => "0 0 1 1 *",
+            "@monthly" => "0 0 1 * *",
+            "@weekly" => "0 0 * * 0",
+            "@daily" | "@midnight" => "0 0 * * *",
+            "@hourly" => "0 * * * *",
+            t if t.starts_with('@') => {
+                return Err(format!(
+                    "unrecognized descriptor: {t} (give five fields: minute hour day-of-month month day-of-week)"
+                ));
+            }
+            t => t,
+        };
         let parts: Vec<&str> = text.split_whitespace().collect();
         let [m, h, dom, mon, dow] = parts[..] else {
             return Err(format!(
-                "{} fields; a schedule has five: minute hour day-of-month month day-of-week",
+                "expected exactly 5 fields, found {}: minute hour day-of-month month day-of-week",
                 parts.len()
             ));
         };
-        let mut weekdays =
-            field(dow, 0, 7, &WEEKDAYS, 0).map_err(|e| format!("day of week: {e}"))?;
-        if weekdays.remove(&7) {
-            weekdays.insert(0);
-        }
+        let (days, any_day) =
+            field(dom, 1, 31, &[], 1).map_err(|e| format!("day of month: {e}"))?;
+        let (weekdays, any_weekday) =
+            field(dow, 0, 6, &WEEKDAYS, 0).map_err(|e| format!("day of week: {e}"))?;
         Ok(Schedule {
-            minutes: field(m, 0, 59, &[], 0).map_err(|e| format!("minute: {e}"))?,
-            hours: field(h, 0, 23, &[], 0).map_err(|e| format!("hour: {e}"))?,
-            days: field(dom, 1, 31, &[], 1).map_err(|e| format!("day of month: {e}"))?,
-            months: field(mon, 1, 12, &MONTHS, 1).map_err(|e| format!("month: {e}"))?,
+            minutes: field(m, 0, 59, &[], 0)
+                .map_err(|e| format!("minute: {e}"))?
+                .0,
+            hours: field(h, 0, 23, &[], 0)
+                .map_err(|e| format!("hour: {e}"))?
+                .0,
+            days,
+            months: field(mon, 1, 12, &MONTHS, 1)
+                .map_err(|e| format!("month: {e}"))?
+                .0,
             weekdays,
-            either_day: dom != "*" && dow != "*",
+            either_day: !any_day && !any_weekday,
         })
     }
 
@@ -172,8 +223,8 @@ mod tests {
             s.next_after(at("2026-11-30T09:00:00Z"), &utc),
             Some(at("2026-11-30T09:15:00Z"))
         );
-        // The 1st, or any Sunday (7 is Sunday too).
-        let s = Schedule::parse("0 0 1 * 7").unwrap();
+        // The 1st, or any Sunday.
+        let s = Schedule::parse("0 0 1 * SUN").unwrap();
         assert_eq!(
             s.next_after(at("2026-11-23T00:00:00Z"), &utc),
             Some(at("2026-11-29T00:00:00Z"))
@@ -181,6 +232,22 @@ mod tests {
         assert_eq!(
             s.next_after(at("2026-11-29T00:00:00Z"), &utc),
             Some(at("2026-12-01T00:00:00Z"))
+        );
+        // `?` is `*`; a stepped `*` restricts (robfig): then either day matches.
+        assert_eq!(
+            Schedule::parse("0 0 ? * 0").unwrap(),
+            Schedule::parse("0 0 * * 0").unwrap()
+        );
+        let s = Schedule::parse("0 0 */10 * 1").unwrap();
+        assert!(s.either_day);
+        // "N/step" runs from N to the end.
+        assert_eq!(
+            Schedule::parse("5/20 * * * *").unwrap().minutes,
+            [5, 25, 45].into_iter().collect()
+        );
+        assert_eq!(
+            Schedule::parse("@daily").unwrap(),
+            Schedule::parse("0 0 * * *").unwrap()
         );
         assert_eq!(
             Schedule::parse("0 0 30 feb *")
@@ -190,15 +257,22 @@ mod tests {
         );
     }
 
+    /// What the API server refuses (robfig/cron's messages, which its 422 carries).
     #[test]
-    fn bad_schedules_say_what_is_wrong() {
+    fn bad_schedules_say_what_is_wrong_as_the_api_server_does() {
         for (bad, says) in [
-            ("0 3 * *", "4 fields"),
-            ("60 3 * * *", "minute: 60 is outside 0-59"),
-            ("0 24 * * *", "hour: 24 is outside"),
-            ("0 3 * * funday", "day of week: `funday`"),
-            ("*/0 * * * *", "a step of 0"),
-            ("0 5-3 * * *", "runs backwards"),
+            ("0 3 * *", "expected exactly 5 fields, found 4"),
+            ("60 3 * * *", "minute: end of range (60) above maximum (59): 60"),
+            ("0 24 * * *", "hour: end of range (24) above maximum (23): 24"),
+            ("0 3 * * 7", "day of week: end of range (7) above maximum (6): 7"),
+            ("0 3 * * 1-7", "day of week: end of range (7) above maximum (6): 1-7"),
+            ("0 3 0 * *", "day of month: beginning of range (0) below minimum (1): 0"),
+            ("0 3 * * funday", "day of week: failed to parse int from funday"),
+            ("*/0 * * * *", "minute: step of range should be a positive number: */0"),
+            ("0 5-3 * * *", "hour: beginning of range (5) beyond end of range (3): 5-3"),
+            ("0 1-2-3 * * *", "hour: too many hyphens: 1-2-3"),
+            ("0 */2/3 * * *", "hour: too many slashes: */2/3"),
+            ("@every 1h", "unrecognized descriptor: @every 1h"),
         ] {
             let e = Schedule::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

@@ -580,6 +580,25 @@ fn bind_volumes(c: &mut Cluster) {
                 ),
             );
         } else {
+            let sc = c
+                .get(info_of("StorageClass"), "", &class)
+                .unwrap_or_default();
+            // WaitForFirstConsumer (AKS's classes, the plan's): provisioned once a pod that uses
+            // the claim is scheduled, on that pod's node.
+            if sc.get("volumeBindingMode").and_then(Value::as_str) == Some("WaitForFirstConsumer")
+                && !consumer_scheduled(c, &ns, &name)
+            {
+                event(
+                    c,
+                    &ns,
+                    "PersistentVolumeClaim",
+                    &name,
+                    "Normal",
+                    "WaitForFirstConsumer",
+                    "waiting for first consumer to be created before binding",
+                );
+                continue;
+            }
             if let Some(why) = from_snapshot(c, &pvc) {
                 if !why.is_empty() {
                     failed(c, &why);
@@ -591,9 +610,6 @@ fn bind_volumes(c: &mut Cluster) {
                 .pointer("/spec/resources/requests/storage")
                 .cloned()
                 .unwrap_or(json!("1Gi"));
-            let sc = c
-                .get(info_of("StorageClass"), "", &class)
-                .unwrap_or_default();
             let policy = sc.get("reclaimPolicy").cloned().unwrap_or(json!("Delete"));
             let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume",
                 "metadata": {"name": volume},
@@ -610,6 +626,22 @@ fn bind_volumes(c: &mut Cluster) {
             c.system_write(info_of("PersistentVolumeClaim"), &ns, pvc);
         }
     }
+}
+
+/// Is a pod that uses claim `ns/name` there and schedulable (the scheduler would pick it a node)?
+fn consumer_scheduled(c: &Cluster, ns: &str, name: &str) -> bool {
+    c.kubelet.pods != PodBehavior::Unschedulable
+        && c.kubelet.node_ready
+        && objects(c, "pods").iter().any(|p| {
+            s(p, "/metadata/namespace") == ns
+                && p.pointer("/metadata/deletionTimestamp").is_none()
+                && p.pointer("/spec/volumes")
+                    .and_then(Value::as_array)
+                    .is_some_and(|vs| {
+                        vs.iter()
+                            .any(|v| s(v, "/persistentVolumeClaim/claimName") == name)
+                    })
+        })
 }
 
 /// The CSI resizer and the kubelet's file-system resize: a bound claim whose request is above its
@@ -808,12 +840,37 @@ fn run_pods(c: &mut Cluster) {
                 .map(|p| s(&p, "/status/phase") != "Bound")
                 .unwrap_or(true)
         });
+        // A claim of a WaitForFirstConsumer class that is still being provisioned for this pod:
+        // the pod waits for it, not reported unschedulable (unless it is, for another reason).
+        let provisioning = unbound
+            && behavior != PodBehavior::Unschedulable
+            && claims.iter().all(|cl| {
+                c.get(info_of("PersistentVolumeClaim"), &ns, cl)
+                    .ok()
+                    .filter(|p| s(p, "/status/phase") != "Bound")
+                    .is_none_or(|p| {
+                        c.get(info_of("StorageClass"), "", &s(&p, "/spec/storageClassName"))
+                            .is_ok_and(|sc| {
+                                s(&sc, "/volumeBindingMode") == "WaitForFirstConsumer"
+                            })
+                    })
+            });
+        if provisioning {
+            if pod.pointer("/status/phase").and_then(Value::as_str) != Some("Pending")
+                || pod.pointer("/status/conditions").is_some()
+            {
+                pod["status"] = json!({"phase": "Pending"});
+                c.system_write(info_of("Pod"), &ns, pod);
+            }
+            continue;
+        }
         let ts = now();
         if unbound || behavior == PodBehavior::Unschedulable {
-            let message = if unbound {
-                "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
-            } else {
+            // No room on any node, whatever its claims; else an Immediate claim not bound.
+            let message = if behavior == PodBehavior::Unschedulable {
                 "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
+            } else {
+                "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
             };
             pod["status"] = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message, "lastTransitionTime": ts}]});
             c.system_write(info_of("Pod"), &ns, pod);

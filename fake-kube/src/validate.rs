@@ -53,11 +53,28 @@ pub fn validate(info: &ResourceInfo, old: Option<&Value>, obj: &Value) -> Result
         }
         "PersistentVolumeClaim" => {
             if let Some(old) = old {
+                // As ValidatePersistentVolumeClaimUpdate: the storage request may change only on
+                // a Bound claim; volumeName may be set once (by the binder), then not again.
+                let bound = obj.pointer("/status/phase").and_then(Value::as_str) == Some("Bound");
+                let unnamed = old
+                    .pointer("/spec/volumeName")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty);
                 let strip = |v: &Value| {
                     let mut s = v.get("spec").cloned().unwrap_or_default();
                     if let Some(m) = s.as_object_mut() {
-                        m.remove("resources");
-                        m.remove("volumeName");
+                        if bound {
+                            if let Some(r) = m
+                                .get_mut("resources")
+                                .and_then(|r| r.get_mut("requests"))
+                                .and_then(Value::as_object_mut)
+                            {
+                                r.remove("storage");
+                            }
+                        }
+                        if unnamed {
+                            m.remove("volumeName");
+                        }
                     }
                     s
                 };
@@ -84,10 +101,10 @@ pub fn validate(info: &ResourceInfo, old: Option<&Value>, obj: &Value) -> Result
                 .pointer("/spec/schedule")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            if schedule.split_whitespace().count() != 5 && !schedule.starts_with('@') {
+            if let Err(e) = cron_schedule(schedule) {
                 causes.push((
                     "spec.schedule".into(),
-                    format!("Invalid value: \"{schedule}\": expected exactly 5 fields"),
+                    format!("Invalid value: \"{schedule}\": {e}"),
                 ));
             }
             if obj
@@ -259,4 +276,70 @@ fn valid_name(name: &str, label: bool) -> bool {
         } else {
             name.split('.').all(ok_part)
         }
+}
+
+/// A CronJob's schedule as the API server parses it (robfig/cron `ParseStandard`): five fields or
+/// a descriptor; each field's numbers (or three-letter names) within its bounds — day of week
+/// 0–6 —, ranges, steps and lists; the parser's own messages.
+fn cron_schedule(text: &str) -> Result<(), String> {
+    let text = text.trim();
+    if let Some(d) = text.strip_prefix('@') {
+        return match d {
+            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => Ok(()),
+            _ if d.starts_with("every ") => Ok(()),
+            _ => Err(format!("unrecognized descriptor: {text}")),
+        };
+    }
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!("expected exactly 5 fields, found {}: {text}", fields.len()));
+    }
+    const MONTHS: &[&str] = &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    let bounds: [(u32, u32, &[&str], u32); 5] =
+        [(0, 59, &[], 0), (0, 23, &[], 0), (1, 31, &[], 1), (1, 12, MONTHS, 1), (0, 6, DAYS, 0)];
+    for (field, (lo, hi, names, first)) in fields.iter().zip(bounds) {
+        for part in field.split(',') {
+            let pieces: Vec<&str> = part.split('/').collect();
+            if pieces.len() > 2 {
+                return Err(format!("too many slashes: {part}"));
+            }
+            let number = |s: &str| -> Result<u32, String> {
+                match names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
+                    Some(i) => Ok(first + i as u32),
+                    None => s.parse().map_err(|_| format!("failed to parse int from {s}")),
+                }
+            };
+            let range: Vec<&str> = pieces[0].split('-').collect();
+            let (start, mut end) = if range[0] == "*" || range[0] == "?" {
+                (lo, hi)
+            } else {
+                let start = number(range[0])?;
+                match range.len() {
+                    1 => (start, start),
+                    2 => (start, number(range[1])?),
+                    _ => return Err(format!("too many hyphens: {part}")),
+                }
+            };
+            if let Some(step) = pieces.get(1) {
+                let step: u32 = step.parse().map_err(|_| format!("failed to parse int from {step}"))?;
+                if range.len() == 1 {
+                    end = hi;
+                }
+                if step == 0 {
+                    return Err(format!("step of range should be a positive number: {part}"));
+                }
+            }
+            if start < lo {
+                return Err(format!("beginning of range ({start}) below minimum ({lo}): {part}"));
+            }
+            if end > hi {
+                return Err(format!("end of range ({end}) above maximum ({hi}): {part}"));
+            }
+            if start > end {
+                return Err(format!("beginning of range ({start}) beyond end of range ({end}): {part}"));
+            }
+        }
+    }
+    Ok(())
 }

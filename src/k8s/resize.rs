@@ -165,6 +165,17 @@ pub async fn plan(kube: &Kube, profile: &Profile, to: &str, ui: &Ui) -> Result<P
         ))
         .hint("install it first (`phonebill-db install`), or give -n NAMESPACE")
     })?;
+    // The API server lets a claim's request change only once it is Bound; a class that binds on
+    // first use (WaitForFirstConsumer: AKS's and the plan's) binds when the pod is scheduled.
+    let phase = super::release::pvc_phase(Some(&claim));
+    if phase != "Bound" {
+        return Err(user_error(format!(
+            "claim {} is {phase}, not bound to a volume yet: a claim grows only once its volume exists; nothing was changed",
+            names.pvc
+        ))
+        .hint("its class binds it when the database pod is scheduled: `phonebill-db status` says why the pod waits; before there is data, `install` with `storage.size` in --values sets the size")
+        .into());
+    }
     let from = request(&claim);
     if bytes(to) < bytes(&from) {
         return Err(user_error(format!(

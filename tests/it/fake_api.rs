@@ -795,3 +795,57 @@ async fn a_role_may_grant_only_what_its_creator_holds() {
         .await
         .expect("escalate allows it");
 }
+
+/// Claims of a WaitForFirstConsumer class (AKS's and the plan's) stay Pending until a pod that
+/// uses them is scheduled; a claim's request changes only once it is Bound, its volumeName once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_binds_on_first_use_and_changes_as_the_api_server_allows() {
+    let (c, client) = setup().await;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "lonely"},
+        "spec": {"storageClassName": "managed-standard", "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+    .unwrap();
+    pvcs.create(&PostParams::default(), &claim).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pending = pvcs.get("lonely").await.unwrap();
+    assert_eq!(pending.status.unwrap().phase.as_deref(), Some("Pending"));
+    let grow = json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}}});
+    let s = status_of(
+        pvcs.patch("lonely", &PatchParams::default(), &Patch::Merge(&grow))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 422, "{}", s.message);
+    assert!(s.message.contains("spec is immutable after creation except resources.requests"), "{}", s.message);
+    // A pod that uses it: the claim binds, and may grow.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let pod: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"},
+        "spec": {"containers": [{"name": "c", "image": "i"}],
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "lonely"}}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let mut phase = None;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        phase = pvcs.get("lonely").await.unwrap().status.and_then(|s| s.phase);
+        if phase.as_deref() == Some("Bound") {
+            break;
+        }
+    }
+    assert_eq!(phase.as_deref(), Some("Bound"));
+    pvcs.patch("lonely", &PatchParams::default(), &Patch::Merge(&grow))
+        .await
+        .expect("a Bound claim may grow");
+    let s = status_of(
+        pvcs.patch(
+            "lonely",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"volumeName": "another"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(s.code, 422, "volumeName is set once: {}", s.message);
+    drop(c);
+}

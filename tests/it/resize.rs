@@ -227,3 +227,33 @@ async fn a_resizer_that_fails_is_named_at_the_timeout_and_an_interrupted_resize_
     assert_eq!(template_size(&c), "35Gi");
     assert_eq!(uid(&c, "Pod", POD), pod, "adopted, not restarted");
 }
+
+/// A claim of a class that binds on first use (WaitForFirstConsumer) stays Pending while its pod
+/// cannot be scheduled; the API server lets its request change only once it is Bound (422
+/// otherwise): resize says so, before any change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_not_bound_yet_is_refused_before_any_change() {
+    let c = Cluster::with_plan_class().await;
+    c.fake.set_pods(fake_kube::PodBehavior::Unschedulable);
+    let run = c.run(&["install", "--timeout", "2s"]).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let claim = c.fake.get("PersistentVolumeClaim", NS, PVC).unwrap();
+    assert_eq!(claim["status"]["phase"], "Pending", "{claim}");
+    let before = c.versions();
+    c.run(&["resize", "--storage", "30Gi", "--yes"])
+        .await
+        .refused(1, "is Pending, not bound to a volume yet", "phonebill-db status");
+    assert_eq!(c.versions(), before);
+    // The API server's own rule, which the tool no longer meets: a Pending claim's request is
+    // immutable.
+    let refused = c
+        .fake
+        .merge_patch(
+            "PersistentVolumeClaim",
+            NS,
+            PVC,
+            json!({"spec": {"resources": {"requests": {"storage": "30Gi"}}}}),
+        )
+        .unwrap_err();
+    assert_eq!(refused.code, 422);
+}
