@@ -45,6 +45,10 @@ pub enum Fault {
     Reset,
     /// A slow server: the request is handled after this long.
     Delay(std::time::Duration),
+    /// The request is handled (a create committed) and then the connection closes before its
+    /// answer: a real server restarted, or a proxy timed out, after the write. A retry of a
+    /// create then meets 409 AlreadyExists.
+    AnswerLost,
 }
 
 /// The next `remaining` requests whose path contains `path` (and, if given, with this method)
@@ -229,6 +233,15 @@ pub async fn faults(State(cluster): State<Shared>, request: Request, next: Next)
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
             next.run(request).await
+        }
+        Some(Fault::AnswerLost) => {
+            let reset = request.extensions().get::<Connection>().map(|c| c.reset.clone());
+            let _handled = next.run(request).await;
+            if let Some(r) = reset {
+                r.notify_one();
+            }
+            std::future::pending::<()>().await;
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
         Some(Fault::Reset) => {
             if let Some(c) = request.extensions().get::<Connection>() {

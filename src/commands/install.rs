@@ -602,17 +602,19 @@ pub async fn create_namespace(kube: &Kube, dry_run: bool) -> Result<()> {
         },
         ..Default::default()
     };
-    let pp = PostParams {
-        dry_run,
-        field_manager: Some(apply::FIELD_MANAGER.into()),
-    };
-    api.create(&pp, &ns).await.map_err(|e| {
-        api_error(
-            e,
-            &format!("creating namespace {}", kube.namespace),
-            &kube.server,
-        )
-    })?;
+    let doing = format!("creating namespace {}", kube.namespace);
+    if dry_run {
+        let pp = PostParams {
+            dry_run,
+            field_manager: Some(apply::FIELD_MANAGER.into()),
+        };
+        api.create(&pp, &ns)
+            .await
+            .map_err(|e| api_error(e, &doing, &kube.server))?;
+        return Ok(());
+    }
+    // One there already (this create's, its answer lost; or made meanwhile) is as good.
+    crate::k8s::client::create_once(kube, &api, &ns, &doing, |_| true).await?;
     Ok(())
 }
 

@@ -237,6 +237,47 @@ where
     }
 }
 
+/// Create `object` once. Creates are retried after a transient failure (`retry`), so a create
+/// whose answer was lost after the server committed it meets 409 AlreadyExists on its retry:
+/// then the object there is read, and taken as this create's when `same` says it is (the same
+/// labels and spec); anything else of that name is an error. `doing` names the create.
+pub async fn create_once<K>(
+    kube: &Kube,
+    api: &kube::Api<K>,
+    object: &K,
+    doing: &str,
+    same: impl Fn(&K) -> bool,
+) -> Result<K>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let pp = kube::api::PostParams {
+        field_manager: Some(super::apply::FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.create(&pp, object).await {
+        Ok(made) => Ok(made),
+        Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {
+            let name = object.meta().name.clone().unwrap_or_default();
+            let there = api
+                .get(&name)
+                .await
+                .map_err(|e| api_error(e, doing, &kube.server))?;
+            if same(&there) {
+                return Ok(there);
+            }
+            Err(user_error(format!(
+                "{doing}: {} {name} exists already, and is not the one this command makes",
+                K::kind(&Default::default())
+            ))
+            .hint("another run or a person made it: look at it (`kubectl get … -o yaml`), delete it if it is stale, and run again")
+            .into())
+        }
+        Err(e) => Err(api_error(e, doing, &kube.server)),
+    }
+}
+
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }

@@ -11,7 +11,7 @@ use indicatif::ProgressBar;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResource;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use serde::{Deserialize, Serialize};
 
 use super::client::{Kube, api_error, delete_if_there, is_not_found};
@@ -207,18 +207,15 @@ pub async fn take(
     let created = ensure_class(kube, profile, req, bar).await?;
     bar.set_message(format!("creating VolumeSnapshot {}", req.name));
     let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    api.create(
-        &PostParams::default(),
-        &snapshot(profile, req.class, &req.name, req.origin),
+    let wanted = snapshot(profile, req.class, &req.name, req.origin);
+    crate::k8s::client::create_once(
+        kube,
+        &api,
+        &wanted,
+        &format!("creating VolumeSnapshot {}", req.name),
+        |there| there.spec == wanted.spec && there.metadata.labels == wanted.metadata.labels,
     )
-    .await
-    .map_err(|e| {
-        api_error(
-            e,
-            &format!("creating VolumeSnapshot {}", req.name),
-            &kube.server,
-        )
-    })?;
+    .await?;
     let name = req.name.clone();
     let mut wake = Wake::polling().named::<VolumeSnapshot>(kube, &name);
     let outcome = poll(
@@ -432,21 +429,18 @@ async fn ensure_class(
         .into());
     }
     bar.set_message(format!("creating VolumeSnapshotClass {}", req.class));
-    api.create(
-        &PostParams::default(),
-        &crate::render::snapshot_class(
-            req.class,
-            &profile.cluster("backup --snapshot")?.snapshot.driver,
-        )?,
+    let class = crate::render::snapshot_class(
+        req.class,
+        &profile.cluster("backup --snapshot")?.snapshot.driver,
+    )?;
+    crate::k8s::client::create_once(
+        kube,
+        &api,
+        &class,
+        &format!("creating VolumeSnapshotClass {}", req.class),
+        |there| there.driver == class.driver,
     )
     .await
-    .map_err(|e| {
-        api_error(
-            e,
-            &format!("creating VolumeSnapshotClass {}", req.class),
-            &kube.server,
-        )
-    })
     .context("--create-snapshot-class")?;
     Ok(true)
 }

@@ -173,3 +173,68 @@ async fn faults_that_outlast_the_timeout_end_it_with_the_servers_answer() {
             > 2
     );
 }
+
+/// A create the server committed whose answer was lost (the connection closed after the write):
+/// its retry meets 409 AlreadyExists, and the object there is this create's — the namespace, a
+/// VolumeSnapshot, the VolumeSnapshotClass. One of each, and the commands succeed. One of that
+/// name that is not this command's is an error, not taken over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_was_lost_is_not_a_conflict() {
+    let c = Cluster::with_plan_class().await;
+    let f = &c.fake;
+    f.inject("/api/v1/namespaces", Some("POST"), 1, Fault::AnswerLost);
+    let report = c.install_ok(&[]).await;
+    assert_eq!(report["namespaceCreated"], true);
+    assert_eq!(f.faults_left(), 0, "the fault was met");
+    assert_eq!(f.requests_matching("POST /api/v1/namespaces?"), 2, "created, then retried");
+
+    f.inject("/volumesnapshotclasses", Some("POST"), 1, Fault::AnswerLost);
+    f.inject("/volumesnapshots", Some("POST"), 1, Fault::AnswerLost);
+    let taken = c
+        .run(&["backup", "--snapshot", "--create-snapshot-class", "-o", "json"])
+        .await
+        .ok_json();
+    assert_eq!(taken["readyToUse"], true, "{taken}");
+    assert_eq!(f.faults_left(), 0);
+    assert_eq!(c.fake.list("VolumeSnapshot", NS).len(), 1);
+    assert_eq!(c.fake.list("VolumeSnapshotClass", "").len(), 1);
+
+    // A snapshot of that name that another command made (another claim): refused, kept.
+    let name = taken["snapshot"].as_str().unwrap().to_string();
+    c.fake
+        .merge_patch(
+            "VolumeSnapshot",
+            NS,
+            &name,
+            serde_json::json!({"metadata": {"labels": {"phonebill-db/origin": "someone"}}}),
+        )
+        .unwrap();
+    let snapshot = c.fake.get("VolumeSnapshot", NS, &name).unwrap();
+    let kube = phonebill_db::k8s::client::connect(
+        Some(&c.kubeconfig),
+        None,
+        NS,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let api: kube::Api<phonebill_db::k8s::snapshot::VolumeSnapshot> =
+        kube::Api::namespaced(kube.client.clone(), NS);
+    let ours: phonebill_db::k8s::snapshot::VolumeSnapshot = serde_json::from_value(serde_json::json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+        "metadata": {"name": name, "labels": {"phonebill-db/origin": "manual"}},
+        "spec": snapshot["spec"]}))
+    .unwrap();
+    let e = phonebill_db::k8s::client::create_once(&kube, &api, &ours, "creating it", |there| {
+        there.metadata.labels == ours.metadata.labels
+    })
+    .await
+    .unwrap_err();
+    let said = phonebill_db::error::report(&e);
+    assert!(
+        said.error
+            .contains(&format!("VolumeSnapshot {name} exists already, and is not the one this command makes")),
+        "{}",
+        said.error
+    );
+}
