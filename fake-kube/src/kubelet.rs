@@ -142,6 +142,10 @@ pub struct Kubelet {
     deleting: BTreeMap<String, Instant>,
     events: BTreeSet<(String, String, String)>,
     event_seq: u64,
+    /// Each LoadBalancer Service ("namespace/name"): the kind its address was given for
+    /// (internal or not) and since when; and how many addresses were given.
+    lb_internal: BTreeMap<String, (bool, Instant)>,
+    lb_seq: u64,
 }
 
 impl Default for Kubelet {
@@ -168,6 +172,8 @@ impl Default for Kubelet {
             deleting: BTreeMap::new(),
             events: BTreeSet::new(),
             event_seq: 0,
+            lb_internal: BTreeMap::new(),
+            lb_seq: 0,
         }
     }
 }
@@ -211,9 +217,7 @@ fn load_balancers(c: &mut Cluster) {
         return;
     }
     for mut svc in objects(c, "services") {
-        if s(&svc, "/spec/type") != "LoadBalancer"
-            || svc.pointer("/status/loadBalancer/ingress/0").is_some()
-        {
+        if s(&svc, "/spec/type") != "LoadBalancer" {
             continue;
         }
         let internal = svc
@@ -222,12 +226,29 @@ fn load_balancers(c: &mut Cluster) {
             )
             .and_then(Value::as_str)
             == Some("true");
-        let n = c.kubelet.event_seq % 250 + 1;
+        let key = format!("{}/{}", s(&svc, "/metadata/namespace"), s(&svc, "/metadata/name"));
+        // An address stays while the Service is the kind it was given for; switched between
+        // internal and public, the cloud moves it to another frontend: the old address is shown
+        // for a while (the controller reconciling), then a new one of the other kind.
+        if svc.pointer("/status/loadBalancer/ingress/0").is_some() {
+            match c.kubelet.lb_internal.get(&key) {
+                Some((was, _)) if *was == internal => continue,
+                Some((_, since)) if since.elapsed() < Duration::from_millis(500) => continue,
+                Some(_) => {}
+                None => {
+                    c.kubelet.lb_internal.insert(key, (internal, Instant::now()));
+                    continue;
+                }
+            }
+        }
+        c.kubelet.lb_seq += 1;
+        let n = c.kubelet.lb_seq % 250 + 1;
         let ip = if internal {
             format!("10.240.0.{n}")
         } else {
             format!("20.41.0.{n}")
         };
+        c.kubelet.lb_internal.insert(key, (internal, Instant::now()));
         svc["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}});
         let ns = s(&svc, "/metadata/namespace");
         c.system_write(info_of("Service"), &ns, svc);

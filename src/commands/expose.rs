@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde::Serialize;
 
@@ -190,9 +191,23 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
         delete(&kube, &policies, &service_name, "NetworkPolicy").await?;
         None
     };
+    // Switched between an internal and a public load balancer, the Service keeps showing the
+    // old frontend's address until the cloud has moved it: that one is not the answer.
+    let before = api.get_opt(&service_name).await.map_err(|e| {
+        api_error(
+            e,
+            &format!("reading Service {service_name}"),
+            &kube.server,
+        )
+    })?;
+    let stale = before
+        .as_ref()
+        .filter(|s| is_internal(s) != args.internal)
+        .and_then(address);
     let service = render::external_service(&ctx.profile, &args.allow, args.internal)?;
     let applied = apply_typed(&kube, api.clone(), &service, ApplyOptions::default()).await?;
     let name = service_name.clone();
+    let fresh = |s: &Service| address(s).filter(|a| Some(a) != stale.as_ref());
     let mut wake = Wake::polling().named::<Service>(&kube, &name);
     let waited = poll(
         args.timeout,
@@ -204,16 +219,21 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
                 .await
                 .map_err(|e| api_error(e, &format!("reading Service {name}"), &kube.server))
         },
-        |s| address(s).is_some(),
-        |s| match address(s) {
-            Some(a) => format!("address {a}"),
-            None => format!("waiting for the load balancer's address of {name}"),
+        |s| fresh(s).is_some(),
+        |s| match (fresh(s), address(s)) {
+            (Some(a), _) => format!("address {a}"),
+            (None, Some(old)) => format!(
+                "waiting for the {} load balancer's address of {name} (it still shows {old}, of the {})",
+                if args.internal { "internal" } else { "public" },
+                if args.internal { "public one" } else { "internal one" }
+            ),
+            (None, None) => format!("waiting for the load balancer's address of {name}"),
         },
     )
     .await?;
     spinner.finish_and_clear();
     let host = match waited {
-        Ok(s) => address(&s).unwrap_or_default(),
+        Ok(s) => fresh(&s).unwrap_or_default(),
         Err(t) => {
             return Err(user_error(format!(
                 "Service {name} has no address after {}",
@@ -264,6 +284,16 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
 }
 
 /// The load balancer's IP (or host name) once the cloud has given one.
+/// Does the Service ask Azure for an internal load balancer?
+pub fn is_internal(s: &Service) -> bool {
+    s.annotations()
+        .get(INTERNAL_ANNOTATION)
+        .is_some_and(|v| v == "true")
+}
+
+/// The Azure cloud provider's annotation for an internal load balancer.
+pub const INTERNAL_ANNOTATION: &str = "service.beta.kubernetes.io/azure-load-balancer-internal";
+
 pub fn address(s: &Service) -> Option<String> {
     let ingress = s
         .status

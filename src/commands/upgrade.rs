@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use k8s_openapi::api::core::v1::Service;
-use kube::ResourceExt;
 use kube::api::Api;
 use serde::Serialize;
 use tokio_postgres::Client;
@@ -516,10 +515,7 @@ async fn switch_with(
             .as_ref()
             .and_then(|s| s.load_balancer_source_ranges.clone())
             .unwrap_or_default();
-        let internal = live
-            .annotations()
-            .get("service.beta.kubernetes.io/azure-load-balancer-internal")
-            .is_some_and(|v| v == "true");
+        let internal = super::expose::is_internal(&live);
         let service = render::external_service(profile, &ranges, internal)?;
         apply_typed(kube, api, &service, ApplyOptions::default())
             .await

@@ -178,12 +178,26 @@ async fn internal_and_open_load_balancers_are_explicit() {
         svc["metadata"]["annotations"]["service.beta.kubernetes.io/azure-load-balancer-internal"],
         "true"
     );
-    // Open to all only when said so: the ranges go.
+    // Open to all only when said so: the ranges go. A public load balancer now: AKS moves the
+    // Service to a public frontend and, for a while, still shows the internal address — expose
+    // waits for the new one (it printed the stale address before).
     let any = c
         .run(&["expose", "--allow-any", "-o", "json"])
         .await
         .ok_json();
     assert_eq!(any["change"], "configured");
+    assert!(any["host"].as_str().unwrap().starts_with("20.41."), "{any}");
+    assert_ne!(any["host"], r["host"]);
+    // And back to internal: a new internal address, not the public one.
+    let back = c
+        .run(&["expose", "--allow", "10.0.0.0/8", "--internal", "-o", "json"])
+        .await
+        .ok_json();
+    assert!(back["host"].as_str().unwrap().starts_with("10.240."), "{back}");
+    let any = c
+        .run(&["expose", "--allow-any", "-o", "json"])
+        .await
+        .ok_json();
     let svc = service(&c).unwrap();
     assert!(
         svc["spec"].get("loadBalancerSourceRanges").is_none(),
