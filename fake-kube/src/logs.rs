@@ -5,7 +5,8 @@
 //!
 //! The real server's refusals: no such pod (404); a pod of several containers without
 //! `container` (400, naming them); a container the pod does not have (400); a container that has
-//! not started (400, its waiting reason); `previous` without a previous instance (400).
+//! not started (400, its waiting reason); `previous` without a previous instance (400). A pod on
+//! no node yet (not scheduled) is no refusal: 200 with an empty body.
 
 use std::time::Duration;
 
@@ -82,6 +83,15 @@ pub async fn handle(
             Err(e) => return error(e),
         }
     };
+    // A pod on no node yet has no kubelet to ask: the real server answers 200 with nothing.
+    let unscheduled = cluster
+        .lock()
+        .expect("cluster lock")
+        .get(info_of("Pod"), &ns, &pod)
+        .is_ok_and(|p| p.pointer("/spec/nodeName").is_none());
+    if unscheduled {
+        return text(StatusCode::OK, Body::empty());
+    }
     let key = (ns.clone(), pod.clone(), options.container.clone());
     let first = {
         let c = cluster.lock().expect("cluster lock");
@@ -193,7 +203,7 @@ fn container_of(
         .pointer("/status/phase")
         .and_then(Value::as_str)
         .unwrap_or("Pending");
-    if phase == "Pending" {
+    if phase == "Pending" && found.pointer("/spec/nodeName").is_some() {
         return Err(ApiError::bad_request(format!(
             "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
         )));

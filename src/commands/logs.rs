@@ -102,6 +102,18 @@ pub async fn run(ctx: &Ctx, args: &LogsArgs) -> Result<Outcome> {
         .into());
     }
     let kube = ctx.kube().await?;
+    // A pod on no node yet has no log, and the API server answers that with an empty one: say why.
+    let pods_api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    if let Ok(Some(p)) = pods_api.get_opt(&names.pod).await
+        && p.spec.as_ref().is_none_or(|s| s.node_name.is_none())
+    {
+        return Err(user_error(format!(
+            "pod {}/{} is not scheduled on a node yet, so it has no log",
+            kube.namespace, names.pod
+        ))
+        .hint("`phonebill-db status` says why it waits (no room on a node, its volume)")
+        .into());
+    }
     // A followed log may be quiet for hours: the streams' client has no read deadline.
     let client = if args.follow {
         kube.streams.clone()

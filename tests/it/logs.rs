@@ -146,12 +146,22 @@ async fn the_previous_instance_after_a_restart_and_every_refusal() {
         .await
         .refused(1, "the pod does not exist", "phonebill-db install");
 
-    // A pod that has not started: the API's reason, and where to look.
+    // A pod on no node (unschedulable): the API server answers an empty log; the tool says why.
     let pending = Cluster::with_plan_class().await;
     pending.fake.set_pods(PodBehavior::Unschedulable);
     let run = pending.run(&["install", "--timeout", "1s"]).await;
     assert_eq!(run.code, 3, "{}", run.stderr);
     pending
+        .run(&["logs"])
+        .await
+        .refused(1, "is not scheduled on a node yet", "phonebill-db status");
+
+    // Scheduled, its container not started: the API's reason, and where to look.
+    let starting = Cluster::with_plan_class().await;
+    starting.fake.hold_pod(NS, POD);
+    let run = starting.run(&["install", "--timeout", "1s"]).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    starting
         .run(&["logs"])
         .await
         .refused(1, "is waiting to start", "phonebill-db status");
