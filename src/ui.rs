@@ -154,6 +154,19 @@ impl Ui {
         }
     }
 
+    /// Ask a yes/no question whose safe answer is no: `None` when nobody can answer (no
+    /// terminal, or `--yes`, which answers only the command's own confirmation).
+    pub fn ask_yes_no(&self, question: &str) -> Result<Option<bool>> {
+        if !self.interactive || self.assume_yes {
+            return Ok(None);
+        }
+        let answer = dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()?;
+        Ok(Some(answer))
+    }
+
     /// Ask for a secret without echoing it; `None` when there is no terminal to ask on.
     pub fn ask_secret(&self, prompt: &str) -> Result<Option<String>> {
         if !self.interactive {

@@ -115,7 +115,6 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     if let Some(class) = &args.storage_class {
         cluster.storage.class_name = class.clone();
     }
-    let class = cluster.storage.class_name.clone();
     let ui = &ctx.ui;
     let kube = ctx.kube_within(args.timeout).await?;
     // The record this install replaces: with --reset-values it was not laid under the profile,
@@ -143,6 +142,34 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     );
 
     let namespace_exists = namespace_exists(&kube).await?;
+    // A data volume kept by uninstall (its StatefulSet and record gone): its size and class are
+    // the data's — what resize grew it to, what --storage-class chose —, whatever the profile says.
+    let kept = if namespace_exists {
+        resize::kept_volume(&kube, &profile, args.storage_class.as_deref()).await?
+    } else {
+        None
+    };
+    if let Some(k) = &kept {
+        let cluster = profile.cluster.as_mut().expect("not managed");
+        if k.size != cluster.storage.size || k.class != cluster.storage.class_name {
+            ui.note(
+                None,
+                format!(
+                    "the data volume {} kept from before has {} on {}: installed with that (the profile says {} on {})",
+                    names.pvc, k.size, k.class, cluster.storage.size, cluster.storage.class_name
+                ),
+            );
+        }
+        cluster.storage.size = k.size.clone();
+        cluster.storage.class_name = k.class.clone();
+    }
+    let class = profile
+        .cluster
+        .as_ref()
+        .expect("not managed")
+        .storage
+        .class_name
+        .clone();
     let listed = preflight::storage_classes(&kube).await?;
     if listed.is_none() {
         ui.note(
@@ -200,6 +227,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             &kube,
             previous.as_ref(),
             profile.cluster.as_ref().and_then(|c| c.data_set.as_deref()),
+            kept.as_ref(),
         )
         .await?,
     )?);
@@ -450,6 +478,7 @@ async fn next_record(
     kube: &Kube,
     previous: Option<&Record>,
     data_set: Option<&str>,
+    kept: Option<&resize::KeptVolume>,
 ) -> Result<Record> {
     // With --reset-values nothing was adopted: empty.
     let mut values = ctx.recorded_values();
@@ -470,6 +499,14 @@ async fn next_record(
             serde_json::to_string(class)?
         ))?;
         values = merged(&values, &flag);
+    }
+    if let Some(k) = kept {
+        let volume: serde_yaml::Value = serde_yaml::from_str(&format!(
+            "storage: {{size: {}, className: {}}}",
+            serde_json::to_string(&k.size)?,
+            serde_json::to_string(&k.class)?
+        ))?;
+        values = merged(&values, &volume);
     }
     Ok(record::next(kube, previous, &ctx.profile.environment, &values).await)
 }

@@ -21,6 +21,10 @@ pub struct UninstallArgs {
     /// Also delete the data volume's claim and the Secrets with its passwords (asks to type the release name)
     #[arg(long)]
     pub delete_data: bool,
+    /// With --delete-data: also delete the release's VolumeSnapshots of that data (otherwise they
+    /// are kept and listed; on a terminal it asks)
+    #[arg(long, requires = "delete_data")]
+    pub delete_snapshots: bool,
     /// How long to wait for everything to be gone
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -43,6 +47,13 @@ pub struct UninstallReport {
     /// The managed server whose database stays whatever uninstall does (prod).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub managed_server: Option<String>,
+    /// With --delete-data: the release's VolumeSnapshots of the deleted data, deleted (asked, or
+    /// --delete-snapshots) or kept — billed disk snapshots, marked as of the deleted data so that
+    /// a later install's volume is not mistaken for theirs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snapshots_deleted: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snapshots_kept: Vec<String>,
 }
 
 pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
@@ -86,15 +97,26 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
         )?;
     }
 
+    // The snapshots of the data: asked about (or --delete-snapshots) before anything goes.
+    let snapshots = if args.delete_data && profile.cluster.is_some() {
+        data_snapshots(ctx, &kube, args).await?
+    } else {
+        Snapshots::default()
+    };
+
     let (to_delete, kept) = if args.delete_data {
         ([made, data].concat(), vec![])
     } else {
         (made, data)
     };
+    let deleting = ctx.ui.spinner("deleting");
     for id in &to_delete {
+        deleting.set_message(format!("deleting {}", id.to_lowercase()));
         inventory::delete(&kube, id, false).await?;
-        ctx.ui.note(None, format!("{} deleted", id.to_lowercase()));
+        ctx.ui.detail(format!("{} deleted", id.to_lowercase()));
     }
+    deleting.finish_and_clear();
+    let (snapshots_deleted, snapshots_kept) = settle_snapshots(&kube, snapshots).await?;
 
     let bar = ctx.ui.spinner("waiting for the release to be gone");
     let mut wake = crate::k8s::watches::Wake::release(&kube, profile);
@@ -124,6 +146,8 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
         removed: gone.is_ok(),
         still_there,
         managed_server: profile.managed.as_ref().map(|m| m.host.clone()),
+        snapshots_deleted,
+        snapshots_kept,
     };
     ctx.ui.emit(&report, text)?;
     if let Err(timed_out) = gone {
@@ -142,6 +166,93 @@ pub async fn run(ctx: &Ctx, args: &UninstallArgs) -> Result<Outcome> {
         .into());
     }
     Ok(Outcome::ok())
+}
+
+/// The release's VolumeSnapshots of the data about to be deleted, and whether they go too.
+#[derive(Default)]
+struct Snapshots {
+    of_data: Vec<crate::k8s::snapshot::VolumeSnapshot>,
+    /// The data they hold (the claim's), to mark the kept ones with.
+    data: Option<String>,
+    delete: bool,
+}
+
+async fn data_snapshots(ctx: &Ctx, kube: &Kube, args: &UninstallArgs) -> Result<Snapshots> {
+    use crate::k8s::snapshot;
+    let profile = &ctx.profile;
+    let data = snapshot::current_data(kube, profile).await?;
+    let of_data: Vec<_> = match snapshot::list(kube, profile).await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|s| snapshot::of_data(s, data.as_deref()))
+            .collect(),
+        // No snapshot API, or not allowed to list them: say what cannot be told.
+        Err(e) => {
+            ctx.ui.note(
+                None,
+                format!(
+                    "warning: cannot list the release's VolumeSnapshots ({}); any there stay",
+                    crate::error::report(&e).error
+                ),
+            );
+            vec![]
+        }
+    };
+    if of_data.is_empty() {
+        return Ok(Snapshots::default());
+    }
+    let names: Vec<String> = of_data
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    let delete = args.delete_snapshots
+        || ctx
+            .ui
+            .ask_yes_no(&format!(
+                "Also delete the {} VolumeSnapshots of this data ({})? They are billed while they exist; kept, they can bring it back",
+                names.len(),
+                names.join(", ")
+            ))?
+            .unwrap_or(false);
+    Ok(Snapshots {
+        of_data,
+        data,
+        delete,
+    })
+}
+
+/// Delete the snapshots, or keep them marked as of the deleted data (a snapshot from before the
+/// mark gets it now): a later install's new volume must not be taken for theirs. Their names.
+async fn settle_snapshots(kube: &Kube, s: Snapshots) -> Result<(Vec<String>, Vec<String>)> {
+    use crate::k8s::snapshot::{DATA_OF, VolumeSnapshot, data_of};
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let mut names = Vec::new();
+    for snap in &s.of_data {
+        let name = snap.metadata.name.clone().unwrap_or_default();
+        if s.delete {
+            let doing = format!("deleting VolumeSnapshot {name}");
+            crate::k8s::client::delete_if_there(kube, &api, &name, &Default::default(), &doing)
+                .await?;
+        } else if let (None, Some(data)) = (data_of(snap), &s.data) {
+            let mark = serde_json::json!({"metadata": {"annotations": {DATA_OF: data}}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&mark))
+                .await
+                .map_err(|e| {
+                    crate::k8s::client::api_error(
+                        e,
+                        &format!("marking VolumeSnapshot {name} as of the deleted data"),
+                        &kube.server,
+                    )
+                })?;
+        }
+        names.push(name);
+    }
+    Ok(if s.delete {
+        (names, vec![])
+    } else {
+        (vec![], names)
+    })
 }
 
 /// What is still there of the deleted objects, and the release's pods.
@@ -210,6 +321,20 @@ fn text(r: &UninstallReport) -> String {
     for pv in &r.released_volumes {
         out.push_str(&format!(
             "PersistentVolume {pv} was bound to the deleted claim: with reclaimPolicy Retain it and its Azure disk stay (and cost) until you delete them (`kubectl delete pv {pv}`, then the disk)\n"
+        ));
+    }
+    if !r.snapshots_deleted.is_empty() {
+        out.push_str(&format!(
+            "deleted the VolumeSnapshots of the data: {}\n",
+            r.snapshots_deleted.join(", ")
+        ));
+    }
+    if !r.snapshots_kept.is_empty() {
+        out.push_str(&format!(
+            "kept {} VolumeSnapshots of the deleted data (their disk snapshots are billed until deleted): {}; a later install does not take them for its own data; `restore --snapshot NAME --force-foreign` brings one back, `kubectl delete volumesnapshot NAME -n {}` (or uninstall --delete-data --delete-snapshots) removes them\n",
+            r.snapshots_kept.len(),
+            r.snapshots_kept.join(", "),
+            r.namespace
         ));
     }
     out

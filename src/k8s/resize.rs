@@ -96,6 +96,48 @@ fn bytes(q: &str) -> f64 {
     quantity(q).unwrap_or(0.0)
 }
 
+/// The data volume's size and class, when the claim is there without its StatefulSet (kept by
+/// uninstall).
+#[derive(Debug, Clone)]
+pub struct KeptVolume {
+    pub size: String,
+    pub class: String,
+}
+
+/// [`KeptVolume`] of the release, if its claim outlived its StatefulSet; a `--storage-class` of
+/// another class is refused (the data is on the claim's).
+pub async fn kept_volume(
+    kube: &Kube,
+    profile: &Profile,
+    storage_class: Option<&str>,
+) -> Result<Option<KeptVolume>> {
+    if super::release::live_statefulset(kube, profile).await?.is_some() {
+        return Ok(None);
+    }
+    let names = profile.names();
+    let Some(claim) = super::release::claim(kube, &names.pvc).await? else {
+        return Ok(None);
+    };
+    let class = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.clone())
+        .unwrap_or_default();
+    if let Some(flag) = storage_class.filter(|f| !class.is_empty() && *f != class) {
+        return Err(user_error(format!(
+            "--storage-class {flag}: the data volume {} kept from before is on {class}; nothing was changed",
+            names.pvc
+        ))
+        .hint(format!(
+            "leave out --storage-class (or give {class}); another class means a new volume: backup, uninstall --delete-data, install, restore"
+        ))
+        .exit(ExitCode::Usage)
+        .into());
+    }
+    let size = request(&claim);
+    Ok((!size.is_empty() && !class.is_empty()).then_some(KeptVolume { size, class }))
+}
+
 /// What install must refuse before applying: a profile whose data volume differs from the one
 /// the release's StatefulSet was made with (volume templates cannot change). `None`: the same.
 pub fn volume_change(sts: &StatefulSet, profile: &Profile) -> Option<anyhow::Error> {

@@ -89,10 +89,11 @@ pub async fn observe(kube: &Kube, profile: &Profile) -> Result<Option<ScheduleSt
         .zip(crate::cron::zone(&c.snapshots.time_zone))
         .and_then(|(s, tz)| s.next_after(now, &tz))
         .map(|t| t.to_string());
+    let current = snapshot::current_data(kube, profile).await?;
     let newest = snapshot::list(kube, profile)
         .await?
         .into_iter()
-        .find(snapshot::ready)
+        .find(|s| snapshot::ready(s) && snapshot::of_data(s, current.as_deref()))
         .and_then(|s| {
             let t = s
                 .status

@@ -111,6 +111,17 @@ pub fn failed(s: &VolumeSnapshot) -> Option<String> {
 
 /// The snapshot of the data volume this backup creates.
 pub fn snapshot(profile: &Profile, class: &str, name: &str, origin: Origin) -> VolumeSnapshot {
+    snapshot_of(profile, class, name, origin, None)
+}
+
+/// [`snapshot`] marked with whose data it holds (`data`: the claim's [`data_of_claim`]).
+pub fn snapshot_of(
+    profile: &Profile,
+    class: &str,
+    name: &str,
+    origin: Origin,
+    data: Option<&str>,
+) -> VolumeSnapshot {
     let mut labels = profile.primary_labels();
     labels.insert(ORIGIN_LABEL.into(), origin.as_str().into());
     let mut s = VolumeSnapshot::new(
@@ -123,7 +134,48 @@ pub fn snapshot(profile: &Profile, class: &str, name: &str, origin: Origin) -> V
         },
     );
     s.metadata.labels = Some(labels);
+    if let Some(data) = data {
+        s.metadata.annotations = Some([(DATA_OF.to_string(), data.to_string())].into());
+    }
     s
+}
+
+/// Whose data a volume holds, on a snapshot (the data of the claim it was taken of) and on a
+/// claim restored from one (the data it came from). A claim's name says nothing of it: after
+/// `uninstall --delete-data` and an install, a new, empty volume has the old one's name.
+pub const DATA_OF: &str = "phonebill-db/data-of";
+
+/// The data a claim holds: the lineage it was restored from, else its own uid (a volume a new
+/// install made).
+pub fn data_of_claim(claim: &PersistentVolumeClaim) -> Option<String> {
+    claim
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DATA_OF).cloned())
+        .or_else(|| claim.metadata.uid.clone())
+}
+
+/// The data a snapshot holds, when it says (snapshots taken before the mark do not).
+pub fn data_of(s: &VolumeSnapshot) -> Option<&str> {
+    s.metadata.annotations.as_ref()?.get(DATA_OF).map(String::as_str)
+}
+
+/// May the snapshot be of `current`'s data (the claim's [`data_of_claim`])? A snapshot without
+/// the mark may: nothing tells otherwise.
+pub fn of_data(s: &VolumeSnapshot, current: Option<&str>) -> bool {
+    match (data_of(s), current) {
+        (Some(was), Some(now)) => was == now,
+        _ => true,
+    }
+}
+
+/// The data the release's claim holds now (None: no claim).
+pub async fn current_data(kube: &Kube, profile: &Profile) -> Result<Option<String>> {
+    Ok(super::release::claim(kube, &profile.names().pvc)
+        .await?
+        .as_ref()
+        .and_then(data_of_claim))
 }
 
 /// What a snapshot backup reports.
@@ -207,13 +259,18 @@ pub async fn take(
     let created = ensure_class(kube, profile, req, bar).await?;
     bar.set_message(format!("creating VolumeSnapshot {}", req.name));
     let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let wanted = snapshot(profile, req.class, &req.name, req.origin);
+    let data = pvc.as_ref().and_then(data_of_claim);
+    let wanted = snapshot_of(profile, req.class, &req.name, req.origin, data.as_deref());
     crate::k8s::client::create_once(
         kube,
         &api,
         &wanted,
         &format!("creating VolumeSnapshot {}", req.name),
-        |there| there.spec == wanted.spec && there.metadata.labels == wanted.metadata.labels,
+        |there| {
+            there.spec == wanted.spec
+                && there.metadata.labels == wanted.metadata.labels
+                && data_of(there) == data.as_deref()
+        },
     )
     .await?;
     let name = req.name.clone();
@@ -277,11 +334,14 @@ pub struct Listed {
     pub restore_size: Option<String>,
     pub ready: bool,
     pub origin: String,
+    /// Of the data the release's volume holds now (false: of a volume `uninstall --delete-data`
+    /// deleted; `restore --snapshot` takes it only with --force-foreign).
+    pub current_data: bool,
     /// The controller's latest error, if any.
     pub error: Option<String>,
 }
 
-fn listed(s: &VolumeSnapshot) -> Listed {
+fn listed(s: &VolumeSnapshot, current: Option<&str>) -> Listed {
     Listed {
         name: s.metadata.name.clone().unwrap_or_default(),
         created: created(s),
@@ -294,6 +354,7 @@ fn listed(s: &VolumeSnapshot) -> Listed {
         restore_size: s.status.as_ref().and_then(|st| st.restore_size.clone()),
         ready: ready(s),
         origin: origin_of(s).unwrap_or("unknown").into(),
+        current_data: of_data(s, current),
         error: failed(s),
     }
 }
@@ -347,14 +408,26 @@ pub fn origin_of(s: &VolumeSnapshot) -> Option<&str> {
 
 /// `backup --list`: the release's snapshots as rows.
 pub async fn rows(kube: &Kube, profile: &Profile) -> Result<Vec<Listed>> {
-    Ok(list(kube, profile).await?.iter().map(listed).collect())
+    let current = current_data(kube, profile).await?;
+    Ok(list(kube, profile)
+        .await?
+        .iter()
+        .map(|s| listed(s, current.as_deref()))
+        .collect())
 }
 
 /// Which of the release's snapshots of `origin` go when `keep` stay: all but the newest `keep`
-/// (pure; `all` newest first). Other origins, and snapshots without the release's labels, never.
-pub fn beyond(all: &[VolumeSnapshot], origin: Origin, keep: usize) -> Vec<String> {
+/// of the data the volume holds now (pure; `all` newest first). Other origins, snapshots of a
+/// deleted volume's data (kept on purpose by uninstall) and snapshots without the release's
+/// labels, never.
+pub fn beyond(
+    all: &[VolumeSnapshot],
+    origin: Origin,
+    keep: usize,
+    current: Option<&str>,
+) -> Vec<String> {
     all.iter()
-        .filter(|s| origin_of(s) == Some(origin.as_str()))
+        .filter(|s| origin_of(s) == Some(origin.as_str()) && of_data(s, current))
         .skip(keep)
         .filter_map(|s| s.metadata.name.clone())
         .collect()
@@ -367,7 +440,8 @@ pub async fn prune(
     origin: Origin,
     keep: usize,
 ) -> Result<Vec<String>> {
-    let gone = beyond(&list(kube, profile).await?, origin, keep);
+    let current = current_data(kube, profile).await?;
+    let gone = beyond(&list(kube, profile).await?, origin, keep, current.as_deref());
     let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
     for name in &gone {
         let doing = format!("deleting VolumeSnapshot {name}");
@@ -495,9 +569,17 @@ mod tests {
             mk("someone-elses", None),
             mk("s2", Some(Origin::Scheduled)),
         ];
-        assert_eq!(beyond(&all, Origin::Scheduled, 2), ["s3", "s2"]);
-        assert_eq!(beyond(&all, Origin::Manual, 1), Vec::<String>::new());
-        assert_eq!(beyond(&all, Origin::Scheduled, 7), Vec::<String>::new());
+        assert_eq!(beyond(&all, Origin::Scheduled, 2, None), ["s3", "s2"]);
+        assert_eq!(beyond(&all, Origin::Manual, 1, None), Vec::<String>::new());
+        assert_eq!(beyond(&all, Origin::Scheduled, 7, None), Vec::<String>::new());
+        // Snapshots of a deleted volume's data are not the current data's to prune.
+        let of = |name: &str, data: &str| {
+            snapshot_of(&profile, "c", name, Origin::Scheduled, Some(data))
+        };
+        let all = vec![of("new2", "b"), of("new1", "b"), of("old2", "a"), of("old1", "a")];
+        assert_eq!(beyond(&all, Origin::Scheduled, 1, Some("b")), ["new1"]);
+        assert!(of_data(&all[0], Some("b")) && !of_data(&all[2], Some("b")));
+        assert!(of_data(&mk("unmarked", Some(Origin::Manual)), Some("b")));
     }
 
     #[test]

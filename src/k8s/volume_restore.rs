@@ -167,9 +167,11 @@ pub async fn resolve(kube: &Kube, profile: &Profile, name: &str) -> Result<Volum
     let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let found = if name == "latest" {
         let claim = profile.names().pvc;
+        let current = snapshot::current_data(kube, profile).await?;
         snapshot::list(kube, profile).await?.into_iter().find(|s| {
             snapshot::ready(s)
                 && source_claim(s) == Some(claim.as_str())
+                && snapshot::of_data(s, current.as_deref())
                 && snapshot::origin_of(s).is_some_and(|o| o != Origin::Safety.as_str())
         })
     } else {
@@ -226,6 +228,17 @@ pub async fn check(
             "VolumeSnapshot {name} is of claim {source}, not of the release's data volume {claim} (an upgrade moved the data to another major version); nothing was changed"
         ))
         .hint("restore a snapshot of the current volume (`backup --list`), or a backup file into the new version (`restore --from`)")
+        .exit(ExitCode::Usage)
+        .into());
+    }
+    // A snapshot of a volume `uninstall --delete-data` deleted: the release's volume now is
+    // another one (a new install's). Bringing that data back is a choice, not a default.
+    let current = snapshot::current_data(kube, profile).await?;
+    if ours && !force_foreign && !snapshot::of_data(snap, current.as_deref()) {
+        return Err(user_error(format!(
+            "VolumeSnapshot {name} holds the data of a volume that was deleted (uninstall --delete-data), not of the release's volume now; nothing was changed"
+        ))
+        .hint("add --force-foreign to bring that data back over the current volume (its safety snapshot is taken first); `backup --list` shows which snapshots are of the current data")
         .exit(ExitCode::Usage)
         .into());
     }
@@ -594,10 +607,15 @@ fn claim_from(
         Some(r) if crate::profile::rules::quantity(&r).unwrap_or(0.0) > want => r,
         _ => cluster.storage.size.clone(),
     };
+    // The data it will hold: the snapshot's (or, unmarked, the claim's it replaces).
+    let data = snapshot::data_of(snap)
+        .map(str::to_string)
+        .or_else(|| old.and_then(snapshot::data_of_claim));
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(names.pvc.clone()),
             labels: Some(labels),
+            annotations: data.map(|d| [(snapshot::DATA_OF.to_string(), d)].into()),
             ..Default::default()
         },
         spec: Some(PersistentVolumeClaimSpec {

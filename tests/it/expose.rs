@@ -194,8 +194,7 @@ async fn internal_and_open_load_balancers_are_explicit() {
         .await
         .ok_json();
     assert!(back["host"].as_str().unwrap().starts_with("10.240."), "{back}");
-    let any = c
-        .run(&["expose", "--allow-any", "-o", "json"])
+    c.run(&["expose", "--allow-any", "-o", "json"])
         .await
         .ok_json();
     let svc = service(&c).unwrap();

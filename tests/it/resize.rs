@@ -257,3 +257,36 @@ async fn a_claim_not_bound_yet_is_refused_before_any_change() {
         .unwrap_err();
     assert_eq!(refused.code, 422);
 }
+
+/// The size resize grew the volume to outlives uninstall (the record goes with the release, the
+/// claim stays): the next install renders it from the claim, records it, and agrees with resize.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grown_size_outlives_uninstall() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    c.run(&["resize", "--storage", "30Gi", "--yes", "-o", "json"])
+        .await
+        .ok_json();
+    let run = c.run(&["uninstall"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = c.run(&["install", "--timeout", "30s"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("kept from before has 30Gi"), "{}", run.stderr);
+    assert_eq!(template_size(&c), "30Gi");
+    let status = c.run(&["status", "-o", "json"]).await.ok_json();
+    assert_eq!(status["installed"]["values"]["storage"]["size"], "30Gi");
+    c.reinstall_changes_nothing().await;
+    let values = c.dir.path().join("size.yaml");
+    std::fs::write(&values, "storage:\n  size: 30Gi\n").unwrap();
+    c.install_ok(&["--values", &values.display().to_string()]).await;
+    let same = c
+        .run(&["resize", "--storage", "30Gi", "--yes", "-o", "json"])
+        .await
+        .ok_json();
+    assert_eq!(same["unchanged"], true, "{same}");
+    // Another class than the kept volume's: refused, nothing changed.
+    c.run(&["uninstall"]).await;
+    c.run(&["install", "--storage-class", "managed-csi"])
+        .await
+        .refused(2, "kept from before is on managed-standard", "leave out --storage-class");
+}

@@ -196,3 +196,83 @@ async fn a_timed_out_uninstall_says_what_is_still_there_and_why() {
     );
     assert!(c.fake.get("PersistentVolumeClaim", NS, PVC).is_some());
 }
+
+/// Off a terminal, each object is said once: in the table, not also as a progress line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_object_is_listed_once() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    let run = c.run(&["uninstall"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        all.matches("auth-postgres-dev-snapshots").count(),
+        // ServiceAccount, ConfigMap, CronJob, Role, RoleBinding of the schedule: one row each.
+        5,
+        "{all}"
+    );
+    assert!(!run.stderr.contains("deleted"), "{}", run.stderr);
+}
+
+/// The snapshots of the data uninstall --delete-data deletes: kept unless asked (and said), then
+/// not mistaken for the next install's volume's — not `latest`, not in status's age, not pruned —
+/// and restored only with --force-foreign; or deleted with --delete-snapshots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_data_keeps_and_names_the_datas_snapshots_which_a_new_volume_does_not_take_for_its_own() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    let old = snapshot(&c).await;
+    let run = c
+        .run(&["uninstall", "--delete-data", "--yes", "-o", "json"])
+        .await;
+    let report = run.ok_json();
+    assert_eq!(report["snapshotsKept"], serde_json::json!([old]), "{report}");
+    let text = c.run(&["uninstall", "--delete-data", "--yes"]).await;
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(c.fake.get("VolumeSnapshot", NS, &old).is_some(), "kept");
+
+    // A new install: a new, empty volume of the same name.
+    c.install_ok(&[]).await;
+    let listed = c.run(&["backup", "--list", "-o", "json"]).await.ok_json();
+    let row = &listed.as_array().unwrap()[0];
+    assert_eq!((row["name"].as_str(), row["currentData"].as_bool()), (Some(old.as_str()), Some(false)), "{listed}");
+    c.run(&["restore", "--snapshot", "latest", "--yes"])
+        .await
+        .refused(2, "has no ready snapshot to restore", "backup --list");
+    c.run(&["restore", "--snapshot", &old, "--yes"])
+        .await
+        .refused(2, "holds the data of a volume that was deleted", "--force-foreign");
+    let status = c.run(&["status", "-o", "json"]).await.ok_json();
+    assert!(
+        status["snapshotSchedule"]["newestReadyAgeSeconds"].is_null(),
+        "{status}"
+    );
+    // The schedule's retention keeps to the new data's snapshots.
+    let new = snapshot(&c).await;
+    let kept = c
+        .run(&["backup", "--snapshot", "--keep", "1", "-o", "json"])
+        .await
+        .ok_json();
+    assert_eq!(kept["pruned"], serde_json::json!([new]), "{kept}");
+    assert!(c.fake.get("VolumeSnapshot", NS, &old).is_some());
+
+    // Now asked to go too: the new data's snapshot goes, the old one (not of it) stays.
+    let report = c
+        .run(&["uninstall", "--delete-data", "--delete-snapshots", "--yes", "-o", "json"])
+        .await
+        .ok_json();
+    let latest = kept["snapshot"].as_str().unwrap();
+    assert_eq!(report["snapshotsDeleted"], serde_json::json!([latest]), "{report}");
+    assert!(c.fake.get("VolumeSnapshot", NS, latest).is_none());
+    assert!(c.fake.get("VolumeSnapshot", NS, &old).is_some());
+}
+
+/// A manual snapshot of the release's volume (the class made if missing); its name.
+async fn snapshot(c: &Cluster) -> String {
+    c.run(&["backup", "--snapshot", "--create-snapshot-class", "-o", "json"])
+        .await
+        .ok_json()["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
