@@ -16,8 +16,8 @@ use crate::store::{Cluster, info_of, now};
 pub enum PodBehavior {
     /// Scheduled and running at once, Ready after `after` (PostgreSQL starting up).
     Ready { after: Duration },
-    /// The image cannot be pulled: ErrImagePull, then ImagePullBackOff.
-    ImagePullError,
+    /// The image cannot be pulled: ErrImagePull, then ImagePullBackOff, for this reason.
+    ImagePullError(PullFailure),
     /// The container exits with `exit_code` again and again: CrashLoopBackOff.
     CrashLoop { exit_code: i32, message: String },
     /// Running, but the readiness probe keeps failing.
@@ -26,6 +26,37 @@ pub enum PodBehavior {
     Unschedulable,
     /// Nothing happens: the test sets pod status itself.
     Manual,
+}
+
+/// Why an image does not pull, as containerd tells the kubelet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullFailure {
+    /// No such image or tag in the registry.
+    NotFound,
+    /// The registry refuses the node's credentials (AKS: the ACR is not attached).
+    Unauthorized,
+    /// The registry's name does not resolve.
+    NoSuchHost,
+}
+
+impl PullFailure {
+    /// containerd's error for `image`, as the kubelet passes it on.
+    pub fn message(self, image: &str) -> String {
+        let registry = image.split('/').next().unwrap_or("docker.io");
+        let (repo, tag) = image
+            .split_once('/')
+            .map_or((image, "latest"), |(_, rest)| rest.rsplit_once(':').unwrap_or((rest, "latest")));
+        let resolve = format!("failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\"");
+        match self {
+            PullFailure::NotFound => format!("rpc error: code = NotFound desc = {resolve}: {image}: not found"),
+            PullFailure::Unauthorized => format!(
+                "rpc error: code = Unknown desc = {resolve}: failed to authorize: failed to fetch anonymous token: unexpected status from GET request to https://{registry}/oauth2/token?scope=repository%3A{repo}%3Apull&service={registry}: 401 Unauthorized"
+            ),
+            PullFailure::NoSuchHost => format!(
+                "rpc error: code = Unknown desc = {resolve}: failed to do request: Head \"https://{registry}/v2/{repo}/manifests/{tag}\": dial tcp: lookup {registry} on 168.63.129.16:53: no such host"
+            ),
+        }
+    }
 }
 
 /// What the cloud's load-balancer controller does with Services of type LoadBalancer.
@@ -947,28 +978,32 @@ fn run_pods(c: &mut Cluster) {
                     "state": {"running": {"startedAt": ts}}})).collect();
                 ("Running", ready, st)
             }
-            PodBehavior::ImagePullError => {
+            PodBehavior::ImagePullError(failure) => {
+                // As the kubelet says it: the cause once (Failed: "Failed to pull image …: rpc
+                // error …"), then the newest events only name the state ("Error: ErrImagePull",
+                // "Error: ImagePullBackOff"); the container status keeps the cause.
                 let (n, img) = &containers[0];
-                let reason = if started.elapsed() < Duration::from_millis(200) {
-                    "ErrImagePull"
-                } else {
-                    "ImagePullBackOff"
+                let cause = failure.message(img);
+                let event = |c: &mut Cluster, type_: &str, reason: &str, message: String| {
+                    event(c, &ns, "Pod", &name, type_, reason, &message)
                 };
-                let msg = format!("failed to pull and unpack image \"{img}\": not found");
-                event(
-                    c,
-                    &ns,
-                    "Pod",
-                    &name,
-                    "Warning",
-                    "Failed",
-                    &format!(
-                        "Failed to pull image \"{img}\": rpc error: code = NotFound desc = {msg}"
-                    ),
-                );
+                event(c, "Normal", "Pulling", format!("Pulling image \"{img}\""));
+                event(c, "Warning", "Failed", format!("Failed to pull image \"{img}\": {cause}"));
+                event(c, "Warning", "Failed", "Error: ErrImagePull".into());
+                let backing_off = started.elapsed() >= Duration::from_millis(200);
+                let (reason, message) = if backing_off {
+                    event(c, "Normal", "BackOff", format!("Back-off pulling image \"{img}\""));
+                    event(c, "Warning", "Failed", "Error: ImagePullBackOff".into());
+                    (
+                        "ImagePullBackOff",
+                        format!("Back-off pulling image \"{img}\": ErrImagePull: {cause}"),
+                    )
+                } else {
+                    ("ErrImagePull", cause)
+                };
                 let st = vec![
                     json!({"name": n, "image": img, "ready": false, "started": false, "restartCount": 0,
-                    "state": {"waiting": {"reason": reason, "message": format!("Back-off pulling image \"{img}\": {msg}")}}}),
+                    "state": {"waiting": {"reason": reason, "message": message}}}),
                 ];
                 ("Pending", false, st)
             }

@@ -34,8 +34,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 pub use kubelet::{
-    ExpansionBehavior, LoadBalancerBehavior, PodBehavior, SnapshotBehavior, VolumeBehavior,
-    VolumeEvent,
+    ExpansionBehavior, LoadBalancerBehavior, PodBehavior, PullFailure, SnapshotBehavior,
+    VolumeBehavior, VolumeEvent,
 };
 use resources::{RESOURCES, ResourceInfo};
 use select::{FieldSelector, LabelSelector};

@@ -124,12 +124,12 @@ fn diagnose_pod(pod: &Pod, events: &[Event]) -> Vec<Finding> {
         let wmsg = waiting.and_then(|w| w.message.clone()).unwrap_or_default();
         match reason {
             "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
-                let msg = latest(events, &name, &["Failed"]).map(message).filter(|m| !m.is_empty()).unwrap_or(wmsg);
+                let cause = pull_cause(events, &name, &cs.image, &wmsg);
                 out.push(Finding {
                     problem: Problem::ImagePull,
                     object: object.clone(),
-                    cause: format!("container {container} cannot pull image {}: {reason}: {msg}", cs.image),
-                    hint: "check the `image` value of the profile (or --values) and that the nodes may pull from its registry (AKS: `az aks update --attach-acr`)".into(),
+                    cause: format!("container {container} cannot pull image {}: {reason}: {cause}", cs.image),
+                    hint: pull_hint(&cause, &cs.image),
                 });
             }
             "CrashLoopBackOff" => {
@@ -182,6 +182,66 @@ fn diagnose_pod(pod: &Pod, events: &[Event]) -> Vec<Finding> {
     out
 }
 
+/// Why an image does not pull. The kubelet says it once, in the event "Failed to pull image
+/// …: rpc error: …"; its later events only name the state ("Error: ImagePullBackOff"), and the
+/// container status keeps the cause in its waiting message ("Back-off pulling image …:
+/// ErrImagePull: rpc error …"). The cause first, wherever it is.
+fn pull_cause(events: &[Event], pod: &str, image: &str, waiting: &str) -> String {
+    let said = events.iter().rev().find(|e| {
+        e.involved_object.name.as_deref() == Some(pod)
+            && e.reason.as_deref() == Some("Failed")
+            && e.message.as_deref().is_some_and(|m| {
+                m.starts_with("Failed to pull image") && m.contains(image)
+            })
+    });
+    if let Some(e) = said {
+        let m = message(e);
+        return m
+            .split_once("\": ")
+            .map_or(m.clone(), |(_, cause)| cause.to_string());
+    }
+    if let Some((_, cause)) = waiting.split_once("ErrImagePull: ") {
+        return cause.trim().to_string();
+    }
+    if !waiting.is_empty() {
+        return waiting.trim().to_string();
+    }
+    latest(events, pod, &["Failed"])
+        .map(message)
+        .unwrap_or_default()
+}
+
+/// What to do about a pull that fails, by its cause: on AKS the registry not attached (401), a
+/// wrong name or tag (not found), a registry name that does not resolve (DNS).
+fn pull_hint(cause: &str, image: &str) -> String {
+    let registry = image
+        .split_once('/')
+        .map(|(r, _)| r)
+        .filter(|r| r.contains('.') || r.contains(':'))
+        .unwrap_or("docker.io");
+    let lower = cause.to_ascii_lowercase();
+    if lower.contains("401") || lower.contains("unauthorized") || lower.contains("failed to authorize") || lower.contains("denied") {
+        match registry.strip_suffix(".azurecr.io") {
+            Some(acr) => format!(
+                "the registry {registry} refused the nodes' credentials: attach it to the cluster (`az aks update -n CLUSTER -g RG --attach-acr {acr}`)"
+            ),
+            None => format!(
+                "the registry {registry} refused the nodes' credentials: a private image needs a registry the nodes may pull from (an Azure Container Registry attached with `az aks update --attach-acr`), or a public image"
+            ),
+        }
+    } else if lower.contains("no such host") || lower.contains("lookup ") {
+        format!(
+            "the nodes cannot resolve {registry}: check the registry's name in `image`, and the cluster's DNS and egress (a private registry needs its private DNS zone linked to the cluster's network)"
+        )
+    } else if lower.contains("not found") || lower.contains("manifest unknown") {
+        format!(
+            "{image} does not exist in {registry}: check the name and tag of `image` (or `metrics.image`, the snapshot job's image) in the profile or --values; an image of this tool must be built and pushed first"
+        )
+    } else {
+        "check the `image` value of the profile (or --values) and that the nodes may pull from its registry (AKS: `az aks update --attach-acr`)".into()
+    }
+}
+
 pub fn storage_class_hint(existing: &[String]) -> String {
     let list = if existing.is_empty() {
         "none".to_string()
@@ -207,4 +267,20 @@ fn message(e: &Event) -> String {
         .unwrap_or_default()
         .trim()
         .replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_pull_from_an_acr_names_the_registry_to_attach() {
+        let hint = pull_hint(
+            "rpc error: code = Unknown desc = failed to authorize: 401 Unauthorized",
+            "phonebilldev.azurecr.io/phonebill-db:0.1.0",
+        );
+        assert!(hint.contains("--attach-acr phonebilldev`"), "{hint}");
+        let hint = pull_hint("... 401 Unauthorized", "docker.io/library/postgres:16");
+        assert!(hint.contains("a private image needs"), "{hint}");
+    }
 }

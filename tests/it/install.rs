@@ -412,14 +412,31 @@ async fn timeout_diagnosis(
     (run, report)
 }
 
+/// The cause of a failed pull is in the kubelet's first "Failed" event and in the container
+/// status, not in its latest events ("Error: ImagePullBackOff"): each cause named, with what to do
+/// on AKS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timeout_diagnoses_an_image_that_cannot_be_pulled() {
-    let (run, report) =
-        timeout_diagnosis(PodBehavior::ImagePullError, VolumeBehavior::Bind, None).await;
-    assert_eq!(report["findings"][0]["problem"], "image-pull");
-    let line = run.error_line();
-    assert!(line.starts_with("error: timed out after 2s waiting for auth-postgres-dev-postgresql to become ready: container postgresql cannot pull image docker.io/library/postgres:16"), "{line}");
-    assert!(run.hint_line().contains("`image`"));
+async fn timeout_diagnoses_an_image_that_cannot_be_pulled_by_its_cause() {
+    use fake_kube::PullFailure;
+    for (failure, cause, hint) in [
+        (
+            PullFailure::NotFound,
+            "rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/library/postgres:16\"",
+            "does not exist in docker.io: check the name and tag of `image`",
+        ),
+        (PullFailure::Unauthorized, "401 Unauthorized", "refused the nodes' credentials"),
+        (PullFailure::NoSuchHost, "no such host", "cannot resolve docker.io"),
+    ] {
+        let (run, report) =
+            timeout_diagnosis(PodBehavior::ImagePullError(failure), VolumeBehavior::Bind, None)
+                .await;
+        assert_eq!(report["findings"][0]["problem"], "image-pull");
+        let line = run.error_line();
+        assert!(line.starts_with("error: timed out after 2s waiting for auth-postgres-dev-postgresql to become ready: container postgresql cannot pull image docker.io/library/postgres:16: ImagePullBackOff: rpc error"), "{line}");
+        assert!(line.contains(cause), "{failure:?}: {line}");
+        assert!(!line.contains("Error: ImagePullBackOff"), "{line}");
+        assert!(run.hint_line().contains(hint), "{failure:?}: {}", run.stderr);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
