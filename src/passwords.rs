@@ -61,14 +61,20 @@ pub async fn resolve(kube: &Kube, names: &Names) -> Result<(Passwords, Origin)> 
         let app =
             key(&secret, "password").with_context(|| format!("Secret {}", names.admin_secret))?;
         // Kept like the passwords, so a re-install changes nothing; a Secret from before the
-        // verifier existed gets one (once).
-        let passwords = match key(&secret, "app-password-scram") {
-            Ok(app_scram) => Passwords {
-                admin,
-                app,
-                app_scram,
+        // verifier (or the exporter's login) existed gets one (once).
+        let fresh = Passwords::with_new_verifier(admin.clone(), app.clone(), generate()?);
+        let metrics = key(&secret, "metrics-password").ok();
+        let passwords = Passwords {
+            app_scram: key(&secret, "app-password-scram").unwrap_or(fresh.app_scram),
+            metrics_scram: match (&metrics, key(&secret, "metrics-password-scram")) {
+                (Some(_), Ok(scram)) => scram,
+                (Some(m), Err(_)) => crate::db::role::scram_verifier(m),
+                (None, _) => fresh.metrics_scram,
             },
-            Err(_) => Passwords::with_new_verifier(admin, app),
+            metrics_added: metrics.is_none(),
+            metrics: metrics.unwrap_or(fresh.metrics),
+            admin,
+            app,
         };
         return Ok((passwords, Origin::Existing));
     }
@@ -91,7 +97,7 @@ pub async fn resolve(kube: &Kube, names: &Names) -> Result<(Passwords, Origin)> 
         .into());
     }
     Ok((
-        Passwords::with_new_verifier(generate()?, generate()?),
+        Passwords::with_new_verifier(generate()?, generate()?, generate()?),
         Origin::Generated,
     ))
 }

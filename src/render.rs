@@ -107,14 +107,19 @@ pub const PASSWORD_PLACEHOLDER: &str = "GENERATED-AT-INSTALL";
 /// A managed server's administrator password: the user gives it to install.
 pub const GIVEN_PLACEHOLDER: &str = "GIVEN-AT-INSTALL";
 
-/// The two passwords of a release, and the app password's SCRAM-SHA-256 verifier (what the pod's
-/// first start gives the app role: the server never sees the password itself). `Debug` never
-/// shows them.
+/// The passwords of a release — the administrator's, the app's, the metrics exporter's — and the
+/// SCRAM-SHA-256 verifiers of the app's and the exporter's (what the pod's first start gives
+/// their roles: the server never sees the passwords themselves). `Debug` never shows them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Passwords {
     pub admin: String,
     pub app: String,
     pub app_scram: String,
+    pub metrics: String,
+    pub metrics_scram: String,
+    /// The exporter's password was made now, for a release from before it had a login of its
+    /// own: its role is not in the database yet (apply-schema makes it). Not rendered.
+    pub metrics_added: bool,
 }
 
 impl std::fmt::Debug for Passwords {
@@ -129,16 +134,23 @@ impl Passwords {
             admin: PASSWORD_PLACEHOLDER.into(),
             app: PASSWORD_PLACEHOLDER.into(),
             app_scram: PASSWORD_PLACEHOLDER.into(),
+            metrics: PASSWORD_PLACEHOLDER.into(),
+            metrics_scram: PASSWORD_PLACEHOLDER.into(),
+            metrics_added: false,
         }
     }
 
-    /// A release's passwords with a new verifier of the app password (random salt).
-    pub fn with_new_verifier(admin: String, app: String) -> Passwords {
+    /// A release's passwords with new verifiers of the app's and the exporter's (random salts).
+    pub fn with_new_verifier(admin: String, app: String, metrics: String) -> Passwords {
         let app_scram = crate::db::role::scram_verifier(&app);
+        let metrics_scram = crate::db::role::scram_verifier(&metrics);
         Passwords {
             admin,
             app,
             app_scram,
+            metrics,
+            metrics_scram,
+            metrics_added: false,
         }
     }
 
@@ -150,8 +162,7 @@ impl Passwords {
             } else {
                 PASSWORD_PLACEHOLDER.into()
             },
-            app: PASSWORD_PLACEHOLDER.into(),
-            app_scram: PASSWORD_PLACEHOLDER.into(),
+            ..Passwords::placeholders()
         }
     }
 }
@@ -433,6 +444,8 @@ fn context(profile: &Profile, passwords: &Passwords, tls: &Tls) -> serde_json::V
             "app": passwords.app,
             "appUrlEncoded": url_encode(&passwords.app),
             "appScram": passwords.app_scram,
+            "metrics": passwords.metrics,
+            "metricsScram": passwords.metrics_scram,
         },
         "tls": {
             "caCrt": tls.ca_crt,

@@ -31,6 +31,9 @@ pub struct ApplyReport {
     /// Already applied before this run.
     pub already_applied: usize,
     pub role: Option<RoleReport>,
+    /// The metrics exporter's login (the release's own server, its exporter on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_role: Option<RoleReport>,
 }
 
 pub async fn run(ctx: &Ctx, args: &ApplySchemaArgs) -> Result<Outcome> {
@@ -55,10 +58,11 @@ pub async fn run(ctx: &Ctx, args: &ApplySchemaArgs) -> Result<Outcome> {
                 .collect(),
             already_applied: plan.applied.len(),
             role: None,
+            metrics_role: None,
         }
     } else {
         spinner.set_message("waiting for the migration lock");
-        let (applied, role) = migrate::locked(&mut client, async |c| {
+        let (applied, role, metrics_role) = migrate::locked(&mut client, async |c| {
             let applied = migrate::apply(c, &migrations, |id| {
                 spinner.set_message(format!("applying {id}"));
                 ctx.ui.detail(format!("applying migration {id}"));
@@ -66,7 +70,14 @@ pub async fn run(ctx: &Ctx, args: &ApplySchemaArgs) -> Result<Outcome> {
             .await?;
             spinner.set_message(format!("privileges of {}", db.app.user));
             let role = role::ensure(c, &db.app, &db.database).await?;
-            Ok((applied, role))
+            let metrics_role = match &db.metrics {
+                Some(metrics) => {
+                    spinner.set_message(format!("the exporter's login {}", metrics.user));
+                    Some(role::ensure_metrics(c, metrics, &db.database).await?)
+                }
+                None => None,
+            };
+            Ok((applied, role, metrics_role))
         })
         .await?;
         ApplyReport {
@@ -78,6 +89,7 @@ pub async fn run(ctx: &Ctx, args: &ApplySchemaArgs) -> Result<Outcome> {
             already_applied: migrations.len() - applied.len(),
             applied,
             role: Some(role),
+            metrics_role,
         }
     };
     spinner.finish_and_clear();

@@ -112,7 +112,7 @@ pub async fn run(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
     let bar = ctx.ui.bytes(None, format!("backing up {}", db.database));
     ctx.ui.detail(format!(
         "backing up {} into {}",
-        db.describe(),
+        db.describe_tools(),
         dest.display()
     ));
     let taken = unless_interrupted(

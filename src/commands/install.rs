@@ -142,28 +142,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     );
 
     let namespace_exists = namespace_exists(&kube).await?;
-    // A data volume kept by uninstall (its StatefulSet and record gone): its size and class are
-    // the data's — what resize grew it to, what --storage-class chose —, whatever the profile says.
-    let kept = if namespace_exists {
-        resize::kept_volume(&kube, &profile, args.storage_class.as_deref()).await?
-    } else {
-        None
-    };
-    if let Some(k) = &kept {
-        let cluster = profile.cluster.as_mut().expect("not managed");
-        if k.size != cluster.storage.size || k.class != cluster.storage.class_name {
-            ui.note(
-                None,
-                format!(
-                    "the data volume {} kept from before has {} on {}: installed with that (the profile says {} on {})",
-                    names.pvc, k.size, k.class, cluster.storage.size, cluster.storage.class_name
-                ),
-            );
-        }
-        cluster.storage.size = k.size.clone();
-        cluster.storage.class_name = k.class.clone();
-    }
-    let class = profile
+    let mut class = profile
         .cluster
         .as_ref()
         .expect("not managed")
@@ -193,8 +172,30 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     // The data volume of an installed release cannot change class or size by install, nor its
     // PostgreSQL major version; a minor version's image is followed by verify.
     let mut image_change = None;
+    let mut kept = None;
     if namespace_exists {
         let live = crate::k8s::release::live_statefulset(&kube, &profile).await?;
+        // A data volume kept by uninstall (its StatefulSet and record gone): its size and class
+        // are the data's — what resize grew it to, what --storage-class chose —, whatever the
+        // profile says.
+        if live.is_none() {
+            kept = resize::kept_volume(&kube, &profile, args.storage_class.as_deref()).await?;
+        }
+        if let Some(k) = &kept {
+            let cluster = profile.cluster.as_mut().expect("not managed");
+            if k.size != cluster.storage.size || k.class != cluster.storage.class_name {
+                ui.note(
+                    None,
+                    format!(
+                        "the data volume {} kept from before has {} on {}: installed with that (the profile says {} on {})",
+                        names.pvc, k.size, k.class, cluster.storage.size, cluster.storage.class_name
+                    ),
+                );
+            }
+            cluster.storage.size = k.size.clone();
+            cluster.storage.class_name = k.class.clone();
+            class = k.class.clone();
+        }
         if let Some(refusal) = live
             .as_ref()
             .and_then(|sts| resize::volume_change(sts, &profile))
@@ -213,6 +214,17 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
 
     let (passwords, origin) = passwords::resolve(&kube, &names).await?;
     ui.detail(format!("passwords: {origin:?} (never printed)"));
+    if let Some(c) = profile.cluster.as_ref().filter(|c| c.metrics.enabled)
+        && passwords.metrics_added
+    {
+        ui.note(
+            None,
+            format!(
+                "the metrics exporter now logs in as its own role {} (a member of pg_monitor), not as the administrator: run `phonebill-db apply-schema` to make it on this database (until then the exporter reports pg_up 0)",
+                c.metrics.user
+            ),
+        );
+    }
     let (tls, tls_origin) = passwords::tls(&kube, &profile).await?;
     ui.detail(format!("TLS: {tls_origin:?}"));
     let server_certificate = crate::certs::inspect(&tls.crt)
@@ -280,7 +292,8 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         force_conflicts: args.force_conflicts,
     };
     if !namespace_exists {
-        ui.note(None, format!("creating namespace {}", kube.namespace));
+        let doing = if args.dry_run { "would create" } else { "creating" };
+        ui.note(None, format!("{doing} namespace {}", kube.namespace));
         create_namespace(&kube, args.dry_run).await?;
     }
     if create_class {

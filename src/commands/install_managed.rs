@@ -165,7 +165,8 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         force_conflicts: args.force_conflicts,
     };
     // (The verifier is not used for a managed server: its app role is made over SQL.)
-    let passwords = Passwords::with_new_verifier(admin_password, app_password);
+    // The managed server has no exporter of this tool's: its password is never rendered.
+    let passwords = Passwords::with_new_verifier(admin_password, app_password, String::new());
     let objects = apply_all(
         &kube,
         ui,

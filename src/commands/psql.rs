@@ -47,12 +47,19 @@ const OUTPUT_LIMIT: usize = 8 * 1024 * 1024;
 /// psql's command line in the pod: the release's database as the admin (local socket, peer
 /// authentication), `--app` through PGOPTIONS; a script stops at its first error.
 pub fn command(profile: &Profile, app: bool, interactive: bool, extra: &[String]) -> Vec<String> {
-    let mut argv: Vec<String> = Vec::new();
+    let mut env: Vec<String> = Vec::new();
     if app {
-        argv.extend([
-            "env".into(),
-            format!("PGOPTIONS=-c role={}", profile.app_user),
-        ]);
+        env.push(format!("PGOPTIONS=-c role={}", profile.app_user));
+    }
+    // A session's history is kept while it lasts; saved, it would go to the home directory, on the
+    // pod's read-only root file system ("could not save history to file").
+    if interactive {
+        env.push("PSQL_HISTORY=/dev/null".into());
+    }
+    let mut argv: Vec<String> = Vec::new();
+    if !env.is_empty() {
+        argv.push("env".into());
+        argv.extend(env);
     }
     argv.extend([
         "psql".into(),
@@ -192,7 +199,22 @@ mod tests {
         let p = Profile::load("dev", None).unwrap();
         assert_eq!(
             command(&p, false, true, &[]),
-            ["psql", "--username=postgres", "--dbname=phonebill_auth"]
+            [
+                "env",
+                "PSQL_HISTORY=/dev/null",
+                "psql",
+                "--username=postgres",
+                "--dbname=phonebill_auth"
+            ]
+        );
+        assert_eq!(
+            command(&p, false, false, &[]),
+            [
+                "psql",
+                "--username=postgres",
+                "--dbname=phonebill_auth",
+                "--set=ON_ERROR_STOP=1"
+            ]
         );
         assert_eq!(
             command(&p, true, false, &["-c".into(), "SELECT 1".into()]),

@@ -121,7 +121,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
             "restore {} into database {} on {} ({scope})",
             from.display(),
             db.database,
-            db.describe()
+            db.describe_tools()
         ),
         &db.database,
     )?;
@@ -190,7 +190,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     check::refuse_failed(
         "restored, but ",
         &report.checks,
-        "an older backup may predate a migration: `phonebill-db apply-schema` brings the schema up to date",
+        &super::verify::hint(&report.checks),
     )?;
     Ok(Outcome::ok())
 }

@@ -117,7 +117,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs, name: &str) -> Result<Outcome> {
     check::refuse_failed(
         "restored, but ",
         &report.checks,
-        "a snapshot older than a migration needs `phonebill-db apply-schema`",
+        &super::verify::hint(&report.checks),
     )?;
     Ok(Outcome::ok())
 }

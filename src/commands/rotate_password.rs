@@ -385,7 +385,7 @@ fn text(r: &RotateReport, managed: bool) -> String {
         }
     }
     if r.role == Role::Admin && !managed {
-        out.push_str("the metrics exporter reads the admin password from its mounted Secret: the kubelet refreshes it within a minute or two\n");
+        out.push_str("the release's own StatefulSet reads the admin password only when its volume is first made (initdb); its metrics exporter has a login of its own and is not affected\n");
     }
     out
 }

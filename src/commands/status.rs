@@ -271,9 +271,11 @@ pub fn build(
                 .and_then(|c| c.image.clone())
                 .unwrap_or_default(),
         }),
+        // The schedule's Job pods carry the release's labels too; the Schedule row is theirs.
         pods: state
             .pods
             .iter()
+            .filter(|p| p.owner_references().iter().all(|o| o.kind != "Job"))
             .map(|p| PodRow {
                 name: p.name_any(),
                 status: pod_status_text(p),

@@ -165,6 +165,9 @@ fn advice_for(check: &str) -> &'static str {
         "app role connects" | "app role" | "app role privileges" | "app URL uses TLS" => {
             "`phonebill-db apply-schema` resets the app role's privileges and password"
         }
+        "metrics login" => {
+            "`phonebill-db apply-schema` makes the exporter's login with its Secret's password (`install` first, if the Secret has none)"
+        }
         "encoding" => {
             "the database was created with another encoding: it must be re-created as UTF8 (backup, drop, restore)"
         }
@@ -181,7 +184,7 @@ fn advice_for(check: &str) -> &'static str {
             "`phonebill-db apply-schema` creates the extensions (the server must have them installed)"
         }
         "migrations" => {
-            "`phonebill-db apply-schema --dry-run` lists what is pending; an edited migration must become a new one"
+            "what is older than a migration (a backup, a snapshot) lacks it: `phonebill-db apply-schema` applies what is pending (`--dry-run` lists it); an edited migration must become a new one"
         }
         "reference data" | "sample accounts" => {
             "`phonebill-db apply-schema` loads reference data only once: restore a backup, or re-insert the rows"

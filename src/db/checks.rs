@@ -55,6 +55,9 @@ pub async fn run(
         Err(e) => return vec![Check::fail("schema", report(&e).error)],
     };
     out.push(app_connects(db).await);
+    if let Some(metrics) = &db.metrics {
+        out.push(metrics_login(db, metrics).await);
+    }
     push(
         &mut out,
         "server version",
@@ -210,6 +213,7 @@ pub async fn app_url(url: &str, ca_file: Option<&std::path::Path>, want: &str) -
             user: String::new(),
             password: None,
         },
+        metrics: None,
         route: Route::Url(parsed),
     };
     match db.admin().await {
@@ -241,6 +245,42 @@ async fn app_connects(db: &Db) -> Check {
             Err(e) => Check::fail(name, db_err(e).to_string()),
         },
         Err(e) => Check::fail(name, report(&e).error),
+    }
+}
+
+/// The metrics exporter's own login works with its Secret's password, and is a member of
+/// pg_monitor and no superuser: what the exporter needs, and no more.
+async fn metrics_login(db: &Db, metrics: &Login) -> Check {
+    let name = "metrics login";
+    if metrics.password.is_none() {
+        return Check::fail(
+            name,
+            format!(
+                "the release's Secret has no password for the exporter's login {}",
+                metrics.user
+            ),
+        );
+    }
+    let client = match db.connect(metrics).await {
+        Ok(c) => c,
+        Err(e) => return Check::fail(name, format!("{}: {}", metrics.user, report(&e).error)),
+    };
+    let row = client
+        .query_one(
+            "SELECT pg_has_role(current_user, 'pg_monitor', 'MEMBER'), rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await;
+    match row {
+        Ok(r) if r.get::<_, bool>(0) && !r.get::<_, bool>(1) => Check::pass(
+            name,
+            format!("{}: a member of pg_monitor, no superuser", metrics.user),
+        ),
+        Ok(_) => Check::fail(
+            name,
+            format!("{} is not just a member of pg_monitor (or is a superuser)", metrics.user),
+        ),
+        Err(e) => Check::fail(name, db_err(e).to_string()),
     }
 }
 

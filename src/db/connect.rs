@@ -49,6 +49,8 @@ pub struct Db {
     pub database: String,
     pub admin: Login,
     pub app: Login,
+    /// The metrics exporter's login: the release's own server with its exporter on only.
+    pub metrics: Option<Login>,
 }
 
 impl Db {
@@ -60,6 +62,18 @@ impl Db {
         let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
         let admin = secret_key(&kube, &secrets, &names.admin_secret, "postgres-password").await?;
         let app = secret_key(&kube, &secrets, &names.app_secret, "auth-user-password").await?;
+        // A Secret from before the exporter had a login of its own has no password for it yet
+        // (install adds one).
+        let metrics = if cluster.metrics.enabled {
+            Some(Login {
+                user: cluster.metrics.user.clone(),
+                password: secret_key(&kube, &secrets, &names.admin_secret, "metrics-password")
+                    .await
+                    .ok(),
+            })
+        } else {
+            None
+        };
         Ok(Db {
             route: Route::Pod {
                 kube,
@@ -75,6 +89,7 @@ impl Db {
                 user: profile.app_user.clone(),
                 password: Some(app),
             },
+            metrics,
         })
     }
 
@@ -137,6 +152,7 @@ impl Db {
             database: database.to_string(),
             admin,
             app,
+            metrics: None,
         })
     }
 
@@ -165,6 +181,7 @@ impl Db {
                 user: profile.app_user.clone(),
                 password: app_password,
             },
+            metrics: None,
         }
     }
 
@@ -173,6 +190,17 @@ impl Db {
         match &self.route {
             Route::Pod { kube, pod, .. } => format!("pod {}/{pod} (port-forward)", kube.namespace),
             Route::Url(u) => u.shown.clone(),
+        }
+    }
+
+    /// Where the PostgreSQL tools (pg_dump, pg_restore, psql) work on it: in the pod, its own,
+    /// through exec; or on this machine against the URL.
+    pub fn describe_tools(&self) -> String {
+        match &self.route {
+            Route::Pod { kube, pod, .. } => {
+                format!("pod {}/{pod} (its own tools, through exec)", kube.namespace)
+            }
+            Route::Url(u) => format!("{} (this machine's tools)", u.shown),
         }
     }
 

@@ -250,7 +250,7 @@ pub async fn take(
         manifest_version: MANIFEST_VERSION,
         database: src.db.database.clone(),
         environment: src.environment.to_string(),
-        source: src.db.describe(),
+        source: src.db.describe_tools(),
         server_version: server.version,
         tool_version: tool.text,
         phonebill_db_version: env!("CARGO_PKG_VERSION").into(),

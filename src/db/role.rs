@@ -10,6 +10,7 @@ use super::connect::{Login, server_message};
 use crate::render::render_sql;
 
 const APP_ROLE_SQL: &str = include_str!("../../sql/app-role.sql");
+const METRICS_ROLE_SQL: &str = include_str!("../../sql/metrics-role.sql");
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,6 +42,27 @@ pub async fn ensure(client: &Client, app: &Login, database: &str) -> Result<Role
     Ok(RoleReport {
         role: app.user.clone(),
         password_synced: app.password.is_some(),
+    })
+}
+
+/// The metrics exporter's login (`sql/metrics-role.sql`: pg_monitor, nothing else) and its
+/// password from the release's Secret.
+pub async fn ensure_metrics(client: &Client, metrics: &Login, database: &str) -> Result<RoleReport> {
+    let sql = render_sql(
+        "metrics-role.sql",
+        METRICS_ROLE_SQL,
+        &json!({ "metrics_user": metrics.user, "database": database }),
+    )?;
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| db_context(e, &format!("making the exporter's role {}", metrics.user)))?;
+    if let Some(password) = &metrics.password {
+        set_password(client, &metrics.user, password).await?;
+    }
+    Ok(RoleReport {
+        role: metrics.user.clone(),
+        password_synced: metrics.password.is_some(),
     })
 }
 

@@ -104,18 +104,15 @@ pub struct KeptVolume {
     pub class: String,
 }
 
-/// [`KeptVolume`] of the release, if its claim outlived its StatefulSet; a `--storage-class` of
-/// another class is refused (the data is on the claim's).
+/// [`KeptVolume`] of a release without its StatefulSet, if its claim is there; a
+/// `--storage-class` of another class is refused (the data is on the claim's).
 pub async fn kept_volume(
     kube: &Kube,
     profile: &Profile,
     storage_class: Option<&str>,
 ) -> Result<Option<KeptVolume>> {
-    if super::release::live_statefulset(kube, profile).await?.is_some() {
-        return Ok(None);
-    }
     let names = profile.names();
-    let Some(claim) = super::release::claim(kube, &names.pvc).await? else {
+    let Some(claim) = release::claim(kube, &names.pvc).await? else {
         return Ok(None);
     };
     let class = claim

@@ -207,6 +207,9 @@ pub struct Metrics {
     pub enabled: bool,
     pub image: String,
     pub port: u16,
+    /// The exporter's own login (`pg_monitor`, nothing else): not the administrator, so that
+    /// rotating the admin password leaves the exporter logged in.
+    pub user: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

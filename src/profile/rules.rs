@@ -144,7 +144,7 @@ pub fn check(p: &Profile, env: &str) -> Option<Broken> {
         );
     }
     if let Some(c) = &p.cluster {
-        cluster(&mut r, c);
+        cluster(&mut r, c, &[&p.admin_user, &p.app_user]);
         if let Some(set) = &c.data_set {
             // The StatefulSet's revision label (`<name>-<hash>`) must fit in 63 characters.
             r.check(
@@ -164,7 +164,8 @@ pub fn check(p: &Profile, env: &str) -> Option<Broken> {
     r.broken.into_iter().next()
 }
 
-fn cluster(r: &mut Rules, c: &Cluster) {
+/// The in-cluster release's values; `users` are the profile's other roles (adminUser, appUser).
+fn cluster(r: &mut Rules, c: &Cluster, users: &[&str]) {
     let image = "an image reference: [registry/]path[:tag][@sha256:digest], e.g. docker.io/library/postgres:16";
     r.pattern("image", &c.image, &IMAGE, image);
     r.check(
@@ -249,6 +250,13 @@ fn cluster(r: &mut Rules, c: &Cluster) {
         2_147_483_647,
     );
     r.pattern("metrics.image", &c.metrics.image, &IMAGE, image);
+    r.identifier("metrics.user", &c.metrics.user);
+    r.check(
+        "metrics.user",
+        &c.metrics.user,
+        !users.contains(&c.metrics.user.as_str()),
+        "a role other than adminUser and appUser",
+    );
     r.range("metrics.port", c.metrics.port, 1024, 65535);
     r.check(
         "metrics.port",

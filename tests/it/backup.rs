@@ -141,8 +141,12 @@ async fn through_the_pod_both_formats_undo_every_damage() {
     let b = ok(&r.run(&["backup", "--to", &custom, "-o", "json"]).await);
     assert_eq!(b["format"], "custom");
     assert_eq!(b["database"], r.database.as_str());
+    // pg_dump ran in the pod, through exec (not through a port-forward).
     assert!(
-        b["source"].as_str().unwrap().contains("port-forward"),
+        b["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("(its own tools, through exec)"),
         "{b}"
     );
     assert_eq!(b["size"], std::fs::metadata(&custom).unwrap().len());
@@ -829,4 +833,42 @@ async fn backups_and_safety_backups_are_private_whatever_the_umask() {
         ],
         "no temporary file left"
     );
+}
+
+/// After a restore, a failed check gets that check's advice: a server of another major version
+/// than the image is upgrade's business, not a migration's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restore_each_failed_check_gets_its_own_advice() {
+    let r = Release::new("bk_advice").await;
+    r.install().await;
+    ok(&r.run(&["apply-schema"]).await);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = path(dir.path(), "auth.dump");
+    ok(&r.run(&["backup", "--to", &dump]).await);
+    let other = dir.path().join("other-major.yaml");
+    std::fs::write(
+        &other,
+        format!(
+            "{}image: docker.io/library/postgres:{}\n",
+            std::fs::read_to_string(&r.values)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with("image:"))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+            r.pg.major() + 1
+        ),
+    )
+    .unwrap();
+    let run = r
+        .cluster
+        .run(&[
+            "restore", "--from", &dump, "--yes", "--no-safety-backup", "--values",
+            &other.display().to_string(),
+        ])
+        .await;
+    run.failed_saying(4, &["restored, but", "server version"]);
+    let hint = run.hint_line();
+    assert!(hint.contains("upgrade --major N"), "{hint}");
+    assert!(!hint.contains("migration"), "{hint}");
 }

@@ -364,3 +364,65 @@ async fn through_the_pod_a_missing_app_secret_is_named() {
         "nothing applied"
     );
 }
+
+/// A release from before the exporter had a login of its own (its Secret without the key, its
+/// server without the role): install adds the password and says to run apply-schema, verify fails
+/// on the exporter's login until then, and apply-schema makes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_release_gets_the_exporters_login_from_apply_schema() {
+    let r = Release::new("metrics_login").await;
+    r.install().await;
+    assert_eq!(r.run(&["apply-schema"]).await.code, 0);
+    let metrics = format!("{}_metrics", r.database);
+    // As it was before: no key in the Secret, no role on the server.
+    let secret = r
+        .cluster
+        .fake
+        .get("Secret", crate::support::NS, crate::support::ADMIN_SECRET)
+        .unwrap();
+    let mut data = secret["data"].clone();
+    let obj = data.as_object_mut().unwrap();
+    obj.remove("metrics-password");
+    obj.remove("metrics-password-scram");
+    {
+        let mut c = r.cluster.fake.cluster();
+        let mut s = secret.clone();
+        s["data"] = data;
+        c.system_write(fake_kube::store::info_of("Secret"), crate::support::NS, s);
+    }
+    r.psql(&format!(
+        "REVOKE CONNECT ON DATABASE {} FROM {metrics}; DROP ROLE {metrics}",
+        r.database
+    ));
+    let run = r.run(&["install", "--timeout", "30s"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("logs in as its own role {metrics}")) && run.stderr.contains("apply-schema"),
+        "{}",
+        run.stderr
+    );
+    let added = r.secret(crate::support::ADMIN_SECRET, "metrics-password");
+    assert_eq!(added.len(), 32);
+    let verify = r.run(&["verify", "-o", "json"]).await;
+    assert_eq!(verify.code, 4, "{}", verify.stdout);
+    let report = verify.json();
+    let login = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "metrics login")
+        .unwrap()
+        .clone();
+    assert_eq!(login["status"], "fail", "{login}");
+    assert!(verify.hint_line().contains("apply-schema"), "{}", verify.stderr);
+    let applied = r.run(&["apply-schema", "-o", "json"]).await.ok_json();
+    assert_eq!(applied["metricsRole"]["role"], metrics.as_str(), "{applied}");
+    let verify = r.run(&["verify", "-o", "json"]).await.ok_json();
+    assert_eq!(verify["passed"], true, "{verify}");
+    assert_eq!(
+        r.psql(&format!(
+            "SELECT pg_has_role('{metrics}', 'pg_monitor', 'MEMBER') AND NOT rolsuper FROM pg_roles WHERE rolname = '{metrics}'"
+        )),
+        "t"
+    );
+}

@@ -216,6 +216,11 @@ async fn dry_run_changes_nothing() {
     let c = Cluster::with_plan_class().await;
     let run = c.run(&["install", "--dry-run"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("would create namespace phonebill-dev") && !run.stderr.contains("creating namespace"),
+        "{}",
+        run.stderr
+    );
     // The namespace does not exist: the server could check nothing of what it would hold, and the
     // report says so instead of calling them created.
     assert!(run.stdout.contains("namespace phonebill-dev does not exist yet, so the API server could not check the 17 objects"), "{}", run.stdout);

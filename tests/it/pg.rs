@@ -188,7 +188,14 @@ impl Release {
         let (admin, app) = (format!("{database}_admin"), format!("{database}_app"));
         let names = format!("database: {database}\nadminUser: {admin}\nappUser: {app}\n");
         let values = cluster.dir.path().join("values.yaml");
-        std::fs::write(&values, format!("{names}image: {}\n", pg.image())).expect("write values");
+        std::fs::write(
+            &values,
+            format!(
+                "{names}image: {}\nmetrics:\n  user: {database}_metrics\n",
+                pg.image()
+            ),
+        )
+        .expect("write values");
         let managed_values = cluster.dir.path().join("managed-values.yaml");
         std::fs::write(&managed_values, &names).expect("write values");
         Release {
@@ -271,6 +278,12 @@ impl Release {
         let verifier = self.cluster.dir.path().join("app-password-scram");
         std::fs::write(&verifier, self.secret(ADMIN_SECRET, "app-password-scram"))
             .expect("write the verifier file");
+        let metrics_verifier = self.cluster.dir.path().join("metrics-password-scram");
+        std::fs::write(
+            &metrics_verifier,
+            self.secret(ADMIN_SECRET, "metrics-password-scram"),
+        )
+        .expect("write the verifier file");
         self.pg.psql(
             "postgres",
             &format!(
@@ -339,6 +352,8 @@ impl Release {
                 .env("POSTGRES_DB", &self.database)
                 .env("APP_USER", &self.app)
                 .env("APP_PASSWORD_SCRAM_FILE", &verifier)
+                .env("METRICS_USER", format!("{}_metrics", self.database))
+                .env("METRICS_PASSWORD_SCRAM_FILE", &metrics_verifier)
                 .output()
                 .expect("run init script");
             assert!(

@@ -152,6 +152,11 @@ impl PodServer {
             &secret(ADMIN_SECRET, "app-password-scram"),
             "0440",
         );
+        mount(
+            etc.join("credentials/metrics-password-scram"),
+            &secret(ADMIN_SECRET, "metrics-password-scram"),
+            "0440",
+        );
         let ca = root.join("ca.crt");
         std::fs::write(&ca, secret(APP_SECRET, "ca.crt")).unwrap();
         sh(Command::new("chown").arg("postgres").arg(etc.join("run"))).unwrap();
@@ -233,6 +238,11 @@ impl PodServer {
                     .arg(format!(
                         "APP_PASSWORD_SCRAM_FILE={}",
                         etc.join("credentials/app-password-scram").display()
+                    ))
+                    .arg(format!("METRICS_USER={}", env("METRICS_USER")))
+                    .arg(format!(
+                        "METRICS_PASSWORD_SCRAM_FILE={}",
+                        etc.join("credentials/metrics-password-scram").display()
                     ))
                     .arg("bash")
                     .arg(&path);

@@ -142,6 +142,16 @@ async fn on_a_terminal_psql_gets_one_with_this_terminals_size() {
         r.cluster.fake.requests_with("/exec?")
     );
     assert_eq!(r.cluster.fake.exec_resizes().first(), Some(&(120, 40)));
+    // Its history is not saved on the pod's read-only root ("could not save history to file").
+    assert!(
+        r.cluster
+            .fake
+            .requests_with("/exec?")
+            .iter()
+            .any(|q| q.contains("tty=true") && q.contains("command=PSQL_HISTORY%3D%2Fdev%2Fnull")),
+        "{:?}",
+        r.cluster.fake.requests_with("/exec?")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

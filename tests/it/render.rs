@@ -203,10 +203,27 @@ fn the_statefulset_carries_the_profile_resources_storage_and_hardening() {
         env(pg, "POSTGRES_PASSWORD_FILE").as_deref(),
         Some("/etc/postgresql/credentials/postgres-password")
     );
+    // The exporter logs in as its own role (pg_monitor), with its own password: not the admin's.
     assert_eq!(
         env(&pod.containers[1], "DATA_SOURCE_PASS_FILE").as_deref(),
-        Some("/etc/postgres-exporter/credentials/postgres-password")
+        Some("/etc/postgres-exporter/credentials/metrics-password")
     );
+    assert_eq!(
+        env(&pod.containers[1], "DATA_SOURCE_USER").as_deref(),
+        Some("phonebill_metrics")
+    );
+    let exporter_keys: Vec<String> = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "metrics-credentials")
+        .and_then(|v| v.secret.as_ref()?.items.clone())
+        .unwrap()
+        .iter()
+        .map(|i| i.key.clone())
+        .collect();
+    assert_eq!(exporter_keys, ["metrics-password"], "the admin password is not mounted there");
     // The server's key: 0640, which PostgreSQL accepts from a root-owned file (the kubelet makes
     // secret files root's, group fsGroup).
     let volumes = pod.volumes.as_ref().unwrap();
@@ -311,6 +328,7 @@ fn the_app_secret_holds_the_in_cluster_url_and_passwords_are_used_verbatim() {
         admin: "admin-pw".into(),
         app: "app pw/1".into(),
         app_scram: "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5".into(),
+        ..Passwords::placeholders()
     };
     let objects = render::render(&p, &pw, &Tls::placeholders()).unwrap();
     let Object::Secret(app) = &objects[2] else {

@@ -321,7 +321,35 @@ async fn the_admin_password_from_the_environment_and_every_refusal_changes_nothi
         app_before,
         "the app's is untouched"
     );
+    // The metrics exporter has a login of its own: the admin's rotation leaves it logged in, and
+    // the report says what reads the admin password (the StatefulSet only at its volume's start).
+    let metrics = format!("{}_metrics", r.database);
+    let metrics_password = r.secret(ADMIN_SECRET, "metrics-password");
+    assert!(logs_in(&r, &metrics, &metrics_password).await);
+    let sts = r.cluster.fake.get("StatefulSet", crate::support::NS, crate::support::STS).unwrap();
+    let exporter = &sts["spec"]["template"]["spec"]["containers"][1];
+    assert_eq!(exporter["env"][1]["value"], metrics.as_str(), "{exporter}");
+    let text = with_env(
+        &[("NEW_PW", "and-another-admin-password-again")],
+        &["rotate-password", "--role", "admin", "--password-from-env", "NEW_PW", "--yes"],
+    )
+    .await;
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout.contains("its metrics exporter has a login of its own and is not affected"),
+        "{}",
+        text.stdout
+    );
+    assert!(logs_in(&r, &metrics, &metrics_password).await);
     // The tool itself goes on with the new one (it reads it from the Secret).
     let verify = r.run(&["verify", "-o", "json"]).await.ok_json();
     assert_eq!(verify["passed"], true, "{verify}");
+    let login = verify["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "metrics login")
+        .unwrap()
+        .clone();
+    assert_eq!(login["status"], "pass", "{login}");
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use fake_kube::PodBehavior;
 
-use crate::support::{Cluster, PVC, STS};
+use crate::support::{Cluster, NS, PVC, STS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_of_a_missing_release_says_so() {
@@ -111,4 +111,33 @@ async fn status_of_a_half_ready_release_says_why() {
     assert_eq!(j["pods"][0]["ready"], "0/2");
     assert_eq!(j["pvcs"][0]["phase"], "Bound");
     assert_eq!(j["findings"][0]["problem"], "probe-failing");
+}
+
+/// The snapshot schedule's Job pods carry the release's labels: they are the Schedule row's, not
+/// listed as the release's pods (a finished one is not "0/1 containers ready").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedules_job_pods_are_not_the_releases_pods() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    let job = c.fake.cronjob_ran(NS, "auth-postgres-dev-snapshots", true);
+    let job_uid = c.fake.get("Job", NS, &job).unwrap()["metadata"]["uid"].clone();
+    c.fake
+        .create(
+            NS,
+            serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("{job}-x7k2p"),
+                    "labels": {"app.kubernetes.io/instance": "auth-postgres-dev", "app.kubernetes.io/component": "snapshots"},
+                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": job_uid, "controller": true}]},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "snapshot", "image": "phonebill-db"}]}}),
+        )
+        .unwrap();
+    let j = c.run(&["status", "-o", "json"]).await.ok_json();
+    let pods: Vec<&str> = j["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(pods, ["auth-postgres-dev-postgresql-0"], "{j}");
+    assert_eq!(j["state"], "ready");
 }

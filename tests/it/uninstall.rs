@@ -247,8 +247,9 @@ async fn delete_data_keeps_and_names_the_datas_snapshots_which_a_new_volume_does
         status["snapshotSchedule"]["newestReadyAgeSeconds"].is_null(),
         "{status}"
     );
-    // The schedule's retention keeps to the new data's snapshots.
+    // The schedule's retention keeps to the new data's snapshots (a second apart: newest first).
     let new = snapshot(&c).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let kept = c
         .run(&["backup", "--snapshot", "--keep", "1", "-o", "json"])
         .await
