@@ -1,5 +1,7 @@
-//! The application role: exists, owns nothing, has exactly its privileges (`sql/app-role.sql`,
-//! idempotent, run by every apply-schema), and its password in the database equals its Secret's.
+//! The release's logins that are no administrator — the application's and the metrics
+//! exporter's: each exists, owns nothing, has exactly its privileges (`sql/login-role.sql`, then
+//! `sql/app-role.sql` or `sql/metrics-role.sql`; idempotent, run by every apply-schema), and its
+//! password in the database equals its Secret's.
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -9,6 +11,7 @@ use tokio_postgres::Client;
 use super::connect::{Login, server_message};
 use crate::render::render_sql;
 
+const LOGIN_ROLE_SQL: &str = include_str!("../../sql/login-role.sql");
 const APP_ROLE_SQL: &str = include_str!("../../sql/app-role.sql");
 const METRICS_ROLE_SQL: &str = include_str!("../../sql/metrics-role.sql");
 
@@ -20,49 +23,51 @@ pub struct RoleReport {
     pub password_synced: bool,
 }
 
-/// The SQL that creates the app role if missing and gives it exactly its privileges (no password).
-pub fn grants_sql(app_user: &str, database: &str) -> Result<String> {
-    render_sql(
-        "app-role.sql",
-        APP_ROLE_SQL,
-        &json!({ "app_user": app_user, "database": database }),
-    )
+/// `role` as a login of the release's that is no administrator (`sql/login-role.sql`).
+fn login_role_sql(role: &str) -> Result<String> {
+    render_sql("login-role.sql", LOGIN_ROLE_SQL, &json!({ "role": role }))
 }
 
-/// Create the role if missing, set its attributes and privileges, and its password when known.
+/// The SQL that creates the app role if missing and gives it exactly its privileges (no password).
+pub fn grants_sql(app_user: &str, database: &str) -> Result<String> {
+    Ok(login_role_sql(app_user)?
+        + &render_sql(
+            "app-role.sql",
+            APP_ROLE_SQL,
+            &json!({ "app_user": app_user, "database": database }),
+        )?)
+}
+
+/// The app role: created if missing, its attributes and privileges, its password when known.
 pub async fn ensure(client: &Client, app: &Login, database: &str) -> Result<RoleReport> {
     let sql = grants_sql(&app.user, database)?;
-    client
-        .batch_execute(&sql)
-        .await
-        .map_err(|e| db_context(e, &format!("granting role {} its privileges", app.user)))?;
-    if let Some(password) = &app.password {
-        set_password(client, &app.user, password).await?;
-    }
-    Ok(RoleReport {
-        role: app.user.clone(),
-        password_synced: app.password.is_some(),
-    })
+    ensure_login(client, app, &sql, "granting role {} its privileges").await
 }
 
 /// The metrics exporter's login (`sql/metrics-role.sql`: pg_monitor, nothing else) and its
 /// password from the release's Secret.
 pub async fn ensure_metrics(client: &Client, metrics: &Login, database: &str) -> Result<RoleReport> {
-    let sql = render_sql(
-        "metrics-role.sql",
-        METRICS_ROLE_SQL,
-        &json!({ "metrics_user": metrics.user, "database": database }),
-    )?;
+    let sql = login_role_sql(&metrics.user)?
+        + &render_sql(
+            "metrics-role.sql",
+            METRICS_ROLE_SQL,
+            &json!({ "metrics_user": metrics.user, "database": database }),
+        )?;
+    ensure_login(client, metrics, &sql, "making the exporter's role {}").await
+}
+
+/// Run `sql` for `login`'s role (`doing` names it, `{}` its name), then set its password when known.
+async fn ensure_login(client: &Client, login: &Login, sql: &str, doing: &str) -> Result<RoleReport> {
     client
-        .batch_execute(&sql)
+        .batch_execute(sql)
         .await
-        .map_err(|e| db_context(e, &format!("making the exporter's role {}", metrics.user)))?;
-    if let Some(password) = &metrics.password {
-        set_password(client, &metrics.user, password).await?;
+        .map_err(|e| db_context(e, &doing.replace("{}", &login.user)))?;
+    if let Some(password) = &login.password {
+        set_password(client, &login.user, password).await?;
     }
     Ok(RoleReport {
-        role: metrics.user.clone(),
-        password_synced: metrics.password.is_some(),
+        role: login.user.clone(),
+        password_synced: login.password.is_some(),
     })
 }
 

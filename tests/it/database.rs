@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::pg::{Pg, Release, run_url};
-use crate::support::APP_SECRET;
+use crate::support::{APP_SECRET, check};
 
 fn failed_checks(v: &Value) -> BTreeSet<String> {
     v["checks"]
@@ -16,15 +16,6 @@ fn failed_checks(v: &Value) -> BTreeSet<String> {
         .filter(|c| c["status"] == "fail")
         .map(|c| c["name"].as_str().unwrap_or_default().to_string())
         .collect()
-}
-
-fn check<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name} in {v}"))
 }
 
 fn detail<'a>(v: &'a Value, name: &str) -> &'a str {
@@ -406,14 +397,7 @@ async fn an_older_release_gets_the_exporters_login_from_apply_schema() {
     let verify = r.run(&["verify", "-o", "json"]).await;
     assert_eq!(verify.code, 4, "{}", verify.stdout);
     let report = verify.json();
-    let login = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "metrics login")
-        .unwrap()
-        .clone();
-    assert_eq!(login["status"], "fail", "{login}");
+    assert_eq!(check(&report, "metrics login")["status"], "fail", "{report}");
     assert!(verify.hint_line().contains("apply-schema"), "{}", verify.stderr);
     let applied = r.run(&["apply-schema", "-o", "json"]).await.ok_json();
     assert_eq!(applied["metricsRole"]["role"], metrics.as_str(), "{applied}");

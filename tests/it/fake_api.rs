@@ -15,14 +15,7 @@ use crate::support::{Cluster, NS};
 
 async fn setup() -> (Cluster, kube::Client) {
     let c = Cluster::with_plan_class().await;
-    let kube = phonebill_db::k8s::client::connect(
-        Some(&c.kubeconfig),
-        None,
-        NS,
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let kube = c.kube().await;
     let ns: Api<Namespace> = Api::all(kube.client.clone());
     ns.create(
         &PostParams::default(),
@@ -403,14 +396,7 @@ async fn statefulset_spec_outside_the_mutable_fields_is_immutable() {
 async fn the_kubelet_runs_a_statefulset_and_its_claims_outlive_it() {
     let (c, client) = setup().await;
     let ssar = phonebill_db::k8s::preflight::denied(
-        &phonebill_db::k8s::client::connect(
-            Some(&c.kubeconfig),
-            None,
-            NS,
-            std::time::Duration::from_secs(5),
-        )
-        .await
-        .unwrap(),
+        &c.kube().await,
         &[phonebill_db::k8s::preflight::Access::ns(
             "create",
             "apps",

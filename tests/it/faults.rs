@@ -210,14 +210,7 @@ async fn a_create_whose_answer_was_lost_is_not_a_conflict() {
         )
         .unwrap();
     let snapshot = c.fake.get("VolumeSnapshot", NS, &name).unwrap();
-    let kube = phonebill_db::k8s::client::connect(
-        Some(&c.kubeconfig),
-        None,
-        NS,
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let kube = c.kube().await;
     let api: kube::Api<phonebill_db::k8s::snapshot::VolumeSnapshot> =
         kube::Api::namespaced(kube.client.clone(), NS);
     let ours: phonebill_db::k8s::snapshot::VolumeSnapshot = serde_json::from_value(serde_json::json!({

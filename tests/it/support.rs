@@ -179,6 +179,18 @@ impl Cluster {
         run_bin(self.dir.path(), &all).await
     }
 
+    /// The tool's own client for this cluster (as a command builds it), aimed at the namespace.
+    pub async fn kube(&self) -> phonebill_db::k8s::Kube {
+        phonebill_db::k8s::client::connect(
+            Some(&self.kubeconfig),
+            None,
+            NS,
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .expect("a client for the fake")
+    }
+
     /// Install and insist it worked.
     pub async fn install_ok(&self, extra: &[&str]) -> Value {
         let mut args = vec!["install", "-o", "json", "--timeout", "30s"];
@@ -243,6 +255,16 @@ impl Cluster {
             .map(|s| s["data"].clone())
             .unwrap_or(Value::Null)
     }
+}
+
+/// The check named `name` of a verify report (or any report with `checks`).
+pub fn check<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {v}"))
 }
 
 /// The names of the objects an install report says it pruned.
