@@ -350,11 +350,15 @@ async fn install_lists_each_object_once() {
 
 /// A database on the server with initdb's defaults (like a CI job's plain `postgres` container).
 fn plain_database(tag: &str) -> (Pg, u16, String) {
-    let pg = Pg::get();
     let port: u16 = std::env::var("PHONEBILL_TEST_PLAIN_PG_PORT")
         .expect("PHONEBILL_TEST_PLAIN_PG_PORT: run the tests with `bash scripts/test.sh`")
         .parse()
         .unwrap();
+    database_on(Pg::get(), port, tag)
+}
+
+/// A new database on the server at `port` (initdb's defaults, the shared password).
+fn database_on(pg: Pg, port: u16, tag: &str) -> (Pg, u16, String) {
     let db = unique(tag);
     let out = Command::new(pg.bin.join("psql"))
         .args([
@@ -623,4 +627,60 @@ fn visit(path: &Path, f: &mut dyn FnMut(&Path, &str)) {
     } else if let Ok(text) = std::fs::read_to_string(path) {
         f(path, &text);
     }
+}
+
+/// A `--database-url` server older than the tools (Debian's 15, the tools 16): backup and restore
+/// work through its URL, and the manifest names both versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_older_than_the_tools_backs_up_and_restores_through_its_url() {
+    let old = Pg::old();
+    let port = old.port;
+    let (old, port, db) = database_on(old, port, "older");
+    assert_eq!(old.major(), 15);
+    let tools = Pg::get().bin.display().to_string();
+    let url = format!("postgresql://postgres@127.0.0.1:{port}/{db}?sslmode=disable");
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, format!("appUser: {db}_app\n")).unwrap();
+    let values = values.to_str().unwrap();
+    let env = [
+        ("PGPASSWORD", old.password.as_str()),
+        ("PHONEBILL_APP_PASSWORD", "app-pw-older"),
+    ];
+    let applied = run_url(&["apply-schema", "--database-url", &url, "--values", values], &env).await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let dump = dir.path().join("older.dump").display().to_string();
+    let backup = run_url(
+        &[
+            "backup", "--database-url", &url, "--values", values, "--pg-bin", &tools, "--to",
+            &dump, "-o", "json",
+        ],
+        &env,
+    )
+    .await
+    .ok_json();
+    assert_eq!(backup["format"], "custom", "{backup}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dump}.meta.json")).unwrap())
+            .unwrap();
+    assert!(manifest["serverVersion"].as_str().unwrap().starts_with("15."), "{manifest}");
+    assert!(manifest["toolVersion"].as_str().unwrap().contains("PostgreSQL) 16."), "{manifest}");
+    pg_plain(&old, port, &db, "UPDATE auth_services SET service_name = 'changed'");
+    let restored = run_url(
+        &[
+            "restore", "--database-url", &url, "--values", values, "--pg-bin", &tools, "--from",
+            &dump, "--yes", "--no-safety-backup", "-o", "json",
+        ],
+        &env,
+    )
+    .await
+    .ok_json();
+    assert_eq!(restored["passed"], true, "{restored}");
+    let out = Command::new(old.bin.join("psql"))
+        .args(["-X", "-tA", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", &db])
+        .args(["-c", "SELECT count(*) FROM auth_services WHERE service_name = 'changed'"])
+        .env("PGPASSWORD", &old.password)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "the backup's rows are back");
 }

@@ -296,3 +296,43 @@ async fn verify_warns_when_the_newest_scheduled_snapshot_is_old() {
     let report = c.run(&["verify", "-o", "json"]).await.json();
     assert_eq!(check(&report)["status"], "pass", "{report}");
 }
+
+/// A schedule the API server would refuse (robfig/cron: day of week 0–6, so `7` is "end of range
+/// (7) above maximum (6)") is refused by install before any change, in its words — not by the API
+/// server at the CronJob, the last object applied, after the database ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_the_api_server_would_refuse_is_refused_before_anything() {
+    let c = Cluster::with_plan_class().await;
+    let values = c.dir.path().join("sunday.yaml");
+    std::fs::write(&values, "snapshots:\n  schedule: \"0 3 * * 7\"\n").unwrap();
+    let run = c
+        .run(&["install", "--values", &values.display().to_string()])
+        .await;
+    run.refused(
+        2,
+        "key `snapshots.schedule`: `0 3 * * 7` is not allowed",
+        "day of week: end of range (7) above maximum (6): 7",
+    );
+    assert!(run.error_line().contains("snapshots.schedule"), "{}", run.stderr);
+    assert!(c.fake.inventory(NS).is_empty(), "{:?}", c.fake.inventory(NS));
+    // The fake refuses such a CronJob as the API server does (what caught the tool out before).
+    c.install_ok(&[]).await;
+    let refused = c
+        .fake
+        .merge_patch(
+            "CronJob",
+            NS,
+            SCHEDULE,
+            json!({"spec": {"schedule": "0 3 * * 7"}}),
+        )
+        .unwrap_err();
+    assert_eq!(refused.code, 422);
+    assert!(
+        refused.body()["message"]
+            .as_str()
+            .unwrap()
+            .contains("end of range (7) above maximum (6): 7"),
+        "{}",
+        refused.body()
+    );
+}
