@@ -145,8 +145,24 @@ pub struct DbArgs {
 pub struct PgBinArgs {
     /// Directory of pg_dump, pg_restore and psql for --database-url or a managed server (prod)
     /// (default: found on PATH)
-    #[arg(long, value_name = "DIR", env = "PHONEBILL_PG_BIN")]
+    #[arg(long, value_name = "DIR", env = "PHONEBILL_PG_BIN", value_parser = parse_pg_bin)]
     pub pg_bin: Option<PathBuf>,
+}
+
+/// `--pg-bin DIR`: a directory with the PostgreSQL client tools in it (not a quiet fall back to
+/// PATH when it is not).
+pub fn parse_pg_bin(s: &str) -> Result<PathBuf, String> {
+    let dir = PathBuf::from(s);
+    if !dir.is_dir() {
+        return Err(format!("`{s}` is not a directory (the one with pg_dump, pg_restore and psql)"));
+    }
+    if !["pg_dump", "pg_restore", "psql"]
+        .iter()
+        .any(|t| dir.join(t).is_file())
+    {
+        return Err(format!("`{s}` has none of pg_dump, pg_restore and psql"));
+    }
+    Ok(dir)
 }
 
 /// `--timeout 10m`, `--timeout 90s`.

@@ -66,6 +66,12 @@ impl Ctx {
         Ok(profile)
     }
 
+    /// The profile as it would be without the release's record: the embedded profile, `--values`
+    /// and `--namespace` — what the record's values are told apart from.
+    pub fn profile_without_record(&self) -> Result<Profile> {
+        self.load(None, None)
+    }
+
     /// The values install recorded with the release (an empty mapping when there is none).
     pub fn recorded_values(&self) -> serde_yaml::Value {
         self.record.as_ref().map_or_else(
@@ -95,7 +101,8 @@ impl Ctx {
         }
         let profile = self.load(Some(&record), None)?;
         self.ui.detail(format!(
-            "using the values install recorded in ConfigMap {}: {}",
+            "using the values install recorded in {} {}: {}",
+            record.kept_in,
             profile.names().record,
             record.flat_values().join(", ")
         ));

@@ -339,7 +339,7 @@ pub fn snapshot_class(
 }
 
 /// The ConfigMap recording what install applied (`k8s::record`).
-pub fn release_record(profile: &Profile, record: &crate::k8s::record::Record) -> Result<ConfigMap> {
+pub fn release_record(profile: &Profile, record: &crate::k8s::record::Record) -> Result<Secret> {
     let values = serde_yaml::to_string(&record.values).context("the recorded values (a bug)")?;
     let upgrade = record
         .upgrade

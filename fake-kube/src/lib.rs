@@ -318,6 +318,14 @@ impl FakeKube {
         c.cut.notify_waiters();
     }
 
+    /// The next port-forward whose client sends `bytes` (e.g. a `COMMIT`) delivers them to the pod,
+    /// then is cut off before any answer: the statement runs, its outcome unknown to the client.
+    /// The `refuse` port-forwards after the cut are refused (403), as if the first looks at what
+    /// happened failed too.
+    pub fn cut_forward_after(&self, bytes: &str, refuse: usize) {
+        self.cluster().cut_after = Some((bytes.as_bytes().to_vec(), refuse));
+    }
+
     /// The terminal sizes TTY exec sessions were given, oldest first.
     pub fn exec_resizes(&self) -> Vec<(u16, u16)> {
         self.cluster().exec_resizes.clone()

@@ -70,17 +70,24 @@ pub async fn handle(
         ));
     };
     let cut = cluster.lock().expect("cluster lock").cut.clone();
+    let shared = cluster.clone();
     ws.protocols([PROTOCOL]).on_upgrade(move |socket| async move {
         // Until the pod side closes, or the test cuts the streams: then dropped as it is.
         tokio::select! {
-            _ = bridge(socket, ports, targets, name) => {}
+            _ = bridge(socket, ports, targets, name, shared) => {}
             _ = cut.notified() => {}
         }
     })
 }
 
 /// Pump bytes between the WebSocket channels and one TCP connection per port.
-async fn bridge(socket: WebSocket, ports: Vec<u16>, targets: Vec<Option<SocketAddr>>, pod: String) {
+async fn bridge(
+    socket: WebSocket,
+    ports: Vec<u16>,
+    targets: Vec<Option<SocketAddr>>,
+    pod: String,
+    cluster: Shared,
+) {
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
     let mut writers = HashMap::new();
@@ -136,6 +143,33 @@ async fn bridge(socket: WebSocket, ports: Vec<u16>, targets: Vec<Option<SocketAd
                     && w.write_all(&bytes[1..]).await.is_err()
                 {
                     break;
+                }
+                // A cut the test asked for: these bytes went through, their answer never comes.
+                let cut = {
+                    let mut c = cluster.lock().expect("cluster lock");
+                    let hit = c.cut_after.as_ref().is_some_and(|(want, _)| {
+                        bytes[1..].windows(want.len()).any(|w| w == want.as_slice())
+                    });
+                    if hit && let Some((_, refuse)) = c.cut_after.take() {
+                        c.faults.push(crate::serve::Injected {
+                            path: "/portforward".into(),
+                            method: Some("GET".into()),
+                            remaining: refuse,
+                            fault: crate::serve::Fault::Status {
+                                code: 403,
+                                retry_after: None,
+                            },
+                        });
+                    }
+                    hit
+                };
+                if cut {
+                    // No answer goes back from now on; the server reads the bytes, then the
+                    // connection goes.
+                    sender.0.abort();
+                    drop(pumps);
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    return;
                 }
             }
             Message::Close(_) => break,

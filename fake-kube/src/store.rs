@@ -86,6 +86,9 @@ pub struct Cluster {
     /// the cuts, for streams that look instead of waiting (a followed log).
     pub cut: std::sync::Arc<tokio::sync::Notify>,
     pub cuts: u64,
+    /// The next port-forward whose client sends these bytes passes them on, then is cut
+    /// (`FakeKube::cut_forward_after`): a statement that runs, its answer lost.
+    pub cut_after: Option<(Vec<u8>, usize)>,
 }
 
 pub struct WriteOpts<'a> {

@@ -28,7 +28,9 @@ use crate::ui::Outcome;
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("access").required(true).args(["allow", "allow_any", "remove"])))]
 pub struct ExposeArgs {
-    /// Allow connections from this CIDR (repeat for more), e.g. 203.0.113.0/24 or 198.51.100.7
+    /// Allow connections from this CIDR (repeat for more), e.g. 203.0.113.0/24 or 198.51.100.7.
+    /// Together the ranges may cover at most 16,777,216 IPv4 addresses (a /8) and an IPv6 /32;
+    /// more is the internet: --allow-any
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
     pub allow: Vec<String>,
     /// Allow connections from anywhere on the internet (no source ranges)
@@ -52,8 +54,59 @@ pub struct ExposeArgs {
     pub ca_out: Option<PathBuf>,
 }
 
+/// The most the `--allow` ranges may cover together without `--allow-any`: a /8 of IPv4 and a /32
+/// of IPv6. More is a large share of the internet, however it is split (`0.0.0.0/1` and
+/// `128.0.0.0/1` are every IPv4 address).
+const MOST_V4: u128 = 1 << 24;
+const MOST_V6: u128 = 1 << 96;
+
+/// Why `ranges` together are the internet rather than someone's networks, if they are: their
+/// addresses counted once (overlaps merged), IPv4-mapped IPv6 counted as IPv4.
+pub fn too_wide(ranges: &[String]) -> Option<String> {
+    let nets: Vec<IpNet> = ranges.iter().filter_map(|r| r.parse().ok()).collect();
+    let (mut v4, mut v6): (Vec<IpNet>, Vec<IpNet>) = (Vec::new(), Vec::new());
+    for net in nets {
+        match as_v4(net) {
+            Some(n) => v4.push(n),
+            None => v6.push(net),
+        }
+    }
+    let count = |nets: Vec<IpNet>| -> u128 {
+        IpNet::aggregate(&nets)
+            .iter()
+            .map(|n| {
+                let bits = if n.addr().is_ipv4() { 32 } else { 128 };
+                1u128.checked_shl(u32::from(bits - n.prefix_len())).unwrap_or(u128::MAX)
+            })
+            .fold(0u128, u128::saturating_add)
+    };
+    let (n4, n6) = (count(v4), count(v6));
+    if n4 > MOST_V4 {
+        return Some(format!(
+            "the ranges together cover {n4} IPv4 addresses (more than a /8, {MOST_V4})"
+        ));
+    }
+    if n6 > MOST_V6 {
+        return Some("the IPv6 ranges together are wider than a /32".into());
+    }
+    None
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:a.b.c.d/(96+n)`) as the IPv4 network it is.
+fn as_v4(net: IpNet) -> Option<IpNet> {
+    match net {
+        IpNet::V4(_) => Some(net),
+        IpNet::V6(v6) => {
+            let mapped = v6.network().to_ipv4_mapped()?;
+            let prefix = v6.prefix_len().checked_sub(96)?;
+            ipnet::Ipv4Net::new(mapped, prefix).ok().map(IpNet::V4)
+        }
+    }
+}
+
 /// A CIDR as Kubernetes takes it: network address and prefix (`203.0.113.0/24`); a single
-/// address becomes /32 (/128). Host bits set are refused, with the network meant.
+/// address becomes /32 (/128); IPv4-mapped IPv6 (`::ffff:203.0.113.0/120`) as the IPv4 network it
+/// is. Host bits set are refused, with the network meant.
 pub fn parse_cidr(s: &str) -> Result<String, String> {
     let net: IpNet = match s.parse::<IpNet>() {
         Ok(n) => n,
@@ -72,6 +125,7 @@ pub fn parse_cidr(s: &str) -> Result<String, String> {
             net.trunc()
         ));
     }
+    let net = as_v4(net).unwrap_or(net);
     if net.prefix_len() == 0 {
         return Err(format!(
             "`{s}` is every address: say --allow-any to open the database to the whole internet"
@@ -168,6 +222,15 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
         ))
         .into());
     }
+    if let Some(why) = too_wide(&args.allow) {
+        return Err(user_error(format!(
+            "--allow {}: {why}; nothing was created or changed",
+            args.allow.join(" --allow ")
+        ))
+        .hint("that is the internet, not your networks: give narrower ranges, or say --allow-any if you mean to open the database to everyone")
+        .exit(ExitCode::Usage)
+        .into());
+    }
     let allowed: Vec<String> = if args.allow_any {
         vec!["0.0.0.0/0".into(), "::/0".into()]
     } else {
@@ -247,23 +310,16 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
             .into());
         }
     };
-    let mut users = vec![
-        Login {
-            role: "app",
-            user: ctx.profile.app_user.clone(),
-            password: None,
-        },
-        Login {
-            role: "admin",
-            user: ctx.profile.admin_user.clone(),
-            password: None,
-        },
-    ];
+    // The app's login only: the administrator is refused from the network (pg_hba.conf), the
+    // load balancer included; `connect` (a port-forward, on the pod's loopback) is its way in.
+    let mut users = vec![Login {
+        role: "app",
+        user: ctx.profile.app_user.clone(),
+        password: None,
+    }];
     if args.show_password {
         users[0].password =
             Some(secret_key(&kube, &secrets, &names.app_secret, "auth-user-password").await?);
-        users[1].password =
-            Some(secret_key(&kube, &secrets, &names.admin_secret, "postgres-password").await?);
     }
     let report = ExposeReport {
         service: name,
@@ -402,6 +458,15 @@ mod tests {
         let e = parse_cidr("203.0.113.5/24").unwrap_err();
         assert!(e.contains("203.0.113.0/24"), "{e}");
         assert!(parse_cidr("203.0.113.0/33").is_err());
+        assert_eq!(parse_cidr("::ffff:203.0.113.0/120").unwrap(), "203.0.113.0/24");
+        assert!(parse_cidr("::ffff:0.0.0.0/96").is_err(), "every IPv4 address");
+        let wide = |r: &[&str]| too_wide(&r.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(wide(&["0.0.0.0/1", "128.0.0.0/1"]).is_some());
+        assert!(wide(&["::/1"]).is_some() && wide(&["8000::/1"]).is_some());
+        assert!(wide(&["10.0.0.0/8"]).is_none(), "a /8 is allowed");
+        assert!(wide(&["10.0.0.0/8", "11.0.0.0/8"]).is_some());
+        assert!(wide(&["10.0.0.0/8", "10.1.0.0/16"]).is_none(), "overlaps count once");
+        assert!(wide(&["2001:db8::/32"]).is_none() && wide(&["2001:db8::/31"]).is_some());
         assert!(parse_cidr("office").is_err());
     }
 }

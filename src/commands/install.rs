@@ -78,6 +78,9 @@ pub struct InstallReport {
     pub tls: crate::certs::Origin,
     pub server_certificate_expires: String,
     pub objects: Vec<Applied>,
+    /// What the release's record laid over the profile and --values (each said on stderr too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recorded: Vec<record::Laid>,
     /// Every object applied; false when install stopped part way (`objects` says where).
     pub complete: bool,
     pub ready: bool,
@@ -173,8 +176,10 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     // PostgreSQL major version; a minor version's image is followed by verify.
     let mut image_change = None;
     let mut kept = None;
+    let mut running = std::collections::BTreeMap::new();
     if namespace_exists {
         let live = crate::k8s::release::live_statefulset(&kube, &profile).await?;
+        running = crate::k8s::release::running_values(&kube, &profile, live.as_ref()).await;
         // A data volume kept by uninstall (its StatefulSet and record gone): its size and class
         // are the data's — what resize grew it to, what --storage-class chose —, whatever the
         // profile says.
@@ -231,7 +236,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .map(|i| i.expires())
         .unwrap_or_default();
     let objects = render::render(&profile, &passwords, &tls)?;
-    let record = render::Object::ConfigMap(render::release_record(
+    let record = render::Object::Secret(render::release_record(
         &profile,
         &next_record(
             ctx,
@@ -287,6 +292,52 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     // The API server would refuse the release's Roles part way if their rights are not held.
     crate::k8s::grants::require_grantable(&kube, &objects, "nothing was changed").await?;
 
+    // What the record lays over the profile, said; what of it would change what runs, confirmed.
+    let recorded = match &ctx.record {
+        Some(r) => {
+            let laid = record::laid(&ctx.profile, &ctx.profile_without_record()?);
+            for l in &laid {
+                ui.note(
+                    None,
+                    format!(
+                        "the release's record ({} {}) sets {}={} (the profile and --values: {})",
+                        r.kept_in, names.record, l.key, l.recorded, l.without
+                    ),
+                );
+            }
+            laid
+        }
+        None => vec![],
+    };
+    let asked = record::unconfirmed(&recorded, &running);
+    if !asked.is_empty() {
+        let said: Vec<String> = asked
+            .iter()
+            .map(|l| match running.get(&l.key) {
+                Some(now) => format!("{} {now} → {}", l.key, l.recorded),
+                None => format!("{}={}", l.key, l.recorded),
+            })
+            .collect();
+        if args.dry_run {
+            ui.note(
+                None,
+                format!(
+                    "warning: the release's record would change what runs ({}): a real install asks to confirm it",
+                    said.join("; ")
+                ),
+            );
+        } else {
+            ui.confirm_typed(
+                &format!(
+                    "The release's record ({}) would change what runs: {}. Whoever may write it chose this, maybe not you. Type the release name to apply it",
+                    names.record,
+                    said.join("; ")
+                ),
+                &profile.release,
+            )?;
+        }
+    }
+
     let opts = ApplyOptions {
         dry_run: args.dry_run,
         force_conflicts: args.force_conflicts,
@@ -331,6 +382,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         tls: tls_origin,
         server_certificate_expires: server_certificate,
         objects: vec![],
+        recorded,
         complete: true,
         ready: false,
         waited_seconds: 0.0,

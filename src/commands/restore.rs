@@ -34,15 +34,17 @@ pub struct RestoreArgs {
     /// ready one; `backup --list` shows them), after a safety snapshot of the volume as it is
     #[arg(long, value_name = "NAME|latest", conflicts_with_all = ["database_url", "safety_to", "no_safety_backup", "pg_bin"])]
     pub snapshot: Option<String>,
+    // (Each also conflicts with --from: clap takes a requirement as met when the required
+    // argument conflicts with one given, and --from conflicts with --snapshot.)
     /// With --snapshot: restore a snapshot that does not carry this release's labels
-    #[arg(long, requires = "snapshot")]
+    #[arg(long, requires = "snapshot", conflicts_with = "from")]
     pub force_foreign: bool,
     /// With --snapshot: no safety snapshot first (refused when the StorageClass deletes old
     /// volumes: then the safety snapshot is the only copy)
-    #[arg(long, requires = "snapshot")]
+    #[arg(long, requires = "snapshot", conflicts_with = "from")]
     pub no_safety_snapshot: bool,
     /// With --snapshot: how long each wait may take (snapshot, pod stop, new volume, rollout)
-    #[arg(long, default_value = "15m", value_parser = crate::cli::parse_duration, requires = "snapshot")]
+    #[arg(long, default_value = "15m", value_parser = crate::cli::parse_duration, requires = "snapshot", conflicts_with = "from")]
     pub timeout: std::time::Duration,
     /// Do not take a backup of the database as it is before restoring
     #[arg(long)]

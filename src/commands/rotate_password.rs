@@ -177,7 +177,7 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
         .transaction()
         .await
         .context("starting the transaction of the password change")?;
-    role::set_password(&tx, &user, &new).await?;
+    let verifier = role::set_password(&tx, &user, &new).await?;
     // The Secrets, while the database still accepts only the old password.
     let mut written: Vec<Secret> = Vec::new();
     for (secret, old) in rotated.iter().zip(&before) {
@@ -198,13 +198,28 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
         password: Some(new.clone()),
     };
     if let Err(e) = tx.commit().await {
-        // Whether the commit happened is unknown: a new login says.
-        if db.connect(&login).await.is_err() {
-            spinner.finish_and_clear();
-            let undone = put_back(&kube, &written).await;
-            return Err(anyhow::anyhow!("{e}").context(format!(
-                "committing the new password of role {user}: the database kept the old one; {undone}"
-            )));
+        // Whether the commit happened is unknown. Only a definite answer decides: the Secrets go
+        // back only when the database surely kept the old password (putting them back after a
+        // commit that happened would lock the role out).
+        let old_admin = secret_text(&admin_secret, "postgres-password");
+        match committed(&db, args.role, &login, &verifier, &old_admin).await {
+            Some(true) => {}
+            Some(false) => {
+                spinner.finish_and_clear();
+                let undone = put_back(&kube, &written).await;
+                return Err(anyhow::anyhow!("{e}").context(format!(
+                    "committing the new password of role {user}: the database kept the old one; {undone}"
+                )));
+            }
+            None => {
+                spinner.finish_and_clear();
+                return Err(anyhow::Error::new(
+                    user_error(format!(
+                        "committing the new password of role {user}: the outcome is unknown ({e}), and the database could not be asked; the Secrets hold the new password"
+                    ))
+                    .hint("when the database answers again, `phonebill-db verify` says whether the role logs in with its Secret's password; if not, run rotate-password again"),
+                ));
+            }
         }
     }
     db.connect(&login)
@@ -253,6 +268,53 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
     }
     ctx.ui.emit(&report, |r| text(r, managed))?;
     Ok(Outcome::ok())
+}
+
+/// Did the password change commit? A login with the new password says yes. Otherwise an admin
+/// session reads the role's stored verifier (the one just set, or not: where the admin may read
+/// pg_authid, as the release's superuser may); for the administrator itself, a login with the old
+/// password says no. `None`: no definite answer within half a minute (the server unreachable).
+async fn committed(
+    db: &Db,
+    role: Role,
+    new: &Login,
+    verifier: &str,
+    old_admin: &Option<String>,
+) -> Option<bool> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if db.connect(new).await.is_ok() {
+            return Some(true);
+        }
+        let admin = match role {
+            Role::App => db.admin().await.ok(),
+            Role::Admin => {
+                let old = Login {
+                    user: new.user.clone(),
+                    password: old_admin.clone(),
+                };
+                db.connect(&old).await.ok()
+            }
+        };
+        if let Some(admin) = admin {
+            let stored = admin
+                .query_opt(
+                    "SELECT rolpassword = $2 FROM pg_authid WHERE rolname = $1",
+                    &[&new.user, &verifier],
+                )
+                .await;
+            match stored {
+                Ok(Some(row)) => return Some(row.get::<_, Option<bool>>(0).unwrap_or(false)),
+                // The old administrator password still logs in: the change did not commit.
+                _ if role == Role::Admin => return Some(false),
+                _ => {}
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// The new password and where it came from; refused before anything is read or changed.

@@ -222,7 +222,7 @@ async fn missing(
         .filter(|id| !there.contains(id))
         .collect();
     if !recorded {
-        missing.push(format!("ConfigMap/{}", profile.names().record));
+        missing.push(format!("Secret/{}", profile.names().record));
     }
     Ok(missing)
 }

@@ -74,11 +74,12 @@ async fn ensure_login(client: &Client, login: &Login, sql: &str, doing: &str) ->
 /// Set `role`'s password. The server gets a SCRAM-SHA-256 verifier computed here, never the
 /// password itself (it would otherwise pass through the statement text: logs,
 /// pg_stat_statements). The server quotes both (format %I, %L): nothing is spliced into SQL here.
+/// Returns the verifier it set.
 pub async fn set_password(
     client: &impl tokio_postgres::GenericClient,
     role: &str,
     password: &str,
-) -> Result<()> {
+) -> Result<String> {
     let verifier = scram_verifier(password);
     let statement: String = client
         .query_one(
@@ -92,7 +93,7 @@ pub async fn set_password(
         .batch_execute(&statement)
         .await
         .map_err(|e| db_context(e, &format!("setting the password of role {role}")))?;
-    Ok(())
+    Ok(verifier)
 }
 
 /// `SCRAM-SHA-256$4096:salt$StoredKey:ServerKey`, as PostgreSQL stores it (random salt).

@@ -142,6 +142,20 @@ fn spawn_local(
     stdin: bool,
 ) -> Result<Process> {
     let tool = &argv[0];
+    // --pg-bin names where the PostgreSQL tools are: one that is not there is an error, not a
+    // quiet fall back to PATH (a shell the restore pipeline runs is PATH's).
+    if let Some(dir) = bin_dir
+        && ["pg_dump", "pg_restore", "psql"].contains(&tool.as_str())
+        && !dir.join(tool).is_file()
+    {
+        return Err(user_error(format!(
+            "--pg-bin {}: there is no {tool} there",
+            dir.display()
+        ))
+        .hint("point --pg-bin (or $PHONEBILL_PG_BIN) at the directory of the PostgreSQL client tools, e.g. /usr/lib/postgresql/16/bin, or leave it out to use PATH")
+        .exit(crate::error::ExitCode::Usage)
+        .into());
+    }
     let program = match bin_dir {
         Some(dir) if !tool.contains('/') && dir.join(tool).exists() => dir.join(tool),
         _ => PathBuf::from(tool),

@@ -1,11 +1,14 @@
 //! The release's record, as Helm keeps a release's values: what install applied (the profile keys
 //! laid over the embedded profile by values files and install's flags), the tool's version, when
-//! and by whom, in a ConfigMap next to the release. The next install reuses the values; every
-//! command that works on the release lays them under its own `--values`. No secret in it.
+//! and by whom, in a Secret next to the release (as Helm does: whoever may write it chooses the
+//! images that mount the passwords, and may read them already). The next install reuses the
+//! values; every command that works on the release lays them under its own `--values`. A record
+//! an older version kept in a ConfigMap of the same name is read once, and replaced by install.
+//! No secret in it.
 
 use anyhow::Result;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
@@ -50,6 +53,9 @@ pub struct Record {
     /// A major upgrade waiting for `--finalize` or `--rollback`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeState>,
+    /// Where it was read from: "Secret", or "ConfigMap" (an older version's, until the next install).
+    #[serde(skip)]
+    pub kept_in: &'static str,
 }
 
 impl Record {
@@ -57,7 +63,8 @@ impl Record {
     pub fn layer(&self, profile: &Profile) -> Layer {
         Layer::new(
             format!(
-                "the values recorded in ConfigMap {} (`install --reset-values` forgets them)",
+                "the values recorded in {} {} (`install --reset-values` forgets them)",
+                self.kept_in,
                 profile.names().record
             ),
             self.values.clone(),
@@ -72,28 +79,50 @@ impl Record {
     }
 }
 
+/// The most a record may hold: what install writes is a few hundred bytes.
+const MOST: usize = 64 * 1024;
+
 /// The release's record; `None` when there is none, or when this user may not read it (the
-/// snapshot schedule's job may not: it runs on its own values).
+/// snapshot schedule's job may not: it runs on its own values). The Secret, else an older
+/// version's ConfigMap.
 pub async fn read(kube: &Kube, profile: &Profile) -> Result<Option<Record>> {
     let name = profile.names().record;
-    let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let cm = match api.get_opt(&name).await {
-        Ok(cm) => cm,
-        Err(kube::Error::Api(s)) if s.code == 403 => return Ok(None),
-        Err(e) => {
-            return Err(api_error(
-                e,
-                &format!("reading ConfigMap {name} (what install applied)"),
-                &kube.server,
-            ));
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let doing = |kind: &str| format!("reading {kind} {name} (what install applied)");
+    let (kept_in, data) = match secrets.get_opt(&name).await {
+        Ok(Some(s)) => (
+            "Secret",
+            s.data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect(),
+        ),
+        Ok(None) => {
+            let maps: Api<ConfigMap> = Api::namespaced(kube.client.clone(), &kube.namespace);
+            match maps.get_opt(&name).await {
+                Ok(Some(cm)) => ("ConfigMap", cm.data.unwrap_or_default()),
+                Ok(None) => return Ok(None),
+                Err(kube::Error::Api(s)) if s.code == 403 => return Ok(None),
+                Err(e) => return Err(api_error(e, &doing("ConfigMap"), &kube.server)),
+            }
         }
+        Err(kube::Error::Api(s)) if s.code == 403 => return Ok(None),
+        Err(e) => return Err(api_error(e, &doing("Secret"), &kube.server)),
     };
-    let Some(data) = cm.and_then(|c| c.data) else {
-        return Ok(None);
-    };
+    let data: std::collections::BTreeMap<String, String> = data;
+    let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MOST {
+        return Err(user_error(format!(
+            "{kept_in} {name} (the release's record) holds {size} bytes; a record is a few hundred: it is not one this tool wrote"
+        ))
+        .hint("look at it (`kubectl get … -o yaml`); `install --reset-values` replaces it with what that install applies")
+        .exit(ExitCode::Usage)
+        .into());
+    }
     let field = |key: &str| data.get(key).cloned().unwrap_or_default();
     let layer =
-        Layer::parse(format!("key {VALUES} of ConfigMap {name}"), &field(VALUES)).map_err(|e| {
+        Layer::parse(format!("key {VALUES} of {kept_in} {name}"), &field(VALUES)).map_err(|e| {
             user_error(format!("{e}"))
                 .hint("`install --reset-values` replaces it with what that install applies")
                 .exit(ExitCode::Usage)
@@ -102,7 +131,7 @@ pub async fn read(kube: &Kube, profile: &Profile) -> Result<Option<Record>> {
         None => None,
         Some(text) => Some(serde_yaml::from_str(text).map_err(|e| {
             user_error(format!(
-                "key {UPGRADE} of ConfigMap {name} (the upgrade waiting to be finalized) cannot be read: {e}"
+                "key {UPGRADE} of {kept_in} {name} (the upgrade waiting to be finalized) cannot be read: {e}"
             ))
             .hint("it is the tool's own bookkeeping: restore it, or finish by hand (see docs/commands/upgrade.md)")
             .exit(ExitCode::Usage)
@@ -115,6 +144,7 @@ pub async fn read(kube: &Kube, profile: &Profile) -> Result<Option<Record>> {
         installed_at: field("installedAt"),
         installed_by: field("installedBy"),
         upgrade,
+        kept_in,
     }))
 }
 
@@ -143,6 +173,7 @@ pub async fn next(kube: &Kube, old: Option<&Record>, environment: &str, values: 
         installed_at: now(),
         installed_by: whoami(kube).await,
         upgrade: None,
+        kept_in: "Secret",
     }
 }
 
@@ -174,13 +205,13 @@ pub async fn write_with(
 ) -> Result<()> {
     let mut record = next(kube, old, &profile.environment, values).await;
     record.upgrade = upgrade;
-    let map = crate::render::release_record(profile, &record)?;
-    let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let secret = crate::render::Object::Secret(crate::render::release_record(profile, &record)?)
+        .with_secret_data();
     let opts = super::apply::ApplyOptions {
         dry_run: false,
         force_conflicts: true,
     };
-    super::apply::apply_typed(kube, api, &map, opts).await?;
+    super::apply::apply(kube, &secret, opts).await?;
     Ok(())
 }
 
@@ -258,6 +289,7 @@ mod tests {
             installed_at: String::new(),
             installed_by: String::new(),
             upgrade: None,
+            kept_in: "Secret",
         };
         assert_eq!(
             serde_yaml::to_string(&record.values).unwrap(),
@@ -272,5 +304,131 @@ mod tests {
             ]
         );
         assert_eq!(sorted(&Value::Null), Value::Mapping(Mapping::new()));
+    }
+}
+
+/// One value the release's record lays over the profile and `--values`: its key
+/// (`networkPolicy.enabled`), the recorded value, and the value without the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Laid {
+    pub key: String,
+    pub recorded: String,
+    pub without: String,
+}
+
+/// What the record changes: every key whose value differs between the profile with the record
+/// (`with`) and without it (`without`: the embedded profile and `--values`). Pure.
+pub fn laid(with: &Profile, without: &Profile) -> Vec<Laid> {
+    let flat = |p: &Profile| {
+        let mut out = std::collections::BTreeMap::new();
+        flatten_json(
+            &serde_json::to_value(p).unwrap_or_default(),
+            "",
+            &mut out,
+        );
+        out
+    };
+    let (a, b) = (flat(with), flat(without));
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| Laid {
+            key: k.clone(),
+            recorded: a.get(k).cloned().unwrap_or_else(|| "(none)".into()),
+            without: b.get(k).cloned().unwrap_or_else(|| "(none)".into()),
+        })
+        .collect()
+}
+
+/// The keys whose recorded value decides what runs with the passwords mounted, who may reach
+/// the database, or prod's safety: a change of them by the record is confirmed.
+fn sensitive(key: &str) -> bool {
+    matches!(
+        key,
+        "image" | "metrics.image" | "snapshots.image" | "sampleData" | "production"
+    ) || key.starts_with("networkPolicy.")
+        || key.starts_with("metrics.scraperNamespaces")
+}
+
+/// Of `laid`, what would change the running release (`live`: its values as they run now, by the
+/// same keys; absent when not there or not known), or lower a safety switch: to be confirmed.
+/// Values the live release already runs with were applied before, and need nothing.
+pub fn unconfirmed(laid: &[Laid], live: &std::collections::BTreeMap<String, String>) -> Vec<Laid> {
+    laid.iter()
+        .filter(|l| sensitive(&l.key))
+        .filter(|l| match l.key.as_str() {
+            // No live object shows them: only the unsafe direction is asked about.
+            "sampleData" => l.recorded == "true",
+            "production" => l.recorded == "false",
+            key => live.get(key) != Some(&l.recorded),
+        })
+        .cloned()
+        .collect()
+}
+
+fn flatten_json(
+    v: &serde_json::Value,
+    prefix: &str,
+    out: &mut std::collections::BTreeMap<String, String>,
+) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten_json(v, &path, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten_json(v, &format!("{prefix}[{i}]"), out);
+            }
+            if items.is_empty() {
+                out.insert(prefix.to_string(), "[]".into());
+            }
+        }
+        serde_json::Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod laid_tests {
+    use super::*;
+
+    #[test]
+    fn what_the_record_changes_and_what_of_it_needs_a_yes() {
+        let without = Profile::load("dev", None).unwrap();
+        let planted: Value = serde_yaml::from_str(
+            "image: evil.example.com/postgres:16\nnetworkPolicy: {enabled: false}\npostgresql: {workMem: 8MB}\n",
+        )
+        .unwrap();
+        let with = Profile::load_layers(
+            "dev",
+            &[Layer::new(String::from("a planted record"), planted)],
+        )
+        .unwrap();
+        let laid = laid(&with, &without);
+        let keys: Vec<&str> = laid.iter().map(|l| l.key.as_str()).collect();
+        assert_eq!(keys, ["image", "networkPolicy.enabled", "postgresql.workMem"]);
+        // Nothing live yet: both sensitive ones need a yes; the setting does not.
+        let live = std::collections::BTreeMap::new();
+        let asked: Vec<String> = unconfirmed(&laid, &live).into_iter().map(|l| l.key).collect();
+        assert_eq!(asked, ["image", "networkPolicy.enabled"]);
+        // The release runs with them already (applied before): nothing to ask.
+        let live: std::collections::BTreeMap<String, String> = [
+            ("image".to_string(), "evil.example.com/postgres:16".to_string()),
+            ("networkPolicy.enabled".to_string(), "false".to_string()),
+        ]
+        .into();
+        assert!(unconfirmed(&laid, &live).is_empty());
     }
 }

@@ -194,3 +194,82 @@ pub async fn live_statefulset(kube: &Kube, profile: &Profile) -> Result<Option<S
         .await
         .map_err(|e| api_error(e, &format!("reading StatefulSet {name}"), &kube.server))
 }
+
+/// What the running release runs with, by the profile's keys (`image`, `metrics.image`,
+/// `snapshots.image`, `networkPolicy.enabled`, `networkPolicy.allowFromPodLabels.K`,
+/// `metrics.scraperNamespaces[i]`), read from its StatefulSet (`live`), CronJob and NetworkPolicy.
+/// What cannot be read is left out.
+pub async fn running_values(
+    kube: &Kube,
+    profile: &Profile,
+    live: Option<&StatefulSet>,
+) -> std::collections::BTreeMap<String, String> {
+    use k8s_openapi::api::batch::v1::CronJob;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    let names = profile.names();
+    let mut out = std::collections::BTreeMap::new();
+    let containers = live
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers.clone())
+        .unwrap_or_default();
+    for c in &containers {
+        let key = if c.name == names.container {
+            "image"
+        } else if c.name == "metrics" {
+            "metrics.image"
+        } else {
+            continue;
+        };
+        if let Some(image) = &c.image {
+            out.insert(key.to_string(), image.clone());
+        }
+    }
+    let jobs: Api<CronJob> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    if let Ok(Some(cj)) = jobs.get_opt(&names.snapshot_schedule).await
+        && let Some(image) = cj
+            .spec
+            .and_then(|s| s.job_template.spec)
+            .and_then(|s| s.template.spec)
+            .and_then(|p| p.containers.into_iter().next())
+            .and_then(|c| c.image)
+    {
+        out.insert("snapshots.image".into(), image);
+    }
+    let policies: Api<NetworkPolicy> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    if let Ok(policy) = policies.get_opt(&names.network_policy).await {
+        out.insert(
+            "networkPolicy.enabled".into(),
+            policy.is_some().to_string(),
+        );
+        let rules = policy
+            .and_then(|p| p.spec)
+            .and_then(|s| s.ingress)
+            .unwrap_or_default();
+        let peers = |i: usize| {
+            rules
+                .get(i)
+                .and_then(|r| r.from.clone())
+                .unwrap_or_default()
+        };
+        for peer in peers(0) {
+            for (k, v) in peer
+                .pod_selector
+                .and_then(|s| s.match_labels)
+                .unwrap_or_default()
+            {
+                out.insert(format!("networkPolicy.allowFromPodLabels.{k}"), v);
+            }
+        }
+        for (i, peer) in peers(1).into_iter().enumerate() {
+            if let Some(ns) = peer
+                .namespace_selector
+                .and_then(|s| s.match_labels)
+                .and_then(|l| l.get("kubernetes.io/metadata.name").cloned())
+            {
+                out.insert(format!("metrics.scraperNamespaces[{i}]"), ns);
+            }
+        }
+    }
+    out
+}

@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -508,18 +508,16 @@ async fn replace_volume(
         .is_none_or(|c| made_from(c) != Some(snap_name))
     {
         let claim = claim_from(profile, current.as_ref(), snap_name, snap);
-        match claims.create(&PostParams::default(), &claim).await {
-            Ok(_) => {}
-            // Made by an earlier, interrupted run (a create retried after a lost answer).
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => {
-                return Err(api_error(
-                    e,
-                    &format!("creating claim {} from {snap_name}", names.pvc),
-                    &kube.server,
-                ));
-            }
-        }
+        // One already there is this restore's only when it is made from the snapshot (a create
+        // retried after a lost answer): a claim someone else made meanwhile is not taken over.
+        crate::k8s::client::create_once(
+            kube,
+            &claims,
+            &claim,
+            &format!("creating claim {} from {snap_name}", names.pvc),
+            |there| made_from(there) == Some(snap_name),
+        )
+        .await?;
     }
     clock.done("replace the claim");
 

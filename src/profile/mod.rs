@@ -202,7 +202,7 @@ pub struct SecurityContext {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metrics {
     pub enabled: bool,
     pub image: String,
@@ -210,6 +210,8 @@ pub struct Metrics {
     /// The exporter's own login (`pg_monitor`, nothing else): not the administrator, so that
     /// rotating the admin password leaves the exporter logged in.
     pub user: String,
+    /// The namespaces whose pods may scrape the metrics port when the NetworkPolicy is on.
+    pub scraper_namespaces: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -36,6 +36,9 @@ static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
 /// A Kubernetes quantity as resources take it (500m, 1, 2Gi, 512Mi, 1.5).
 static QUANTITY: LazyLock<Regex> =
     LazyLock::new(|| re(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"));
+/// Extensions that reach the server's file system (besides the untrusted languages, pl…u).
+const UNTRUSTED_EXTENSIONS: &[&str] = &["adminpack", "file_fdw"];
+
 /// An extension's name as CREATE EXTENSION takes it.
 static EXTENSION: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z][a-z0-9_-]{0,62}$"));
 /// A label key's name part, and a label value (Kubernetes' syntax).
@@ -142,6 +145,15 @@ pub fn check(p: &Profile, env: &str) -> Option<Broken> {
             &EXTENSION,
             "an extension name: lower-case letters, digits, '_' and '-'",
         );
+        // What runs code as the server's OS user, or reads and writes its files, is no extension
+        // a profile turns on: untrusted languages (pl…u) and file access.
+        r.check(
+            &format!("extensions[{i}]"),
+            e,
+            !UNTRUSTED_EXTENSIONS.contains(&e.as_str())
+                && !(e.starts_with("pl") && e.ends_with('u')),
+            "a trusted extension: not an untrusted language (plpython3u, plperlu, pltclu) nor one that reaches the server's files (adminpack, file_fdw)",
+        );
     }
     if let Some(c) = &p.cluster {
         cluster(&mut r, c, &[&p.admin_user, &p.app_user]);
@@ -160,6 +172,23 @@ pub fn check(p: &Profile, env: &str) -> Option<Broken> {
     }
     if let Some(m) = &p.managed {
         managed(&mut r, m);
+    }
+    // prod's safety switches are not values to change, whatever the layer (a values file, a
+    // record someone planted): the test accounts' password is known, and a prod restore wants
+    // the environment's name typed.
+    if env == "prod" || p.managed.is_some() {
+        r.check(
+            "sampleData",
+            &p.sample_data.to_string(),
+            !p.sample_data,
+            "false in prod: the sample accounts have a known password",
+        );
+        r.check(
+            "production",
+            &p.production.to_string(),
+            p.production,
+            "true in prod: a restore there wants `prod/DATABASE` typed or --confirm",
+        );
     }
     r.broken.into_iter().next()
 }
@@ -215,8 +244,9 @@ fn cluster(r: &mut Rules, c: &Cluster, users: &[&str]) {
         "storage.size",
         &c.storage.size,
         c.storage.size.ends_with('i')
-            && quantity(&c.storage.size).is_some_and(|v| v >= 1024f64.powi(3)),
-        "a size in binary units, at least 1Gi: 20Gi, 1Ti",
+            && quantity(&c.storage.size)
+                .is_some_and(|v| v >= 1024f64.powi(3) && v <= 64.0 * 1024f64.powi(4)),
+        "a size in binary units, from 1Gi to 64Ti (the largest Azure disk): 20Gi, 1Ti",
     );
     let pg = &c.postgresql;
     let units = "a PostgreSQL memory size: a number and kB, MB, GB or TB (e.g. 256MB)";
@@ -251,6 +281,9 @@ fn cluster(r: &mut Rules, c: &Cluster, users: &[&str]) {
     );
     r.pattern("metrics.image", &c.metrics.image, &IMAGE, image);
     r.identifier("metrics.user", &c.metrics.user);
+    for (i, ns) in c.metrics.scraper_namespaces.iter().enumerate() {
+        r.dns(&format!("metrics.scraperNamespaces[{i}]"), ns, 63);
+    }
     r.check(
         "metrics.user",
         &c.metrics.user,
@@ -267,7 +300,8 @@ fn cluster(r: &mut Rules, c: &Cluster, users: &[&str]) {
     for (k, v) in &c.network_policy.allow_from_pod_labels {
         let key = format!("networkPolicy.allowFromPodLabels.{k}");
         let name = k.rsplit('/').next().unwrap_or(k);
-        let prefix_ok = k.split_once('/').is_none_or(|(p, _)| is_host_name(p));
+        let prefix_ok = k.matches('/').count() <= 1
+            && k.split_once('/').is_none_or(|(p, _)| is_host_name(p));
         r.check(
             &key,
             k,

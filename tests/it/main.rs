@@ -12,6 +12,7 @@
 
 mod support;
 
+mod attacks;
 mod backup;
 mod cli;
 mod connect;

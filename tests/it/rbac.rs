@@ -150,7 +150,7 @@ async fn an_install_that_stops_part_way_lists_what_it_made_and_status_calls_it_i
         line.contains("install of release auth-postgres-dev is incomplete: stopped part way at CronJob/auth-postgres-dev-snapshots"),
         "{line}"
     );
-    assert!(line.contains("not applied: ConfigMap/auth-postgres-dev-values"), "{line}");
+    assert!(line.contains("not applied: Secret/auth-postgres-dev-values"), "{line}");
     let report = run.json();
     assert_eq!(report["complete"], false);
     let change = |name: &str| {
@@ -181,7 +181,7 @@ async fn an_install_that_stops_part_way_lists_what_it_made_and_status_calls_it_i
         status["missing"],
         json!([
             "CronJob/auth-postgres-dev-snapshots",
-            "ConfigMap/auth-postgres-dev-values"
+            "Secret/auth-postgres-dev-values"
         ])
     );
     let text = c.run(&["status"]).await;

@@ -42,7 +42,7 @@ async fn a_reinstall_after_choosing_a_storage_class_needs_no_flag_and_changes_no
         text.stdout
     );
     // Nothing secret in the record.
-    let record = c.fake.get("ConfigMap", NS, RECORD).unwrap();
+    let record = c.fake.get("Secret", NS, RECORD).unwrap();
     let password = c.secret_text("auth-db-secret", "auth-user-password");
     assert!(!record.to_string().contains(&password));
     assert_eq!(
@@ -114,10 +114,10 @@ async fn a_recorded_value_this_version_refuses_is_named_and_reset_values_mends_i
     // As if an older version had recorded a value this one no longer allows.
     c.fake
         .merge_patch(
-            "ConfigMap",
+            "Secret",
             NS,
             RECORD,
-            json!({"data": {"values.yaml": "storage:\n  size: lots\n"}}),
+            json!({"stringData": {"values.yaml": "storage:\n  size: lots\n"}}),
         )
         .unwrap();
     let before = c.versions();
@@ -125,7 +125,7 @@ async fn a_recorded_value_this_version_refuses_is_named_and_reset_values_mends_i
     run.failed_saying(
         2,
         &[
-            "the values recorded in ConfigMap auth-postgres-dev-values",
+            "the values recorded in Secret auth-postgres-dev-values",
             "--reset-values",
             "key `storage.size`",
         ],
@@ -145,15 +145,15 @@ async fn a_recorded_value_this_version_refuses_is_named_and_reset_values_mends_i
     // Not YAML at all: the same refusal, the same way out.
     c.fake
         .merge_patch(
-            "ConfigMap",
+            "Secret",
             NS,
             RECORD,
-            json!({"data": {"values.yaml": "storage: [\n"}}),
+            json!({"stringData": {"values.yaml": "storage: [\n"}}),
         )
         .unwrap();
     c.run(&["install"]).await.failed_saying(
         2,
-        &["key values.yaml of ConfigMap auth-postgres-dev-values"],
+        &["key values.yaml of Secret auth-postgres-dev-values"],
     );
     c.install_ok(&["--reset-values"]).await;
     assert_eq!(
@@ -182,7 +182,7 @@ async fn commands_on_the_release_use_what_install_recorded() {
     let run = r.cluster.run(&["verify", "-v"]).await;
     assert!(
         run.stderr
-            .contains("using the values install recorded in ConfigMap auth-postgres-dev-values")
+            .contains("using the values install recorded in Secret auth-postgres-dev-values")
             && run.stderr.contains(&format!("database={}", r.database)),
         "{}",
         run.stderr

@@ -299,6 +299,11 @@ fn postgres_settings_and_init_scripts_come_from_the_profile() {
     assert_eq!(rules[0], ["local", "all", "all", "peer", "map=server"]);
     for r in &rules[1..] {
         match r[0] {
+            // The loopback with a password; the administrator from anywhere else refused.
+            "host" if r[4] == "reject" => {
+                assert_eq!(r[2], "\"postgres\"", "{r:?}");
+                assert!(["0.0.0.0/0", "::/0"].contains(&r[3]), "{r:?}");
+            }
             "host" => assert!(["127.0.0.1/32", "::1/128"].contains(&r[3]), "{r:?}"),
             "hostssl" => assert_eq!(r[4], "scram-sha-256"),
             "hostnossl" => assert_eq!(r[4], "reject"),
@@ -439,9 +444,10 @@ fn every_rendered_object_passes_the_kubernetes_1_33_schemas() {
             backup: "phonebill_auth-dev-before-pg17-20261124T000000Z.dump".into(),
             switched_at: "2026-11-24T00:00:00Z".into(),
         }),
+        kept_in: "Secret",
     };
     let record = render::release_record(&profile, &record).unwrap();
-    let upgrade = record.data.as_ref().unwrap()["upgrade.yaml"].clone();
+    let upgrade = record.string_data.as_ref().unwrap()["upgrade.yaml"].clone();
     assert!(upgrade.contains("toMajor: 17"), "{upgrade}");
     // As JSON, as the tool sends it (a YAML 1.1 reader takes an unquoted time for a timestamp).
     validate_against_schemas(&serde_json::to_string(&record).unwrap());

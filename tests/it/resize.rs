@@ -276,6 +276,11 @@ async fn the_grown_size_outlives_uninstall() {
         .ok_json();
     let run = c.run(&["uninstall"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // The record stays with the data and says 30Gi; without it (an older version's uninstall
+    // deleted it), the claim says it.
+    c.fake
+        .cluster()
+        .purge(fake_kube::store::info_of("Secret"), NS, "auth-postgres-dev-values");
     let run = c.run(&["install", "--timeout", "30s"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("kept from before has 30Gi"), "{}", run.stderr);

@@ -257,6 +257,24 @@ impl Cluster {
     }
 }
 
+/// The release's record (Secret auth-postgres-dev-values), each key's text decoded.
+pub fn record_data(c: &Cluster) -> Value {
+    use base64::Engine;
+    let data = c.secret_data("auth-postgres-dev-values");
+    let decoded: serde_json::Map<String, Value> = data
+        .as_object()
+        .expect("the release's record")
+        .iter()
+        .map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap_or_default())
+                .expect("base64");
+            (k.clone(), Value::String(String::from_utf8(bytes).expect("utf8")))
+        })
+        .collect();
+    Value::Object(decoded)
+}
+
 /// The check named `name` of a verify report (or any report with `checks`).
 pub fn check<'a>(v: &'a Value, name: &str) -> &'a Value {
     v["checks"]
@@ -305,7 +323,7 @@ pub fn expected_inventory() -> Vec<String> {
     let mut v: Vec<String> = [
         "ConfigMap/auth-postgres-dev-postgresql-configuration",
         "ConfigMap/auth-postgres-dev-snapshots",
-        "ConfigMap/auth-postgres-dev-values",
+        "Secret/auth-postgres-dev-values",
         "CronJob/auth-postgres-dev-snapshots",
         "NetworkPolicy/auth-postgres-dev-postgresql",
         "PersistentVolumeClaim/data-auth-postgres-dev-postgresql-0",

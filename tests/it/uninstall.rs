@@ -13,8 +13,9 @@ async fn uninstall_keeps_the_volume_and_secrets_and_reinstall_keeps_the_password
     let run = c.run(&["uninstall", "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let j = run.json();
-    assert_eq!(j["deleted"].as_array().unwrap().len(), 13, "{j}");
-    // The data and what opens it stay: the volume, the passwords, the CA and certificate.
+    assert_eq!(j["deleted"].as_array().unwrap().len(), 12, "{j}");
+    // The data and what opens it stay: the volume, the passwords, the CA and certificate, and the
+    // record of the values it was installed with (where it is, its size and class).
     assert_eq!(
         c.fake.inventory(NS),
         vec![
@@ -23,6 +24,7 @@ async fn uninstall_keeps_the_volume_and_secrets_and_reinstall_keeps_the_password
             format!("Secret/{ADMIN_SECRET}"),
             format!("Secret/{ADMIN_SECRET}-ca"),
             format!("Secret/{TLS_SECRET}"),
+            "Secret/auth-postgres-dev-values".to_string(),
         ]
     );
     // It waited for the pod's graceful termination too.
@@ -116,7 +118,11 @@ async fn a_plain_uninstall_needs_no_right_to_delete_data() {
     let run = c.run(&["uninstall", "--delete-data", "--yes"]).await;
     assert_eq!(run.code, 1);
     assert!(run.error_line().contains("delete persistentvolumeclaims in namespace phonebill-dev; delete secrets in namespace phonebill-dev"), "{}", run.stderr);
-    assert_eq!(c.fake.inventory(NS).len(), 5, "claim and Secrets untouched");
+    assert_eq!(
+        c.fake.inventory(NS).len(),
+        6,
+        "claim and Secrets (the record's too) untouched"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,10 +74,7 @@ fn exists(c: &Cluster, kind: &str, name: &str) -> bool {
 }
 
 fn record(c: &Cluster) -> Value {
-    c.fake
-        .get("ConfigMap", NS, "auth-postgres-dev-values")
-        .expect("the release's record")["data"]
-        .clone()
+    crate::support::record_data(c)
 }
 
 /// `upgrade ARGS` run in the background while the test plays the new pod: held by the kubelet
@@ -316,10 +313,19 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
         .await
         .refused(2, "has no ready snapshot to restore", "backup --list");
 
-    // uninstall forgets the record that said where the data is; install does not start an empty
-    // database beside it, and runs on it once told.
+    // uninstall keeps the record with the data (a Secret beside the passwords): it says where
+    // the data is, and the next install runs on it.
     let gone = c.run(&["uninstall", "--yes"]).await;
     assert_eq!(gone.code, 0, "{}", gone.stderr);
+    c.install_ok(&[]).await;
+    assert_eq!(selector_pod(&c, "auth-postgres-dev-postgresql"), NEW_POD);
+    // Without it (an older version's uninstall deleted its ConfigMap record): install does not
+    // start an empty database beside the data, and runs on it once told.
+    let gone = c.run(&["uninstall", "--yes"]).await;
+    assert_eq!(gone.code, 0, "{}", gone.stderr);
+    c.fake
+        .cluster()
+        .purge(fake_kube::store::info_of("Secret"), NS, "auth-postgres-dev-values");
     c.run(&["install"]).await.refused(
         2,
         "where an upgrade to PostgreSQL 16 moved it",

@@ -1,0 +1,374 @@
+//! The second security round: each attack of a colleague with namespace rights, or of a crafted
+//! file, done for real through the binary — and refused. A test here is the attack, not a check
+//! of the tool's own code: it would have worked before the fix.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::pg::Release;
+use crate::pod::PodServer;
+use crate::support::{APP_SECRET, Cluster, NS, PVC, STS, run_bin};
+
+const RECORD: &str = "auth-postgres-dev-values";
+
+/// `--allow-any` cannot be had by halves: ranges that together are the internet need it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_internet_in_halves_needs_allow_any() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    for halves in [
+        vec!["0.0.0.0/1", "128.0.0.0/1"],
+        vec!["::/1", "8000::/1"],
+        vec!["10.0.0.0/8", "11.0.0.0/8"],
+    ] {
+        let mut args = vec!["expose"];
+        for h in &halves {
+            args.extend(["--allow", h]);
+        }
+        c.run(&args)
+            .await
+            .refused(2, "nothing was created or changed", "--allow-any");
+        assert!(c.fake.get("Service", NS, "auth-postgres-external").is_none());
+        assert!(c.fake.get("NetworkPolicy", NS, "auth-postgres-external").is_none());
+    }
+    // IPv4-mapped IPv6 is IPv4: all of it is every address.
+    let run = c.run(&["expose", "--allow", "::ffff:0.0.0.0/96"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("is every address"), "{}", run.stderr);
+    // A mapped range is written as the IPv4 range it is; a /8 is still someone's network.
+    let r = c
+        .run(&["expose", "--allow", "::ffff:203.0.113.0/120", "--allow", "10.0.0.0/9", "-o", "json"])
+        .await
+        .ok_json();
+    assert_eq!(r["allowed"], json!(["203.0.113.0/24", "10.0.0.0/9"]));
+}
+
+/// A colleague who may write ConfigMaps plants a record choosing an image that would mount the
+/// admin password and switching the NetworkPolicy off. The record is a Secret now: a ConfigMap of
+/// its name is not read while the Secret is there; planted in the Secret (by one who may write
+/// Secrets), a plain install says every recorded value and will not apply the changes to what
+/// runs without a yes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_record_does_not_change_what_runs_unasked() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    let planted = "image: evil.example.com/postgres:16\nnetworkPolicy:\n  enabled: false\n";
+    // A ConfigMap of the record's name: not the record.
+    c.fake
+        .create(
+            NS,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": RECORD},
+                "data": {"environment": "dev", "values.yaml": planted}}),
+        )
+        .unwrap();
+    c.reinstall_changes_nothing().await;
+    // In the Secret itself.
+    c.fake
+        .merge_patch(
+            "Secret",
+            NS,
+            RECORD,
+            json!({"stringData": {"values.yaml": planted}}),
+        )
+        .unwrap();
+    let before = c.versions();
+    let run = c.run(&["install", "--timeout", "30s"]).await;
+    run.refused(2, "needs confirmation", "--yes");
+    assert!(
+        run.error_line().contains("image docker.io/library/postgres:16 → evil.example.com/postgres:16")
+            && run.error_line().contains("networkPolicy.enabled true → false"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("the release's record (Secret auth-postgres-dev-values) sets image=evil.example.com/postgres:16"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(c.versions(), before, "nothing applied");
+    // A dry run applies nothing either, and says so.
+    let dry = c.run(&["install", "--dry-run", "-o", "json"]).await;
+    let report = dry.ok_json();
+    assert_eq!(report["recorded"][0]["key"], "image", "{report}");
+    let sts = c.fake.get("StatefulSet", NS, STS).unwrap();
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["containers"][0]["image"],
+        "docker.io/library/postgres:16"
+    );
+    assert!(c.fake.get("NetworkPolicy", NS, "auth-postgres-dev-postgresql").is_some());
+    // The owner means it: --yes applies it (and the next install asks nothing: it runs so).
+    c.fake
+        .merge_patch(
+            "Secret",
+            NS,
+            RECORD,
+            json!({"stringData": {"values.yaml": "networkPolicy:\n  enabled: false\n"}}),
+        )
+        .unwrap();
+    let run = c.run(&["install", "--yes", "--timeout", "30s"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(c.fake.get("NetworkPolicy", NS, "auth-postgres-dev-postgresql").is_none());
+    let again = c.run(&["install", "--timeout", "30s"]).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+}
+
+/// An older version's record (a ConfigMap) is read once, and install replaces it with the Secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_versions_record_moves_to_a_secret() {
+    let c = Cluster::aks().await;
+    c.install_ok(&["--storage-class", "managed-csi"]).await;
+    // As the older version kept it.
+    let secret = c.fake.get("Secret", NS, RECORD).unwrap();
+    let values = crate::support::record_data(&c)["values.yaml"].clone();
+    c.fake.cluster().purge(fake_kube::store::info_of("Secret"), NS, RECORD);
+    c.fake
+        .create(
+            NS,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": RECORD, "labels": secret["metadata"]["labels"]},
+                "data": {"environment": "dev", "values.yaml": values}}),
+        )
+        .unwrap();
+    let report = c.install_ok(&[]).await;
+    assert_eq!(report["storageClass"], "managed-csi", "the old record was used");
+    assert!(c.fake.get("ConfigMap", NS, RECORD).is_none(), "and replaced");
+    assert_eq!(
+        crate::support::record_data(&c)["values.yaml"],
+        "storage:\n  className: managed-csi\n"
+    );
+}
+
+/// prod's safety switches cannot be switched by a values file or a planted record: no test
+/// accounts with a known password in prod, no restore of prod on `--yes` alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prods_safety_switches_are_not_values() {
+    let home = tempfile::tempdir().unwrap();
+    for (yaml, key) in [
+        ("sampleData: true\n", "sampleData"),
+        ("production: false\n", "production"),
+    ] {
+        let values = home.path().join("switch.yaml");
+        std::fs::write(&values, yaml).unwrap();
+        let v = values.display().to_string();
+        for args in [
+            vec!["apply-schema", "--env", "prod", "--values", &v],
+            vec!["restore", "--env", "prod", "--values", &v, "--from", "x.dump", "--yes"],
+            vec!["render", "--env", "prod", "--values", &v],
+        ] {
+            let run = run_bin(home.path(), &args).await;
+            run.refused(2, &format!("key `{key}`"), "in prod");
+        }
+    }
+    // Planted in prod's record.
+    let c = Cluster::with_plan_class().await;
+    c.fake
+        .create(
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "phonebill-prod"}}),
+        )
+        .unwrap();
+    c.fake
+        .create(
+            "phonebill-prod",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth-postgres-prod-values"},
+                "stringData": {"environment": "prod", "values.yaml": "sampleData: true\n"}}),
+        )
+        .unwrap();
+    c.run(&["apply-schema", "--env", "prod"])
+        .await
+        .refused(2, "key `sampleData`", "in prod");
+}
+
+/// The administrator logs in only on the pod's socket and loopback: from the network it is
+/// refused, with TLS and the right password, through expose's load balancer too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_administrator_is_refused_from_the_network() {
+    let c = Cluster::with_plan_class().await;
+    let values = PodServer::before_install(&c);
+    c.install_ok(&[&values[0], &values[1]]).await;
+    let pod = PodServer::start(&c);
+    let ca = pod.ca.display().to_string();
+    let off = |user: &str| {
+        format!(
+            "hostaddr={} port={} dbname=phonebill_auth user={user} host=auth-postgres-dev-postgresql.phonebill-dev.svc sslmode=verify-full sslrootcert={ca}",
+            pod.pod_ip, pod.port
+        )
+    };
+    let e = pod
+        .psql(&off("postgres"), Some(&pod.admin_password))
+        .unwrap_err();
+    assert!(e.contains("pg_hba.conf rejects connection"), "{e}");
+    assert!(pod.psql(&off("auth_user"), Some(&pod.app_password)).is_ok());
+    // The tool's own way in (a port-forward, on the pod's loopback) still works.
+    let verify = c.run(&["verify", "-o", "json"]).await;
+    assert_eq!(
+        crate::support::check(&verify.json(), "admin connects")["status"],
+        "pass",
+        "{}",
+        verify.stdout
+    );
+    // expose names only the app's login.
+    let exposed = c
+        .run(&["expose", "--allow", "203.0.113.0/24", "-o", "json"])
+        .await
+        .ok_json();
+    let users: Vec<&str> = exposed["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["app"]);
+}
+
+/// The metrics port admits the scraper's namespace only, not every source.
+#[tokio::test]
+async fn the_metrics_port_admits_only_the_scrapers_namespace() {
+    let home = tempfile::tempdir().unwrap();
+    let run = run_bin(home.path(), &["render", "-o", "json"]).await;
+    let list = run.ok_json();
+    let policy = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "NetworkPolicy")
+        .unwrap()
+        .clone();
+    let rules = policy["spec"]["ingress"].as_array().unwrap();
+    assert!(
+        rules.iter().all(|r| r.get("from").is_some_and(|f| !f.as_array().unwrap().is_empty())),
+        "no rule open to every source: {policy}"
+    );
+    let metrics = rules.iter().find(|r| r["ports"][0]["port"] == 9187).unwrap();
+    assert_eq!(
+        metrics["from"],
+        json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}])
+    );
+}
+
+/// A password change whose COMMIT reached the server but whose answer was lost, and whose first
+/// check fails for another reason: the Secrets are not put back over a committed password (the
+/// role would be locked out); the change is told apart by what the server stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_password_whose_answer_was_lost_is_kept() {
+    let r = Release::new("atk_commit").await;
+    r.install().await;
+    assert_eq!(r.run(&["apply-schema"]).await.code, 0);
+    let fake = &r.cluster.fake;
+    // The first look after the lost answer fails too (the API refuses that port-forward).
+    fake.cut_forward_after("COMMIT", 1);
+    let old = r.secret(APP_SECRET, "auth-user-password");
+    let run = r
+        .run(&["rotate-password", "--role", "app", "--yes", "-o", "json"])
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let new = r.secret(APP_SECRET, "auth-user-password");
+    assert_ne!(new, old, "the Secret holds the new password");
+    let verify = r.run(&["verify", "-o", "json"]).await.ok_json();
+    assert_eq!(
+        crate::support::check(&verify, "app role connects")["status"],
+        "pass",
+        "the app logs in with its Secret's password: {verify}"
+    );
+}
+
+/// A claim of the volume's name that someone makes while `restore --snapshot` replaces the
+/// volume is not taken for the one made from the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_snapshot_does_not_take_over_a_claim_someone_else_made() {
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    let snap = c
+        .run(&["backup", "--snapshot", "--create-snapshot-class", "-o", "json"])
+        .await
+        .ok_json()["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The tool's create of the new claim is slow to arrive; meanwhile a claim of its name appears.
+    c.fake.inject(
+        "/persistentvolumeclaims",
+        Some("POST"),
+        1,
+        fake_kube::Fault::Delay(Duration::from_secs(2)),
+    );
+    let kc = c.kubeconfig.display().to_string();
+    let child = crate::support::bin_command(
+        c.dir.path(),
+        &["restore", "--snapshot", &snap, "--yes", "--timeout", "60s", "--kubeconfig", &kc],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Once the tool has sent its create (held back two seconds), the name is taken.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while c
+        .fake
+        .requests_matching("POST /api/v1/namespaces/phonebill-dev/persistentvolumeclaims")
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "the tool never made its claim");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.fake
+        .create(
+            NS,
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": PVC},
+                "spec": {"storageClassName": "managed-standard", "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "20Gi"}}}}),
+        )
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("it ends")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("PersistentVolumeClaim {PVC} exists already, and is not the one this command makes")),
+        "{stderr}"
+    );
+}
+
+/// What a profile may not hold, said before anything: an untrusted language, a label key of two
+/// slashes, a size past any disk; and `--pg-bin` that has no tools is an error, not PATH.
+#[tokio::test]
+async fn what_the_values_and_flags_may_not_say() {
+    let home = tempfile::tempdir().unwrap();
+    for (yaml, key) in [
+        ("extensions: [uuid-ossp, plpython3u]\n", "extensions[1]"),
+        ("extensions: [adminpack]\n", "extensions[0]"),
+        ("networkPolicy:\n  allowFromPodLabels:\n    a/b/c: x\n", "networkPolicy.allowFromPodLabels.a/b/c"),
+        ("storage:\n  size: 99999999999999999999999Ti\n", "storage.size"),
+    ] {
+        let values = home.path().join("bad.yaml");
+        std::fs::write(&values, yaml).unwrap();
+        let run = run_bin(home.path(), &["render", "--values", &values.display().to_string()]).await;
+        run.refused(2, &format!("key `{key}`"), "");
+    }
+    let run = run_bin(
+        home.path(),
+        &[
+            "backup", "--database-url", "postgresql://u@127.0.0.1:1/db", "--pg-bin", "/nonexistent",
+            "--to", "x.dump",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("`/nonexistent` is not a directory"), "{}", run.stderr);
+    // A directory without the tools, given as the variable.
+    let run = crate::support::run_bin_env(
+        home.path(),
+        &["backup", "--database-url", "postgresql://u@127.0.0.1:1/db", "--to", "x.dump"],
+        &[("PHONEBILL_PG_BIN", "/tmp")],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("has none of pg_dump"), "{}", run.stderr);
+    let run = run_bin(home.path(), &["restore", "--from", "x.dump", "--force-foreign", "--yes"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = run_bin(home.path(), &["restore", "--from", "x.dump", "--no-safety-snapshot", "--yes"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
