@@ -80,8 +80,13 @@ pub async fn connect(
     streams.read_timeout = None;
     let build = |config: Config| -> Result<Client> {
         let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| {
+            // A credential plugin runs here first: its failure quotes what it printed.
+            if find_auth(&e).is_some() {
+                return api_error(e, "cannot set up a client", &server);
+            }
             user_error(format!("cannot set up a client for {server}: {e}"))
                 .hint("check the cluster's certificate data in your kubeconfig")
+                .into()
         })?;
         Ok(builder
             .with_layer(&super::retry::RetryLayer { deadline })
@@ -153,6 +158,23 @@ async fn from_kubeconfig(kc: Kubeconfig, options: &KubeConfigOptions) -> Result<
 
 fn kubeconfig_error(e: KubeconfigError, path: Option<&Path>) -> anyhow::Error {
     let hint = "get credentials with `az aks get-credentials --resource-group RG --name CLUSTER`, or pass --kubeconfig FILE";
+    // A kubeconfig holds tokens and keys: its errors name the file, line and column, never what
+    // is written there (the YAML parser's own message quotes the neighbouring lines).
+    if let KubeconfigError::Parse(yaml) = &e {
+        let file = path.map_or_else(
+            || "the kubeconfig".to_string(),
+            |p| format!("kubeconfig {}", p.display()),
+        );
+        let at = yaml
+            .location()
+            .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        return user_error(format!(
+            "{file} is not a kubeconfig this tool can read: invalid YAML or a wrong type{at}"
+        ))
+        .hint("fix the file at that place (`kubectl config view` reads it too), or get a new one with `az aks get-credentials`")
+        .into();
+    }
     let err = match (&e, path) {
         (KubeconfigError::ReadConfig(io, _), None)
             if io.kind() == std::io::ErrorKind::NotFound
@@ -181,6 +203,20 @@ fn kubeconfig_error(e: KubeconfigError, path: Option<&Path>) -> anyhow::Error {
 
 /// Turn a kube error into a cause and a hint, saying what was being done.
 pub fn api_error(e: kube::Error, doing: &str, server: &str) -> anyhow::Error {
+    // A credential plugin's failure may come wrapped (through the client's layers): its own
+    // message quotes what the plugin printed, the token among it.
+    let auth = match &e {
+        kube::Error::Auth(auth) => Some(auth),
+        other => find_auth(other),
+    };
+    if let Some(auth) = auth {
+        return user_error(format!(
+            "{doing}: cannot get credentials for {server}: {}",
+            auth_cause(auth)
+        ))
+        .hint("refresh credentials with `az aks get-credentials` (AKS with Entra ID also needs `kubelogin`); run the plugin named above yourself to see its own message")
+        .into();
+    }
     let err: UserError = match &e {
         kube::Error::Api(status) => {
             let msg = format!("{doing}: {} ({} {})", status.message, status.code, status.reason);
@@ -197,11 +233,75 @@ pub fn api_error(e: kube::Error, doing: &str, server: &str) -> anyhow::Error {
         }
         kube::Error::HyperError(_) | kube::Error::Service(_) => user_error(format!("{doing}: cannot reach the Kubernetes API at {server}: {}", root_cause(&e)))
             .hint("check that the cluster is running and reachable (VPN, firewall) and that --context/--kubeconfig point at it (transient failures were retried until the command's time ran out)"),
-        kube::Error::Auth(_) => user_error(format!("{doing}: cannot get credentials for {server}: {}", root_cause(&e)))
-            .hint("refresh credentials with `az aks get-credentials` (AKS with Entra ID also needs `kubelogin`)"),
         _ => user_error(format!("{doing}: {}", root_cause(&e))).hint("run again with -v for more detail"),
     };
     err.into()
+}
+
+/// A credential error somewhere in `e`'s chain.
+fn find_auth<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a kube::client::AuthError> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(auth) = err.downcast_ref::<kube::client::AuthError>() {
+            return Some(auth);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Why credentials could not be had, without what the credential plugin printed (its standard
+/// output is the token, its answer may quote it): the plugin's name and what went wrong.
+fn auth_cause(e: &kube::client::AuthError) -> String {
+    use kube::client::AuthError as A;
+    match e {
+        A::AuthExecRun { cmd, out } => format!(
+            "the kubeconfig's credential plugin {}failed ({})",
+            plugin_program(cmd).map_or_else(String::new, |p| format!("`{p}` ")),
+            out.status
+        ),
+        A::AuthExecParse(_) => {
+            "the kubeconfig's credential plugin answered with no ExecCredential this tool can read"
+                .into()
+        }
+        A::AuthExecStart(io) => format!("the kubeconfig's credential plugin could not start: {io}"),
+        A::AuthExec(_) | A::ExecPluginFailed => {
+            "the kubeconfig's credential plugin failed (no status in its answer)".into()
+        }
+        A::InvalidBearerToken(_) | A::InvalidBasicAuth(_) => {
+            "the kubeconfig's token or password is not a valid header value".into()
+        }
+        A::ParseTokenKey(_) => "the token file's contents are not JSON this tool can read".into(),
+        // The rest say nothing of a secret (a path, a date, a missing command).
+        other => other.to_string(),
+    }
+}
+
+/// The program of a command as kube prints it (`KEY="v" "program" "arg"…`): arguments and the
+/// environment are left out, they may carry a client secret.
+fn plugin_program(cmd: &str) -> Option<String> {
+    let mut tokens = Vec::new();
+    let (mut token, mut quoted, mut escaped) = (String::new(), false, false);
+    for c in cmd.chars() {
+        match c {
+            _ if escaped => {
+                escaped = false;
+                token.push(c);
+            }
+            '\\' if quoted => escaped = true,
+            '"' => {
+                quoted = !quoted;
+                token.push(c);
+            }
+            ' ' if !quoted => tokens.push(std::mem::take(&mut token)),
+            _ => token.push(c),
+        }
+    }
+    tokens.push(token);
+    let program = tokens.into_iter().find(|t| t.starts_with('"'))?;
+    let program = program.trim_matches('"');
+    let name = Path::new(program).file_name()?.to_string_lossy().into_owned();
+    Some(name)
 }
 
 /// The innermost non-empty message of an error chain (hyper's outer messages say little).
@@ -280,4 +380,17 @@ where
 
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plugin_program;
+
+    #[test]
+    fn a_plugin_is_named_by_its_program_alone() {
+        let cmd = r#"KUBERNETES_EXEC_INFO="{\"kind\":\"ExecCredential\",\"spec\":{\"interactive\":false}}" "/usr/local/bin/kubelogin" "get-token" "--client-secret" "s3cr3t""#;
+        assert_eq!(plugin_program(cmd).as_deref(), Some("kubelogin"));
+        assert_eq!(plugin_program(r#""az" "account""#).as_deref(), Some("az"));
+        assert_eq!(plugin_program("no quotes at all"), None);
+    }
 }

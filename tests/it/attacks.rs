@@ -372,3 +372,62 @@ async fn what_the_values_and_flags_may_not_say() {
     let run = run_bin(home.path(), &["restore", "--from", "x.dump", "--no-safety-snapshot", "--yes"]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+/// What a kubeconfig and its credential plugin hold never reaches an error line (nor `-o json`'s
+/// error document): a plugin that fails after printing the token, one whose answer is not JSON
+/// but quotes the token, a kubeconfig whose YAML breaks next to a password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_reach_an_error_line() {
+    use base64::Engine;
+    let c = Cluster::with_plan_class().await;
+    let dir = c.dir.path();
+    let token = "eyJhbGciOi-THE-SECRET-TOKEN-0123456789";
+    let ca = base64::engine::general_purpose::STANDARD.encode(c.fake.ca_pem());
+    let kubeconfig = |command: &str| {
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: plugin\nusers:\n- name: plugin\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: {command}\n      interactiveMode: Never\n",
+            c.fake.url
+        )
+    };
+    let credential = format!(
+        "{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{token}\"}}}}"
+    );
+    for (name, body, says) in [
+        ("fails", format!("echo '{credential}'; exit 1"), "credential plugin"),
+        ("garbles", format!("echo '{{\"token\": \"{token}\", oops'"), "no ExecCredential"),
+    ] {
+        let script = dir.join(name);
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = dir.join(format!("{name}.kubeconfig"));
+        std::fs::write(&config, kubeconfig(&script.display().to_string())).unwrap();
+        let config = config.display().to_string();
+        for output in ["text", "json"] {
+            let run = run_bin(dir, &["status", "--kubeconfig", &config, "-o", output]).await;
+            assert_eq!(run.code, 1, "{}", run.stderr);
+            assert!(run.stderr.contains(says), "{}", run.stderr);
+            assert!(
+                !run.stderr.contains(token) && !run.stdout.contains(token),
+                "the token leaked:\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
+        }
+    }
+    // YAML that breaks next to a password.
+    let config = dir.join("broken.kubeconfig");
+    std::fs::write(
+        &config,
+        format!("apiVersion: v1\nusers:\n- name: u\n  user:\n    password: {token}\n    username: [admin\n"),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    for output in ["text", "json"] {
+        let run = run_bin(dir, &["status", "--kubeconfig", &config, "-o", output]).await;
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains(&format!("kubeconfig {config} is not a kubeconfig")), "{}", run.stderr);
+        assert!(run.stderr.contains("line "), "{}", run.stderr);
+        assert!(!run.stderr.contains(token) && !run.stdout.contains(token), "{}\n{}", run.stdout, run.stderr);
+    }
+}
