@@ -63,14 +63,13 @@ pub fn validate(info: &ResourceInfo, old: Option<&Value>, obj: &Value) -> Result
                 let strip = |v: &Value| {
                     let mut s = v.get("spec").cloned().unwrap_or_default();
                     if let Some(m) = s.as_object_mut() {
-                        if bound {
-                            if let Some(r) = m
+                        if bound
+                            && let Some(r) = m
                                 .get_mut("resources")
                                 .and_then(|r| r.get_mut("requests"))
                                 .and_then(Value::as_object_mut)
-                            {
-                                r.remove("storage");
-                            }
+                        {
+                            r.remove("storage");
                         }
                         if unnamed {
                             m.remove("volumeName");

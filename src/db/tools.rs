@@ -15,7 +15,7 @@ use crate::k8s::{self, Kube};
 
 pub enum Tools {
     Pod {
-        kube: Kube,
+        kube: Box<Kube>,
         pod: String,
         container: String,
     },
@@ -31,7 +31,7 @@ impl Tools {
     pub fn for_db(db: &Db, container: &str, bin_dir: Option<&Path>) -> Tools {
         match &db.route {
             Route::Pod { kube, pod, .. } => Tools::Pod {
-                kube: kube.clone(),
+                kube: Box::new(kube.clone()),
                 pod: pod.clone(),
                 container: container.to_string(),
             },

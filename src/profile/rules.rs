@@ -150,8 +150,8 @@ pub fn check(p: &Profile, env: &str) -> Option<Broken> {
         r.check(
             &format!("extensions[{i}]"),
             e,
-            !UNTRUSTED_EXTENSIONS.contains(&e.as_str())
-                && !(e.starts_with("pl") && e.ends_with('u')),
+            !(UNTRUSTED_EXTENSIONS.contains(&e.as_str())
+                || (e.starts_with("pl") && e.ends_with('u'))),
             "a trusted extension: not an untrusted language (plpython3u, plperlu, pltclu) nor one that reaches the server's files (adminpack, file_fdw)",
         );
     }
