@@ -157,6 +157,73 @@ async fn bench(users: u32) {
             backup.seconds / plain_dump.seconds,
             restore.seconds / plain_restore.seconds,
         ));
+
+        // Plain SQL: pg_dump's gzip-compressed SQL into psql, against the tool's plain backup
+        // and its restore (the SQL read as psql reads it on its way, plain_sql.rs).
+        let sql_file = file(if url {
+            "plain-tls.sql.gz"
+        } else {
+            "plain.sql.gz"
+        });
+        let sql_dump = timed({
+            let mut c = plain(&r, "pg_dump");
+            c.args([
+                "-Fp",
+                "--compress=6",
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--no-privileges",
+                "-f",
+                &sql_file,
+                &conn,
+            ]);
+            c
+        });
+        let sql_restore = timed({
+            let mut c = Command::new("sh");
+            c.args(["-c", "gzip -dc \"$1\" | \"$2\" -X -q -v ON_ERROR_STOP=1 --single-transaction -o /dev/null -d \"$3\""])
+                .args(["sh", &sql_file])
+                .arg(r.pg.bin.join("psql"))
+                .arg(&conn)
+                .env("PGPASSWORD", &r.pg.password)
+                .env("PGSSLMODE", "disable");
+            c
+        });
+        let name = if url { "url.sql.gz" } else { "pod.sql.gz" };
+        let backup = timed(tool(
+            &r,
+            &["backup", "--format", "plain", "--to", &file(name)],
+            url,
+        ));
+        let restore = timed(tool(
+            &r,
+            &["restore", "--from", &file(name), "--no-safety-backup"],
+            url,
+        ));
+        let baseline = if url {
+            "pg_dump -Fp gzip / gunzip psql (TLS)"
+        } else {
+            "pg_dump -Fp gzip / gunzip psql"
+        };
+        rows.push((
+            baseline.to_string(),
+            sql_dump.seconds,
+            sql_restore.seconds,
+            None,
+            None,
+            1.0,
+            1.0,
+        ));
+        rows.push((
+            format!("{label}, plain"),
+            backup.seconds,
+            restore.seconds,
+            backup.peak_kib,
+            restore.peak_kib,
+            backup.seconds / sql_dump.seconds,
+            restore.seconds / sql_restore.seconds,
+        ));
     }
     let dump_size = std::fs::metadata(file("plain.dump"))
         .map(|m| m.len() as f64 / 1048576.0)

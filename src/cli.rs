@@ -154,7 +154,9 @@ pub struct PgBinArgs {
 pub fn parse_pg_bin(s: &str) -> Result<PathBuf, String> {
     let dir = PathBuf::from(s);
     if !dir.is_dir() {
-        return Err(format!("`{s}` is not a directory (the one with pg_dump, pg_restore and psql)"));
+        return Err(format!(
+            "`{s}` is not a directory (the one with pg_dump, pg_restore and psql)"
+        ));
     }
     if !["pg_dump", "pg_restore", "psql"]
         .iter()

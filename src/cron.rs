@@ -31,7 +31,13 @@ const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 /// One field's values, and whether it is unrestricted (robfig's "star bit": a part that is `*`
 /// or `?` without a step above 1).
-fn field(text: &str, lo: u8, hi: u8, names: &[&str], first: u8) -> Result<(BTreeSet<u8>, bool), String> {
+fn field(
+    text: &str,
+    lo: u8,
+    hi: u8,
+    names: &[&str],
+    first: u8,
+) -> Result<(BTreeSet<u8>, bool), String> {
     let number = |s: &str| -> Result<u32, String> {
         if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
             return Ok(u32::from(first) + i as u32);
@@ -130,9 +136,7 @@ impl Schedule {
             minutes: field(m, 0, 59, &[], 0)
                 .map_err(|e| format!("minute: {e}"))?
                 .0,
-            hours: field(h, 0, 23, &[], 0)
-                .map_err(|e| format!("hour: {e}"))?
-                .0,
+            hours: field(h, 0, 23, &[], 0).map_err(|e| format!("hour: {e}"))?.0,
             days,
             months: field(mon, 1, 12, &MONTHS, 1)
                 .map_err(|e| format!("month: {e}"))?
@@ -262,14 +266,38 @@ mod tests {
     fn bad_schedules_say_what_is_wrong_as_the_api_server_does() {
         for (bad, says) in [
             ("0 3 * *", "expected exactly 5 fields, found 4"),
-            ("60 3 * * *", "minute: end of range (60) above maximum (59): 60"),
-            ("0 24 * * *", "hour: end of range (24) above maximum (23): 24"),
-            ("0 3 * * 7", "day of week: end of range (7) above maximum (6): 7"),
-            ("0 3 * * 1-7", "day of week: end of range (7) above maximum (6): 1-7"),
-            ("0 3 0 * *", "day of month: beginning of range (0) below minimum (1): 0"),
-            ("0 3 * * funday", "day of week: failed to parse int from funday"),
-            ("*/0 * * * *", "minute: step of range should be a positive number: */0"),
-            ("0 5-3 * * *", "hour: beginning of range (5) beyond end of range (3): 5-3"),
+            (
+                "60 3 * * *",
+                "minute: end of range (60) above maximum (59): 60",
+            ),
+            (
+                "0 24 * * *",
+                "hour: end of range (24) above maximum (23): 24",
+            ),
+            (
+                "0 3 * * 7",
+                "day of week: end of range (7) above maximum (6): 7",
+            ),
+            (
+                "0 3 * * 1-7",
+                "day of week: end of range (7) above maximum (6): 1-7",
+            ),
+            (
+                "0 3 0 * *",
+                "day of month: beginning of range (0) below minimum (1): 0",
+            ),
+            (
+                "0 3 * * funday",
+                "day of week: failed to parse int from funday",
+            ),
+            (
+                "*/0 * * * *",
+                "minute: step of range should be a positive number: */0",
+            ),
+            (
+                "0 5-3 * * *",
+                "hour: beginning of range (5) beyond end of range (3): 5-3",
+            ),
             ("0 1-2-3 * * *", "hour: too many hyphens: 1-2-3"),
             ("0 */2/3 * * *", "hour: too many slashes: */2/3"),
             ("@every 1h", "unrecognized descriptor: @every 1h"),

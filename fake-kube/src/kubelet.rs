@@ -45,10 +45,16 @@ impl PullFailure {
         let registry = image.split('/').next().unwrap_or("docker.io");
         let (repo, tag) = image
             .split_once('/')
-            .map_or((image, "latest"), |(_, rest)| rest.rsplit_once(':').unwrap_or((rest, "latest")));
-        let resolve = format!("failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\"");
+            .map_or((image, "latest"), |(_, rest)| {
+                rest.rsplit_once(':').unwrap_or((rest, "latest"))
+            });
+        let resolve = format!(
+            "failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\""
+        );
         match self {
-            PullFailure::NotFound => format!("rpc error: code = NotFound desc = {resolve}: {image}: not found"),
+            PullFailure::NotFound => {
+                format!("rpc error: code = NotFound desc = {resolve}: {image}: not found")
+            }
             PullFailure::Unauthorized => format!(
                 "rpc error: code = Unknown desc = {resolve}: failed to authorize: failed to fetch anonymous token: unexpected status from GET request to https://{registry}/oauth2/token?scope=repository%3A{repo}%3Apull&service={registry}: 401 Unauthorized"
             ),
@@ -257,7 +263,11 @@ fn load_balancers(c: &mut Cluster) {
             )
             .and_then(Value::as_str)
             == Some("true");
-        let key = format!("{}/{}", s(&svc, "/metadata/namespace"), s(&svc, "/metadata/name"));
+        let key = format!(
+            "{}/{}",
+            s(&svc, "/metadata/namespace"),
+            s(&svc, "/metadata/name")
+        );
         // An address stays while the Service is the kind it was given for; switched between
         // internal and public, the cloud moves it to another frontend: the old address is shown
         // for a while (the controller reconciling), then a new one of the other kind.
@@ -267,7 +277,9 @@ fn load_balancers(c: &mut Cluster) {
                 Some((_, since)) if since.elapsed() < Duration::from_millis(500) => continue,
                 Some(_) => {}
                 None => {
-                    c.kubelet.lb_internal.insert(key, (internal, Instant::now()));
+                    c.kubelet
+                        .lb_internal
+                        .insert(key, (internal, Instant::now()));
                     continue;
                 }
             }
@@ -279,7 +291,9 @@ fn load_balancers(c: &mut Cluster) {
         } else {
             format!("20.41.0.{n}")
         };
-        c.kubelet.lb_internal.insert(key, (internal, Instant::now()));
+        c.kubelet
+            .lb_internal
+            .insert(key, (internal, Instant::now()));
         svc["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}});
         let ns = s(&svc, "/metadata/namespace");
         c.system_write(info_of("Service"), &ns, svc);
@@ -901,10 +915,12 @@ fn run_pods(c: &mut Cluster) {
                     .ok()
                     .filter(|p| s(p, "/status/phase") != "Bound")
                     .is_none_or(|p| {
-                        c.get(info_of("StorageClass"), "", &s(&p, "/spec/storageClassName"))
-                            .is_ok_and(|sc| {
-                                s(&sc, "/volumeBindingMode") == "WaitForFirstConsumer"
-                            })
+                        c.get(
+                            info_of("StorageClass"),
+                            "",
+                            &s(&p, "/spec/storageClassName"),
+                        )
+                        .is_ok_and(|sc| s(&sc, "/volumeBindingMode") == "WaitForFirstConsumer")
                     })
             });
         if provisioning {
@@ -988,11 +1004,21 @@ fn run_pods(c: &mut Cluster) {
                     event(c, &ns, "Pod", &name, type_, reason, &message)
                 };
                 event(c, "Normal", "Pulling", format!("Pulling image \"{img}\""));
-                event(c, "Warning", "Failed", format!("Failed to pull image \"{img}\": {cause}"));
+                event(
+                    c,
+                    "Warning",
+                    "Failed",
+                    format!("Failed to pull image \"{img}\": {cause}"),
+                );
                 event(c, "Warning", "Failed", "Error: ErrImagePull".into());
                 let backing_off = started.elapsed() >= Duration::from_millis(200);
                 let (reason, message) = if backing_off {
-                    event(c, "Normal", "BackOff", format!("Back-off pulling image \"{img}\""));
+                    event(
+                        c,
+                        "Normal",
+                        "BackOff",
+                        format!("Back-off pulling image \"{img}\""),
+                    );
                     event(c, "Warning", "Failed", "Error: ImagePullBackOff".into());
                     (
                         "ImagePullBackOff",

@@ -71,13 +71,14 @@ pub async fn handle(
     };
     let cut = cluster.lock().expect("cluster lock").cut.clone();
     let shared = cluster.clone();
-    ws.protocols([PROTOCOL]).on_upgrade(move |socket| async move {
-        // Until the pod side closes, or the test cuts the streams: then dropped as it is.
-        tokio::select! {
-            _ = bridge(socket, ports, targets, name, shared) => {}
-            _ = cut.notified() => {}
-        }
-    })
+    ws.protocols([PROTOCOL])
+        .on_upgrade(move |socket| async move {
+            // Until the pod side closes, or the test cuts the streams: then dropped as it is.
+            tokio::select! {
+                _ = bridge(socket, ports, targets, name, shared) => {}
+                _ = cut.notified() => {}
+            }
+        })
 }
 
 /// Pump bytes between the WebSocket channels and one TCP connection per port.
@@ -139,12 +140,7 @@ async fn bridge(
     while let Some(Ok(msg)) = stream.next().await {
         match msg {
             Message::Binary(bytes) if bytes.len() > 1 => {
-                if let Some(w) = writers.get_mut(&bytes[0])
-                    && w.write_all(&bytes[1..]).await.is_err()
-                {
-                    break;
-                }
-                // A cut the test asked for: these bytes went through, their answer never comes.
+                // A cut the test asked for: these bytes go through, their answer never comes.
                 let cut = {
                     let mut c = cluster.lock().expect("cluster lock");
                     let hit = c.cut_after.as_ref().is_some_and(|(want, _)| {
@@ -164,12 +160,20 @@ async fn bridge(
                     hit
                 };
                 if cut {
-                    // No answer goes back from now on; the server reads the bytes, then the
-                    // connection goes.
+                    // Nothing goes back from before the bytes are sent (so the answer cannot
+                    // slip through); the server reads them, then the connection goes.
                     sender.0.abort();
                     drop(pumps);
+                    if let Some(w) = writers.get_mut(&bytes[0]) {
+                        let _ = w.write_all(&bytes[1..]).await;
+                    }
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     return;
+                }
+                if let Some(w) = writers.get_mut(&bytes[0])
+                    && w.write_all(&bytes[1..]).await.is_err()
+                {
+                    break;
                 }
             }
             Message::Close(_) => break,

@@ -235,7 +235,10 @@ pub async fn faults(State(cluster): State<Shared>, request: Request, next: Next)
             next.run(request).await
         }
         Some(Fault::AnswerLost) => {
-            let reset = request.extensions().get::<Connection>().map(|c| c.reset.clone());
+            let reset = request
+                .extensions()
+                .get::<Connection>()
+                .map(|c| c.reset.clone());
             let _handled = next.run(request).await;
             if let Some(r) = reset {
                 r.notify_one();

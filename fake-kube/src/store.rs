@@ -633,9 +633,9 @@ impl Cluster {
                         let held = if names.is_empty() {
                             !self.is_denied_named(&verb, &group, &resource, ns, "")
                         } else {
-                            names.iter().all(|n| {
-                                !self.is_denied_named(&verb, &group, &resource, ns, n)
-                            })
+                            names
+                                .iter()
+                                .all(|n| !self.is_denied_named(&verb, &group, &resource, ns, n))
                         };
                         if !held {
                             let verbs = missing

@@ -284,19 +284,31 @@ fn cron_schedule(text: &str) -> Result<(), String> {
     let text = text.trim();
     if let Some(d) = text.strip_prefix('@') {
         return match d {
-            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => Ok(()),
+            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => {
+                Ok(())
+            }
             _ if d.starts_with("every ") => Ok(()),
             _ => Err(format!("unrecognized descriptor: {text}")),
         };
     }
     let fields: Vec<&str> = text.split_whitespace().collect();
     if fields.len() != 5 {
-        return Err(format!("expected exactly 5 fields, found {}: {text}", fields.len()));
+        return Err(format!(
+            "expected exactly 5 fields, found {}: {text}",
+            fields.len()
+        ));
     }
-    const MONTHS: &[&str] = &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    const MONTHS: &[&str] = &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
     const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-    let bounds: [(u32, u32, &[&str], u32); 5] =
-        [(0, 59, &[], 0), (0, 23, &[], 0), (1, 31, &[], 1), (1, 12, MONTHS, 1), (0, 6, DAYS, 0)];
+    let bounds: [(u32, u32, &[&str], u32); 5] = [
+        (0, 59, &[], 0),
+        (0, 23, &[], 0),
+        (1, 31, &[], 1),
+        (1, 12, MONTHS, 1),
+        (0, 6, DAYS, 0),
+    ];
     for (field, (lo, hi, names, first)) in fields.iter().zip(bounds) {
         for part in field.split(',') {
             let pieces: Vec<&str> = part.split('/').collect();
@@ -306,7 +318,9 @@ fn cron_schedule(text: &str) -> Result<(), String> {
             let number = |s: &str| -> Result<u32, String> {
                 match names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
                     Some(i) => Ok(first + i as u32),
-                    None => s.parse().map_err(|_| format!("failed to parse int from {s}")),
+                    None => s
+                        .parse()
+                        .map_err(|_| format!("failed to parse int from {s}")),
                 }
             };
             let range: Vec<&str> = pieces[0].split('-').collect();
@@ -321,7 +335,9 @@ fn cron_schedule(text: &str) -> Result<(), String> {
                 }
             };
             if let Some(step) = pieces.get(1) {
-                let step: u32 = step.parse().map_err(|_| format!("failed to parse int from {step}"))?;
+                let step: u32 = step
+                    .parse()
+                    .map_err(|_| format!("failed to parse int from {step}"))?;
                 if range.len() == 1 {
                     end = hi;
                 }
@@ -330,13 +346,17 @@ fn cron_schedule(text: &str) -> Result<(), String> {
                 }
             }
             if start < lo {
-                return Err(format!("beginning of range ({start}) below minimum ({lo}): {part}"));
+                return Err(format!(
+                    "beginning of range ({start}) below minimum ({lo}): {part}"
+                ));
             }
             if end > hi {
                 return Err(format!("end of range ({end}) above maximum ({hi}): {part}"));
             }
             if start > end {
-                return Err(format!("beginning of range ({start}) beyond end of range ({end}): {part}"));
+                return Err(format!(
+                    "beginning of range ({start}) beyond end of range ({end}): {part}"
+                ));
             }
         }
     }

@@ -173,7 +173,10 @@ async fn session(
     // ("failed to send a WebSocket message: Sending after closing is not allowed"): that is the
     // pod's end, not a break. A failure to receive is one.
     let broke = joined.err().filter(|e| {
-        copy_error.is_some() || !e.to_string().starts_with("failed to send a WebSocket message")
+        copy_error.is_some()
+            || !e
+                .to_string()
+                .starts_with("failed to send a WebSocket message")
     });
     End::Pod(drop_cause(
         message,

@@ -76,7 +76,9 @@ pub fn too_wide(ranges: &[String]) -> Option<String> {
             .iter()
             .map(|n| {
                 let bits = if n.addr().is_ipv4() { 32 } else { 128 };
-                1u128.checked_shl(u32::from(bits - n.prefix_len())).unwrap_or(u128::MAX)
+                1u128
+                    .checked_shl(u32::from(bits - n.prefix_len()))
+                    .unwrap_or(u128::MAX)
             })
             .fold(0u128, u128::saturating_add)
     };
@@ -256,13 +258,10 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
     };
     // Switched between an internal and a public load balancer, the Service keeps showing the
     // old frontend's address until the cloud has moved it: that one is not the answer.
-    let before = api.get_opt(&service_name).await.map_err(|e| {
-        api_error(
-            e,
-            &format!("reading Service {service_name}"),
-            &kube.server,
-        )
-    })?;
+    let before = api
+        .get_opt(&service_name)
+        .await
+        .map_err(|e| api_error(e, &format!("reading Service {service_name}"), &kube.server))?;
     let stale = before
         .as_ref()
         .filter(|s| is_internal(s) != args.internal)
@@ -458,14 +457,23 @@ mod tests {
         let e = parse_cidr("203.0.113.5/24").unwrap_err();
         assert!(e.contains("203.0.113.0/24"), "{e}");
         assert!(parse_cidr("203.0.113.0/33").is_err());
-        assert_eq!(parse_cidr("::ffff:203.0.113.0/120").unwrap(), "203.0.113.0/24");
-        assert!(parse_cidr("::ffff:0.0.0.0/96").is_err(), "every IPv4 address");
+        assert_eq!(
+            parse_cidr("::ffff:203.0.113.0/120").unwrap(),
+            "203.0.113.0/24"
+        );
+        assert!(
+            parse_cidr("::ffff:0.0.0.0/96").is_err(),
+            "every IPv4 address"
+        );
         let wide = |r: &[&str]| too_wide(&r.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert!(wide(&["0.0.0.0/1", "128.0.0.0/1"]).is_some());
         assert!(wide(&["::/1"]).is_some() && wide(&["8000::/1"]).is_some());
         assert!(wide(&["10.0.0.0/8"]).is_none(), "a /8 is allowed");
         assert!(wide(&["10.0.0.0/8", "11.0.0.0/8"]).is_some());
-        assert!(wide(&["10.0.0.0/8", "10.1.0.0/16"]).is_none(), "overlaps count once");
+        assert!(
+            wide(&["10.0.0.0/8", "10.1.0.0/16"]).is_none(),
+            "overlaps count once"
+        );
         assert!(wide(&["2001:db8::/32"]).is_none() && wide(&["2001:db8::/31"]).is_some());
         assert!(parse_cidr("office").is_err());
     }

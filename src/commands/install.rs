@@ -343,7 +343,11 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         force_conflicts: args.force_conflicts,
     };
     if !namespace_exists {
-        let doing = if args.dry_run { "would create" } else { "creating" };
+        let doing = if args.dry_run {
+            "would create"
+        } else {
+            "creating"
+        };
         ui.note(None, format!("{doing} namespace {}", kube.namespace));
         create_namespace(&kube, args.dry_run).await?;
     }
@@ -391,19 +395,19 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         checks: vec![],
     };
     let applied = match apply_each(&kube, ui, objects, opts, namespace_exists).await {
-        Ok(mut applied) => match apply_each(&kube, ui, vec![record], forced, namespace_exists)
-            .await
-        {
-            Ok(r) => {
-                applied.extend(r);
-                Ok(applied)
+        Ok(mut applied) => {
+            match apply_each(&kube, ui, vec![record], forced, namespace_exists).await {
+                Ok(r) => {
+                    applied.extend(r);
+                    Ok(applied)
+                }
+                Err(mut stopped) => {
+                    applied.append(&mut stopped.objects);
+                    stopped.objects = applied;
+                    Err(stopped)
+                }
             }
-            Err(mut stopped) => {
-                applied.append(&mut stopped.objects);
-                stopped.objects = applied;
-                Err(stopped)
-            }
-        },
+        }
         Err(mut stopped) => {
             let (kind, name) = &record_id;
             stopped

@@ -84,7 +84,8 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         .expect("clap requires --from without --snapshot");
     // The file first: --yes never skips these checks, and nothing has been touched yet.
     let spinner = ctx.ui.spinner(format!("checking {}", from.display()));
-    let manifest = backup_file::inspect(from)?;
+    let checked = backup_file::inspect(from)?;
+    let manifest = checked.manifest;
     spinner.set_message("connecting");
     let db = ctx.db(&args.db).await?;
     if manifest.database != db.database {
@@ -113,6 +114,10 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         let local = tools.version("pg_restore").await?;
         dump::refuse_older_tool(&tools, &local, dumped.major, "the backup's pg_dump")?;
     }
+    let plan = match &checked.sql {
+        Some(sql) => Some(restore::plan_sql(&tools, from, sql).await?),
+        None => None,
+    };
     spinner.finish_and_clear();
 
     let scope = restore::scope(&manifest);
@@ -167,6 +172,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
             &manifest,
             &restore::Target::of(&db),
             &bar,
+            plan,
         ),
         "a restore that had not finished was not committed (its transaction rolls back); `phonebill-db verify` shows the state",
     )

@@ -404,7 +404,7 @@ async fn move_data(
 
     let names = next.names();
     let new = Db::for_release(kube.clone(), next).await?;
-    let manifest = backup_file::inspect(dest)?;
+    let manifest = backup_file::inspect(dest)?.manifest;
     let new_tools = Tools::for_db(&new, &container, None);
     let bar = ui.bytes(
         Some(manifest.size),
@@ -417,6 +417,7 @@ async fn move_data(
             &manifest,
             &restore::Target::of(&new),
             &bar,
+            None,
         ),
         interrupted,
     )

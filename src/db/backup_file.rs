@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::plain_sql::{GzGuard, Refused, Summary};
 use crate::error::{ExitCode, UserError, user_error};
 
 /// What `kind` says in every manifest this tool writes.
@@ -218,9 +219,18 @@ fn refused(file: &Path, why: impl std::fmt::Display, hint: &str) -> UserError {
         .exit(ExitCode::ChecksFailed)
 }
 
+/// A backup that passed [`inspect`].
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub manifest: Manifest,
+    /// A plain backup's SQL, as psql will read it.
+    pub sql: Option<Summary>,
+}
+
 /// Check a backup against its manifest: present, readable, of a known format, complete (size)
-/// and intact (SHA-256). Reads the whole file once; memory stays flat.
-pub fn inspect(file: &Path) -> Result<Manifest> {
+/// and intact (SHA-256), and a plain one's SQL as pg_dump writes it. Reads the whole file once;
+/// memory stays flat.
+pub fn inspect(file: &Path) -> Result<Checked> {
     let meta = fs::metadata(file).map_err(|e| {
         anyhow::Error::new(
             user_error(format!("cannot read {}: {e}", file.display()))
@@ -305,8 +315,20 @@ pub fn inspect(file: &Path) -> Result<Manifest> {
         )
         .into());
     }
+    // A plain backup's SQL is read as psql would read it, in the same pass (plain_sql.rs).
+    let mut sql = (manifest.format == Format::Plain).then(GzGuard::new);
+    let mut refusal = None;
     let mut hasher = Sha256::new();
-    hasher.update(&head[..n]);
+    let mut take = |bytes: &[u8], sql: &mut Option<GzGuard>| {
+        hasher.update(bytes);
+        if refusal.is_none()
+            && let Some(g) = sql.as_mut()
+            && let Err(e) = g.push(bytes, None)
+        {
+            refusal = Some(e);
+        }
+    };
+    take(&head[..n], &mut sql);
     let mut buf = vec![0u8; 1024 * 1024];
     loop {
         let n = reader
@@ -315,7 +337,7 @@ pub fn inspect(file: &Path) -> Result<Manifest> {
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
+        take(&buf[..n], &mut sql);
     }
     let sum = hex::encode(hasher.finalize());
     if sum != manifest.sha256 {
@@ -326,7 +348,21 @@ pub fn inspect(file: &Path) -> Result<Manifest> {
         )
         .into());
     }
-    Ok(manifest)
+    let sql = match (refusal, sql) {
+        (Some(e), _) => return Err(refused_sql(file, &e).into()),
+        (None, Some(g)) => Some(g.finish(None).map_err(|e| refused_sql(file, &e))?),
+        (None, None) => None,
+    };
+    Ok(Checked { manifest, sql })
+}
+
+/// A plain backup whose SQL is not what pg_dump writes.
+pub fn refused_sql(file: &Path, e: &Refused) -> UserError {
+    refused(
+        file,
+        format!("not restored as SQL: {e}"),
+        "a plain backup is restored only as pg_dump writes one (a checksum anyone can recompute proves no origin): the file was edited or made by hand; use another backup, or a custom-format one",
+    )
 }
 
 fn read_up_to(r: &mut File, buf: &mut [u8]) -> Result<usize> {
@@ -433,7 +469,7 @@ mod tests {
             .chain((0..100_000u32).map(|i| (i % 251) as u8))
             .collect();
         let path = written(dir.path(), &data, Format::Custom);
-        assert_eq!(inspect(&path).unwrap().size, data.len() as u64);
+        assert_eq!(inspect(&path).unwrap().manifest.size, data.len() as u64);
 
         fs::write(&path, &data[..50_000]).unwrap();
         assert!(refusal(&path).contains("truncated: 50000 of 100005 bytes"));

@@ -278,7 +278,10 @@ async fn metrics_login(db: &Db, metrics: &Login) -> Check {
         ),
         Ok(_) => Check::fail(
             name,
-            format!("{} is not just a member of pg_monitor (or is a superuser)", metrics.user),
+            format!(
+                "{} is not just a member of pg_monitor (or is a superuser)",
+                metrics.user
+            ),
         ),
         Err(e) => Check::fail(name, db_err(e).to_string()),
     }

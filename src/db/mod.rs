@@ -7,6 +7,7 @@ pub mod connect;
 pub mod dump;
 pub mod expected;
 pub mod migrate;
+pub mod plain_sql;
 pub mod process;
 pub mod restore;
 pub mod role;

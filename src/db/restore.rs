@@ -1,6 +1,7 @@
 //! Restoring a checked backup in one transaction (`templates/exec/restore.sh`): the file streams
-//! into the restore pipeline where the tools are; nothing is committed unless every statement
-//! succeeded, and the pipeline's marker says the commit happened.
+//! into the restore pipeline where the tools are (a plain backup's SQL through its check again,
+//! plain_sql.rs); nothing is committed unless every statement succeeded, and the pipeline's
+//! marker says the commit happened.
 
 use std::path::Path;
 use std::time::Instant;
@@ -11,9 +12,10 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::backup_file::{Format, Manifest};
-use super::process::{Exit, cause, tail};
+use super::plain_sql::GzGuard;
+use super::process::{Exit, Writer, cause, tail};
 use super::tools::Tools;
-use crate::error::user_error;
+use crate::error::{ExitCode, user_error};
 use crate::render::render_sql;
 
 const SCRIPT: &str = include_str!("../../templates/exec/restore.sh");
@@ -51,95 +53,171 @@ impl<'a> Target<'a> {
     }
 }
 
-/// The restore pipeline's command line for a backup described by `m`.
+/// How a plain backup's SQL reaches psql (`plan_sql` decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlPlan {
+    /// psql has `\restrict` (PostgreSQL 17.6, 16.10, 15.14 and later): the stream goes inside one
+    /// whose key only this run knows, so psql itself refuses any command in it.
+    pub restrict: bool,
+}
+
+/// How the restoring psql will take a plain backup checked as `sql`: with `\restrict` where it has
+/// it; without, only SQL that is ASCII outside COPY data (a statement may switch the client encoding,
+/// and psql then reads bytes past 127 by it where this tool's check read UTF-8).
+pub async fn plan_sql(
+    tools: &Tools,
+    file: &Path,
+    sql: &super::plain_sql::Summary,
+) -> Result<SqlPlan> {
+    let psql = tools.version("psql").await?;
+    let restrict = psql.has_restrict();
+    if !restrict && let Some(line) = sql.non_ascii_line {
+        return Err(user_error(format!(
+            "{}: line {line} has SQL (not COPY data) with characters outside ASCII, which {} psql ({}, without \\restrict) may read in another encoding than this tool checked; nothing was restored",
+            file.display(),
+            tools.whose(),
+            psql.text
+        ))
+        .hint("restore with psql of PostgreSQL 16.10, 15.14, 17.6 or later (--pg-bin DIR, or the pod's image), or from a custom-format backup")
+        .exit(ExitCode::ChecksFailed)
+        .into());
+    }
+    Ok(SqlPlan { restrict })
+}
+
+/// The SQL before and after the backup's own: a whole-database restore drops the tables first and
+/// re-grants the app role after; a table restore empties those tables first and rechecks foreign
+/// keys after.
 ///
 /// Owners and privileges are not taken from the backup (`--no-owner --no-privileges`; plain backups
 /// are made without them): the restoring admin owns what it recreates, and the app role's grants
 /// come from `sql/app-role.sql` as apply-schema gives them. So a backup restores into a server
 /// whose roles differ (dev's `postgres`, a managed server's own administrator).
-pub fn command(m: &Manifest, t: &Target<'_>) -> Result<Vec<String>> {
-    let (prelude, postlude) = if m.tables.is_empty() {
-        (
+fn around(m: &Manifest, t: &Target<'_>) -> Result<(String, String)> {
+    if m.tables.is_empty() {
+        Ok((
             DROP_TABLES.to_string(),
             super::role::grants_sql(t.app_user, t.database)?,
-        )
+        ))
     } else {
         let ctx = json!({ "tables": m.tables });
-        (
+        Ok((
             render_sql("replace-rows.sql", REPLACE_ROWS, &ctx)?,
             render_sql("check-foreign-keys.sql", CHECK_FOREIGN_KEYS, &ctx)?,
-        )
-    };
+        ))
+    }
+}
+
+/// What the pipeline reads on stdin: a custom archive, or the whole SQL script this tool wrote
+/// around a plain backup's (gzip-compressed on its way to a pod).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Custom,
+    Sql,
+    SqlGz,
+}
+
+impl Input {
+    fn as_str(self) -> &'static str {
+        match self {
+            Input::Custom => "custom",
+            Input::Sql => "sql",
+            Input::SqlGz => "sql.gz",
+        }
+    }
+}
+
+/// The restore pipeline's command line for a backup described by `m`.
+pub fn command(m: &Manifest, t: &Target<'_>, input: Input) -> Result<Vec<String>> {
     let mut argv: Vec<String> = vec![
         "sh".into(),
         "-c".into(),
         SCRIPT.into(),
         "phonebill-db-restore".into(),
-        m.format.as_str().into(),
+        input.as_str().into(),
         t.admin_user.into(),
         t.database.into(),
-        prelude,
-        postlude,
     ];
-    if m.format == Format::Custom {
-        if m.tables.is_empty() {
-            argv.extend([
-                "--clean".into(),
-                "--if-exists".into(),
-                "--no-owner".into(),
-                "--no-privileges".into(),
-            ]);
-        } else {
-            argv.push("--data-only".into());
-        }
+    if input != Input::Custom {
+        return Ok(argv);
+    }
+    let (prelude, postlude) = around(m, t)?;
+    argv.extend([prelude, postlude]);
+    if m.tables.is_empty() {
+        argv.extend([
+            "--clean".into(),
+            "--if-exists".into(),
+            "--no-owner".into(),
+            "--no-privileges".into(),
+        ]);
+    } else {
+        argv.push("--data-only".into());
     }
     Ok(argv)
 }
 
-/// Stream `file` into the restore pipeline; Ok only when the transaction committed.
+/// The script psql reads around a plain backup's checked SQL: `BEGIN`, the prelude, (the SQL),
+/// the postlude, `COMMIT` and the marker, inside this run's own `\restrict` where psql has it.
+fn script_around(m: &Manifest, t: &Target<'_>, plan: SqlPlan) -> Result<(String, String)> {
+    let (prelude, postlude) = around(m, t)?;
+    let key = if plan.restrict {
+        Some(crate::passwords::generate()?)
+    } else {
+        None
+    };
+    let mut head = String::new();
+    let mut tail = format!("\n{postlude}\nCOMMIT;\n");
+    if let Some(key) = &key {
+        head.push_str(&format!("\\restrict {key}\n"));
+        tail.push_str(&format!("\\unrestrict {key}\n"));
+    }
+    head.push_str(&format!("BEGIN;\n{prelude}\n"));
+    tail.push_str(&format!("\\echo {COMMITTED}\n"));
+    Ok((head, tail))
+}
+
+/// Stream `file` into the restore pipeline; Ok only when the transaction committed. A plain
+/// backup needs its `plan`.
 pub async fn run(
     tools: &Tools,
     file: &Path,
     m: &Manifest,
     target: &Target<'_>,
     bar: &ProgressBar,
+    plan: Option<SqlPlan>,
 ) -> Result<f64> {
-    let argv = command(m, target)?;
+    let input = match (m.format, tools) {
+        (Format::Custom, _) => Input::Custom,
+        (Format::Plain, Tools::Pod { .. }) => Input::SqlGz,
+        (Format::Plain, Tools::Local { .. }) => Input::Sql,
+    };
+    let argv = command(m, target, input)?;
     let start = Instant::now();
     let mut p = tools.spawn(&argv, true).await?;
     let what = format!("the restore (through {} psql)", tools.whose());
     let stdout = tokio::spawn(tail(p.stdout));
     let stderr = tokio::spawn(tail(p.stderr));
-    let mut stdin = p
+    let stdin = p
         .stdin
         .take()
         .context("the restore pipeline has no stdin (a bug)")?;
-    let mut reader = tokio::fs::File::open(file)
-        .await
-        .with_context(|| format!("opening {}", file.display()))?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut sent = 0u64;
-    let mut broken = None;
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .with_context(|| format!("reading {}", file.display()))?;
-        if n == 0 {
-            break;
+    let sent = match input {
+        Input::Custom => send_file(stdin, file, bar).await,
+        Input::Sql | Input::SqlGz => {
+            let plan = plan.context("a plain backup's restore without its plan (a bug)")?;
+            let (head, tail) = script_around(m, target, plan)?;
+            send_sql(stdin, file, m, bar, &head, &tail, input == Input::SqlGz).await
         }
-        // A write fails when the pipeline stopped early (an error in the SQL): its stderr says why.
-        if let Err(e) = stdin.write_all(&buf[..n]).await {
-            broken = Some(e);
-            break;
+    };
+    let broken = match sent {
+        Ok(broken) => broken,
+        // The file failed its check on the way (it changed since it was checked): nothing was
+        // committed; the pipeline is stopped.
+        Err(e) => {
+            drop(p.exit);
+            return Err(e);
         }
-        sent += n as u64;
-        bar.set_position(sent);
-    }
-    if broken.is_none() {
-        let _ = stdin.shutdown().await;
-    }
-    drop(stdin);
+    };
     let exit = p.exit.await?;
     let out = stdout.await.unwrap_or_default();
     let err = stderr.await.unwrap_or_default();
@@ -158,6 +236,124 @@ pub async fn run(
     ))
     .hint("the first error is shown; fix its cause (or use another backup) and restore again")
     .into())
+}
+
+/// Copy a custom archive into the pipeline. A failed write (the pipeline stopped early: an
+/// error in the SQL, its stderr says why) is returned, not raised.
+async fn send_file(
+    mut stdin: Writer,
+    file: &Path,
+    bar: &ProgressBar,
+) -> Result<Option<std::io::Error>> {
+    let mut reader = tokio::fs::File::open(file)
+        .await
+        .with_context(|| format!("opening {}", file.display()))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut sent = 0u64;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .with_context(|| format!("reading {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = stdin.write_all(&buf[..n]).await {
+            return Ok(Some(e));
+        }
+        sent += n as u64;
+        bar.set_position(sent);
+    }
+    let _ = stdin.shutdown().await;
+    Ok(None)
+}
+
+/// Send a plain backup's SQL as it passes its check again (what psql gets is what was checked,
+/// even if the file changed since), between `head` and `tail`; gzip-compressed (level 1) for a
+/// pod. `tail` (the COMMIT) goes only when the whole file passed and still has its checksum.
+async fn send_sql(
+    mut stdin: Writer,
+    file: &Path,
+    m: &Manifest,
+    bar: &ProgressBar,
+    head: &str,
+    tail: &str,
+    compress: bool,
+) -> Result<Option<std::io::Error>> {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    let mut reader = tokio::fs::File::open(file)
+        .await
+        .with_context(|| format!("opening {}", file.display()))?;
+    let mut encoder =
+        compress.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    // Bytes for the pipeline, through the encoder when there is one.
+    let pack = |bytes: &[u8], encoder: &mut Option<flate2::write::GzEncoder<Vec<u8>>>| -> Vec<u8> {
+        match encoder {
+            Some(e) => {
+                e.write_all(bytes).expect("writing into memory");
+                std::mem::take(e.get_mut())
+            }
+            None => bytes.to_vec(),
+        }
+    };
+    let changed = |why: String| -> anyhow::Error {
+        user_error(format!(
+            "{} changed while it was restored ({why}); nothing was committed",
+            file.display()
+        ))
+        .hint("leave the backup alone while it is restored (copy it somewhere safe first), then restore again")
+        .exit(ExitCode::ChecksFailed)
+        .into()
+    };
+    let first = pack(head.as_bytes(), &mut encoder);
+    if let Err(e) = stdin.write_all(&first).await {
+        return Ok(Some(e));
+    }
+    let mut guard = GzGuard::new();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut sql = Vec::new();
+    let mut read = 0u64;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .with_context(|| format!("reading {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        sql.clear();
+        guard
+            .push(&buf[..n], Some(&mut sql))
+            .map_err(|e| changed(e.to_string()))?;
+        let bytes = pack(&sql, &mut encoder);
+        if let Err(e) = stdin.write_all(&bytes).await {
+            return Ok(Some(e));
+        }
+        read += n as u64;
+        bar.set_position(read);
+    }
+    sql.clear();
+    guard
+        .finish(Some(&mut sql))
+        .map_err(|e| changed(e.to_string()))?;
+    if hex::encode(hasher.finalize()) != m.sha256 {
+        return Err(changed(
+            "its SHA-256 checksum no longer matches the manifest".into(),
+        ));
+    }
+    sql.extend_from_slice(tail.as_bytes());
+    let mut last = pack(&sql, &mut encoder);
+    if let Some(e) = encoder.take() {
+        last.extend(e.finish().expect("finishing in memory"));
+    }
+    if let Err(e) = stdin.write_all(&last).await {
+        return Ok(Some(e));
+    }
+    let _ = stdin.shutdown().await;
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -193,7 +389,12 @@ mod tests {
 
     #[test]
     fn a_whole_database_restore_drops_and_recreates_what_the_archive_has() {
-        let argv = command(&manifest(Format::Custom, &[], false), &TARGET).unwrap();
+        let argv = command(
+            &manifest(Format::Custom, &[], false),
+            &TARGET,
+            Input::Custom,
+        )
+        .unwrap();
         assert_eq!(&argv[..2], ["sh", "-c"]);
         assert_eq!(&argv[4..7], ["custom", "postgres", "phonebill_auth"]);
         assert!(
@@ -210,8 +411,12 @@ mod tests {
             &argv[9..],
             ["--clean", "--if-exists", "--no-owner", "--no-privileges"]
         );
-        let plain = command(&manifest(Format::Plain, &[], false), &TARGET).unwrap();
-        assert_eq!(plain.len(), 9, "plain files carry their own DROPs");
+        let plain = command(&manifest(Format::Plain, &[], false), &TARGET, Input::Sql).unwrap();
+        assert_eq!(
+            &plain[4..],
+            ["sql", "postgres", "phonebill_auth"],
+            "the tool sends the whole script of a plain backup"
+        );
     }
 
     #[test]
@@ -221,7 +426,7 @@ mod tests {
             &["auth_services", "auth_permissions"],
             false,
         );
-        let argv = command(&m, &TARGET).unwrap();
+        let argv = command(&m, &TARGET, Input::Custom).unwrap();
         let prelude = &argv[7];
         assert!(prelude.contains("SET LOCAL session_replication_role = replica;"));
         assert!(prelude.contains("DELETE FROM ONLY public.\"auth_services\";"));
@@ -233,5 +438,35 @@ mod tests {
         );
         assert_eq!(argv.last().unwrap(), "--data-only");
         assert!(scope(&m).contains("auth_services, auth_permissions"));
+    }
+
+    #[test]
+    fn a_plain_backups_script_is_one_transaction_inside_a_restrict_of_its_own() {
+        let m = manifest(Format::Plain, &[], false);
+        let (head, tail) = script_around(&m, &TARGET, SqlPlan { restrict: true }).unwrap();
+        let key = head
+            .strip_prefix("\\restrict ")
+            .and_then(|h| h.split_once('\n'))
+            .map(|(k, _)| k.to_string())
+            .expect("the head opens with \\restrict KEY");
+        assert_eq!(key.len(), 32);
+        assert!(key.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert!(
+            head.contains("BEGIN;\n") && head.contains("DROP TABLE IF EXISTS"),
+            "{head}"
+        );
+        assert!(
+            tail.ends_with(&format!(
+                "COMMIT;\n\\unrestrict {key}\n\\echo {COMMITTED}\n"
+            )),
+            "{tail}"
+        );
+        let (again, _) = script_around(&m, &TARGET, SqlPlan { restrict: true }).unwrap();
+        assert!(!again.contains(&key), "a key of each run's own");
+        let (head, tail) = script_around(&m, &TARGET, SqlPlan { restrict: false }).unwrap();
+        assert!(
+            head.starts_with("BEGIN;\n") && !tail.contains("restrict"),
+            "{head}{tail}"
+        );
     }
 }

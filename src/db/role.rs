@@ -46,7 +46,11 @@ pub async fn ensure(client: &Client, app: &Login, database: &str) -> Result<Role
 
 /// The metrics exporter's login (`sql/metrics-role.sql`: pg_monitor, nothing else) and its
 /// password from the release's Secret.
-pub async fn ensure_metrics(client: &Client, metrics: &Login, database: &str) -> Result<RoleReport> {
+pub async fn ensure_metrics(
+    client: &Client,
+    metrics: &Login,
+    database: &str,
+) -> Result<RoleReport> {
     let sql = login_role_sql(&metrics.user)?
         + &render_sql(
             "metrics-role.sql",
@@ -57,7 +61,12 @@ pub async fn ensure_metrics(client: &Client, metrics: &Login, database: &str) ->
 }
 
 /// Run `sql` for `login`'s role (`doing` names it, `{}` its name), then set its password when known.
-async fn ensure_login(client: &Client, login: &Login, sql: &str, doing: &str) -> Result<RoleReport> {
+async fn ensure_login(
+    client: &Client,
+    login: &Login,
+    sql: &str,
+    doing: &str,
+) -> Result<RoleReport> {
     client
         .batch_execute(sql)
         .await

@@ -117,6 +117,27 @@ pub struct ToolVersion {
 }
 
 impl ToolVersion {
+    /// psql's `\restrict` (and pg_dump's use of it): PostgreSQL 17.6, 16.10, 15.14, 14.19, 13.22
+    /// and every later release (CVE-2025-8714).
+    pub fn has_restrict(&self) -> bool {
+        let number = self
+            .text
+            .split_whitespace()
+            .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+            .unwrap_or_default();
+        let mut parts = number.split('.');
+        let minor = parts.nth(1).and_then(|m| m.parse::<u32>().ok());
+        match (self.major, minor) {
+            (18.., _) => true,
+            (17, Some(m)) => m >= 6,
+            (16, Some(m)) => m >= 10,
+            (15, Some(m)) => m >= 14,
+            (14, Some(m)) => m >= 19,
+            (13, Some(m)) => m >= 22,
+            _ => false,
+        }
+    }
+
     pub fn parse(text: &str) -> Result<ToolVersion> {
         let line = text.lines().next().unwrap_or_default().trim();
         let number = line
@@ -231,5 +252,21 @@ mod tests {
             17
         );
         assert!(ToolVersion::parse("bash: pg_dump: not found").is_err());
+        for (text, restrict) in [
+            ("psql (PostgreSQL) 16.2", false),
+            ("psql (PostgreSQL) 16.10", true),
+            ("psql (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)", true),
+            ("psql (PostgreSQL) 15.13", false),
+            ("psql (PostgreSQL) 17.6", true),
+            ("psql (PostgreSQL) 17beta1", false),
+            ("psql (PostgreSQL) 18.1", true),
+            ("psql (PostgreSQL) 12.22", false),
+        ] {
+            assert_eq!(
+                ToolVersion::parse(text).unwrap().has_restrict(),
+                restrict,
+                "{text}"
+            );
+        }
     }
 }

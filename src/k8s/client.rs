@@ -300,7 +300,10 @@ fn plugin_program(cmd: &str) -> Option<String> {
     tokens.push(token);
     let program = tokens.into_iter().find(|t| t.starts_with('"'))?;
     let program = program.trim_matches('"');
-    let name = Path::new(program).file_name()?.to_string_lossy().into_owned();
+    let name = Path::new(program)
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
     Some(name)
 }
 

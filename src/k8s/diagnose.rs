@@ -190,9 +190,9 @@ fn pull_cause(events: &[Event], pod: &str, image: &str, waiting: &str) -> String
     let said = events.iter().rev().find(|e| {
         e.involved_object.name.as_deref() == Some(pod)
             && e.reason.as_deref() == Some("Failed")
-            && e.message.as_deref().is_some_and(|m| {
-                m.starts_with("Failed to pull image") && m.contains(image)
-            })
+            && e.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("Failed to pull image") && m.contains(image))
     });
     if let Some(e) = said {
         let m = message(e);
@@ -220,7 +220,11 @@ fn pull_hint(cause: &str, image: &str) -> String {
         .filter(|r| r.contains('.') || r.contains(':'))
         .unwrap_or("docker.io");
     let lower = cause.to_ascii_lowercase();
-    if lower.contains("401") || lower.contains("unauthorized") || lower.contains("failed to authorize") || lower.contains("denied") {
+    if lower.contains("401")
+        || lower.contains("unauthorized")
+        || lower.contains("failed to authorize")
+        || lower.contains("denied")
+    {
         match registry.strip_suffix(".azurecr.io") {
             Some(acr) => format!(
                 "the registry {registry} refused the nodes' credentials: attach it to the cluster (`az aks update -n CLUSTER -g RG --attach-acr {acr}`)"

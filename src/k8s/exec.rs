@@ -118,8 +118,9 @@ impl Session {
                         Some(c) => format!(
                             "the connection to the API server broke before the command ended: {c}"
                         ),
-                        None => "the connection to the API server ended before the command did"
-                            .into(),
+                        None => {
+                            "the connection to the API server ended before the command did".into()
+                        }
                     },
                 }
             }

@@ -155,7 +155,9 @@ pub async fn require_grantable(kube: &Kube, objects: &[Object], unchanged: &str)
         .iter()
         .map(|(object, rights)| format!("{object} grants {}", rights.join(", ")))
         .collect();
-    let snapshots = missing.iter().any(|m| m.right.group == "snapshot.storage.k8s.io");
+    let snapshots = missing
+        .iter()
+        .any(|m| m.right.group == "snapshot.storage.k8s.io");
     let way_out = if snapshots {
         "; or leave the snapshot schedule out (`snapshots: {enabled: false}` in a --values file)"
     } else {
@@ -237,7 +239,14 @@ pub fn installer_rbac(profile: &Profile, objects: &[Object]) -> (Role, ClusterRo
 /// Rights as rules: one per group and resource, its verbs in kubectl's order.
 fn rules(rights: Vec<Right>) -> Vec<PolicyRule> {
     const ORDER: &[&str] = &[
-        "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection",
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
     ];
     let rank = |v: &str| ORDER.iter().position(|o| *o == v).unwrap_or(ORDER.len());
     let mut by: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();

@@ -322,11 +322,7 @@ pub struct Laid {
 pub fn laid(with: &Profile, without: &Profile) -> Vec<Laid> {
     let flat = |p: &Profile| {
         let mut out = std::collections::BTreeMap::new();
-        flatten_json(
-            &serde_json::to_value(p).unwrap_or_default(),
-            "",
-            &mut out,
-        );
+        flatten_json(&serde_json::to_value(p).unwrap_or_default(), "", &mut out);
         out
     };
     let (a, b) = (flat(with), flat(without));
@@ -418,14 +414,23 @@ mod laid_tests {
         .unwrap();
         let laid = laid(&with, &without);
         let keys: Vec<&str> = laid.iter().map(|l| l.key.as_str()).collect();
-        assert_eq!(keys, ["image", "networkPolicy.enabled", "postgresql.workMem"]);
+        assert_eq!(
+            keys,
+            ["image", "networkPolicy.enabled", "postgresql.workMem"]
+        );
         // Nothing live yet: both sensitive ones need a yes; the setting does not.
         let live = std::collections::BTreeMap::new();
-        let asked: Vec<String> = unconfirmed(&laid, &live).into_iter().map(|l| l.key).collect();
+        let asked: Vec<String> = unconfirmed(&laid, &live)
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
         assert_eq!(asked, ["image", "networkPolicy.enabled"]);
         // The release runs with them already (applied before): nothing to ask.
         let live: std::collections::BTreeMap<String, String> = [
-            ("image".to_string(), "evil.example.com/postgres:16".to_string()),
+            (
+                "image".to_string(),
+                "evil.example.com/postgres:16".to_string(),
+            ),
             ("networkPolicy.enabled".to_string(), "false".to_string()),
         ]
         .into();

@@ -238,10 +238,7 @@ pub async fn running_values(
     }
     let policies: Api<NetworkPolicy> = Api::namespaced(kube.client.clone(), &kube.namespace);
     if let Ok(policy) = policies.get_opt(&names.network_policy).await {
-        out.insert(
-            "networkPolicy.enabled".into(),
-            policy.is_some().to_string(),
-        );
+        out.insert("networkPolicy.enabled".into(), policy.is_some().to_string());
         let rules = policy
             .and_then(|p| p.spec)
             .and_then(|s| s.ingress)

@@ -158,7 +158,11 @@ pub fn data_of_claim(claim: &PersistentVolumeClaim) -> Option<String> {
 
 /// The data a snapshot holds, when it says (snapshots taken before the mark do not).
 pub fn data_of(s: &VolumeSnapshot) -> Option<&str> {
-    s.metadata.annotations.as_ref()?.get(DATA_OF).map(String::as_str)
+    s.metadata
+        .annotations
+        .as_ref()?
+        .get(DATA_OF)
+        .map(String::as_str)
 }
 
 /// May the snapshot be of `current`'s data (the claim's [`data_of_claim`])? A snapshot without
@@ -441,7 +445,12 @@ pub async fn prune(
     keep: usize,
 ) -> Result<Vec<String>> {
     let current = current_data(kube, profile).await?;
-    let gone = beyond(&list(kube, profile).await?, origin, keep, current.as_deref());
+    let gone = beyond(
+        &list(kube, profile).await?,
+        origin,
+        keep,
+        current.as_deref(),
+    );
     let api: Api<VolumeSnapshot> = Api::namespaced(kube.client.clone(), &kube.namespace);
     for name in &gone {
         let doing = format!("deleting VolumeSnapshot {name}");
@@ -571,12 +580,20 @@ mod tests {
         ];
         assert_eq!(beyond(&all, Origin::Scheduled, 2, None), ["s3", "s2"]);
         assert_eq!(beyond(&all, Origin::Manual, 1, None), Vec::<String>::new());
-        assert_eq!(beyond(&all, Origin::Scheduled, 7, None), Vec::<String>::new());
+        assert_eq!(
+            beyond(&all, Origin::Scheduled, 7, None),
+            Vec::<String>::new()
+        );
         // Snapshots of a deleted volume's data are not the current data's to prune.
         let of = |name: &str, data: &str| {
             snapshot_of(&profile, "c", name, Origin::Scheduled, Some(data))
         };
-        let all = vec![of("new2", "b"), of("new1", "b"), of("old2", "a"), of("old1", "a")];
+        let all = vec![
+            of("new2", "b"),
+            of("new1", "b"),
+            of("old2", "a"),
+            of("old1", "a"),
+        ];
         assert_eq!(beyond(&all, Origin::Scheduled, 1, Some("b")), ["new1"]);
         assert!(of_data(&all[0], Some("b")) && !of_data(&all[2], Some("b")));
         assert!(of_data(&mk("unmarked", Some(Origin::Manual)), Some("b")));

@@ -300,8 +300,8 @@ fn cluster(r: &mut Rules, c: &Cluster, users: &[&str]) {
     for (k, v) in &c.network_policy.allow_from_pod_labels {
         let key = format!("networkPolicy.allowFromPodLabels.{k}");
         let name = k.rsplit('/').next().unwrap_or(k);
-        let prefix_ok = k.matches('/').count() <= 1
-            && k.split_once('/').is_none_or(|(p, _)| is_host_name(p));
+        let prefix_ok =
+            k.matches('/').count() <= 1 && k.split_once('/').is_none_or(|(p, _)| is_host_name(p));
         r.check(
             &key,
             k,

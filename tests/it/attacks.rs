@@ -29,8 +29,16 @@ async fn the_internet_in_halves_needs_allow_any() {
         c.run(&args)
             .await
             .refused(2, "nothing was created or changed", "--allow-any");
-        assert!(c.fake.get("Service", NS, "auth-postgres-external").is_none());
-        assert!(c.fake.get("NetworkPolicy", NS, "auth-postgres-external").is_none());
+        assert!(
+            c.fake
+                .get("Service", NS, "auth-postgres-external")
+                .is_none()
+        );
+        assert!(
+            c.fake
+                .get("NetworkPolicy", NS, "auth-postgres-external")
+                .is_none()
+        );
     }
     // IPv4-mapped IPv6 is IPv4: all of it is every address.
     let run = c.run(&["expose", "--allow", "::ffff:0.0.0.0/96"]).await;
@@ -38,7 +46,15 @@ async fn the_internet_in_halves_needs_allow_any() {
     assert!(run.stderr.contains("is every address"), "{}", run.stderr);
     // A mapped range is written as the IPv4 range it is; a /8 is still someone's network.
     let r = c
-        .run(&["expose", "--allow", "::ffff:203.0.113.0/120", "--allow", "10.0.0.0/9", "-o", "json"])
+        .run(&[
+            "expose",
+            "--allow",
+            "::ffff:203.0.113.0/120",
+            "--allow",
+            "10.0.0.0/9",
+            "-o",
+            "json",
+        ])
         .await
         .ok_json();
     assert_eq!(r["allowed"], json!(["203.0.113.0/24", "10.0.0.0/9"]));
@@ -76,8 +92,11 @@ async fn a_planted_record_does_not_change_what_runs_unasked() {
     let run = c.run(&["install", "--timeout", "30s"]).await;
     run.refused(2, "needs confirmation", "--yes");
     assert!(
-        run.error_line().contains("image docker.io/library/postgres:16 → evil.example.com/postgres:16")
-            && run.error_line().contains("networkPolicy.enabled true → false"),
+        run.error_line()
+            .contains("image docker.io/library/postgres:16 → evil.example.com/postgres:16")
+            && run
+                .error_line()
+                .contains("networkPolicy.enabled true → false"),
         "{}",
         run.stderr
     );
@@ -96,7 +115,11 @@ async fn a_planted_record_does_not_change_what_runs_unasked() {
         sts["spec"]["template"]["spec"]["containers"][0]["image"],
         "docker.io/library/postgres:16"
     );
-    assert!(c.fake.get("NetworkPolicy", NS, "auth-postgres-dev-postgresql").is_some());
+    assert!(
+        c.fake
+            .get("NetworkPolicy", NS, "auth-postgres-dev-postgresql")
+            .is_some()
+    );
     // The owner means it: --yes applies it (and the next install asks nothing: it runs so).
     c.fake
         .merge_patch(
@@ -108,7 +131,11 @@ async fn a_planted_record_does_not_change_what_runs_unasked() {
         .unwrap();
     let run = c.run(&["install", "--yes", "--timeout", "30s"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(c.fake.get("NetworkPolicy", NS, "auth-postgres-dev-postgresql").is_none());
+    assert!(
+        c.fake
+            .get("NetworkPolicy", NS, "auth-postgres-dev-postgresql")
+            .is_none()
+    );
     let again = c.run(&["install", "--timeout", "30s"]).await;
     assert_eq!(again.code, 0, "{}", again.stderr);
 }
@@ -121,7 +148,9 @@ async fn an_older_versions_record_moves_to_a_secret() {
     // As the older version kept it.
     let secret = c.fake.get("Secret", NS, RECORD).unwrap();
     let values = crate::support::record_data(&c)["values.yaml"].clone();
-    c.fake.cluster().purge(fake_kube::store::info_of("Secret"), NS, RECORD);
+    c.fake
+        .cluster()
+        .purge(fake_kube::store::info_of("Secret"), NS, RECORD);
     c.fake
         .create(
             NS,
@@ -131,8 +160,14 @@ async fn an_older_versions_record_moves_to_a_secret() {
         )
         .unwrap();
     let report = c.install_ok(&[]).await;
-    assert_eq!(report["storageClass"], "managed-csi", "the old record was used");
-    assert!(c.fake.get("ConfigMap", NS, RECORD).is_none(), "and replaced");
+    assert_eq!(
+        report["storageClass"], "managed-csi",
+        "the old record was used"
+    );
+    assert!(
+        c.fake.get("ConfigMap", NS, RECORD).is_none(),
+        "and replaced"
+    );
     assert_eq!(
         crate::support::record_data(&c)["values.yaml"],
         "storage:\n  className: managed-csi\n"
@@ -153,7 +188,9 @@ async fn prods_safety_switches_are_not_values() {
         let v = values.display().to_string();
         for args in [
             vec!["apply-schema", "--env", "prod", "--values", &v],
-            vec!["restore", "--env", "prod", "--values", &v, "--from", "x.dump", "--yes"],
+            vec![
+                "restore", "--env", "prod", "--values", &v, "--from", "x.dump", "--yes",
+            ],
             vec!["render", "--env", "prod", "--values", &v],
         ] {
             let run = run_bin(home.path(), &args).await;
@@ -237,10 +274,15 @@ async fn the_metrics_port_admits_only_the_scrapers_namespace() {
         .clone();
     let rules = policy["spec"]["ingress"].as_array().unwrap();
     assert!(
-        rules.iter().all(|r| r.get("from").is_some_and(|f| !f.as_array().unwrap().is_empty())),
+        rules.iter().all(|r| r
+            .get("from")
+            .is_some_and(|f| !f.as_array().unwrap().is_empty())),
         "no rule open to every source: {policy}"
     );
-    let metrics = rules.iter().find(|r| r["ports"][0]["port"] == 9187).unwrap();
+    let metrics = rules
+        .iter()
+        .find(|r| r["ports"][0]["port"] == 9187)
+        .unwrap();
     assert_eq!(
         metrics["from"],
         json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}])
@@ -280,7 +322,13 @@ async fn restore_snapshot_does_not_take_over_a_claim_someone_else_made() {
     let c = Cluster::with_plan_class().await;
     c.install_ok(&[]).await;
     let snap = c
-        .run(&["backup", "--snapshot", "--create-snapshot-class", "-o", "json"])
+        .run(&[
+            "backup",
+            "--snapshot",
+            "--create-snapshot-class",
+            "-o",
+            "json",
+        ])
         .await
         .ok_json()["snapshot"]
         .as_str()
@@ -296,7 +344,16 @@ async fn restore_snapshot_does_not_take_over_a_claim_someone_else_made() {
     let kc = c.kubeconfig.display().to_string();
     let child = crate::support::bin_command(
         c.dir.path(),
-        &["restore", "--snapshot", &snap, "--yes", "--timeout", "60s", "--kubeconfig", &kc],
+        &[
+            "restore",
+            "--snapshot",
+            &snap,
+            "--yes",
+            "--timeout",
+            "60s",
+            "--kubeconfig",
+            &kc,
+        ],
     )
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped())
@@ -309,7 +366,10 @@ async fn restore_snapshot_does_not_take_over_a_claim_someone_else_made() {
         .requests_matching("POST /api/v1/namespaces/phonebill-dev/persistentvolumeclaims")
         == 0
     {
-        assert!(std::time::Instant::now() < deadline, "the tool never made its claim");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tool never made its claim"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     c.fake
@@ -327,7 +387,9 @@ async fn restore_snapshot_does_not_take_over_a_claim_someone_else_made() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains(&format!("PersistentVolumeClaim {PVC} exists already, and is not the one this command makes")),
+        stderr.contains(&format!(
+            "PersistentVolumeClaim {PVC} exists already, and is not the one this command makes"
+        )),
         "{stderr}"
     );
 }
@@ -340,36 +402,75 @@ async fn what_the_values_and_flags_may_not_say() {
     for (yaml, key) in [
         ("extensions: [uuid-ossp, plpython3u]\n", "extensions[1]"),
         ("extensions: [adminpack]\n", "extensions[0]"),
-        ("networkPolicy:\n  allowFromPodLabels:\n    a/b/c: x\n", "networkPolicy.allowFromPodLabels.a/b/c"),
-        ("storage:\n  size: 99999999999999999999999Ti\n", "storage.size"),
+        (
+            "networkPolicy:\n  allowFromPodLabels:\n    a/b/c: x\n",
+            "networkPolicy.allowFromPodLabels.a/b/c",
+        ),
+        (
+            "storage:\n  size: 99999999999999999999999Ti\n",
+            "storage.size",
+        ),
     ] {
         let values = home.path().join("bad.yaml");
         std::fs::write(&values, yaml).unwrap();
-        let run = run_bin(home.path(), &["render", "--values", &values.display().to_string()]).await;
+        let run = run_bin(
+            home.path(),
+            &["render", "--values", &values.display().to_string()],
+        )
+        .await;
         run.refused(2, &format!("key `{key}`"), "");
     }
     let run = run_bin(
         home.path(),
         &[
-            "backup", "--database-url", "postgresql://u@127.0.0.1:1/db", "--pg-bin", "/nonexistent",
-            "--to", "x.dump",
+            "backup",
+            "--database-url",
+            "postgresql://u@127.0.0.1:1/db",
+            "--pg-bin",
+            "/nonexistent",
+            "--to",
+            "x.dump",
         ],
     )
     .await;
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("`/nonexistent` is not a directory"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`/nonexistent` is not a directory"),
+        "{}",
+        run.stderr
+    );
     // A directory without the tools, given as the variable.
     let run = crate::support::run_bin_env(
         home.path(),
-        &["backup", "--database-url", "postgresql://u@127.0.0.1:1/db", "--to", "x.dump"],
+        &[
+            "backup",
+            "--database-url",
+            "postgresql://u@127.0.0.1:1/db",
+            "--to",
+            "x.dump",
+        ],
         &[("PHONEBILL_PG_BIN", "/tmp")],
     )
     .await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("has none of pg_dump"), "{}", run.stderr);
-    let run = run_bin(home.path(), &["restore", "--from", "x.dump", "--force-foreign", "--yes"]).await;
+    let run = run_bin(
+        home.path(),
+        &["restore", "--from", "x.dump", "--force-foreign", "--yes"],
+    )
+    .await;
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let run = run_bin(home.path(), &["restore", "--from", "x.dump", "--no-safety-snapshot", "--yes"]).await;
+    let run = run_bin(
+        home.path(),
+        &[
+            "restore",
+            "--from",
+            "x.dump",
+            "--no-safety-snapshot",
+            "--yes",
+        ],
+    )
+    .await;
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
 
@@ -393,8 +494,16 @@ async fn credentials_never_reach_an_error_line() {
         "{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{token}\"}}}}"
     );
     for (name, body, says) in [
-        ("fails", format!("echo '{credential}'; exit 1"), "credential plugin"),
-        ("garbles", format!("echo '{{\"token\": \"{token}\", oops'"), "no ExecCredential"),
+        (
+            "fails",
+            format!("echo '{credential}'; exit 1"),
+            "credential plugin",
+        ),
+        (
+            "garbles",
+            format!("echo '{{\"token\": \"{token}\", oops'"),
+            "no ExecCredential",
+        ),
     ] {
         let script = dir.join(name);
         std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -426,8 +535,254 @@ async fn credentials_never_reach_an_error_line() {
     for output in ["text", "json"] {
         let run = run_bin(dir, &["status", "--kubeconfig", &config, "-o", output]).await;
         assert_eq!(run.code, 1, "{}", run.stderr);
-        assert!(run.stderr.contains(&format!("kubeconfig {config} is not a kubeconfig")), "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("kubeconfig {config} is not a kubeconfig")),
+            "{}",
+            run.stderr
+        );
         assert!(run.stderr.contains("line "), "{}", run.stderr);
-        assert!(!run.stderr.contains(token) && !run.stdout.contains(token), "{}\n{}", run.stdout, run.stderr);
+        assert!(
+            !run.stderr.contains(token) && !run.stdout.contains(token),
+            "{}\n{}",
+            run.stdout,
+            run.stderr
+        );
     }
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_string(&mut out)
+        .expect("a gzip file of text");
+    out
+}
+
+/// Write `sql` as a plain backup named `name` beside `original`, with `original`'s manifest and
+/// the size and SHA-256 recomputed: what anyone who can write the file can do.
+fn forged(original: &std::path::Path, name: &str, sql: &str) -> String {
+    use sha2::Digest;
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(sql.as_bytes()).unwrap();
+    let bytes = e.finish().unwrap();
+    let file = original.with_file_name(name);
+    std::fs::write(&file, &bytes).unwrap();
+    let meta = |p: &std::path::Path| format!("{}.meta.json", p.display());
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(meta(original)).unwrap()).unwrap();
+    manifest["size"] = json!(bytes.len());
+    manifest["sha256"] = json!(hex::encode(sha2::Sha256::digest(&bytes)));
+    std::fs::write(meta(&file), manifest.to_string()).unwrap();
+    file.display().to_string()
+}
+
+/// A plain backup restores only as pg_dump writes it: a psql command put into a real dump, its
+/// manifest's size and SHA-256 recomputed, is refused before anything is touched — in front, after
+/// a COPY's data, behind a string that ends where psql (not the server) thinks — through the pod
+/// and through --database-url, and psql never runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_psql_command_in_a_plain_backup_is_refused_not_run() {
+    let r = Release::new("atk_plain").await;
+    r.install().await;
+    assert_eq!(r.run(&["apply-schema"]).await.code, 0);
+    r.pg.generate_rows(&r.database, 20);
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("auth.sql.gz");
+    let run = r
+        .run(&[
+            "backup",
+            "--format",
+            "plain",
+            "--to",
+            plain.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sql = gunzip(&std::fs::read(&plain).unwrap());
+    assert!(
+        sql.contains(" FROM stdin;\n") && sql.contains("\n\\.\n"),
+        "{sql}"
+    );
+    let marker = dir.path().join("pwned");
+    let command = format!("\\! id > {}\n", marker.display());
+    let after_copy = sql.replacen("\n\\.\n", &format!("\n\\.\n{command}"), 1);
+    let after_string = sql.replacen(
+        "SET standard_conforming_strings = on;\n",
+        &format!("SET standard_conforming_strings = on;\nSELECT 'a\\'; {command}"),
+        1,
+    );
+    assert_ne!(after_string, sql);
+    r.psql("UPDATE auth_services SET service_name = 'after the backup'");
+    let changed =
+        || r.psql("SELECT count(*) FROM auth_services WHERE service_name = 'after the backup'");
+    let before = changed();
+    assert_ne!(before, "0");
+    for (name, text, line) in [
+        ("front.sql.gz", format!("{command}{sql}"), 1),
+        ("after-copy.sql.gz", after_copy, 0),
+        ("after-string.sql.gz", after_string, 0),
+    ] {
+        let file = forged(&plain, name, &text);
+        let expected_line = if line == 0 {
+            text.lines().position(|l| l.contains("pwned")).unwrap() + 1
+        } else {
+            line
+        };
+        for url in [false, true] {
+            let args = ["restore", "--from", &file, "--yes"];
+            let run = if url {
+                r.via_url(&args).await
+            } else {
+                r.run(&args).await
+            };
+            assert_eq!(run.code, 4, "{name} (url: {url}): {}", run.stderr);
+            assert!(
+                run.stderr.contains("not restored as SQL")
+                    && run.stderr.contains(&format!("line {expected_line}:"))
+                    && run.stderr.contains("nothing was restored"),
+                "{name}: {}",
+                run.stderr
+            );
+            assert!(
+                !marker.exists(),
+                "{name} (url: {url}): psql ran the command"
+            );
+            assert_eq!(changed(), before, "{name}: the database was touched");
+        }
+    }
+    // No safety backup was taken for a file refused up front.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("before-restore"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    // The real file still restores, both ways.
+    let file = plain.to_str().unwrap();
+    for url in [false, true] {
+        let args = ["restore", "--from", file, "--yes", "--no-safety-backup"];
+        let run = if url {
+            r.via_url(&args).await
+        } else {
+            r.run(&args).await
+        };
+        assert_eq!(run.code, 0, "url: {url}: {}", run.stderr);
+        assert_eq!(changed(), "0");
+        r.psql("UPDATE auth_services SET service_name = 'after the backup'");
+    }
+}
+
+/// pg_dump's own `\restrict` (PostgreSQL 15.14, 16.10 and later write one) is dropped and the
+/// stream put inside this run's own where psql has `\restrict` (Debian's 15.18), and restored
+/// without one by a psql that has not (the tests' 16.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_with_pg_dumps_own_restrict_restores_with_either_psql() {
+    let old = crate::pg::Pg::old();
+    let port = old.port;
+    let (old, port, db) = crate::habits::database_on(old, port, "restrict");
+    let old_tools = old.bin.display().to_string();
+    let new_tools = crate::pg::Pg::get().bin.display().to_string();
+    let url = format!("postgresql://postgres@127.0.0.1:{port}/{db}?sslmode=disable");
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, format!("appUser: {db}_app\n")).unwrap();
+    let values = values.to_str().unwrap();
+    let env = [
+        ("PGPASSWORD", old.password.as_str()),
+        ("PHONEBILL_APP_PASSWORD", "app-pw-restrict"),
+    ];
+    let base = ["--database-url", url.as_str(), "--values", values];
+    let with = |args: &[&str], tools: &str| -> Vec<String> {
+        args.iter()
+            .chain(&base)
+            .chain(&["--pg-bin", tools])
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        crate::pg::run_url(&args, &env).await
+    };
+    let applied = run(["apply-schema"]
+        .iter()
+        .chain(&base)
+        .map(|s| s.to_string())
+        .collect())
+    .await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let plain = dir.path().join("old.sql.gz").display().to_string();
+    let backup = run(with(
+        &["backup", "--format", "plain", "--to", &plain],
+        &old_tools,
+    ))
+    .await;
+    assert_eq!(backup.code, 0, "{}", backup.stderr);
+    let sql = gunzip(&std::fs::read(&plain).unwrap());
+    assert!(
+        sql.contains("\n\\restrict ") && sql.contains("\n\\unrestrict "),
+        "{sql}"
+    );
+    for tools in [&old_tools, &new_tools] {
+        crate::habits::pg_plain(
+            &old,
+            port,
+            &db,
+            "UPDATE auth_services SET service_name = 'changed'",
+        );
+        let restored = run(with(
+            &[
+                "restore",
+                "--from",
+                &plain,
+                "--yes",
+                "--no-safety-backup",
+                "-o",
+                "json",
+            ],
+            tools,
+        ))
+        .await;
+        assert_eq!(restored.code, 0, "{tools}: {}", restored.stderr);
+        let out = std::process::Command::new(old.bin.join("psql"))
+            .args([
+                "-X",
+                "-tA",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                &db,
+            ])
+            .args([
+                "-c",
+                "SELECT count(*) FROM auth_services WHERE service_name = 'changed'",
+            ])
+            .env("PGPASSWORD", &old.password)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "0",
+            "{tools}: the backup's rows are back"
+        );
+    }
+    // The dump's own key with another command is still a command.
+    let forged_file = forged(
+        std::path::Path::new(&plain),
+        "twice.sql.gz",
+        &sql.replacen("\n\\restrict ", "\n\\restrict x\n\\restrict ", 1),
+    );
+    let run = run(with(
+        &["restore", "--from", &forged_file, "--yes"],
+        &old_tools,
+    ))
+    .await;
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("`\\restrict`"), "{}", run.stderr);
 }

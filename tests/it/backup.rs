@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::pg::{Pg, Release, run_url};
-use crate::support::{ADMIN_SECRET, APP_SECRET, Run};
+use crate::support::{ADMIN_SECRET, Run};
 
 const TABLES: [&str; 8] = [
     "auth_users",
@@ -91,24 +91,7 @@ fn files(dir: &Path) -> Vec<String> {
 
 /// Run the tool on this release through --database-url with the local tools.
 async fn via_url(r: &Release, args: &[&str]) -> Run {
-    let url = r.admin_url();
-    let bin = r.pg.bin.display().to_string();
-    let mut all = args.to_vec();
-    all.extend([
-        "--database-url",
-        &url,
-        "--pg-bin",
-        &bin,
-        "--values",
-        &r.values,
-    ]);
-    let admin = r.secret(ADMIN_SECRET, "postgres-password");
-    let app = r.secret(APP_SECRET, "auth-user-password");
-    run_url(
-        &all,
-        &[("PGPASSWORD", &admin), ("PHONEBILL_APP_PASSWORD", &app)],
-    )
-    .await
+    r.via_url(args).await
 }
 
 fn path(dir: &Path, name: &str) -> String {
@@ -863,7 +846,12 @@ async fn after_a_restore_each_failed_check_gets_its_own_advice() {
     let run = r
         .cluster
         .run(&[
-            "restore", "--from", &dump, "--yes", "--no-safety-backup", "--values",
+            "restore",
+            "--from",
+            &dump,
+            "--yes",
+            "--no-safety-backup",
+            "--values",
             &other.display().to_string(),
         ])
         .await;
@@ -887,7 +875,9 @@ async fn zstd_from_a_pg_dump_built_without_it_fails_with_its_words_and_keeps_not
     std::fs::create_dir(&out).unwrap();
     for method in ["zstd", "lz4"] {
         let dest = path(&out, &format!("{method}.dump"));
-        let run = r.run(&["backup", "--to", &dest, "--compress", method]).await;
+        let run = r
+            .run(&["backup", "--to", &dest, "--compress", method])
+            .await;
         assert_eq!(run.code, 1, "{}", run.stderr);
         assert!(
             run.error_line()
@@ -900,6 +890,16 @@ async fn zstd_from_a_pg_dump_built_without_it_fails_with_its_words_and_keeps_not
     }
     // gzip, which every build has, works at any level.
     let dest = path(&out, "gzip.dump");
-    let b = ok(&r.run(&["backup", "--to", &dest, "--compress", "gzip:1", "-o", "json"]).await);
+    let b = ok(&r
+        .run(&[
+            "backup",
+            "--to",
+            &dest,
+            "--compress",
+            "gzip:1",
+            "-o",
+            "json",
+        ])
+        .await);
     assert_eq!(b["format"], "custom");
 }

@@ -388,7 +388,9 @@ async fn an_older_release_gets_the_exporters_login_from_apply_schema() {
     let run = r.run(&["install", "--timeout", "30s"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains(&format!("logs in as its own role {metrics}")) && run.stderr.contains("apply-schema"),
+        run.stderr
+            .contains(&format!("logs in as its own role {metrics}"))
+            && run.stderr.contains("apply-schema"),
         "{}",
         run.stderr
     );
@@ -397,10 +399,22 @@ async fn an_older_release_gets_the_exporters_login_from_apply_schema() {
     let verify = r.run(&["verify", "-o", "json"]).await;
     assert_eq!(verify.code, 4, "{}", verify.stdout);
     let report = verify.json();
-    assert_eq!(check(&report, "metrics login")["status"], "fail", "{report}");
-    assert!(verify.hint_line().contains("apply-schema"), "{}", verify.stderr);
+    assert_eq!(
+        check(&report, "metrics login")["status"],
+        "fail",
+        "{report}"
+    );
+    assert!(
+        verify.hint_line().contains("apply-schema"),
+        "{}",
+        verify.stderr
+    );
     let applied = r.run(&["apply-schema", "-o", "json"]).await.ok_json();
-    assert_eq!(applied["metricsRole"]["role"], metrics.as_str(), "{applied}");
+    assert_eq!(
+        applied["metricsRole"]["role"],
+        metrics.as_str(),
+        "{applied}"
+    );
     let verify = r.run(&["verify", "-o", "json"]).await.ok_json();
     assert_eq!(verify["passed"], true, "{verify}");
     assert_eq!(

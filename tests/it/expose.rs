@@ -190,10 +190,20 @@ async fn internal_and_open_load_balancers_are_explicit() {
     assert_ne!(any["host"], r["host"]);
     // And back to internal: a new internal address, not the public one.
     let back = c
-        .run(&["expose", "--allow", "10.0.0.0/8", "--internal", "-o", "json"])
+        .run(&[
+            "expose",
+            "--allow",
+            "10.0.0.0/8",
+            "--internal",
+            "-o",
+            "json",
+        ])
         .await
         .ok_json();
-    assert!(back["host"].as_str().unwrap().starts_with("10.240."), "{back}");
+    assert!(
+        back["host"].as_str().unwrap().starts_with("10.240."),
+        "{back}"
+    );
     c.run(&["expose", "--allow-any", "-o", "json"])
         .await
         .ok_json();

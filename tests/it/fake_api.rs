@@ -676,9 +676,7 @@ async fn bodies_without_their_kind_are_refused_as_the_real_server_refuses_them()
 async fn a_role_may_grant_only_what_its_creator_holds() {
     use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
     let (c, client) = setup().await;
-    let rbac = |resources: &[&str], verbs: &[&str]| {
-        json!({"apiGroups": ["rbac.authorization.k8s.io"], "resources": resources, "verbs": verbs})
-    };
+    let rbac = |resources: &[&str], verbs: &[&str]| json!({"apiGroups": ["rbac.authorization.k8s.io"], "resources": resources, "verbs": verbs});
     c.fake.allow_only(
         NS,
         json!([
@@ -693,12 +691,18 @@ async fn a_role_may_grant_only_what_its_creator_holds() {
         .unwrap()
     };
     roles
-        .create(&PostParams::default(), &role("reader", "configmaps", &["get"]))
+        .create(
+            &PostParams::default(),
+            &role("reader", "configmaps", &["get"]),
+        )
         .await
         .expect("what it holds, it may grant");
     let s = status_of(
         roles
-            .create(&PostParams::default(), &role("more", "secrets", &["get", "list"]))
+            .create(
+                &PostParams::default(),
+                &role("more", "secrets", &["get", "list"]),
+            )
             .await
             .unwrap_err(),
     );
@@ -711,7 +715,11 @@ async fn a_role_may_grant_only_what_its_creator_holds() {
     let pp = PatchParams::apply("test");
     let s = status_of(
         roles
-            .patch("reader", &pp, &Patch::Apply(role("reader", "configmaps", &["get", "delete"])))
+            .patch(
+                "reader",
+                &pp,
+                &Patch::Apply(role("reader", "configmaps", &["get", "delete"])),
+            )
             .await
             .unwrap_err(),
     );
@@ -724,10 +732,12 @@ async fn a_role_may_grant_only_what_its_creator_holds() {
     // Bindings: to a role whose rights it holds, yes; to one it does not, no; a missing role, 404.
     let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), NS);
     let binding = |name: &str, role: &str| -> RoleBinding {
-        serde_json::from_value(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        serde_json::from_value(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": name},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-            "subjects": [{"kind": "ServiceAccount", "name": "job", "namespace": NS}]}))
+            "subjects": [{"kind": "ServiceAccount", "name": "job", "namespace": NS}]}),
+        )
         .unwrap()
     };
     bindings
@@ -736,12 +746,18 @@ async fn a_role_may_grant_only_what_its_creator_holds() {
         .expect("binding what it holds");
     c.fake.allow_all();
     roles
-        .create(&PostParams::default(), &role("secrets", "secrets", &["get"]))
+        .create(
+            &PostParams::default(),
+            &role("secrets", "secrets", &["get"]),
+        )
         .await
         .unwrap();
     c.fake.allow_only(
         NS,
-        json!([rbac(&["roles", "rolebindings"], &["get", "create", "patch", "update"])]),
+        json!([rbac(
+            &["roles", "rolebindings"],
+            &["get", "create", "patch", "update"]
+        )]),
     );
     let s = status_of(
         bindings
@@ -751,7 +767,9 @@ async fn a_role_may_grant_only_what_its_creator_holds() {
     );
     assert_eq!(s.code, 403);
     assert!(
-        s.message.starts_with("rolebindings.rbac.authorization.k8s.io \"secrets\" is forbidden: user \"fake-user\""),
+        s.message.starts_with(
+            "rolebindings.rbac.authorization.k8s.io \"secrets\" is forbidden: user \"fake-user\""
+        ),
         "{}",
         s.message
     );
@@ -803,18 +821,30 @@ async fn a_claim_binds_on_first_use_and_changes_as_the_api_server_allows() {
             .unwrap_err(),
     );
     assert_eq!(s.code, 422, "{}", s.message);
-    assert!(s.message.contains("spec is immutable after creation except resources.requests"), "{}", s.message);
+    assert!(
+        s.message
+            .contains("spec is immutable after creation except resources.requests"),
+        "{}",
+        s.message
+    );
     // A pod that uses it: the claim binds, and may grow.
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let pod: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"},
+    let pod: Pod = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"},
         "spec": {"containers": [{"name": "c", "image": "i"}],
-            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "lonely"}}]}}))
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "lonely"}}]}}),
+    )
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let mut phase = None;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        phase = pvcs.get("lonely").await.unwrap().status.and_then(|s| s.phase);
+        phase = pvcs
+            .get("lonely")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.phase);
         if phase.as_deref() == Some("Bound") {
             break;
         }

@@ -186,12 +186,22 @@ async fn a_create_whose_answer_was_lost_is_not_a_conflict() {
     let report = c.install_ok(&[]).await;
     assert_eq!(report["namespaceCreated"], true);
     assert_eq!(f.faults_left(), 0, "the fault was met");
-    assert_eq!(f.requests_matching("POST /api/v1/namespaces?"), 2, "created, then retried");
+    assert_eq!(
+        f.requests_matching("POST /api/v1/namespaces?"),
+        2,
+        "created, then retried"
+    );
 
     f.inject("/volumesnapshotclasses", Some("POST"), 1, Fault::AnswerLost);
     f.inject("/volumesnapshots", Some("POST"), 1, Fault::AnswerLost);
     let taken = c
-        .run(&["backup", "--snapshot", "--create-snapshot-class", "-o", "json"])
+        .run(&[
+            "backup",
+            "--snapshot",
+            "--create-snapshot-class",
+            "-o",
+            "json",
+        ])
         .await
         .ok_json();
     assert_eq!(taken["readyToUse"], true, "{taken}");
@@ -213,11 +223,12 @@ async fn a_create_whose_answer_was_lost_is_not_a_conflict() {
     let kube = c.kube().await;
     let api: kube::Api<phonebill_db::k8s::snapshot::VolumeSnapshot> =
         kube::Api::namespaced(kube.client.clone(), NS);
-    let ours: phonebill_db::k8s::snapshot::VolumeSnapshot = serde_json::from_value(serde_json::json!({
+    let ours: phonebill_db::k8s::snapshot::VolumeSnapshot =
+        serde_json::from_value(serde_json::json!({
         "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
         "metadata": {"name": name, "labels": {"phonebill-db/origin": "manual"}},
         "spec": snapshot["spec"]}))
-    .unwrap();
+        .unwrap();
     let e = phonebill_db::k8s::client::create_once(&kube, &api, &ours, "creating it", |there| {
         there.metadata.labels == ours.metadata.labels
     })
@@ -225,8 +236,9 @@ async fn a_create_whose_answer_was_lost_is_not_a_conflict() {
     .unwrap_err();
     let said = phonebill_db::error::report(&e);
     assert!(
-        said.error
-            .contains(&format!("VolumeSnapshot {name} exists already, and is not the one this command makes")),
+        said.error.contains(&format!(
+            "VolumeSnapshot {name} exists already, and is not the one this command makes"
+        )),
         "{}",
         said.error
     );

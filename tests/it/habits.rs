@@ -358,7 +358,7 @@ fn plain_database(tag: &str) -> (Pg, u16, String) {
 }
 
 /// A new database on the server at `port` (initdb's defaults, the shared password).
-fn database_on(pg: Pg, port: u16, tag: &str) -> (Pg, u16, String) {
+pub fn database_on(pg: Pg, port: u16, tag: &str) -> (Pg, u16, String) {
     let db = unique(tag);
     let out = Command::new(pg.bin.join("psql"))
         .args([
@@ -489,7 +489,7 @@ async fn verify_warns_about_a_plain_servers_settings_unless_strict() {
     );
 }
 
-fn pg_plain(pg: &Pg, port: u16, db: &str, sql: &str) {
+pub fn pg_plain(pg: &Pg, port: u16, db: &str, sql: &str) {
     let out = Command::new(pg.bin.join("psql"))
         .args([
             "-X",
@@ -647,13 +647,26 @@ async fn a_server_older_than_the_tools_backs_up_and_restores_through_its_url() {
         ("PGPASSWORD", old.password.as_str()),
         ("PHONEBILL_APP_PASSWORD", "app-pw-older"),
     ];
-    let applied = run_url(&["apply-schema", "--database-url", &url, "--values", values], &env).await;
+    let applied = run_url(
+        &["apply-schema", "--database-url", &url, "--values", values],
+        &env,
+    )
+    .await;
     assert_eq!(applied.code, 0, "{}", applied.stderr);
     let dump = dir.path().join("older.dump").display().to_string();
     let backup = run_url(
         &[
-            "backup", "--database-url", &url, "--values", values, "--pg-bin", &tools, "--to",
-            &dump, "-o", "json",
+            "backup",
+            "--database-url",
+            &url,
+            "--values",
+            values,
+            "--pg-bin",
+            &tools,
+            "--to",
+            &dump,
+            "-o",
+            "json",
         ],
         &env,
     )
@@ -663,13 +676,41 @@ async fn a_server_older_than_the_tools_backs_up_and_restores_through_its_url() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{dump}.meta.json")).unwrap())
             .unwrap();
-    assert!(manifest["serverVersion"].as_str().unwrap().starts_with("15."), "{manifest}");
-    assert!(manifest["toolVersion"].as_str().unwrap().contains("PostgreSQL) 16."), "{manifest}");
-    pg_plain(&old, port, &db, "UPDATE auth_services SET service_name = 'changed'");
+    assert!(
+        manifest["serverVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("15."),
+        "{manifest}"
+    );
+    assert!(
+        manifest["toolVersion"]
+            .as_str()
+            .unwrap()
+            .contains("PostgreSQL) 16."),
+        "{manifest}"
+    );
+    pg_plain(
+        &old,
+        port,
+        &db,
+        "UPDATE auth_services SET service_name = 'changed'",
+    );
     let restored = run_url(
         &[
-            "restore", "--database-url", &url, "--values", values, "--pg-bin", &tools, "--from",
-            &dump, "--yes", "--no-safety-backup", "-o", "json",
+            "restore",
+            "--database-url",
+            &url,
+            "--values",
+            values,
+            "--pg-bin",
+            &tools,
+            "--from",
+            &dump,
+            "--yes",
+            "--no-safety-backup",
+            "-o",
+            "json",
         ],
         &env,
     )
@@ -677,10 +718,28 @@ async fn a_server_older_than_the_tools_backs_up_and_restores_through_its_url() {
     .ok_json();
     assert_eq!(restored["passed"], true, "{restored}");
     let out = Command::new(old.bin.join("psql"))
-        .args(["-X", "-tA", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", &db])
-        .args(["-c", "SELECT count(*) FROM auth_services WHERE service_name = 'changed'"])
+        .args([
+            "-X",
+            "-tA",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            &db,
+        ])
+        .args([
+            "-c",
+            "SELECT count(*) FROM auth_services WHERE service_name = 'changed'",
+        ])
         .env("PGPASSWORD", &old.password)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "the backup's rows are back");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "the backup's rows are back"
+    );
 }

@@ -217,7 +217,8 @@ async fn dry_run_changes_nothing() {
     let run = c.run(&["install", "--dry-run"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("would create namespace phonebill-dev") && !run.stderr.contains("creating namespace"),
+        run.stderr.contains("would create namespace phonebill-dev")
+            && !run.stderr.contains("creating namespace"),
         "{}",
         run.stderr
     );
@@ -427,18 +428,33 @@ async fn timeout_diagnoses_an_image_that_cannot_be_pulled_by_its_cause() {
             "rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/library/postgres:16\"",
             "does not exist in docker.io: check the name and tag of `image`",
         ),
-        (PullFailure::Unauthorized, "401 Unauthorized", "refused the nodes' credentials"),
-        (PullFailure::NoSuchHost, "no such host", "cannot resolve docker.io"),
+        (
+            PullFailure::Unauthorized,
+            "401 Unauthorized",
+            "refused the nodes' credentials",
+        ),
+        (
+            PullFailure::NoSuchHost,
+            "no such host",
+            "cannot resolve docker.io",
+        ),
     ] {
-        let (run, report) =
-            timeout_diagnosis(PodBehavior::ImagePullError(failure), VolumeBehavior::Bind, None)
-                .await;
+        let (run, report) = timeout_diagnosis(
+            PodBehavior::ImagePullError(failure),
+            VolumeBehavior::Bind,
+            None,
+        )
+        .await;
         assert_eq!(report["findings"][0]["problem"], "image-pull");
         let line = run.error_line();
         assert!(line.starts_with("error: timed out after 2s waiting for auth-postgres-dev-postgresql to become ready: container postgresql cannot pull image docker.io/library/postgres:16: ImagePullBackOff: rpc error"), "{line}");
         assert!(line.contains(cause), "{failure:?}: {line}");
         assert!(!line.contains("Error: ImagePullBackOff"), "{line}");
-        assert!(run.hint_line().contains(hint), "{failure:?}: {}", run.stderr);
+        assert!(
+            run.hint_line().contains(hint),
+            "{failure:?}: {}",
+            run.stderr
+        );
     }
 }
 

@@ -151,10 +151,11 @@ async fn the_previous_instance_after_a_restart_and_every_refusal() {
     pending.fake.set_pods(PodBehavior::Unschedulable);
     let run = pending.run(&["install", "--timeout", "1s"]).await;
     assert_eq!(run.code, 3, "{}", run.stderr);
-    pending
-        .run(&["logs"])
-        .await
-        .refused(1, "is not scheduled on a node yet", "phonebill-db status");
+    pending.run(&["logs"]).await.refused(
+        1,
+        "is not scheduled on a node yet",
+        "phonebill-db status",
+    );
 
     // Scheduled, its container not started: the API's reason, and where to look.
     let starting = Cluster::with_plan_class().await;

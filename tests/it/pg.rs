@@ -143,7 +143,13 @@ impl Pg {
 pub fn major_of(version: &str) -> u32 {
     version
         .split_whitespace()
-        .find_map(|w| w.split('.').next()?.parse().ok().filter(|_| w.contains('.')))
+        .find_map(|w| {
+            w.split('.')
+                .next()?
+                .parse()
+                .ok()
+                .filter(|_| w.contains('.'))
+        })
         .unwrap_or_else(|| panic!("no version in {version:?}"))
 }
 
@@ -255,6 +261,29 @@ impl Release {
     }
 
     /// The admin's URL (TLS verified against the test CA) for the --database-url path.
+    /// Run the tool on this release through --database-url with the local tools (the
+    /// release's passwords in the environment).
+    pub async fn via_url(&self, args: &[&str]) -> Run {
+        let url = self.admin_url();
+        let bin = self.pg.bin.display().to_string();
+        let mut all = args.to_vec();
+        all.extend([
+            "--database-url",
+            &url,
+            "--pg-bin",
+            &bin,
+            "--values",
+            &self.values,
+        ]);
+        let admin = self.secret(ADMIN_SECRET, "postgres-password");
+        let app = self.secret(crate::support::APP_SECRET, "auth-user-password");
+        run_url(
+            &all,
+            &[("PGPASSWORD", &admin), ("PHONEBILL_APP_PASSWORD", &app)],
+        )
+        .await
+    }
+
     pub fn admin_url(&self) -> String {
         format!(
             "postgresql://{}@localhost:{}/{}?sslmode=verify-full&sslrootcert={}",

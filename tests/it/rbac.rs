@@ -33,7 +33,16 @@ async fn installer_rbac() -> (String, Value, Value) {
 /// Roles and RoleBindings included — and nothing of snapshot.storage.k8s.io, which the
 /// external-snapshotter does not aggregate into it.
 fn namespace_admin() -> Value {
-    let all = json!(["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]);
+    let all = json!([
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection"
+    ]);
     json!([
         {"apiGroups": [""], "resources": ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy",
             "configmaps", "endpoints", "persistentvolumeclaims", "replicationcontrollers", "secrets",
@@ -99,10 +108,21 @@ async fn a_namespace_admin_without_volumesnapshots_is_refused_before_anything_is
             "{line}"
         );
     }
-    assert!(line.contains("RoleBinding/auth-postgres-dev-snapshots grants"), "{line}");
+    assert!(
+        line.contains("RoleBinding/auth-postgres-dev-snapshots grants"),
+        "{line}"
+    );
     assert!(line.ends_with("nothing was changed"), "{line}");
-    assert!(run.hint_line().contains("render --installer-rbac"), "{}", run.stderr);
-    assert!(c.fake.inventory(NS).is_empty(), "{:?}", c.fake.inventory(NS));
+    assert!(
+        run.hint_line().contains("render --installer-rbac"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        c.fake.inventory(NS).is_empty(),
+        "{:?}",
+        c.fake.inventory(NS)
+    );
     let writes: Vec<String> = c
         .fake
         .cluster()
@@ -150,7 +170,10 @@ async fn an_install_that_stops_part_way_lists_what_it_made_and_status_calls_it_i
         line.contains("install of release auth-postgres-dev is incomplete: stopped part way at CronJob/auth-postgres-dev-snapshots"),
         "{line}"
     );
-    assert!(line.contains("not applied: Secret/auth-postgres-dev-values"), "{line}");
+    assert!(
+        line.contains("not applied: Secret/auth-postgres-dev-values"),
+        "{line}"
+    );
     let report = run.json();
     assert_eq!(report["complete"], false);
     let change = |name: &str| {
@@ -161,8 +184,14 @@ async fn an_install_that_stops_part_way_lists_what_it_made_and_status_calls_it_i
             .find(|o| o["name"] == name)
             .map(|o| o["change"].as_str().unwrap().to_string())
     };
-    assert_eq!(change("auth-postgres-dev-postgresql").as_deref(), Some("created"));
-    assert_eq!(change("auth-postgres-dev-snapshots").as_deref(), Some("created"));
+    assert_eq!(
+        change("auth-postgres-dev-postgresql").as_deref(),
+        Some("created")
+    );
+    assert_eq!(
+        change("auth-postgres-dev-snapshots").as_deref(),
+        Some("created")
+    );
     assert_eq!(
         report["objects"]
             .as_array()
@@ -172,7 +201,10 @@ async fn an_install_that_stops_part_way_lists_what_it_made_and_status_calls_it_i
             .count(),
         1
     );
-    assert_eq!(change("auth-postgres-dev-values").as_deref(), Some("not-applied"));
+    assert_eq!(
+        change("auth-postgres-dev-values").as_deref(),
+        Some("not-applied")
+    );
 
     // status: incomplete, and what is missing (the text says it too).
     let status = c.run(&["status", "-o", "json"]).await.ok_json();
@@ -186,7 +218,8 @@ async fn an_install_that_stops_part_way_lists_what_it_made_and_status_calls_it_i
     );
     let text = c.run(&["status"]).await;
     assert!(
-        text.stdout.contains("INCOMPLETE") && text.stdout.contains("run `phonebill-db install` again"),
+        text.stdout.contains("INCOMPLETE")
+            && text.stdout.contains("run `phonebill-db install` again"),
         "{}",
         text.stdout
     );

@@ -151,10 +151,9 @@ async fn a_recorded_value_this_version_refuses_is_named_and_reset_values_mends_i
             json!({"stringData": {"values.yaml": "storage: [\n"}}),
         )
         .unwrap();
-    c.run(&["install"]).await.failed_saying(
-        2,
-        &["key values.yaml of Secret auth-postgres-dev-values"],
-    );
+    c.run(&["install"])
+        .await
+        .failed_saying(2, &["key values.yaml of Secret auth-postgres-dev-values"]);
     c.install_ok(&["--reset-values"]).await;
     assert_eq!(
         c.run(&["status", "-o", "json"]).await.ok_json()["installed"]["values"],

@@ -223,7 +223,11 @@ fn the_statefulset_carries_the_profile_resources_storage_and_hardening() {
         .iter()
         .map(|i| i.key.clone())
         .collect();
-    assert_eq!(exporter_keys, ["metrics-password"], "the admin password is not mounted there");
+    assert_eq!(
+        exporter_keys,
+        ["metrics-password"],
+        "the admin password is not mounted there"
+    );
     // The server's key: 0640, which PostgreSQL accepts from a root-owned file (the kubelet makes
     // secret files root's, group fsGroup).
     let volumes = pod.volumes.as_ref().unwrap();

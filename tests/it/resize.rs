@@ -249,7 +249,11 @@ async fn a_claim_not_bound_yet_is_refused_before_any_change() {
     let before = versions(&c);
     c.run(&["resize", "--storage", "30Gi", "--yes"])
         .await
-        .refused(1, "is Pending, not bound to a volume yet", "phonebill-db status");
+        .refused(
+            1,
+            "is Pending, not bound to a volume yet",
+            "phonebill-db status",
+        );
     assert_eq!(versions(&c), before);
     // The API server's own rule, which the tool no longer meets: a Pending claim's request is
     // immutable.
@@ -278,19 +282,26 @@ async fn the_grown_size_outlives_uninstall() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     // The record stays with the data and says 30Gi; without it (an older version's uninstall
     // deleted it), the claim says it.
-    c.fake
-        .cluster()
-        .purge(fake_kube::store::info_of("Secret"), NS, "auth-postgres-dev-values");
+    c.fake.cluster().purge(
+        fake_kube::store::info_of("Secret"),
+        NS,
+        "auth-postgres-dev-values",
+    );
     let run = c.run(&["install", "--timeout", "30s"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("kept from before has 30Gi"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("kept from before has 30Gi"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(template_size(&c), "30Gi");
     let status = c.run(&["status", "-o", "json"]).await.ok_json();
     assert_eq!(status["installed"]["values"]["storage"]["size"], "30Gi");
     c.reinstall_changes_nothing().await;
     let values = c.dir.path().join("size.yaml");
     std::fs::write(&values, "storage:\n  size: 30Gi\n").unwrap();
-    c.install_ok(&["--values", &values.display().to_string()]).await;
+    c.install_ok(&["--values", &values.display().to_string()])
+        .await;
     let same = c
         .run(&["resize", "--storage", "30Gi", "--yes", "-o", "json"])
         .await
@@ -300,5 +311,9 @@ async fn the_grown_size_outlives_uninstall() {
     c.run(&["uninstall"]).await;
     c.run(&["install", "--storage-class", "managed-csi"])
         .await
-        .refused(2, "kept from before is on managed-standard", "leave out --storage-class");
+        .refused(
+            2,
+            "kept from before is on managed-standard",
+            "leave out --storage-class",
+        );
 }

@@ -326,17 +326,29 @@ async fn the_admin_password_from_the_environment_and_every_refusal_changes_nothi
     let metrics = format!("{}_metrics", r.database);
     let metrics_password = r.secret(ADMIN_SECRET, "metrics-password");
     assert!(logs_in(&r, &metrics, &metrics_password).await);
-    let sts = r.cluster.fake.get("StatefulSet", crate::support::NS, crate::support::STS).unwrap();
+    let sts = r
+        .cluster
+        .fake
+        .get("StatefulSet", crate::support::NS, crate::support::STS)
+        .unwrap();
     let exporter = &sts["spec"]["template"]["spec"]["containers"][1];
     assert_eq!(exporter["env"][1]["value"], metrics.as_str(), "{exporter}");
     let text = with_env(
         &[("NEW_PW", "and-another-admin-password-again")],
-        &["rotate-password", "--role", "admin", "--password-from-env", "NEW_PW", "--yes"],
+        &[
+            "rotate-password",
+            "--role",
+            "admin",
+            "--password-from-env",
+            "NEW_PW",
+            "--yes",
+        ],
     )
     .await;
     assert_eq!(text.code, 0, "{}", text.stderr);
     assert!(
-        text.stdout.contains("its metrics exporter has a login of its own and is not affected"),
+        text.stdout
+            .contains("its metrics exporter has a login of its own and is not affected"),
         "{}",
         text.stdout
     );

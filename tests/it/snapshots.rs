@@ -313,8 +313,16 @@ async fn a_schedule_the_api_server_would_refuse_is_refused_before_anything() {
         "key `snapshots.schedule`: `0 3 * * 7` is not allowed",
         "day of week: end of range (7) above maximum (6): 7",
     );
-    assert!(run.error_line().contains("snapshots.schedule"), "{}", run.stderr);
-    assert!(c.fake.inventory(NS).is_empty(), "{:?}", c.fake.inventory(NS));
+    assert!(
+        run.error_line().contains("snapshots.schedule"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        c.fake.inventory(NS).is_empty(),
+        "{:?}",
+        c.fake.inventory(NS)
+    );
     // The fake refuses such a CronJob as the API server does (what caught the tool out before).
     c.install_ok(&[]).await;
     let refused = c

@@ -150,7 +150,10 @@ async fn logs_follow_quiet_then_a_line() {
     };
     assert_eq!(next(&mut lines).await.as_deref(), Some("LOG:  ready"));
     tokio::time::sleep(QUIET).await;
-    assert!(child.try_wait().expect("its state").is_none(), "still following");
+    assert!(
+        child.try_wait().expect("its state").is_none(),
+        "still following"
+    );
     fake.log(NS, POD, "postgresql", "LOG:  checkpoint starting: time");
     assert_eq!(
         next(&mut lines).await.as_deref(),
@@ -195,8 +198,10 @@ async fn a_restore_whose_pod_side_is_silent() {
     let run = finish(restore, "", QUIET + Duration::from_secs(90)).await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
-        r.psql("SELECT count(*) FROM auth_services WHERE service_name = 'changed after the backup'")
-            .trim(),
+        r.psql(
+            "SELECT count(*) FROM auth_services WHERE service_name = 'changed after the backup'"
+        )
+        .trim(),
         "0",
         "the backup's rows are back"
     );
@@ -222,7 +227,8 @@ async fn a_broken_exec_ends_psql_with_the_cause() {
     let cut = async {
         // Once psql runs in the "pod" (its session is in pg_stat_activity), cut it off.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while r.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'")
+        while r
+            .psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'")
             .trim()
             == "0"
         {
@@ -235,7 +241,10 @@ async fn a_broken_exec_ends_psql_with_the_cause() {
         finish(child, "SELECT pg_sleep(30);\n", Duration::from_secs(20)),
         cut
     );
-    run.failed_saying(1, &["psql in pod", "the connection to the API server broke"]);
+    run.failed_saying(
+        1,
+        &["psql in pod", "the connection to the API server broke"],
+    );
     assert!(run.hint_line().contains("run it again"), "{}", run.stderr);
 }
 
@@ -271,7 +280,10 @@ async fn connect_reports_each_dropped_session_with_its_cause() {
     assert_eq!(answer(&third, 4).await.unwrap(), 4);
     let said = stderr_so_far(
         &mut child,
-        &["dropped: the port-forward broke", "dropped: the database closed it"],
+        &[
+            "dropped: the port-forward broke",
+            "dropped: the database closed it",
+        ],
     )
     .await;
     assert!(
@@ -281,7 +293,8 @@ async fn connect_reports_each_dropped_session_with_its_cause() {
         "{said}"
     );
     assert!(
-        said.lines().any(|l| l.contains("dropped: the database closed it")),
+        said.lines()
+            .any(|l| l.contains("dropped: the database closed it")),
         "{said}"
     );
     assert_eq!(said.matches("dropped").count(), 2, "{said}");

@@ -269,7 +269,10 @@ pub fn record_data(c: &Cluster) -> Value {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(v.as_str().unwrap_or_default())
                 .expect("base64");
-            (k.clone(), Value::String(String::from_utf8(bytes).expect("utf8")))
+            (
+                k.clone(),
+                Value::String(String::from_utf8(bytes).expect("utf8")),
+            )
         })
         .collect();
     Value::Object(decoded)

@@ -224,7 +224,8 @@ async fn each_object_is_listed_once() {
 /// not mistaken for the next install's volume's — not `latest`, not in status's age, not pruned —
 /// and restored only with --force-foreign; or deleted with --delete-snapshots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_data_keeps_and_names_the_datas_snapshots_which_a_new_volume_does_not_take_for_its_own() {
+async fn delete_data_keeps_and_names_the_datas_snapshots_which_a_new_volume_does_not_take_for_its_own()
+ {
     let c = Cluster::with_plan_class().await;
     c.install_ok(&[]).await;
     let old = snapshot(&c).await;
@@ -232,7 +233,11 @@ async fn delete_data_keeps_and_names_the_datas_snapshots_which_a_new_volume_does
         .run(&["uninstall", "--delete-data", "--yes", "-o", "json"])
         .await;
     let report = run.ok_json();
-    assert_eq!(report["snapshotsKept"], serde_json::json!([old]), "{report}");
+    assert_eq!(
+        report["snapshotsKept"],
+        serde_json::json!([old]),
+        "{report}"
+    );
     let text = c.run(&["uninstall", "--delete-data", "--yes"]).await;
     assert_eq!(text.code, 0, "{}", text.stderr);
     assert!(c.fake.get("VolumeSnapshot", NS, &old).is_some(), "kept");
@@ -241,13 +246,21 @@ async fn delete_data_keeps_and_names_the_datas_snapshots_which_a_new_volume_does
     c.install_ok(&[]).await;
     let listed = c.run(&["backup", "--list", "-o", "json"]).await.ok_json();
     let row = &listed.as_array().unwrap()[0];
-    assert_eq!((row["name"].as_str(), row["currentData"].as_bool()), (Some(old.as_str()), Some(false)), "{listed}");
+    assert_eq!(
+        (row["name"].as_str(), row["currentData"].as_bool()),
+        (Some(old.as_str()), Some(false)),
+        "{listed}"
+    );
     c.run(&["restore", "--snapshot", "latest", "--yes"])
         .await
         .refused(2, "has no ready snapshot to restore", "backup --list");
     c.run(&["restore", "--snapshot", &old, "--yes"])
         .await
-        .refused(2, "holds the data of a volume that was deleted", "--force-foreign");
+        .refused(
+            2,
+            "holds the data of a volume that was deleted",
+            "--force-foreign",
+        );
     let status = c.run(&["status", "-o", "json"]).await.ok_json();
     assert!(
         status["snapshotSchedule"]["newestReadyAgeSeconds"].is_null(),
@@ -265,20 +278,37 @@ async fn delete_data_keeps_and_names_the_datas_snapshots_which_a_new_volume_does
 
     // Now asked to go too: the new data's snapshot goes, the old one (not of it) stays.
     let report = c
-        .run(&["uninstall", "--delete-data", "--delete-snapshots", "--yes", "-o", "json"])
+        .run(&[
+            "uninstall",
+            "--delete-data",
+            "--delete-snapshots",
+            "--yes",
+            "-o",
+            "json",
+        ])
         .await
         .ok_json();
     let latest = kept["snapshot"].as_str().unwrap();
-    assert_eq!(report["snapshotsDeleted"], serde_json::json!([latest]), "{report}");
+    assert_eq!(
+        report["snapshotsDeleted"],
+        serde_json::json!([latest]),
+        "{report}"
+    );
     assert!(c.fake.get("VolumeSnapshot", NS, latest).is_none());
     assert!(c.fake.get("VolumeSnapshot", NS, &old).is_some());
 }
 
 /// A manual snapshot of the release's volume (the class made if missing); its name.
 async fn snapshot(c: &Cluster) -> String {
-    c.run(&["backup", "--snapshot", "--create-snapshot-class", "-o", "json"])
-        .await
-        .ok_json()["snapshot"]
+    c.run(&[
+        "backup",
+        "--snapshot",
+        "--create-snapshot-class",
+        "-o",
+        "json",
+    ])
+    .await
+    .ok_json()["snapshot"]
         .as_str()
         .unwrap()
         .to_string()

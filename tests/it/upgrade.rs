@@ -151,11 +151,17 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
     )
     .unwrap();
     assert!(
-        manifest["serverVersion"].as_str().unwrap().starts_with("15."),
+        manifest["serverVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("15."),
         "{manifest}"
     );
     assert!(
-        manifest["toolVersion"].as_str().unwrap().contains("PostgreSQL) 15."),
+        manifest["toolVersion"]
+            .as_str()
+            .unwrap()
+            .contains("PostgreSQL) 15."),
         "{manifest}"
     );
 
@@ -323,9 +329,11 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
     // start an empty database beside the data, and runs on it once told.
     let gone = c.run(&["uninstall", "--yes"]).await;
     assert_eq!(gone.code, 0, "{}", gone.stderr);
-    c.fake
-        .cluster()
-        .purge(fake_kube::store::info_of("Secret"), NS, "auth-postgres-dev-values");
+    c.fake.cluster().purge(
+        fake_kube::store::info_of("Secret"),
+        NS,
+        "auth-postgres-dev-values",
+    );
     c.run(&["install"]).await.refused(
         2,
         "where an upgrade to PostgreSQL 16 moved it",
