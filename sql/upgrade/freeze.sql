@@ -1,6 +1,7 @@
--- `upgrade`, before its backup: the application may read the old server but no longer write to
--- it, so nothing it writes after the backup is lost when the Services move to the new server.
--- Privileges are checked at every statement, in open sessions too, whatever the session sets
--- (a read-only default could be switched off). Committed before sessions-end.sql runs; undone
--- by sql/app-role.sql (the app role's exact privileges). Idempotent.
-REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public FROM {{ app_user | ident }};
+-- `upgrade`, before its backup: the application may no longer write to the old server, by any
+-- path, so nothing it writes after the backup is lost when the Services move to the new server.
+-- Taking privileges is not enough: a group role's grant, a SECURITY DEFINER function, nextval and
+-- large objects (which need no privilege to create) still write, and default_transaction_read_only
+-- is the session's to switch off. So the app role may not log in at all; end-sessions.sql then ends
+-- the sessions it has. Undone by thaw.sql. Idempotent.
+ALTER ROLE {{ app_user | ident }} NOLOGIN;

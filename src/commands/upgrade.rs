@@ -1,5 +1,5 @@
 //! `upgrade --major N`: move the release's data to a new PostgreSQL major version side by side —
-//! the app role read-only on the old server, a backup, a second StatefulSet and volume on the new
+//! the app role kept from logging in to the old server, a backup, a second StatefulSet and volume on the new
 //! image, the backup restored into it, verify, then the Services switched to it; the old
 //! StatefulSet and volume stay until `upgrade --finalize` (or `--rollback` switches back).
 //! Every step is resumable: run the same command again. Nothing is deleted before the new server
@@ -43,6 +43,10 @@ use crate::ui::{Outcome, unless_interrupted};
 const FREEZE_SQL: &str = include_str!("../../sql/upgrade/freeze.sql");
 const END_SESSIONS_SQL: &str = include_str!("../../sql/upgrade/end-sessions.sql");
 const FROZEN_SQL: &str = include_str!("../../sql/upgrade/frozen.sql");
+const APP_SESSIONS_SQL: &str = include_str!("../../sql/upgrade/app-sessions.sql");
+const THAW_SQL: &str = include_str!("../../sql/upgrade/thaw.sql");
+/// How long the app role's ended sessions may take to go.
+const SESSIONS_GONE: Duration = Duration::from_secs(30);
 /// Marks a claim the Services led to once: what it holds may be newer than any backup.
 const SWITCHED: &str = "phonebill-db/switched-at";
 
@@ -277,7 +281,7 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
     crate::k8s::grants::require_grantable(kube, &rest, "nothing was changed").await?;
     ctx.ui.confirm_typed(
         &format!(
-            "Move release {}'s data from PostgreSQL {from} ({}) to {to} ({image})? The application can read but not write until the switch. Type the release name to go on",
+            "Move release {}'s data from PostgreSQL {from} ({}) to {to} ({image})? The application cannot log in to the old server from the freeze to the switch (its sessions are ended). Type the release name to go on",
             ctx.profile.release, running.stateful_set
         ),
         &ctx.profile.release,
@@ -291,31 +295,24 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
             running.stateful_set
         ))?;
 
-    // 2. The old server: the app role may read, not write (nothing written after the backup is lost).
+    // 2. The old server: the app role may not log in, its sessions end (nothing it writes after
+    // the backup could be lost).
     let old = Db::for_release(kube.clone(), &ctx.profile).await?;
     let old_admin = old.admin().await?;
     run_sql(&old_admin, "freeze.sql", FREEZE_SQL, &ctx.profile)
         .await
-        .context(
-            "taking the app role's write privileges on the old server; nothing was changed there",
-        )?;
-    let ended = run_sql(
-        &old_admin,
-        "end-sessions.sql",
-        END_SESSIONS_SQL,
-        &ctx.profile,
-    )
-    .await;
+        .context("stopping the app role's logins on the old server; nothing was changed there")?;
     ctx.ui.note(
         None,
         format!(
-            "the app role {} may read but not write on {} until the switch",
+            "the app role {} may not log in to {} until the switch",
             ctx.profile.app_user, running.stateful_set
         ),
     );
+    let ended = end_sessions(&old_admin, &ctx.profile).await;
     let moved = match ended {
         Ok(()) => move_data(ctx, kube, &dest, &old, &old_admin, &next).await,
-        Err(e) => Err(e.context("ending the app role's sessions on the old server")),
+        Err(e) => Err(e),
     };
     let (backup, checks) = match moved {
         Ok(m) => m,
@@ -328,7 +325,7 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
                     running.stateful_set
                 ),
                 Err(t) => format!(
-                    "the Services still lead to {}; the app role stays read-only there ({}): `upgrade --rollback` lifts it",
+                    "the Services still lead to {}; the app role still may not log in there ({}): `upgrade --rollback` lifts it",
                     running.stateful_set,
                     crate::error::report(&t).error
                 ),
@@ -563,13 +560,53 @@ async fn start_beside(
     Ok(())
 }
 
-/// The app role's exact privileges again (sql/app-role.sql): it writes on this server again.
+/// End the app role's sessions (it may no longer log in) and wait until none is left, then check
+/// that the freeze holds: a transaction of the app's that is still open could commit after the
+/// backup's snapshot.
+async fn end_sessions(admin: &Client, profile: &Profile) -> Result<()> {
+    run_sql(admin, "end-sessions.sql", END_SESSIONS_SQL, profile)
+        .await
+        .context("ending the app role's sessions on the old server")?;
+    let count = upgrade_sql("app-sessions.sql", APP_SESSIONS_SQL, profile)?;
+    let deadline = std::time::Instant::now() + SESSIONS_GONE;
+    loop {
+        let left: i64 = admin
+            .query_one(count.as_str(), &[])
+            .await
+            .map_err(|e| crate::db::role::db_context(e, "counting the app role's sessions"))?
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(user_error(format!(
+                "{left} session(s) of the app role {} were still open {}s after they were ended",
+                profile.app_user,
+                SESSIONS_GONE.as_secs()
+            ))
+            .hint("a backend stuck in I/O can take this long; `SELECT * FROM pg_stat_activity` on the old server shows it; run the upgrade again")
+            .exit(ExitCode::Timeout)
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::ensure!(
+        is_frozen(admin, profile).await?,
+        "the app role {} may log in to the old server again (someone changed it meanwhile)",
+        profile.app_user
+    );
+    Ok(())
+}
+
+/// The app role logs in again with its exact privileges (sql/upgrade/thaw.sql,
+/// sql/app-role.sql): it writes on this server again.
 async fn thaw(admin: &Client, profile: &Profile) -> Result<()> {
-    let sql = crate::db::role::grants_sql(&profile.app_user, &profile.database)?;
+    let mut sql = upgrade_sql("thaw.sql", THAW_SQL, profile)?;
+    sql.push_str(&crate::db::role::grants_sql(&profile.app_user, &profile.database)?);
     admin
         .batch_execute(&sql)
         .await
-        .map_err(|e| crate::db::role::db_context(e, "giving the app role its privileges back"))
+        .map_err(|e| crate::db::role::db_context(e, "letting the app role log in and write again"))
 }
 
 /// What `profile` renders, in two parts: what a StatefulSet beside the serving one needs (itself
@@ -741,7 +778,7 @@ async fn abandon(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
     Ok(r)
 }
 
-/// Whether `upgrade` took the app role's write privileges on this server (sql/upgrade/frozen.sql).
+/// Whether `upgrade` froze this server for the app role (sql/upgrade/frozen.sql).
 async fn is_frozen(admin: &Client, profile: &Profile) -> Result<bool> {
     let sql = upgrade_sql("frozen.sql", FROZEN_SQL, profile)?;
     let row = admin

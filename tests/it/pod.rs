@@ -336,6 +336,22 @@ impl PodServer {
         sh(&mut c).map(|s| s.trim().to_string())
     }
 
+    /// A psql session of `user` that reads its statements from stdin (piped), left open.
+    pub fn session(&self, user: &str, password: &str, db: &str) -> std::process::Child {
+        Command::new(self.bin.join("psql"))
+            .args(["-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+            .args(["-p", &self.port.to_string(), "-U", user, "-d", db])
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("PGPASSWORD", password)
+            .env("PGSSLMODE", "disable")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run psql")
+    }
+
     pub fn rewrite_hba(&self, text: &str) {
         std::fs::write(
             self.dir.path().join("etc/postgresql/conf/pg_hba.conf"),

@@ -193,19 +193,10 @@ async fn a_major_upgrade_moves_the_data_to_a_second_statefulset_and_finalizes() 
         sts["spec"]["template"]["spec"]["containers"][0]["image"],
         "docker.io/library/postgres:16"
     );
-    // The old server refuses the app's writes (nothing written there after the backup is lost),
-    // whatever the session sets: the privilege is gone, not only a default.
+    // The old server refuses the app (nothing written there after the backup is lost): it may
+    // not log in at all, whatever a session would set.
     let refused = write_row(&old, "after-switch").unwrap_err();
-    assert!(refused.contains("permission denied"), "{refused}");
-    let refused = old
-        .sql(
-            "auth_user",
-            &old.app_password,
-            DB,
-            "SET default_transaction_read_only = off; INSERT INTO auth_login_history (login_type, login_status) VALUES ('LOGIN', 'SUCCESS')",
-        )
-        .unwrap_err();
-    assert!(refused.contains("permission denied"), "{refused}");
+    assert!(refused.contains("not permitted to log in"), "{refused}");
     write_row(&new, "after-switch").expect("the app writes on the new server");
     let data = record(&c);
     assert!(
@@ -722,4 +713,65 @@ async fn ctrl_c_while_the_new_server_starts_then_the_same_command_finishes_it() 
         "what the app wrote between the attempts moved too"
     );
     assert_eq!(selector_pod(&c, "auth-postgres-dev-postgresql"), NEW_POD);
+}
+
+/// The freeze stops every way the app role writes, not only its table privileges: a group role's
+/// grant, an admin-owned SECURITY DEFINER function, nextval, a large object, a read-only default
+/// switched off — and a session opened before the upgrade, with a write not yet committed, cannot
+/// commit it after the backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_freeze_stops_every_path_the_app_writes_by() {
+    let (c, old) = old_release().await;
+    let admin = |sql: &str| old.sql("postgres", &old.admin_password, DB, sql).unwrap();
+    admin(
+        "CREATE ROLE writers NOLOGIN; GRANT INSERT ON auth_login_history TO writers; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO writers; GRANT writers TO auth_user;
+         CREATE FUNCTION public.log_in(id text) RETURNS void LANGUAGE sql SECURITY DEFINER AS
+           $$ INSERT INTO auth_login_history (login_type, login_status, session_id) VALUES ('LOGIN', 'SUCCESS', id) $$;
+         CREATE SEQUENCE public.atk_seq; GRANT USAGE ON SEQUENCE public.atk_seq TO auth_user;",
+    );
+    let paths = [
+        ("group", "SET ROLE writers; INSERT INTO auth_login_history (login_type, login_status, session_id) VALUES ('LOGIN', 'SUCCESS', 'via-group')"),
+        ("definer", "SELECT public.log_in('via-definer')"),
+        ("nextval", "SELECT nextval('public.atk_seq')"),
+        ("large object", "SELECT lo_from_bytea(0, 'x')"),
+        ("read-only off", "SET default_transaction_read_only = off; INSERT INTO auth_login_history (login_type, login_status, session_id) VALUES ('LOGIN', 'SUCCESS', 'via-default')"),
+    ];
+    // Each path writes before the upgrade.
+    for (name, sql) in paths {
+        old.sql("auth_user", &old.app_password, DB, sql)
+            .unwrap_or_else(|e| panic!("{name} before the upgrade: {e}"));
+    }
+    let count = |what: &str| -> String {
+        admin(&format!(
+            "SELECT (SELECT count(*) FROM auth_login_history WHERE session_id LIKE 'via-%') || '/' || \
+             (SELECT last_value FROM public.atk_seq) || '/' || (SELECT count(*) FROM pg_largeobject_metadata) || ' {what}'"
+        ))
+    };
+    let before = count("");
+    // A session from before the upgrade, its write not yet committed.
+    use std::io::Write;
+    let mut open = old.session("auth_user", &old.app_password, DB);
+    let stdin = open.stdin.as_mut().unwrap();
+    stdin
+        .write_all(b"BEGIN;\nINSERT INTO auth_login_history (login_type, login_status, session_id) VALUES ('LOGIN', 'SUCCESS', 'via-open');\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    let (run, _new) = upgrade_with_new_server(&c, &["--major", "16", "--yes", "-o", "json"]).await;
+    assert_eq!(run.ok_json()["outcome"], "upgraded");
+    for (name, sql) in paths {
+        let e = old
+            .sql("auth_user", &old.app_password, DB, sql)
+            .expect_err(name);
+        assert!(e.contains("not permitted to log in"), "{name}: {e}");
+    }
+    let stdin = open.stdin.as_mut().unwrap();
+    let _ = stdin.write_all(b"COMMIT;\n");
+    drop(open.stdin.take());
+    let out = open.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the open session's COMMIT went through");
+    assert_eq!(count(""), before, "nothing was written on the old server after the freeze");
+    assert_eq!(
+        admin("SELECT count(*) FROM auth_login_history WHERE session_id = 'via-open'"),
+        "0"
+    );
 }
