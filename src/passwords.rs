@@ -107,6 +107,7 @@ pub async fn resolve(kube: &Kube, names: &Names) -> Result<(Passwords, Origin)> 
 pub async fn tls(
     kube: &Kube,
     profile: &crate::profile::Profile,
+    renew_ca: bool,
 ) -> Result<(crate::certs::Tls, crate::certs::Origin)> {
     let names = profile.names();
     let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
@@ -120,7 +121,7 @@ pub async fn tls(
     };
     let ca = read(&names.ca_secret, "ca.crt", "ca.key").await?;
     let server = read(&names.tls_secret, "tls.crt", "tls.key").await?;
-    crate::certs::resolve(ca, server, profile, std::time::SystemTime::now())
+    crate::certs::resolve(ca, server, profile, std::time::SystemTime::now(), renew_ca)
 }
 
 /// A key of a Secret as text (bytes that are not UTF-8 replaced), if the Secret has it.
@@ -148,7 +149,7 @@ pub async fn rendered(
     profile: &crate::profile::Profile,
 ) -> Result<(Vec<crate::render::Object>, crate::certs::Origin)> {
     let (passwords, _) = resolve(kube, &profile.names()).await?;
-    let (tls, origin) = tls(kube, profile).await?;
+    let (tls, origin) = tls(kube, profile, false).await?;
     Ok((crate::render::render(profile, &passwords, &tls)?, origin))
 }
 

@@ -49,6 +49,10 @@ pub struct InstallArgs {
     /// Take over fields another field manager owns instead of stopping at the conflict
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Replace the release's certificate authority (and so its server certificate): needed once
+    /// the CA has under 30 days left; every client that saved the old CA must be given the new one
+    #[arg(long)]
+    pub renew_ca: bool,
     /// Managed server (prod): its host name, or its Azure server name (NAME.postgres.database.azure.com)
     #[arg(long, value_name = "NAME")]
     pub server: Option<String>,
@@ -77,6 +81,9 @@ pub struct InstallReport {
     /// The server certificate: kept, new, or renewed (and why), and when it expires.
     pub tls: crate::certs::Origin,
     pub server_certificate_expires: String,
+    /// What to plan about the release's CA (its end in sight, or made without name constraints).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ca_notes: Vec<String>,
     pub objects: Vec<Applied>,
     /// What the release's record laid over the profile and --values (each said on stderr too).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -230,8 +237,12 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             ),
         );
     }
-    let (tls, tls_origin) = passwords::tls(&kube, &profile).await?;
+    let (tls, tls_origin) = passwords::tls(&kube, &profile, args.renew_ca).await?;
     ui.detail(format!("TLS: {tls_origin:?}"));
+    let ca_notes = crate::certs::ca_notes(&tls, &profile, std::time::SystemTime::now());
+    for note in &ca_notes {
+        ui.note(None, note);
+    }
     let server_certificate = crate::certs::inspect(&tls.crt)
         .map(|i| i.expires())
         .unwrap_or_default();
@@ -385,6 +396,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         passwords: origin,
         tls: tls_origin,
         server_certificate_expires: server_certificate,
+        ca_notes,
         objects: vec![],
         recorded,
         complete: true,
@@ -816,11 +828,16 @@ fn text(r: &InstallReport) -> String {
         Origin::Existing => "kept the existing passwords",
     }
     .to_string();
-    if let crate::certs::Origin::Renewed(why) = &r.tls {
-        passwords.push_str(&format!(
+    match &r.tls {
+        crate::certs::Origin::Renewed(why) => passwords.push_str(&format!(
             "; issued a new server certificate ({why}), valid until {}",
             r.server_certificate_expires
-        ));
+        )),
+        crate::certs::Origin::NewCa(why) => passwords.push_str(&format!(
+            "; made a new CA and server certificate ({why}), valid until {}: give outside clients the new CA (`phonebill-db expose --ca-out FILE`) and restart the app so it reads it",
+            r.server_certificate_expires
+        )),
+        _ => {}
     }
     if !r.complete {
         out.push_str(&format!(

@@ -56,6 +56,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     for (given, flag) in [
         (args.storage_class.is_some(), "--storage-class"),
         (args.create_storage_class, "--create-storage-class"),
+        (args.renew_ca, "--renew-ca"),
     ] {
         if given {
             return Err(flag_not_here(flag, env, "an in-cluster database (dev)"));

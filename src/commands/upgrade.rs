@@ -602,7 +602,10 @@ async fn end_sessions(admin: &Client, profile: &Profile) -> Result<()> {
 /// sql/app-role.sql): it writes on this server again.
 async fn thaw(admin: &Client, profile: &Profile) -> Result<()> {
     let mut sql = upgrade_sql("thaw.sql", THAW_SQL, profile)?;
-    sql.push_str(&crate::db::role::grants_sql(&profile.app_user, &profile.database)?);
+    sql.push_str(&crate::db::role::grants_sql(
+        &profile.app_user,
+        &profile.database,
+    )?);
     admin
         .batch_execute(&sql)
         .await
@@ -610,17 +613,21 @@ async fn thaw(admin: &Client, profile: &Profile) -> Result<()> {
 }
 
 /// What `profile` renders, in two parts: what a StatefulSet beside the serving one needs (itself
-/// and the server certificate's Secret), and the rest, which the switch applies. A CA due for
-/// renewal is install's to renew (every client's trust changes): refused.
+/// and the server certificate's Secret), and the rest, which the switch applies. A missing CA is
+/// install's to make (`--renew-ca`: every client's trust changes): refused, as is a CA that
+/// cannot go on (by [`crate::certs::resolve`]).
 async fn beside(kube: &Kube, profile: &Profile) -> Result<(Vec<Object>, Vec<Object>)> {
     let names = profile.names();
     let (objects, origin) = crate::passwords::rendered(kube, profile).await?;
-    if origin == crate::certs::Origin::Generated {
+    if matches!(
+        origin,
+        crate::certs::Origin::Generated | crate::certs::Origin::NewCa(_)
+    ) {
         return Err(user_error(format!(
-            "release {}'s certificate authority is missing or due for renewal; nothing was changed",
+            "release {}'s certificate authority is missing; nothing was changed",
             profile.release
         ))
-        .hint("run `phonebill-db install` first (it renews the CA and rolls the pod), then upgrade")
+        .hint("run `phonebill-db install --renew-ca` first (it makes a new CA and rolls the pod), then upgrade")
         .exit(ExitCode::Usage)
         .into());
     }

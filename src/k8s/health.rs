@@ -68,44 +68,70 @@ pub async fn checks(kube: &Kube, state: &ReleaseState, names: &Names) -> Result<
 }
 
 /// The server certificate in the release's TLS Secret: how long it is still valid. Under
-/// `certs::RENEW_DAYS` a warning (install issues a new one), expired a failure.
+/// `certs::RENEW_DAYS` a warning (install issues a new one), expired a failure. The CA beside it
+/// likewise: under `certs::CA_NOTICE_DAYS` a warning (`install --renew-ca`), expired a failure.
 pub async fn certificate(kube: &Kube, names: &Names) -> Result<Check> {
     let name = "server certificate";
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(kube.client.clone(), &kube.namespace);
-    let crt = secrets
-        .get_opt(&names.tls_secret)
-        .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!("reading Secret {}", names.tls_secret),
-                &kube.server,
-            )
-        })?
-        .and_then(|s| crate::passwords::secret_text(&s, "tls.crt"));
-    let Some(crt) = crt else {
+    let read = async |secret: &str, key: &str| -> Result<Option<String>> {
+        Ok(secrets
+            .get_opt(secret)
+            .await
+            .map_err(|e| api_error(e, &format!("reading Secret {secret}"), &kube.server))?
+            .and_then(|s| crate::passwords::secret_text(&s, key)))
+    };
+    let Some(crt) = read(&names.tls_secret, "tls.crt").await? else {
         return Ok(Check::fail(
             name,
             format!("Secret {} has no tls.crt", names.tls_secret),
         ));
     };
-    Ok(match crate::certs::inspect(&crt) {
-        Err(e) => Check::fail(name, format!("Secret {}: {e}", names.tls_secret)),
-        Ok(info) => {
-            let days = info.days_left(std::time::SystemTime::now());
-            let detail = format!("valid until {} ({days} days left)", info.expires());
-            if days < 0 {
-                Check::fail(name, format!("expired {}", info.expires()))
-            } else if days < crate::certs::RENEW_DAYS {
-                Check::warn(
-                    name,
-                    format!("{detail}; `phonebill-db install` issues a new one"),
-                )
-            } else {
-                Check::pass(name, detail)
-            }
+    let now = std::time::SystemTime::now();
+    let server = match crate::certs::inspect(&crt) {
+        Err(e) => {
+            return Ok(Check::fail(
+                name,
+                format!("Secret {}: {e}", names.tls_secret),
+            ));
         }
+        Ok(info) => info,
+    };
+    let days = server.days_left(now);
+    if days < 0 {
+        return Ok(Check::fail(name, format!("expired {}", server.expires())));
+    }
+    let mut detail = format!("valid until {} ({days} days left)", server.expires());
+    let mut warn = days < crate::certs::RENEW_DAYS;
+    if warn {
+        detail.push_str("; `phonebill-db install` issues a new one");
+    }
+    // The CA: read where the release has one (a managed server's release has none).
+    if let Some(ca) = read(&names.ca_secret, "ca.crt").await?
+        && let Ok(ca) = crate::certs::inspect(&ca)
+    {
+        let ca_days = ca.days_left(now);
+        if ca_days < 0 {
+            return Ok(Check::fail(
+                name,
+                format!(
+                    "the CA expired {}: `phonebill-db install --renew-ca`",
+                    ca.expires()
+                ),
+            ));
+        }
+        if ca_days < crate::certs::CA_NOTICE_DAYS {
+            warn = true;
+            detail.push_str(&format!(
+                "; the CA expires {} ({ca_days} days left): plan `phonebill-db install --renew-ca`",
+                ca.expires()
+            ));
+        }
+    }
+    Ok(if warn {
+        Check::warn(name, detail)
+    } else {
+        Check::pass(name, detail)
     })
 }
 

@@ -786,3 +786,126 @@ async fn a_dump_with_pg_dumps_own_restrict_restores_with_either_psql() {
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(run.stderr.contains("`\\restrict`"), "{}", run.stderr);
 }
+
+const CA_SECRET: &str = "auth-postgres-dev-postgresql-ca";
+const TLS_SECRET: &str = "auth-postgres-dev-postgresql-tls";
+
+/// Put `crt`/`key` into a Secret's keys, as someone who may write Secrets would.
+fn plant(c: &Cluster, secret: &str, keys: [(&str, &str); 2]) {
+    use base64::Engine;
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+    let data: serde_json::Map<String, serde_json::Value> = keys
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(b64(v))))
+        .collect();
+    c.fake
+        .merge_patch("Secret", NS, secret, json!({ "data": data }))
+        .unwrap();
+}
+
+/// Whoever reads the release's CA key may sign a certificate, but only for the release's own
+/// names: a server presenting one for another host is refused by libpq (OpenSSL checks the CA's
+/// name constraints) while one for the Service's name is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cas_key_cannot_vouch_for_another_host() {
+    let c = Cluster::with_plan_class().await;
+    let values = PodServer::before_install(&c);
+    c.install_ok(&[&values[0], &values[1]]).await;
+    let ca_crt = c.secret_text(CA_SECRET, "ca.crt");
+    let ca_key = c.secret_text(CA_SECRET, "ca.key");
+    let now = std::time::SystemTime::now();
+    for (host, taken) in [
+        ("db.example.com", false),
+        ("auth-postgres-dev-postgresql.phonebill-dev.svc", true),
+    ] {
+        let (crt, key) =
+            phonebill_db::certs::issue(&ca_crt, &ca_key, &[host.to_string()], now).unwrap();
+        plant(&c, TLS_SECRET, [("tls.crt", &crt), ("tls.key", &key)]);
+        let pod = PodServer::start(&c);
+        let got = pod.psql(
+            &format!(
+                "hostaddr={} port={} dbname=phonebill_auth user=auth_user host={host} sslmode=verify-full sslrootcert={}",
+                pod.pod_ip,
+                pod.port,
+                pod.ca.display()
+            ),
+            Some(&pod.app_password),
+        );
+        match (taken, got) {
+            (true, Ok(out)) => assert!(out.starts_with("auth_user TLSv1."), "{out}"),
+            (false, Err(e)) => assert!(e.contains("certificate verify failed"), "{e}"),
+            (_, got) => panic!("{host}: {got:?}"),
+        }
+    }
+}
+
+/// A CA near its end is not replaced behind the user's back (every saved copy would stop
+/// working): install says so a year ahead, refuses under 30 days until `--renew-ca`, and then
+/// says what changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ca_is_renewed_only_when_asked() {
+    use phonebill_db::certs;
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    let profile = phonebill_db::profile::Profile::load("dev", None).unwrap();
+    let day = Duration::from_secs(86_400);
+    let aged = |left: u32| {
+        let made = std::time::SystemTime::now() - day * (certs::CA_DAYS as u32 - left);
+        let (crt, key) = certs::new_ca(&profile, made).unwrap();
+        plant(&c, CA_SECRET, [("ca.crt", &crt), ("ca.key", &key)]);
+        crt
+    };
+
+    // 300 days left: kept, with a note; the new server certificate ends with the CA.
+    let ca = aged(300);
+    let run = c.run(&["install", "-o", "json", "--timeout", "30s"]).await;
+    let report = run.ok_json();
+    assert_eq!(report["tls"]["action"], "renewed", "{report}");
+    let note = report["caNotes"][0].as_str().unwrap_or_default();
+    assert!(
+        note.contains("the release's CA expires in 299 days")
+            || note.contains("the release's CA expires in 300 days"),
+        "{report}"
+    );
+    assert!(note.contains("--renew-ca"), "{note}");
+    assert_eq!(c.secret_text(CA_SECRET, "ca.crt"), ca);
+    let server = certs::inspect(&c.secret_text(TLS_SECRET, "tls.crt")).unwrap();
+    assert!(server.not_after <= certs::inspect(&ca).unwrap().not_after);
+    let status = c.run(&["status", "-o", "json"]).await.json();
+    assert_eq!(status["serverCertificate"]["status"], "warn", "{status}");
+
+    // 20 days left: refused, nothing changed; --renew-ca makes a new CA and says so.
+    let ca = aged(20);
+    let tls_before = c.secret_text(TLS_SECRET, "tls.crt");
+    c.run(&["install"])
+        .await
+        .refused(2, "expires in 19 days", "install --env dev --renew-ca");
+    assert_eq!(c.secret_text(CA_SECRET, "ca.crt"), ca);
+    assert_eq!(c.secret_text(TLS_SECRET, "tls.crt"), tls_before);
+    // (The aged CA was planted by `kubectl`'s field manager: taken over.)
+    let run = c
+        .run(&[
+            "install",
+            "--renew-ca",
+            "--force-conflicts",
+            "--timeout",
+            "30s",
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("made a new CA"), "{}", run.stdout);
+    let new = c.secret_text(CA_SECRET, "ca.crt");
+    assert_ne!(new, ca);
+    assert!(
+        certs::inspect(&new)
+            .unwrap()
+            .days_left(std::time::SystemTime::now())
+            >= certs::CA_DAYS - 1
+    );
+    // The app's Secret carries the new CA, and the server certificate is signed by it.
+    assert_eq!(c.secret_text(APP_SECRET, "ca.crt"), new);
+    assert!(certs::signed_by(
+        &c.secret_text(TLS_SECRET, "tls.crt"),
+        &new
+    ));
+}

@@ -730,11 +730,17 @@ async fn the_freeze_stops_every_path_the_app_writes_by() {
          CREATE SEQUENCE public.atk_seq; GRANT USAGE ON SEQUENCE public.atk_seq TO auth_user;",
     );
     let paths = [
-        ("group", "SET ROLE writers; INSERT INTO auth_login_history (login_type, login_status, session_id) VALUES ('LOGIN', 'SUCCESS', 'via-group')"),
+        (
+            "group",
+            "SET ROLE writers; INSERT INTO auth_login_history (login_type, login_status, session_id) VALUES ('LOGIN', 'SUCCESS', 'via-group')",
+        ),
         ("definer", "SELECT public.log_in('via-definer')"),
         ("nextval", "SELECT nextval('public.atk_seq')"),
         ("large object", "SELECT lo_from_bytea(0, 'x')"),
-        ("read-only off", "SET default_transaction_read_only = off; INSERT INTO auth_login_history (login_type, login_status, session_id) VALUES ('LOGIN', 'SUCCESS', 'via-default')"),
+        (
+            "read-only off",
+            "SET default_transaction_read_only = off; INSERT INTO auth_login_history (login_type, login_status, session_id) VALUES ('LOGIN', 'SUCCESS', 'via-default')",
+        ),
     ];
     // Each path writes before the upgrade.
     for (name, sql) in paths {
@@ -768,8 +774,15 @@ async fn the_freeze_stops_every_path_the_app_writes_by() {
     let _ = stdin.write_all(b"COMMIT;\n");
     drop(open.stdin.take());
     let out = open.wait_with_output().unwrap();
-    assert!(!out.status.success(), "the open session's COMMIT went through");
-    assert_eq!(count(""), before, "nothing was written on the old server after the freeze");
+    assert!(
+        !out.status.success(),
+        "the open session's COMMIT went through"
+    );
+    assert_eq!(
+        count(""),
+        before,
+        "nothing was written on the old server after the freeze"
+    );
     assert_eq!(
         admin("SELECT count(*) FROM auth_login_history WHERE session_id = 'via-open'"),
         "0"
