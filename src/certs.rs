@@ -566,14 +566,10 @@ mod tests {
         assert!(ca_notes(&tls, &dev(), now).is_empty());
     }
 
+    type Pair = Option<(String, String)>;
+
     /// A CA with `days` left, its server certificate fresh.
-    fn aged(
-        days: i64,
-    ) -> (
-        Option<(String, String)>,
-        Option<(String, String)>,
-        SystemTime,
-    ) {
+    fn aged(days: i64) -> (Pair, Pair, SystemTime) {
         let made = SystemTime::now();
         let (tls, _) = resolve(None, None, &dev(), made, false).unwrap();
         let at = made + Duration::from_secs(((CA_DAYS - days) * 86_400) as u64);
