@@ -116,7 +116,13 @@ impl Ctx {
     pub async fn db(&self, args: &DbArgs) -> Result<Db> {
         match &args.database_url {
             None if self.profile.managed.is_some() => {
-                Db::for_managed(self.kube().await?, &self.profile, args.ca_file.as_deref()).await
+                Db::for_managed(
+                    self.kube().await?,
+                    &self.profile,
+                    args.ca_file.as_deref(),
+                    Some(&self.ui),
+                )
+                .await
             }
             // The pod is reached through the Kubernetes API, with no TLS to verify: a CA file
             // (often $PHONEBILL_CA_FILE, exported for prod) has nothing to do here.

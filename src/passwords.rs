@@ -12,6 +12,41 @@ use crate::k8s::Kube;
 use crate::k8s::client::api_error;
 use crate::profile::Names;
 use crate::render::Passwords;
+use crate::ui::Ui;
+
+/// Where a managed server's administrator password comes from (never the command line).
+pub const ADMIN_PASSWORD_ENV: &str = "PHONEBILL_ADMIN_PASSWORD";
+
+/// A managed server administrator's password: `$PHONEBILL_ADMIN_PASSWORD`, else the one an older
+/// install kept in the release's Secret, else asked on the terminal (with `ui`). It is not kept
+/// in the cluster: whoever may read the namespace's Secrets would be the server's administrator.
+pub fn managed_admin(
+    ui: Option<&Ui>,
+    user: &str,
+    host: &str,
+    kept: Option<String>,
+) -> Result<String> {
+    if let Some(p) = std::env::var(ADMIN_PASSWORD_ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        return Ok(p);
+    }
+    if let Some(p) = kept {
+        return Ok(p);
+    }
+    let prompt = format!("password of {user} on {host}");
+    match ui.map(|ui| ui.ask_secret(&prompt)).transpose()?.flatten() {
+        Some(p) if !p.is_empty() => Ok(p),
+        _ => Err(user_error(format!(
+            "the password of the server's administrator {user} is needed (it is not kept in the cluster), and there is no terminal to ask on; nothing was changed"
+        ))
+        .hint(format!(
+            "set {ADMIN_PASSWORD_ENV} (never on the command line), or run on a terminal"
+        ))
+        .into()),
+    }
+}
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const LENGTH: usize = 32;

@@ -57,7 +57,7 @@ pub struct InstallArgs {
     #[arg(long, value_name = "NAME")]
     pub server: Option<String>,
     /// Managed server (prod): the administrator login instead of the profile's adminUser
-    /// (password: $PHONEBILL_ADMIN_PASSWORD, else asked on the terminal, else the recorded one)
+    /// (password: $PHONEBILL_ADMIN_PASSWORD, else asked on the terminal; never kept in the cluster)
     #[arg(long, value_name = "USER")]
     pub admin_user: Option<String>,
     /// Managed server (prod): CA certificate (PEM) that signed the server's certificate

@@ -24,10 +24,10 @@ use crate::k8s::preflight::{self, Access};
 use crate::passwords::{self, Origin};
 use crate::profile::Profile;
 use crate::render::{self, Passwords};
-use crate::ui::{Outcome, Ui};
+use crate::ui::Outcome;
 
 /// Where the administrator's password comes from (never from the command line).
-pub const ADMIN_PASSWORD_ENV: &str = "PHONEBILL_ADMIN_PASSWORD";
+pub use crate::passwords::ADMIN_PASSWORD_ENV;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -88,7 +88,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
     }
     deny_check(&kube, wanted).await?;
 
-    // The app's password: the recorded one, else new. The admin's: given, else the recorded one.
+    // The app's password: the recorded one, else new. The admin's: given (see managed_admin).
     let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let recorded = secrets.get_opt(&names.admin_secret).await.map_err(|e| {
         api_error(
@@ -114,12 +114,24 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         port: managed.port,
         ssl_mode: managed.ssl_mode.clone(),
     };
-    let admin_password = admin_password(
-        ui,
+    // An older install kept the administrator's password in the Secret: used this once, and
+    // gone from the Secret once install has applied it again.
+    let kept_admin = recorded_key("postgres-password");
+    let admin_password = passwords::managed_admin(
+        Some(ui),
         &profile.admin_user,
-        &address,
-        recorded_key("postgres-password"),
+        &address.host,
+        kept_admin.clone(),
     )?;
+    if kept_admin.is_some() && !args.dry_run {
+        ui.note(
+            None,
+            format!(
+                "the server administrator's password is no longer kept in Secret {}: this install removes it; later commands take it from ${ADMIN_PASSWORD_ENV} or ask on a terminal",
+                names.admin_secret
+            ),
+        );
+    }
     let admin = Login {
         user: profile.admin_user.clone(),
         password: Some(admin_password.clone()),
@@ -176,6 +188,27 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         namespace_exists,
     )
     .await?;
+    if kept_admin.is_some() && !args.dry_run {
+        // Whoever wrote the key (this tool's older version, or a hand), it goes.
+        let patch = serde_json::json!({ "data": { "postgres-password": null } });
+        secrets
+            .patch(
+                &names.admin_secret,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|e| {
+                api_error(
+                    e,
+                    &format!(
+                        "removing the administrator's password from Secret {}",
+                        names.admin_secret
+                    ),
+                    &kube.server,
+                )
+            })?;
+    }
 
     // The app logs in the way the app will: its role and password, verify-full, the database.
     let app_connects = if args.dry_run {
@@ -248,33 +281,6 @@ pub fn server_host(name: &str, domain: &str) -> Result<String> {
             .hint("give the server's name (phonebill-postgresql) or its host name (phonebill-postgresql.postgres.database.azure.com)")
             .exit(ExitCode::Usage)
             .into())
-    }
-}
-
-/// `$PHONEBILL_ADMIN_PASSWORD`, else the recorded one, else asked on the terminal.
-fn admin_password(
-    ui: &Ui,
-    user: &str,
-    server: &Server,
-    recorded: Option<String>,
-) -> Result<String> {
-    if let Some(p) = std::env::var(ADMIN_PASSWORD_ENV)
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
-        return Ok(p);
-    }
-    if let Some(p) = recorded {
-        return Ok(p);
-    }
-    let prompt = format!("password of {user} on {}", server.host);
-    match ui.ask_secret(&prompt)? {
-        Some(p) if !p.is_empty() => Ok(p),
-        _ => Err(user_error(format!(
-            "the password of the server's administrator {user} is needed, and there is no terminal to ask on; nothing was changed"
-        ))
-        .hint(format!("set {ADMIN_PASSWORD_ENV} (never on the command line), or run install on a terminal"))
-        .into()),
     }
 }
 

@@ -165,7 +165,13 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
     };
 
     let db = if managed {
-        Db::for_managed(kube.clone(), profile, args.ca_file.as_deref()).await?
+        Db::for_managed(
+            kube.clone(),
+            profile,
+            args.ca_file.as_deref(),
+            Some(&ctx.ui),
+        )
+        .await?
     } else {
         Db::for_release(kube.clone(), profile).await?
     };

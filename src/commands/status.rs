@@ -176,7 +176,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Outcome> {
         let spinner = ctx.ui.spinner("asking the database");
         let usage = async {
             let db = if managed {
-                Db::for_managed(kube.clone(), &ctx.profile, args.ca_file.as_deref()).await?
+                Db::for_managed(kube.clone(), &ctx.profile, args.ca_file.as_deref(), None).await?
             } else {
                 Db::for_release(kube.clone(), &ctx.profile).await?
             };

@@ -94,9 +94,15 @@ impl Db {
     }
 
     /// A managed server (prod): its address, TLS mode and logins as install recorded them in the
-    /// release's Secrets; `ca_file` verifies its certificate (default: the system's roots, libpq's
-    /// `sslrootcert=system`).
-    pub async fn for_managed(kube: Kube, profile: &Profile, ca_file: Option<&Path>) -> Result<Db> {
+    /// release's Secrets, the administrator's password from [`crate::passwords::managed_admin`]
+    /// (asked on `ui`'s terminal when there is one); `ca_file` verifies its certificate (default:
+    /// the system's roots, libpq's `sslrootcert=system`).
+    pub async fn for_managed(
+        kube: Kube,
+        profile: &Profile,
+        ca_file: Option<&Path>,
+        ui: Option<&crate::ui::Ui>,
+    ) -> Result<Db> {
         let names = profile.names();
         let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
         let server = &names.admin_secret;
@@ -110,9 +116,13 @@ impl Db {
             })?,
             ssl_mode: read("sslmode").await?,
         };
+        let user = read("username").await?;
+        // Kept there by installs before this version only.
+        let kept = read("postgres-password").await.ok();
+        let password = crate::passwords::managed_admin(ui, &user, &address.host, kept)?;
         let admin = Login {
-            user: read("username").await?,
-            password: Some(read("postgres-password").await?),
+            user,
+            password: Some(password),
         };
         let app = Login {
             user: profile.app_user.clone(),

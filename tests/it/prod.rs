@@ -92,8 +92,11 @@ impl Prod {
         run_bin_env(self.cluster.dir.path(), &all, &vars).await
     }
 
+    /// As an operator runs prod's commands: the administrator's password exported (the cluster
+    /// does not keep it).
     async fn run(&self, args: &[&str]) -> Run {
-        self.run_env(args, &[]).await
+        self.run_env(args, &[("PHONEBILL_ADMIN_PASSWORD", &self.admin_password)])
+            .await
     }
 
     async fn install(&self, args: &[&str]) -> Run {
@@ -174,6 +177,33 @@ async fn install_records_only_the_secrets_and_the_app_url_is_verified_tls() {
     );
     assert_eq!(p.secret(SERVER_SECRET, "username").unwrap(), p.admin);
     assert_eq!(p.secret(SERVER_SECRET, "sslmode").unwrap(), "verify-full");
+    // The server administrator's password is not in the cluster: whoever reads the namespace's
+    // Secrets finds no key holding it, and a command without it is refused, nothing touched.
+    let kept: Vec<String> = p
+        .cluster
+        .fake
+        .list("Secret", NS)
+        .iter()
+        .flat_map(|s| {
+            s["data"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, v)| {
+                    String::from_utf8(STANDARD.decode(v.as_str().unwrap()).unwrap()).unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        !kept.iter().any(|v| v.contains(&p.admin_password)),
+        "{kept:?}"
+    );
+    p.run_env(&["verify"], &[]).await.refused(
+        1,
+        "password of the server's administrator",
+        "PHONEBILL_ADMIN_PASSWORD",
+    );
     // libpq itself logs in with the app's URL, and (TLS-only like Azure) is refused without TLS.
     assert_eq!(
         psql_with_url(&p.pg, &url, "SELECT current_user").unwrap(),
@@ -198,6 +228,28 @@ async fn install_records_only_the_secrets_and_the_app_url_is_verified_tls() {
         "{r}"
     );
     assert_eq!(p.secret(APP_SECRET, "database-url").unwrap(), url);
+
+    // A release an older version installed kept the password: used once, then removed by
+    // install (its field manager's key, gone from what it applies).
+    p.cluster
+        .fake
+        .merge_patch(
+            "Secret",
+            NS,
+            SERVER_SECRET,
+            serde_json::json!({ "data": { "postgres-password": STANDARD.encode(&p.admin_password) } }),
+        )
+        .unwrap();
+    let old = p.run_env(&["status", "-o", "json"], &[]).await.ok_json();
+    assert_eq!(old["database"]["reachable"], true, "{old}");
+    let again = p.run_env(&["install"], &[]).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("no longer kept in Secret"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(p.secret(SERVER_SECRET, "postgres-password"), None);
 
     // status: the Secrets and the server's answer; uninstall keeps the Secrets and the database.
     let s = p.run(&["status", "-o", "json"]).await.ok_json();
@@ -339,7 +391,7 @@ fn has_files_like(dir: &Path, part: &str) -> bool {
 async fn what_prod_has_no_place_for_is_refused_and_bad_credentials_change_nothing() {
     let p = Prod::new("prod_refusals").await;
     // No administrator password and no terminal: nothing recorded, nothing created.
-    let run = p.run(&["install"]).await;
+    let run = p.run_env(&["install"], &[]).await;
     run.refused(
         1,
         "password of the server's administrator",
