@@ -404,6 +404,27 @@ async fn app_role(admin: &Client, profile: &Profile, expected: &Expected) -> Res
             problems.push(format!("{} on {table} (not needed)", extra.join(", ")));
         }
     }
+    // An extension's relations (pg_stat_statements' views): none of the app's own privileges.
+    for r in admin
+        .query(
+            "SELECT c.relname::text, array_to_string(array_agg(DISTINCT a.privilege_type ORDER BY a.privilege_type), ', ')
+             FROM pg_class c
+             JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+             CROSS JOIN LATERAL aclexplode(c.relacl) a
+             JOIN pg_roles g ON g.oid = a.grantee
+             WHERE c.relnamespace = 'public'::regnamespace AND g.rolname = $1
+             GROUP BY 1 ORDER BY 1",
+            &[role],
+        )
+        .await
+        .map_err(db_err)?
+    {
+        problems.push(format!(
+            "{} on {} (an extension's, not the app's)",
+            r.get::<_, String>(1),
+            r.get::<_, String>(0)
+        ));
+    }
     for r in admin
         .query(
             "SELECT c.relname::text, has_sequence_privilege($1, c.oid, 'USAGE'), has_sequence_privilege($1, c.oid, 'SELECT')

@@ -258,12 +258,29 @@ async fn through_a_url_apply_schema_verify_and_a_second_run_applies_nothing() {
         .unwrap(),
         "f"
     );
+    // "ALL TABLES IN SCHEMA public" reached pg_stat_statements' views: the app keeps no privilege
+    // of its own on an extension's relations (PUBLIC's SELECT stays, as the extension made it).
+    let own = pg.psql(
+        &db,
+        &format!(
+            "SELECT count(*) FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+             WHERE c.relname LIKE 'pg_stat_statements%' AND a.grantee = '{app}'::regrole"
+        ),
+    );
+    assert_eq!(own, "0");
+    assert_eq!(
+        pg.psql(
+            &db,
+            &format!("SELECT has_table_privilege('{app}', 'pg_stat_statements', 'SELECT')")
+        ),
+        "t"
+    );
 }
 
 #[tokio::test]
 async fn verify_names_exactly_what_is_wrong() {
     let pg = Pg::get();
-    let damages: [(&str, &str, &str, &str); 6] = [
+    let damages: [(&str, &str, &str, &str); 7] = [
         (
             "DROP TABLE auth_permission_access_log",
             "tables",
@@ -286,6 +303,12 @@ async fn verify_names_exactly_what_is_wrong() {
             "REVOKE DELETE ON auth_user_sessions FROM {app}",
             "app role privileges",
             "no DELETE on auth_user_sessions",
+            "",
+        ),
+        (
+            "GRANT INSERT, DELETE ON pg_stat_statements TO {app}",
+            "app role privileges",
+            "DELETE, INSERT on pg_stat_statements (an extension's, not the app's)",
             "",
         ),
         (
