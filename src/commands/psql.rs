@@ -1,9 +1,10 @@
 //! `psql`: the pod's own psql, through exec — interactive with a terminal (`kubectl exec -it`),
 //! else reading SQL from stdin as a script (stopping at the first error). As the admin over the
-//! pod's local socket, or `--app`: the same login acting as the app role (its privileges, not
-//! its password: `role` set at connection start), so no password crosses the API.
+//! pod's local socket, or `--app`: logged in as the app role itself over the pod's loopback
+//! (`templates/exec/psql-app.sh`), its password passed through a file in the pod's /tmp that the
+//! script removes before psql starts — never in a command line, which the API server logs.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,13 +45,18 @@ pub struct PsqlReport {
 /// How much of psql's output a JSON report holds.
 const OUTPUT_LIMIT: usize = 8 * 1024 * 1024;
 
+const APP_SCRIPT: &str = include_str!("../../templates/exec/psql-app.sh");
+
 /// psql's command line in the pod: the release's database as the admin (local socket, peer
-/// authentication), `--app` through PGOPTIONS; a script stops at its first error.
-pub fn command(profile: &Profile, app: bool, interactive: bool, extra: &[String]) -> Vec<String> {
+/// authentication), or with `app_password_file` as the app role (loopback, its password read
+/// from that file by `psql-app.sh`); a script stops at its first error.
+pub fn command(
+    profile: &Profile,
+    app_password_file: Option<&str>,
+    interactive: bool,
+    extra: &[String],
+) -> Vec<String> {
     let mut env: Vec<String> = Vec::new();
-    if app {
-        env.push(format!("PGOPTIONS=-c role={}", profile.app_user));
-    }
     // A session's history is kept while it lasts; saved, it would go to the home directory, on the
     // pod's read-only root file system ("could not save history to file").
     if interactive {
@@ -61,11 +67,19 @@ pub fn command(profile: &Profile, app: bool, interactive: bool, extra: &[String]
         argv.push("env".into());
         argv.extend(env);
     }
-    argv.extend([
-        "psql".into(),
-        format!("--username={}", profile.admin_user),
-        format!("--dbname={}", profile.database),
-    ]);
+    match app_password_file {
+        None => argv.extend(["psql".into(), format!("--username={}", profile.admin_user)]),
+        Some(file) => argv.extend([
+            "sh".into(),
+            "-c".into(),
+            APP_SCRIPT.into(),
+            "psql-app".into(),
+            file.into(),
+            "--host=127.0.0.1".into(),
+            format!("--username={}", profile.app_user),
+        ]),
+    }
+    argv.push(format!("--dbname={}", profile.database));
     if !interactive {
         argv.extend(["--set=ON_ERROR_STOP=1".into()]);
     }
@@ -87,7 +101,11 @@ pub async fn run(ctx: &Ctx, args: &PsqlArgs) -> Result<Outcome> {
     };
     // A person at a terminal gets psql's own prompt; anything else is a script.
     let interactive = !ctx.ui.machine() && crate::terminal::interactive();
-    let argv = command(profile, args.app, interactive, &args.args);
+    let file = match args.app {
+        true => Some(app_password_file(&kube, &pod, profile).await?),
+        false => None,
+    };
+    let argv = command(profile, file.as_deref(), interactive, &args.args);
     if interactive {
         let exit = exec::terminal(&kube, &pod, &names.container, &argv).await?;
         return finish(exit, &format!("psql in pod {}/{pod}", kube.namespace));
@@ -190,15 +208,53 @@ async fn capture(mut from: crate::db::process::Reader, limit: usize) -> (String,
     (String::from_utf8_lossy(&kept).into_owned(), truncated)
 }
 
+/// Write the app role's password (from its Secret) to a new file in the pod's /tmp, mode 0600,
+/// through exec's stdin; returns the file's name for `psql-app.sh`, which removes it.
+async fn app_password_file(
+    kube: &crate::k8s::Kube,
+    pod: &str,
+    profile: &Profile,
+) -> Result<String> {
+    let names = profile.names();
+    let secrets: ::kube::Api<k8s_openapi::api::core::v1::Secret> =
+        ::kube::Api::namespaced(kube.client.clone(), &kube.namespace);
+    let password =
+        crate::db::connect::secret_key(kube, &secrets, &names.app_secret, "auth-user-password")
+            .await?;
+    let file = format!("/tmp/phonebill-db-{}", crate::passwords::generate()?);
+    let argv: Vec<String> = ["sh", "-c", "umask 077 && cat > \"$0\"", file.as_str()]
+        .map(String::from)
+        .into();
+    let mut process = exec::spawn(kube, pod, &names.container, &argv, true).await?;
+    let mut stdin = process.stdin.take().expect("stdin was requested");
+    stdin
+        .write_all(password.as_bytes())
+        .await
+        .context("passing the app role's password to the pod")?;
+    stdin.shutdown().await.ok();
+    drop(stdin);
+    let errors = tail(process.stderr).await;
+    match process.exit.await? {
+        Exit::Success => Ok(file),
+        Exit::Failed { message } => Err(user_error(format!(
+            "passing the app role's password to pod {}/{pod} failed: {}",
+            kube.namespace,
+            cause(&errors).unwrap_or(message)
+        ))
+        .hint("check that the pod's /tmp is writable (an emptyDir in the release's StatefulSet), or run `phonebill-db connect` and a local psql as the app")
+        .into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_app_acts_through_pgoptions_and_scripts_stop_at_the_first_error() {
+    fn the_app_logs_in_as_itself_and_scripts_stop_at_the_first_error() {
         let p = Profile::load("dev", None).unwrap();
         assert_eq!(
-            command(&p, false, true, &[]),
+            command(&p, None, true, &[]),
             [
                 "env",
                 "PSQL_HISTORY=/dev/null",
@@ -208,7 +264,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            command(&p, false, false, &[]),
+            command(&p, None, false, &[]),
             [
                 "psql",
                 "--username=postgres",
@@ -217,12 +273,15 @@ mod tests {
             ]
         );
         assert_eq!(
-            command(&p, true, false, &["-c".into(), "SELECT 1".into()]),
+            command(&p, Some("/tmp/f"), false, &["-c".into(), "SELECT 1".into()]),
             [
-                "env",
-                "PGOPTIONS=-c role=auth_user",
-                "psql",
-                "--username=postgres",
+                "sh",
+                "-c",
+                APP_SCRIPT,
+                "psql-app",
+                "/tmp/f",
+                "--host=127.0.0.1",
+                "--username=auth_user",
                 "--dbname=phonebill_auth",
                 "--set=ON_ERROR_STOP=1",
                 "-c",

@@ -48,10 +48,35 @@ async fn a_script_on_stdin_runs_as_the_admin_or_the_app_and_stops_at_its_first_e
     let expected = r.psql("SELECT 'rows:' || count(*) FROM auth_users");
     assert!(run.stdout.contains(expected.trim()), "{}", run.stdout);
 
-    // --app: the app role's privileges (it may read the tables, not drop them).
-    let run = piped(&r, &["psql", "--app"], "SELECT current_user;\n").await;
+    // --app: logged in as the app role itself (it may read the tables, not drop them); no way
+    // back to the administrator (with `role=` set at the start, SET ROLE NONE was the superuser).
+    let run = piped(
+        &r,
+        &["psql", "--app", "--", "-At"],
+        "SET ROLE NONE;\nSELECT current_user || '/' || session_user;\n",
+    )
+    .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains(&r.app), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("{}/{}", r.app, r.app)),
+        "{}",
+        run.stdout
+    );
+    let run = piped(
+        &r,
+        &["psql", "--app"],
+        "RESET ROLE;\nCREATE ROLE escaped;\n",
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("permission denied"), "{}", run.stderr);
+    // The password's file in the pod's /tmp is gone once psql started.
+    let left: Vec<_> = std::fs::read_dir("/tmp")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("phonebill-db-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     let run = piped(&r, &["psql", "--app"], "DROP TABLE auth_users;\n").await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("must be owner"), "{}", run.stderr);
