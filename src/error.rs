@@ -72,6 +72,34 @@ pub fn user_error(message: impl Into<String>) -> UserError {
     UserError::new(message)
 }
 
+/// How much of a rejected value a message quotes.
+pub const SHOWN_CHARS: usize = 80;
+
+/// A value the user gave, fit for a one-line message: control and format characters (line
+/// breaks, U+2028/U+2029, bidirectional overrides such as U+202E, zero-width ones) written as
+/// `\u{…}` escapes, and cut after [`SHOWN_CHARS`] characters with how long it was.
+pub fn shown(value: &str) -> String {
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c as u32,
+                0x00AD | 0x061C | 0x180E | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F
+                | 0xFEFF | 0xFFF9..=0xFFFB)
+    };
+    let mut out = String::new();
+    for (n, c) in value.chars().enumerate() {
+        if n == SHOWN_CHARS {
+            out.push_str(&format!("… ({} bytes in all)", value.len()));
+            break;
+        }
+        if invisible(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// How an error is shown: the cause chain on one line, the hint of the innermost [`UserError`].
 #[derive(Debug, serde::Serialize)]
 pub struct ErrorReport {

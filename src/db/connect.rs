@@ -246,11 +246,17 @@ impl Db {
         let client = match &self.route {
             Route::Pod { kube, pod, port } => {
                 let (forwarder, stream) = forward::open(kube, pod, *port).await?;
+                // The release's server asks for SCRAM only (its pg_hba.conf): anything else is
+                // not that server, and gets no password.
+                let stream = super::require_auth::Guarded::new(
+                    stream,
+                    super::require_auth::RequireAuth::scram(),
+                );
                 let connecting = config.connect_raw(stream, NoTls);
                 let (client, connection) = tokio::time::timeout(POD_CONNECT_TIMEOUT, connecting)
                     .await
                     .map_err(|_| timed_out(&doing, POD_CONNECT_TIMEOUT))?
-                    .map_err(|e| explain(e, &doing, SslMode::Disable, &login.user))?;
+                    .map_err(|e| explain(e.into(), &doing, SslMode::Disable, &login.user))?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                     drop(forwarder);
@@ -260,11 +266,13 @@ impl Db {
             Route::Url(u) => {
                 // tokio-postgres applies connect_timeout per attempt; bound the whole handshake too.
                 let limit = u.config.get_connect_timeout().copied().unwrap_or_default() * 2;
-                let (client, connection) =
-                    tokio::time::timeout(limit, tls::connect(&config, u.ssl_mode, &u.roots))
-                        .await
-                        .map_err(|_| timed_out(&doing, limit))??
-                        .map_err(|e| explain(e, &doing, u.ssl_mode, &login.user))?;
+                let (client, connection) = tokio::time::timeout(
+                    limit,
+                    tls::connect(&config, u.ssl_mode, &u.roots, &u.require_auth),
+                )
+                .await
+                .map_err(|_| timed_out(&doing, limit))??
+                .map_err(|e| explain(e, &doing, u.ssl_mode, &login.user))?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
@@ -371,7 +379,7 @@ pub fn server_message(e: &tokio_postgres::Error) -> String {
 }
 
 /// Turn a tokio-postgres error (which prints only "db error") into its cause and a hint.
-pub fn explain(e: tokio_postgres::Error, doing: &str, mode: SslMode, user: &str) -> anyhow::Error {
+pub fn explain(e: tls::Failure, doing: &str, mode: SslMode, user: &str) -> anyhow::Error {
     let (message, hint, exit) = classify(&e, mode, user);
     anyhow::Error::new(UserError {
         message,
@@ -381,8 +389,19 @@ pub fn explain(e: tokio_postgres::Error, doing: &str, mode: SslMode, user: &str)
     .context(doing.to_string())
 }
 
-fn classify(e: &tokio_postgres::Error, mode: SslMode, user: &str) -> (String, String, ExitCode) {
-    if let Some(db) = e.as_db_error() {
+fn classify(e: &tls::Failure, mode: SslMode, user: &str) -> (String, String, ExitCode) {
+    if let Some(refused) = super::require_auth::refusal_in(e) {
+        return (
+            refused.to_string(),
+            "a server that asks for a clear-text password is misconfigured (pg_hba.conf `password`) or not the server meant; if it must (LDAP, RADIUS, PAM), allow it in the URL with require_auth=password and use sslmode=verify-full".into(),
+            ExitCode::Failed,
+        );
+    }
+    let session = match e {
+        tls::Failure::Session(s) => Some(s),
+        tls::Failure::Socket(_) => None,
+    };
+    if let Some(db) = session.and_then(|s| s.as_db_error()) {
         let msg = db.message().to_string();
         let hint = match db.code().code() {
             "28P01" => format!(

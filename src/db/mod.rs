@@ -9,6 +9,7 @@ pub mod expected;
 pub mod migrate;
 pub mod plain_sql;
 pub mod process;
+pub mod require_auth;
 pub mod restore;
 pub mod role;
 pub mod tls;

@@ -10,6 +10,11 @@
 //! The CA ("root certificate") comes, as in libpq, from `--ca-file`, else `sslrootcert=` in the
 //! URL, else `$PGSSLROOTCERT`, else `~/.postgresql/root.crt` when it exists. `sslrootcert=system`
 //! means the system's trusted roots and needs `verify-full` (libpq 16's rule).
+//!
+//! `require_auth=` (libpq 16's syntax) says which authentication methods the server may ask for;
+//! without it, anything but the password in clear text ([`super::require_auth`]). The sockets
+//! are this module's own (tokio-postgres's `connect_raw`), so that the guard reads the server's
+//! side, under TLS when there is TLS.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,8 +27,12 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::config::Host;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::require_auth::{GuardTls, Guarded, RequireAuth};
 use crate::error::{ExitCode, user_error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,6 +112,8 @@ pub struct DatabaseUrl {
     pub config: tokio_postgres::Config,
     pub ssl_mode: SslMode,
     pub roots: Roots,
+    /// The authentication methods the server may ask for (`require_auth=`).
+    pub require_auth: RequireAuth,
     pub shown: String,
 }
 
@@ -139,6 +150,7 @@ pub fn parse_url(
     let mut ssl_mode = SslMode::Prefer;
     let mut root = None;
     let mut query_password = None;
+    let mut require_auth = RequireAuth::default();
     let mut rest = Vec::new();
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
@@ -158,6 +170,7 @@ pub fn parse_url(
                 }
             }
             "sslrootcert" => root = Some(v.into_owned()),
+            "require_auth" => require_auth = RequireAuth::parse(&v).map_err(bad_url)?,
             // libpq's `?password=`: taken, and never shown (see `shown`).
             "password" => query_password = Some(v.into_owned()),
             _ => rest.push((k.into_owned(), v.into_owned())),
@@ -193,6 +206,7 @@ pub fn parse_url(
         config,
         ssl_mode,
         roots,
+        require_auth,
         shown: url.to_string(),
     })
 }
@@ -266,18 +280,193 @@ fn is_tls_error(e: &tokio_postgres::Error) -> bool {
     false
 }
 
-/// A connection future, whatever the attempt (they share the connector's stream type).
+/// The socket of a session: TCP or a Unix socket's, this module's own (see [`open`]).
+pub enum Socket {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Socket::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Socket::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Socket::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Socket::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+type Tls = <MakeRustlsConnect as MakeTlsConnect<Guarded<Socket>>>::TlsConnect;
+
+/// A session's connection future (its socket and TLS stream both guarded).
 pub type Connection = tokio_postgres::Connection<
-    tokio_postgres::Socket,
-    <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+    Guarded<Socket>,
+    Guarded<<Tls as tokio_postgres::tls::TlsConnect<Guarded<Socket>>>::Stream>,
 >;
 
-/// Connect as libpq would with this mode and these roots, trying its attempts in order.
+/// Why a connection could not be made: the socket, or the session on it.
+#[derive(Debug)]
+pub enum Failure {
+    Socket(std::io::Error),
+    Session(tokio_postgres::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Socket(e) => write!(f, "{e}"),
+            Failure::Session(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::Socket(e) => Some(e),
+            Failure::Session(e) => Some(e),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Failure {
+        Failure::Session(e)
+    }
+}
+
+/// The addresses to try, in the config's order (as tokio-postgres reads host, hostaddr and
+/// port): where to connect, the name TLS checks, the port.
+fn targets(config: &tokio_postgres::Config) -> Vec<(Host, Option<String>, u16)> {
+    let hosts = config.get_hosts();
+    let addrs = config.get_hostaddrs();
+    let ports = config.get_ports();
+    (0..hosts.len().max(addrs.len()))
+        .map(|i| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            let name = match hosts.get(i) {
+                Some(Host::Tcp(h)) => Some(h.clone()),
+                _ => None,
+            };
+            let at = match (addrs.get(i), hosts.get(i)) {
+                (Some(ip), _) => Host::Tcp(ip.to_string()),
+                (None, Some(h)) => h.clone(),
+                (None, None) => Host::Tcp("localhost".into()),
+            };
+            (at, name, port)
+        })
+        .collect()
+}
+
+/// Open a socket to `at` as tokio-postgres would: each address the name resolves to in turn,
+/// within the config's connect timeout, no Nagle, its keepalives.
+async fn open(at: &Host, port: u16, config: &tokio_postgres::Config) -> std::io::Result<Socket> {
+    let timeout = config.get_connect_timeout().copied();
+    let within =
+        async |f: std::pin::Pin<Box<dyn Future<Output = std::io::Result<Socket>> + Send + '_>>| {
+            match timeout {
+                Some(t) => tokio::time::timeout(t, f).await.unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "timed out connecting to the server",
+                    ))
+                }),
+                None => f.await,
+            }
+        };
+    match at {
+        Host::Unix(dir) => {
+            let path = dir.join(format!(".s.PGSQL.{port}"));
+            within(Box::pin(async move {
+                Ok(Socket::Unix(tokio::net::UnixStream::connect(path).await?))
+            }))
+            .await
+        }
+        Host::Tcp(name) => {
+            let mut last = None;
+            for addr in tokio::net::lookup_host((name.as_str(), port)).await? {
+                let attempt = within(Box::pin(async move {
+                    Ok(Socket::Tcp(tokio::net::TcpStream::connect(addr).await?))
+                }))
+                .await;
+                match attempt {
+                    Ok(Socket::Tcp(s)) => {
+                        s.set_nodelay(true)?;
+                        let sock = socket2::SockRef::from(&s);
+                        if let Some(t) = config.get_tcp_user_timeout() {
+                            sock.set_tcp_user_timeout(Some(*t))?;
+                        }
+                        if config.get_keepalives() {
+                            let mut k = socket2::TcpKeepalive::new()
+                                .with_time(config.get_keepalives_idle());
+                            if let Some(i) = config.get_keepalives_interval() {
+                                k = k.with_interval(i);
+                            }
+                            if let Some(r) = config.get_keepalives_retries() {
+                                k = k.with_retries(r);
+                            }
+                            sock.set_tcp_keepalive(&k)?;
+                        }
+                        return Ok(Socket::Tcp(s));
+                    }
+                    Ok(other) => return Ok(other),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("host name {name} resolves to no address"),
+                )
+            }))
+        }
+    }
+}
+
+/// Connect as libpq would with this mode and these roots, trying its attempts in order, each on
+/// every host of the config; the server's side guarded by `rule`.
 pub async fn connect(
     config: &tokio_postgres::Config,
     mode: SslMode,
     roots: &Roots,
-) -> Result<std::result::Result<(tokio_postgres::Client, Connection), tokio_postgres::Error>> {
+    rule: &RequireAuth,
+) -> Result<std::result::Result<(tokio_postgres::Client, Connection), Failure>> {
     let attempts = attempts(mode, roots)?;
     let mut last = None;
     for (i, attempt) in attempts.iter().enumerate() {
@@ -296,10 +485,45 @@ pub async fn connect(
                 c
             }
         };
-        match config.connect(connector(check, roots)?).await {
-            Ok(ok) => return Ok(Ok(ok)),
-            Err(e) if i + 1 < attempts.len() && retry_next(*attempt, &e) => last = Some(e),
-            Err(e) => return Ok(Err(e)),
+        let mut make = connector(check, roots)?;
+        let mut failure = None;
+        for (at, name, port) in targets(&config) {
+            let socket = match open(&at, port, &config).await {
+                Ok(s) => s,
+                Err(e) => {
+                    failure = Some(Failure::Socket(e));
+                    continue;
+                }
+            };
+            // A Unix socket has no TLS; its name matters to no one.
+            let tls = <MakeRustlsConnect as MakeTlsConnect<Guarded<Socket>>>::make_tls_connect(
+                &mut make,
+                name.as_deref().unwrap_or("localhost"),
+            )
+            .context("setting up TLS (a bug)")?;
+            let guarded = GuardTls {
+                inner: tls,
+                rule: rule.clone(),
+            };
+            match config
+                .connect_raw(Guarded::new(socket, rule.clone()), guarded)
+                .await
+            {
+                Ok(ok) => return Ok(Ok(ok)),
+                Err(e) => failure = Some(Failure::Session(e)),
+            }
+        }
+        let failure = failure.unwrap_or_else(|| {
+            Failure::Socket(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no host to connect to",
+            ))
+        });
+        match &failure {
+            Failure::Session(e) if i + 1 < attempts.len() && retry_next(*attempt, e) => {
+                last = Some(failure)
+            }
+            _ => return Ok(Err(failure)),
         }
     }
     Ok(Err(last.expect("at least one attempt")))

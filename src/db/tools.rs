@@ -41,6 +41,8 @@ impl Tools {
                     ("PGSSLMODE".to_string(), url.ssl_mode.as_str().to_string()),
                     ("PGAPPNAME".to_string(), "phonebill-db".to_string()),
                     ("PGCONNECT_TIMEOUT".to_string(), "10".to_string()),
+                    // The tool's own rule for the server's authentication (libpq 16 and later).
+                    ("PGREQUIREAUTH".to_string(), url.require_auth.to_string()),
                 ];
                 if let Some(Host::Tcp(h)) = c.get_hosts().first() {
                     env.push(("PGHOST".into(), h.clone()));
@@ -229,6 +231,27 @@ fn spawn_local(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_local_tools_get_the_same_authentication_rule() {
+        let profile = crate::profile::Profile::load("dev", None).unwrap();
+        let env_of = |url: &str| {
+            let url = crate::db::tls::parse_url(url, None, None).unwrap();
+            let db = Db::for_url(url, &profile, None);
+            match Tools::for_db(&db, "postgresql", None) {
+                Tools::Local { env, .. } => env
+                    .into_iter()
+                    .find(|(k, _)| k == "PGREQUIREAUTH")
+                    .map(|(_, v)| v),
+                Tools::Pod { .. } => None,
+            }
+        };
+        assert_eq!(env_of("postgresql://u@h/db").as_deref(), Some("!password"));
+        assert_eq!(
+            env_of("postgresql://u@h/db?require_auth=md5,scram-sha-256").as_deref(),
+            Some("md5,scram-sha-256")
+        );
+    }
 
     #[test]
     fn versions_as_the_tools_print_them() {

@@ -909,3 +909,93 @@ async fn the_ca_is_renewed_only_when_asked() {
         &new
     ));
 }
+
+/// A server that asks for the password in clear text gets none: the release's pod (SCRAM only,
+/// through the port-forward) and a `--database-url` server over verified TLS both refused before
+/// the password goes, unless the URL allows it with `require_auth=password`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_asking_for_a_clear_text_password_gets_none() {
+    let c = Cluster::with_plan_class().await;
+    let values = PodServer::before_install(&c);
+    c.install_ok(&[&values[0], &values[1]]).await;
+    // The pod's server, changed to ask every client for its password in clear text.
+    let name = "auth-postgres-dev-postgresql-configuration";
+    let cm = c.fake.get("ConfigMap", NS, name).unwrap();
+    let hba = cm["data"]["pg_hba.conf"]
+        .as_str()
+        .unwrap()
+        .replace("scram-sha-256", "password");
+    c.fake
+        .merge_patch(
+            "ConfigMap",
+            NS,
+            name,
+            json!({ "data": { "pg_hba.conf": hba } }),
+        )
+        .unwrap();
+    let pod = PodServer::start(&c);
+    // As psql would be (libpq gives it), so the server does ask: the control.
+    let off = format!(
+        "hostaddr={} port={} dbname=phonebill_auth user=auth_user host=auth-postgres-dev-postgresql.phonebill-dev.svc sslmode=verify-full sslrootcert={}",
+        pod.pod_ip,
+        pod.port,
+        pod.ca.display()
+    );
+    assert!(pod.psql(&off, Some(&pod.app_password)).is_ok());
+
+    // The tool through the port-forward: SCRAM or nothing.
+    c.run(&["apply-schema"]).await.refused(
+        1,
+        "asked for the password in clear text",
+        "require_auth=password",
+    );
+
+    // --database-url over verified TLS: refused by default; allowed when the URL says so.
+    let url = |extra: &str| {
+        format!(
+            "postgresql://auth_user@auth-postgres-dev-postgresql.phonebill-dev.svc:{}/phonebill_auth?sslmode=verify-full&hostaddr={}{extra}",
+            pod.port, pod.pod_ip
+        )
+    };
+    let ca = pod.ca.display().to_string();
+    let dry = |u: String| {
+        let ca = ca.clone();
+        let app = pod.app_password.clone();
+        async move {
+            crate::pg::run_url(
+                &[
+                    "verify",
+                    "--database-url",
+                    &u,
+                    "--ca-file",
+                    &ca,
+                    "-o",
+                    "json",
+                ],
+                &[("PGPASSWORD", &app)],
+            )
+            .await
+        }
+    };
+    let run = dry(url("")).await;
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let admin = crate::support::check(&run.json(), "admin connects")["detail"].clone();
+    assert!(
+        admin.as_str().unwrap().ends_with(
+            "the server asked for the password in clear text, which require_auth=!password refuses; the password was not sent"
+        ),
+        "{admin}"
+    );
+    let run = dry(url("&require_auth=password")).await;
+    assert!(!run.stderr.contains("clear text"), "{}", run.stderr);
+    let v = run.json();
+    assert_eq!(
+        crate::support::check(&v, "admin connects")["status"],
+        "pass",
+        "{v}"
+    );
+    // A rule libpq would not read is refused as the URL's fault.
+    dry(url("&require_auth=scram"))
+        .await
+        .refused(2, "`scram` is not one of", "postgresql://");
+}
