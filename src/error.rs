@@ -79,6 +79,11 @@ pub const SHOWN_CHARS: usize = 80;
 /// breaks, U+2028/U+2029, bidirectional overrides such as U+202E, zero-width ones) written as
 /// `\u{…}` escapes, and cut after [`SHOWN_CHARS`] characters with how long it was.
 pub fn shown(value: &str) -> String {
+    clipped(value, SHOWN_CHARS)
+}
+
+/// [`shown`] with room for `max` characters (a parser's message that quotes a value).
+pub fn clipped(value: &str, max: usize) -> String {
     let invisible = |c: char| {
         c.is_control()
             || matches!(c as u32,
@@ -87,7 +92,7 @@ pub fn shown(value: &str) -> String {
     };
     let mut out = String::new();
     for (n, c) in value.chars().enumerate() {
-        if n == SHOWN_CHARS {
+        if n == max {
             out.push_str(&format!("… ({} bytes in all)", value.len()));
             break;
         }

@@ -10,6 +10,7 @@ pub mod context;
 pub mod cron;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod k8s;
 pub mod passwords;
 pub mod profile;

@@ -116,7 +116,8 @@ pub fn parse_cidr(s: &str) -> Result<String, String> {
             Ok(ip) => IpNet::from(ip),
             Err(_) => {
                 return Err(format!(
-                    "`{s}` is not a CIDR (e.g. 203.0.113.0/24) or an IP address"
+                    "`{}` is not a CIDR (e.g. 203.0.113.0/24) or an IP address",
+                    crate::error::shown(s)
                 ));
             }
         },
@@ -402,13 +403,22 @@ where
 /// The CA for developers' tools: written, or left when the file already holds it; a file that
 /// holds something else is not overwritten.
 fn write_ca(path: &Path, ca: &str) -> Result<()> {
-    match std::fs::read_to_string(path) {
+    match crate::files::read_text(path) {
         Ok(existing) if existing == ca => return Ok(()),
         Ok(existing)
             if !existing
                 .trim_start()
                 .starts_with("-----BEGIN CERTIFICATE-----") =>
         {
+            return Err(user_error(format!(
+                "{} exists and is not a certificate; nothing was changed",
+                path.display()
+            ))
+            .hint("choose another file with --ca-out")
+            .exit(ExitCode::Usage)
+            .into());
+        }
+        Err(crate::files::Unread::TooLarge | crate::files::Unread::NotText) => {
             return Err(user_error(format!(
                 "{} exists and is not a certificate; nothing was changed",
                 path.display()

@@ -260,7 +260,8 @@ fn confirm(ctx: &Ctx, given: Option<&str>, what: &str, database: &str) -> Result
     match given {
         Some(text) if text == expected => Ok(()),
         Some(text) => Err(user_error(format!(
-            "--confirm `{text}` does not match `{expected}`; nothing was restored"
+            "--confirm `{}` does not match `{expected}`; nothing was restored",
+            crate::error::shown(text)
         ))
         .hint(format!("confirm with --confirm {expected} if this is the database to overwrite"))
         .exit(ExitCode::Usage)

@@ -251,9 +251,9 @@ pub fn inspect(file: &Path) -> Result<Checked> {
         .into());
     }
     let mpath = manifest_path(file);
-    let text = match fs::read_to_string(&mpath) {
+    let text = match crate::files::read_text(&mpath) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.not_found() => {
             return Err(refused(
                 file,
                 format!("its manifest {} is missing", mpath.display()),
@@ -261,7 +261,14 @@ pub fn inspect(file: &Path) -> Result<Checked> {
             )
             .into());
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", mpath.display())),
+        Err(e) => {
+            return Err(refused(
+                file,
+                format!("its manifest {} cannot be read: {e}", mpath.display()),
+                "restore reads only backups written by `phonebill-db backup`, whose manifest is a small JSON file beside it",
+            )
+            .into());
+        }
     };
     let manifest = parse_manifest(&text).map_err(|why| {
         refused(

@@ -164,7 +164,8 @@ pub fn parse_url(
                     "verify-full" => SslMode::VerifyFull,
                     other => {
                         return Err(bad_url(format!(
-                            "sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                            "sslmode `{}` is not one of disable, allow, prefer, require, verify-ca, verify-full",
+                            crate::error::shown(other)
                         )));
                     }
                 }
@@ -566,11 +567,12 @@ fn root_store(roots: &Roots) -> Result<RootCertStore> {
     match roots {
         Roots::Absent => anyhow::bail!("no CA to check the certificate with (a bug)"),
         Roots::File(path) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| {
-                    user_error(format!("cannot read CA file {}: {e}", path.display()))
-                        .hint("give a PEM file with the server's CA certificate (--ca-file or sslrootcert=)")
-                })?
+            let bytes = crate::files::read(path).map_err(|e| {
+                user_error(format!("cannot read CA file {}: {e}", path.display())).hint(
+                    "give a PEM file with the server's CA certificate (--ca-file or sslrootcert=)",
+                )
+            })?;
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
                 .collect::<Result<_, _>>()
                 .map_err(|e| {
                     user_error(format!("CA file {} is not valid PEM: {e}", path.display()))

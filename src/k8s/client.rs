@@ -43,7 +43,7 @@ pub async fn connect(
     };
     let config = match kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(e, Some(path)))?;
+            let kc = read_from(path).map_err(|e| kubeconfig_error(e, Some(path)))?;
             from_kubeconfig(kc, &options).await?
         }
         None => match read_default() {
@@ -102,6 +102,17 @@ pub async fn connect(
 
 /// `$KUBECONFIG` as kubectl reads it: a list of files (':' between them), merged with the first
 /// file to set a value winning, files that do not exist skipped; unset or empty, `~/.kube/config`.
+/// A kubeconfig file, refused past [`crate::files::LIMIT`] (a device or a file that never ends).
+fn read_from(path: &Path) -> Result<Kubeconfig, KubeconfigError> {
+    if let Err(crate::files::Unread::TooLarge) = crate::files::read(path) {
+        return Err(KubeconfigError::ReadConfig(
+            std::io::Error::other(crate::files::Unread::TooLarge.to_string()),
+            path.to_path_buf(),
+        ));
+    }
+    Kubeconfig::read_from(path)
+}
+
 fn read_default() -> Result<Kubeconfig, KubeconfigError> {
     let paths: Vec<std::path::PathBuf> = std::env::var_os("KUBECONFIG")
         .map(|v| {
@@ -111,6 +122,13 @@ fn read_default() -> Result<Kubeconfig, KubeconfigError> {
         })
         .unwrap_or_default();
     if paths.is_empty() {
+        // ~/.kube/config, as kube reads it by default.
+        if let Some(home) = std::env::var_os("HOME") {
+            let path = std::path::Path::new(&home).join(".kube/config");
+            if path.exists() {
+                return read_from(&path);
+            }
+        }
         return Kubeconfig::read();
     }
     let existing: Vec<&std::path::PathBuf> = paths.iter().filter(|p| p.exists()).collect();
@@ -130,9 +148,7 @@ fn read_default() -> Result<Kubeconfig, KubeconfigError> {
     };
     existing[1..]
         .iter()
-        .try_fold(Kubeconfig::read_from(first)?, |merged, p| {
-            merged.merge(Kubeconfig::read_from(p)?)
-        })
+        .try_fold(read_from(first)?, |merged, p| merged.merge(read_from(p)?))
 }
 
 async fn from_kubeconfig(kc: Kubeconfig, options: &KubeConfigOptions) -> Result<Config> {
@@ -140,18 +156,19 @@ async fn from_kubeconfig(kc: Kubeconfig, options: &KubeConfigOptions) -> Result<
     Config::from_custom_kubeconfig(kc, options)
         .await
         .map_err(|e| match (&e, &options.context) {
-            (KubeconfigError::LoadContext(_), Some(name)) => {
-                user_error(format!("the kubeconfig has no context `{name}`"))
-                    .hint(format!(
-                        "known contexts: {}",
-                        if contexts.is_empty() {
-                            "none".into()
-                        } else {
-                            contexts.join(", ")
-                        }
-                    ))
-                    .into()
-            }
+            (KubeconfigError::LoadContext(_), Some(name)) => user_error(format!(
+                "the kubeconfig has no context `{}`",
+                crate::error::shown(name)
+            ))
+            .hint(format!(
+                "known contexts: {}",
+                if contexts.is_empty() {
+                    "none".into()
+                } else {
+                    contexts.join(", ")
+                }
+            ))
+            .into(),
             _ => kubeconfig_error(e, None),
         })
 }

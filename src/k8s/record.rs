@@ -129,7 +129,7 @@ pub async fn read(kube: &Kube, profile: &Profile) -> Result<Option<Record>> {
         })?;
     let upgrade = match data.get(UPGRADE) {
         None => None,
-        Some(text) => Some(serde_yaml::from_str(text).map_err(|e| {
+        Some(text) => Some(crate::profile::parse_yaml(text).and_then(|v| serde_yaml::from_value(v).map_err(|e| e.to_string())).map_err(|e| {
             user_error(format!(
                 "key {UPGRADE} of {kept_in} {name} (the upgrade waiting to be finalized) cannot be read: {e}"
             ))

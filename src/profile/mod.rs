@@ -277,9 +277,12 @@ impl Profile {
             .iter()
             .find(|(name, _)| *name == env)
             .ok_or_else(|| {
-                user_error(format!("unknown environment `{env}`"))
-                    .hint(format!("choose one of: {}", environments().join(", ")))
-                    .exit(ExitCode::Usage)
+                user_error(format!(
+                    "unknown environment `{}`",
+                    crate::error::shown(env)
+                ))
+                .hint(format!("choose one of: {}", environments().join(", ")))
+                .exit(ExitCode::Usage)
             })?;
         let mut base: Value = serde_yaml::from_str(text)
             .with_context(|| format!("the embedded profile `{env}` is not valid YAML (a bug)"))?;
@@ -319,7 +322,12 @@ impl Profile {
         };
         let bad_value = |e: serde_path_to_error::Error<serde_yaml::Error>| {
             let key = e.path().to_string();
-            user_error(format!("{}: key `{key}`: {}", source(&key), e.inner()))
+            user_error(format!(
+                "{}: key `{}`: {}",
+                source(&key),
+                crate::error::shown(&key),
+                crate::error::clipped(&e.inner().to_string(), 200)
+            ))
                 .hint("fix the value's type (see `phonebill-db render --env ENV` for the profile's values)")
                 .exit(ExitCode::Usage)
         };
@@ -340,8 +348,8 @@ impl Profile {
             return Err(user_error(format!(
                 "{}: key `{}`: `{}` is not allowed",
                 source(&b.key),
-                b.key,
-                b.value
+                crate::error::shown(&b.key),
+                crate::error::shown(&b.value)
             ))
             .hint(format!("allowed: {}", b.allowed))
             .exit(ExitCode::Usage)
@@ -476,7 +484,7 @@ impl Layer {
 
     /// A values file (`--values FILE`): a YAML mapping of profile keys (empty: none).
     pub fn from_file(path: &Path) -> Result<Layer> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = crate::files::read_text(path).map_err(|e| {
             user_error(format!("cannot read values file {}: {e}", path.display()))
                 .hint("check the path given to --values")
                 .exit(ExitCode::Usage)
@@ -487,7 +495,7 @@ impl Layer {
 
     /// A layer from YAML text; `source` names it in refusals.
     pub fn parse(source: String, text: &str) -> Result<Layer> {
-        let value: Value = serde_yaml::from_str(text).map_err(|e| {
+        let value: Value = parse_yaml(text).map_err(|e| {
             user_error(format!("{source} is not valid YAML: {e}"))
                 .hint("fix the YAML syntax at the position shown")
                 .exit(ExitCode::Usage)
@@ -524,6 +532,47 @@ impl Layer {
     fn refusal(&self, what: String) -> crate::error::UserError {
         user_error(format!("{}: {what}", self.source)).exit(ExitCode::Usage)
     }
+}
+
+/// The most a values layer may hold: what a values file may (1 MiB).
+pub const LAYER_LIMIT: usize = crate::files::LIMIT as usize;
+
+/// YAML a user wrote (a values file, a release's record), read within bounds: at most
+/// [`LAYER_LIMIT`] bytes, and the nesting, node and alias budget of serde-saphyr (nesting 64
+/// deep), which reads in linear time; only then serde_yaml, whose parser takes quadratic time on
+/// deep nesting (200 KB of `[` took minutes). The error names the line and column, never the
+/// text there.
+pub fn parse_yaml(text: &str) -> std::result::Result<Value, String> {
+    if text.len() > LAYER_LIMIT {
+        return Err(format!(
+            "it holds {} bytes, more than {} MiB",
+            text.len(),
+            LAYER_LIMIT / (1024 * 1024)
+        ));
+    }
+    if let Err(e) = serde_saphyr::from_str::<serde::de::IgnoredAny>(text) {
+        let at = e
+            .location()
+            .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        let why = match e.to_string() {
+            t if t.contains("budget breached") => {
+                "nested too deep, or too many values (the bounds of a values file)".to_string()
+            }
+            // "error: line L column C: what": the what (the location is said after it).
+            _ => {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                match first.split_once(": ") {
+                    Some((at, what)) if at.starts_with("line ") => what.to_string(),
+                    _ => first.to_string(),
+                }
+            }
+        };
+        return Err(format!("{}{at}", crate::error::shown(&why)));
+    }
+    serde_yaml::from_str(text).map_err(|e| e.to_string())
 }
 
 /// `over` laid onto `base` (both mappings of profile keys): what both layers together set.
@@ -601,7 +650,7 @@ fn unknown_key(layer: &Layer, key: &str, base: &Value) -> anyhow::Error {
         _ => vec![],
     };
     layer
-        .refusal(format!("unknown key `{key}`"))
+        .refusal(format!("unknown key `{}`", crate::error::shown(key)))
         .hint(format!("known keys here: {}", known.join(", ")))
         .into()
 }

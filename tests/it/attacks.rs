@@ -999,3 +999,115 @@ async fn a_server_asking_for_a_clear_text_password_gets_none() {
         .await
         .refused(2, "`scram` is not one of", "postgresql://");
 }
+
+/// Every small input is read within a bound: an endless CA file, an endless --ca-out target, an
+/// endless manifest, a values file or a planted record nested without end, and a long value
+/// with format characters are each refused quickly with one short line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_and_crafted_inputs_are_refused_quickly() {
+    let started = std::time::Instant::now();
+    // PGSSLROOTCERT=/dev/zero: aborted with a 4 GiB allocation and a backtrace (exit 134).
+    let run = crate::pg::run_url(
+        &[
+            "apply-schema",
+            "--dry-run",
+            "--database-url",
+            "postgresql://u@127.0.0.1:1/db?sslmode=verify-full",
+        ],
+        &[("PGSSLROOTCERT", "/dev/zero"), ("PGPASSWORD", "x")],
+    )
+    .await;
+    run.refused(
+        1,
+        "cannot read CA file /dev/zero: it holds more than 1 MiB",
+        "PEM file",
+    );
+
+    let c = Cluster::with_plan_class().await;
+    c.install_ok(&[]).await;
+    // --ca-out /dev/full: read to its (never) end before. Refused, nothing exposed.
+    c.run(&[
+        "expose",
+        "--allow",
+        "203.0.113.0/24",
+        "--ca-out",
+        "/dev/full",
+    ])
+    .await
+    .refused(2, "/dev/full exists and is not a certificate", "--ca-out");
+    assert!(
+        c.fake
+            .get("Service", NS, "auth-postgres-external")
+            .is_none()
+    );
+
+    // A values file of 200 KB of `[`: minutes in serde_yaml's parser.
+    let deep = c.dir.path().join("deep.yaml");
+    std::fs::write(
+        &deep,
+        format!("storage: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+    )
+    .unwrap();
+    let d = deep.display().to_string();
+    c.run(&["render", "--values", &d]).await.refused(
+        2,
+        "recursion limit exceeded at line 1",
+        "YAML syntax",
+    );
+    // A long value with a right-to-left override: shortened and escaped in the one line.
+    let long = c.dir.path().join("long.yaml");
+    std::fs::write(
+        &long,
+        format!("image: \"evil\u{202e}gpj.{}\"\n", "x".repeat(500_000)),
+    )
+    .unwrap();
+    let l = long.display().to_string();
+    let run = c.run(&["render", "--values", &l]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let line = run.error_line();
+    assert!(line.len() < 400, "{} bytes: {}", line.len(), &line[..400]);
+    assert!(line.contains("evil\\u{202e}gpj.xxx"), "{line}");
+    assert!(line.contains("bytes in all)"), "{line}");
+    assert!(!run.stderr.contains('\u{202e}'), "{}", run.stderr);
+    // A file past 1 MiB.
+    std::fs::write(&long, "x".repeat(2 << 20)).unwrap();
+    c.run(&["render", "--values", &l])
+        .await
+        .refused(2, "it holds more than 1 MiB", "--values");
+
+    // A backup whose manifest never ends.
+    let dump = c.dir.path().join("x.dump");
+    std::fs::write(&dump, b"PGDMP").unwrap();
+    std::os::unix::fs::symlink("/dev/zero", c.dir.path().join("x.dump.meta.json")).unwrap();
+    let f = dump.display().to_string();
+    c.run(&["restore", "--from", &f, "--yes"]).await.refused(
+        4,
+        "cannot be read: it holds more than 1 MiB",
+        "manifest",
+    );
+
+    // Nested in the release's record (within its 64 KiB): status says so, at once.
+    use base64::Engine;
+    let nested = format!(
+        "storage: {}1{}\n",
+        "{a: ".repeat(12_000),
+        "}".repeat(12_000)
+    );
+    c.fake
+        .merge_patch(
+            "Secret",
+            NS,
+            "auth-postgres-dev-values",
+            json!({ "data": { "values.yaml": base64::engine::general_purpose::STANDARD.encode(nested) } }),
+        )
+        .unwrap();
+    let run = c.run(&["status"]).await;
+    assert!(run.stderr.contains("is not valid YAML"), "{}", run.stderr);
+
+    // All of it in moments (the nested file alone took minutes before).
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
