@@ -403,31 +403,24 @@ where
 /// The CA for developers' tools: written, or left when the file already holds it; a file that
 /// holds something else is not overwritten.
 fn write_ca(path: &Path, ca: &str) -> Result<()> {
-    match crate::files::read_text(path) {
+    // What is there: absent or unreadable (written below), this CA, another certificate
+    // (replaced), or something else (kept: a device, a large file, text that is no certificate).
+    let other = match crate::files::read_text(path) {
         Ok(existing) if existing == ca => return Ok(()),
-        Ok(existing)
-            if !existing
-                .trim_start()
-                .starts_with("-----BEGIN CERTIFICATE-----") =>
-        {
-            return Err(user_error(format!(
-                "{} exists and is not a certificate; nothing was changed",
-                path.display()
-            ))
-            .hint("choose another file with --ca-out")
-            .exit(ExitCode::Usage)
-            .into());
-        }
-        Err(crate::files::Unread::TooLarge | crate::files::Unread::NotText) => {
-            return Err(user_error(format!(
-                "{} exists and is not a certificate; nothing was changed",
-                path.display()
-            ))
-            .hint("choose another file with --ca-out")
-            .exit(ExitCode::Usage)
-            .into());
-        }
-        _ => {}
+        Ok(existing) => !existing
+            .trim_start()
+            .starts_with("-----BEGIN CERTIFICATE-----"),
+        Err(crate::files::Unread::TooLarge | crate::files::Unread::NotText) => true,
+        Err(crate::files::Unread::Io(_)) => false,
+    };
+    if other {
+        return Err(user_error(format!(
+            "{} exists and is not a certificate; nothing was changed",
+            path.display()
+        ))
+        .hint("choose another file with --ca-out")
+        .exit(ExitCode::Usage)
+        .into());
     }
     std::fs::write(path, ca).map_err(|e| {
         anyhow::Error::new(

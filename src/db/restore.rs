@@ -238,6 +238,20 @@ pub async fn run(
     .into())
 }
 
+async fn open(file: &Path) -> Result<tokio::fs::File> {
+    tokio::fs::File::open(file)
+        .await
+        .with_context(|| format!("opening {}", file.display()))
+}
+
+/// The next bytes of the backup (0 at its end).
+async fn next_chunk(reader: &mut tokio::fs::File, buf: &mut [u8], file: &Path) -> Result<usize> {
+    reader
+        .read(buf)
+        .await
+        .with_context(|| format!("reading {}", file.display()))
+}
+
 /// Copy a custom archive into the pipeline. A failed write (the pipeline stopped early: an
 /// error in the SQL, its stderr says why) is returned, not raised.
 async fn send_file(
@@ -245,16 +259,11 @@ async fn send_file(
     file: &Path,
     bar: &ProgressBar,
 ) -> Result<Option<std::io::Error>> {
-    let mut reader = tokio::fs::File::open(file)
-        .await
-        .with_context(|| format!("opening {}", file.display()))?;
+    let mut reader = open(file).await?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut sent = 0u64;
     loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .with_context(|| format!("reading {}", file.display()))?;
+        let n = next_chunk(&mut reader, &mut buf, file).await?;
         if n == 0 {
             break;
         }
@@ -282,9 +291,7 @@ async fn send_sql(
 ) -> Result<Option<std::io::Error>> {
     use sha2::{Digest, Sha256};
     use std::io::Write;
-    let mut reader = tokio::fs::File::open(file)
-        .await
-        .with_context(|| format!("opening {}", file.display()))?;
+    let mut reader = open(file).await?;
     let mut encoder =
         compress.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
     // Bytes for the pipeline, through the encoder when there is one.
@@ -316,10 +323,7 @@ async fn send_sql(
     let mut sql = Vec::new();
     let mut read = 0u64;
     loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .with_context(|| format!("reading {}", file.display()))?;
+        let n = next_chunk(&mut reader, &mut buf, file).await?;
         if n == 0 {
             break;
         }

@@ -746,28 +746,11 @@ async fn a_dump_with_pg_dumps_own_restrict_restores_with_either_psql() {
         ))
         .await;
         assert_eq!(restored.code, 0, "{tools}: {}", restored.stderr);
-        let out = std::process::Command::new(old.bin.join("psql"))
-            .args([
-                "-X",
-                "-tA",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                &db,
-            ])
-            .args([
-                "-c",
-                "SELECT count(*) FROM auth_services WHERE service_name = 'changed'",
-            ])
-            .env("PGPASSWORD", &old.password)
-            .output()
-            .unwrap();
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
+            old.psql(
+                &db,
+                "SELECT count(*) FROM auth_services WHERE service_name = 'changed'"
+            ),
             "0",
             "{tools}: the backup's rows are back"
         );

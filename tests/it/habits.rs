@@ -717,28 +717,11 @@ async fn a_server_older_than_the_tools_backs_up_and_restores_through_its_url() {
     .await
     .ok_json();
     assert_eq!(restored["passed"], true, "{restored}");
-    let out = Command::new(old.bin.join("psql"))
-        .args([
-            "-X",
-            "-tA",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            &db,
-        ])
-        .args([
-            "-c",
-            "SELECT count(*) FROM auth_services WHERE service_name = 'changed'",
-        ])
-        .env("PGPASSWORD", &old.password)
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        old.psql(
+            &db,
+            "SELECT count(*) FROM auth_services WHERE service_name = 'changed'"
+        ),
         "0",
         "the backup's rows are back"
     );
