@@ -72,23 +72,23 @@ pub async fn handle(
     let cut = cluster.lock().expect("cluster lock").cut.clone();
     let shared = cluster.clone();
     ws.protocols([PROTOCOL])
-        .on_upgrade(move |socket| async move {
-            // Until the pod side closes, or the test cuts the streams: then dropped as it is.
-            tokio::select! {
-                _ = bridge(socket, ports, targets, name, shared) => {}
-                _ = cut.notified() => {}
-            }
-        })
+        .on_upgrade(move |socket| bridge(socket, ports, targets, name, shared, cut))
 }
 
-/// Pump bytes between the WebSocket channels and one TCP connection per port.
+/// Pump bytes between the WebSocket channels and one TCP connection per port, until the pod
+/// side closes, or the test cuts the streams: then the socket is dropped as it is, no Close frame
+/// (the task that writes to it is stopped before anything else goes).
 async fn bridge(
     socket: WebSocket,
     ports: Vec<u16>,
     targets: Vec<Option<SocketAddr>>,
     pod: String,
     cluster: Shared,
+    cut: std::sync::Arc<tokio::sync::Notify>,
 ) {
+    let cut = cut.notified();
+    tokio::pin!(cut);
+    cut.as_mut().enable();
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
     let mut writers = HashMap::new();
@@ -137,7 +137,18 @@ async fn bridge(
         }
         let _ = sink.close().await;
     }));
-    while let Some(Ok(msg)) = stream.next().await {
+    loop {
+        let msg = tokio::select! {
+            next = stream.next() => match next {
+                Some(Ok(msg)) => msg,
+                _ => break,
+            },
+            _ = &mut cut => {
+                sender.0.abort();
+                let _ = (&mut sender.0).await;
+                return;
+            }
+        };
         match msg {
             Message::Binary(bytes) if bytes.len() > 1 => {
                 // A cut the test asked for: these bytes go through, their answer never comes.

@@ -169,14 +169,16 @@ async fn session(
         Some(said) => said.await,
         None => None,
     };
-    // Once the pod's side closed, kube's port-forward still sends its own close, and fails to
-    // ("failed to send a WebSocket message: Sending after closing is not allowed"): that is the
-    // pod's end, not a break. A failure to receive is one.
+    // Once the pod's side closed (the API server's Close frame came), kube's port-forward still
+    // sends its own close, and fails to ("failed to send a WebSocket message: Sending after
+    // closing is not allowed"): that is the pod's end, not a break. Any other failure — to
+    // receive, or to send on a connection that ended without a Close (`Trying to work with
+    // closed connection`, a reset) — is one, even when the pod's stream just ended.
     let broke = joined.err().filter(|e| {
         copy_error.is_some()
             || !e
                 .to_string()
-                .starts_with("failed to send a WebSocket message")
+                .contains("Sending after closing is not allowed")
     });
     End::Pod(drop_cause(
         message,
