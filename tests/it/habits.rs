@@ -602,15 +602,36 @@ async fn the_ci_example_in_the_docs_passes() {
     );
 }
 
-/// The repository stands alone: nothing in what it ships points outside it.
+/// The repository stands alone: nothing in it points outside it — docs, code, tests, scripts.
 #[test]
 fn docs_and_code_cite_nothing_outside_the_repo() {
-    let pattern = ["shared/", "seed 0", "Seed 0", "seeds/"];
+    // Spelled in pieces, so that this line is not a hit itself.
+    let pattern = [
+        ("shared", "/"),
+        ("seed", " 0"),
+        ("Seed", " 0"),
+        ("seeds", "/"),
+    ]
+    .map(|(a, b)| format!("{a}{b}"));
     let mut found = Vec::new();
-    for root in ["README.md", "docs", "src", "templates", "sql"] {
+    for root in [
+        "README.md",
+        "docs",
+        "src",
+        "templates",
+        "sql",
+        "tests",
+        "scripts",
+        "benches",
+        "fake-kube/src",
+        ".ci",
+        "Dockerfile",
+        "Cargo.toml",
+        "build.rs",
+    ] {
         visit(Path::new(root), &mut |path, text| {
             for (i, line) in text.lines().enumerate() {
-                if pattern.iter().any(|p| line.contains(p)) {
+                if pattern.iter().any(|p| line.contains(p.as_str())) {
                     found.push(format!("{}:{}: {line}", path.display(), i + 1));
                 }
             }

@@ -1,4 +1,5 @@
-//! `--env prod`: the managed server of seed 002 (Azure Database for PostgreSQL Flexible Server),
+//! `--env prod`: the managed server of the prod physical architecture (Azure Database for
+//! PostgreSQL Flexible Server),
 //! played by the throwaway PostgreSQL with TLS on (its certificate is for `localhost`, signed by the
 //! test CA) and an administrator that is NOT a superuser, as Azure's is not (CREATEDB CREATEROLE).
 //! The fake API server holds only what install records: two Secrets.
