@@ -338,3 +338,23 @@ async fn a_server_that_never_answers_times_out_with_exit_3() {
     assert!(started.elapsed().as_secs() < 10);
     drop(silent);
 }
+
+/// `sslmode=require` against a server without TLS: the cause in words, without `-v` (it said
+/// "error performing TLS handshake … see -v").
+#[tokio::test]
+async fn require_against_a_server_without_tls_says_so() {
+    let pg = Pg::get();
+    let port = std::env::var("PHONEBILL_TEST_PLAIN_PG_PORT")
+        .expect("PHONEBILL_TEST_PLAIN_PG_PORT: run the tests with `bash scripts/test.sh`");
+    let url = format!("postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=require");
+    let run = run_url(
+        &["apply-schema", "--dry-run", "--database-url", &url],
+        &[("PGPASSWORD", &pg.password)],
+    )
+    .await;
+    run.refused(
+        1,
+        "the server does not offer TLS",
+        "sslmode=prefer or disable",
+    );
+}
