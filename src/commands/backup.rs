@@ -90,6 +90,9 @@ pub async fn run(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
         tables: args.tables.clone(),
         compress: args.compress.clone(),
     };
+    if let Some(to) = &args.to {
+        crate::db::backup_file::check_destination("--to", to)?;
+    }
     let spinner = ctx.ui.spinner("connecting");
     let db = ctx.db(&args.db).await?;
     let admin = db.admin().await?;

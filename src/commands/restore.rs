@@ -83,6 +83,9 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         .as_ref()
         .expect("clap requires --from without --snapshot");
     // The file first: --yes never skips these checks, and nothing has been touched yet.
+    if let Some(to) = &args.safety_to {
+        backup_file::check_destination("--safety-to", to)?;
+    }
     let spinner = ctx.ui.spinner(format!("checking {}", from.display()));
     let checked = backup_file::inspect(from)?;
     let manifest = checked.manifest;

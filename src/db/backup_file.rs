@@ -200,6 +200,59 @@ pub fn write_manifest(dest: &Path, manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
+/// Where a backup is to go, checked before anything connects (a dump of an hour must not fail
+/// at its end): a file name, not a directory; its directory exists and takes a new file; nothing
+/// there yet. Exit 2.
+pub fn check_destination(flag: &str, dest: &Path) -> Result<()> {
+    let usage = |what: String, hint: String| -> anyhow::Error {
+        user_error(format!(
+            "{flag} {}: {what}; nothing was changed",
+            dest.display()
+        ))
+        .hint(hint)
+        .exit(ExitCode::Usage)
+        .into()
+    };
+    if dest.as_os_str().to_string_lossy().ends_with('/') || dest.is_dir() {
+        return Err(usage(
+            "is a directory".into(),
+            format!("give a file name in it, e.g. {flag} backups/auth.dump"),
+        ));
+    }
+    let dir = parent(dest);
+    if !dir.is_dir() {
+        return Err(usage(
+            format!("directory {} does not exist", dir.display()),
+            format!("create the directory first, or choose another {flag}"),
+        ));
+    }
+    for p in [dest.to_path_buf(), manifest_path(dest)] {
+        if p.exists() {
+            return Err(usage(
+                format!("{} already exists", p.display()),
+                format!("choose another name with {flag}, or move the old backup away first"),
+            ));
+        }
+    }
+    // A file it may make there: made and removed at once (the dump's own is made likewise).
+    let probe = dir.join(format!(".phonebill-db-probe-{}", std::process::id()));
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(usage(
+            format!("cannot write in {}: {e}", dir.display()),
+            format!("choose a directory you can write to with {flag}"),
+        )),
+    }
+}
+
 /// Refuse to write over something that exists (a backup is never replaced by accident).
 pub fn refuse_existing(dest: &Path) -> Result<()> {
     for p in [dest.to_path_buf(), manifest_path(dest)] {

@@ -601,9 +601,9 @@ async fn a_failed_pg_dump_leaves_no_file_and_a_terminal_less_restore_changes_not
         0,
         "no safety backup"
     );
-    // Writing over an existing backup is refused.
+    // Writing over an existing backup is refused (a usage error, before connecting).
     let run = r.run(&["backup", "--to", &dest]).await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 2);
     assert!(
         run.error_line().contains("already exists"),
         "{}",
@@ -902,4 +902,67 @@ async fn zstd_from_a_pg_dump_built_without_it_fails_with_its_words_and_keeps_not
         ])
         .await);
     assert_eq!(b["format"], "custom");
+}
+
+/// Where a backup goes is checked before anything connects (a long dump must not fail at its
+/// end): a directory, a missing directory, a file already there — exit 2 at once, nothing made.
+/// The URL leads nowhere: had the tool connected first, it would say so instead.
+#[tokio::test]
+async fn a_destination_that_cannot_take_the_backup_is_refused_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = dir.path().join("taken.dump");
+    std::fs::write(&taken, b"old").unwrap();
+    let url = "postgresql://postgres@127.0.0.1:1/postgres";
+    let dir_arg = format!("{}/", dir.path().display());
+    let cases: [(&str, String, &str, &str); 4] = [
+        (
+            "--to",
+            dir_arg.clone(),
+            "is a directory",
+            "give a file name in it",
+        ),
+        (
+            "--to",
+            "/nonexistent-dir/x.dump".into(),
+            "directory /nonexistent-dir does not exist",
+            "create the directory first",
+        ),
+        (
+            "--to",
+            taken.display().to_string(),
+            "already exists",
+            "choose another name with --to",
+        ),
+        (
+            "--safety-to",
+            dir_arg,
+            "is a directory",
+            "--safety-to backups/auth.dump",
+        ),
+    ];
+    for (flag, to, error, hint) in cases {
+        let args: Vec<&str> = if flag == "--to" {
+            vec!["backup", "--database-url", url, "--to", &to]
+        } else {
+            vec![
+                "restore",
+                "--database-url",
+                url,
+                "--from",
+                "x.dump",
+                "--yes",
+                flag,
+                &to,
+            ]
+        };
+        let run = crate::pg::run_url(&args, &[("PGPASSWORD", "x")]).await;
+        run.refused(2, error, hint);
+        assert!(!run.stderr.contains("Connection refused"), "{}", run.stderr);
+    }
+    assert_eq!(std::fs::read(&taken).unwrap(), b"old");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing made"
+    );
 }
