@@ -19,10 +19,96 @@ fn parse() -> Cli {
     if invoked_as.starts_with("kubectl-") {
         command = command.bin_name("kubectl phonebill-db");
     }
-    let matches = command.get_matches();
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = command.try_get_matches().unwrap_or_else(|e| usage_error(e));
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_error(e));
     cli.global.password_flags = password_flags(&matches);
     cli
+}
+
+/// clap's refusal of the command line, reported as every other error is: `error:` and `hint:`
+/// on stderr (the hint clap's own tip, else where the help is), the error document on stdout
+/// with `-o json|yaml`, exit 2. Help and version are printed as clap prints them.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim);
+    let error = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    let rest: Vec<&str> = lines.collect();
+    // clap's tips, and the values an argument takes ("[possible values: a, b]").
+    let tips: Vec<&str> = rest
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("tip: ").or_else(|| {
+                l.strip_prefix('[')
+                    .and_then(|v| v.strip_suffix(']'))
+                    .filter(|v| v.starts_with("possible values"))
+            })
+        })
+        .collect();
+    let hint = if tips.is_empty() {
+        rest.iter()
+            .find(|l| l.starts_with("For more information, try"))
+            .map(|l| {
+                l.trim_start_matches("For more information, ")
+                    .trim_end_matches('.')
+                    .to_string()
+            })
+            .unwrap_or_else(|| "try '--help'".into())
+    } else {
+        tips.join("; ")
+    };
+    let usage = rest.iter().find(|l| l.starts_with("Usage: "));
+    let r = phonebill_db::error::ErrorReport {
+        error,
+        hint: Some(hint),
+        exit_code: phonebill_db::error::ExitCode::Usage.code(),
+    };
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {}", r.error);
+    if let Some(hint) = &r.hint {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+    if let Some(usage) = usage {
+        let _ = writeln!(stderr, "{usage}");
+    }
+    if let Some(format) = output_asked().filter(|f| *f != OutputFormat::Text) {
+        let doc = phonebill_db::ui::document(format, &r).unwrap_or_default();
+        let _ = writeln!(std::io::stdout(), "{}", doc.trim_end_matches('\n'));
+    }
+    std::process::exit(r.exit_code.into());
+}
+
+/// `-o FORMAT` as typed, read from the raw arguments (for a command line clap refused).
+fn output_asked() -> Option<OutputFormat> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = args.iter().enumerate().find_map(|(i, a)| {
+        if a == "-o" || a == "--output" {
+            args.get(i + 1).cloned()
+        } else if let Some(v) = a.strip_prefix("--output=") {
+            Some(v.to_string())
+        } else {
+            a.strip_prefix("-o")
+                .filter(|v| !v.is_empty())
+                .map(|v| v.trim_start_matches('=').to_string())
+        }
+    })?;
+    match value.as_str() {
+        "json" => Some(OutputFormat::Json),
+        "yaml" => Some(OutputFormat::Yaml),
+        _ => None,
+    }
 }
 
 /// Passwords typed on the command line (other users of the machine can read a process's
@@ -53,7 +139,7 @@ fn password_flags(matches: &clap::ArgMatches) -> Vec<(&'static str, &'static str
 }
 
 fn main() -> ExitCode {
-    let cli = parse(); // clap prints usage errors itself and exits 2
+    let cli = parse(); // a usage error is reported and exits 2 here
     let output = cli.global.output;
     let verbose = cli.global.verbose;
     let runtime = match tokio::runtime::Builder::new_multi_thread()

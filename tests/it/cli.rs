@@ -325,3 +325,36 @@ async fn values_that_would_inject_into_the_configuration_are_refused_naming_file
         assert!(run.stdout.is_empty(), "nothing rendered");
     }
 }
+
+/// clap's own refusals go through the one reporter: `error:` and `hint:` lines, exit 2, and with
+/// `-o json|yaml` the error document on stdout (there was nothing there).
+#[tokio::test]
+async fn a_command_line_clap_refuses_is_reported_like_any_error() {
+    let home = tempfile::tempdir().unwrap();
+    for (args, error, hint) in [
+        (
+            vec!["install", "--dry-rn", "-o", "json"],
+            "unexpected argument '--dry-rn' found",
+            "a similar argument exists: '--dry-run'",
+        ),
+        (
+            vec!["backup", "--format", "xyz", "--output=json"],
+            "invalid value 'xyz' for '--format <FORMAT>'",
+            "possible values: custom, plain",
+        ),
+    ] {
+        let run = crate::support::run_bin(home.path(), &args).await;
+        run.refused(2, error, hint);
+        let doc = run.json();
+        assert_eq!(doc["error"], error, "{doc}");
+        assert_eq!(doc["hint"], hint, "{doc}");
+        assert_eq!(doc["exit_code"], 2, "{doc}");
+    }
+    // Without -o: nothing on stdout; help is still help.
+    let run = crate::support::run_bin(home.path(), &["verify", "--nope"]).await;
+    run.refused(2, "unexpected argument '--nope' found", "--help");
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let help = crate::support::run_bin(home.path(), &["install", "--help"]).await;
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("--renew-ca"), "{}", help.stdout);
+}
