@@ -41,15 +41,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         );
     }
     let mut ctx = Ctx::new(cli.global, ui)?;
+    precheck(&cli.command, &ctx)?;
     match recorded_values(&cli.command) {
         Recorded::Used => ctx.adopt_record().await?,
         Recorded::Shown => {
+            // A record that cannot be used is said; a cluster that cannot be reached is
+            // status's own report (said once, there).
             if let Err(e) = ctx.adopt_record().await {
                 let r = error::report(&e);
-                ctx.ui.note(
-                    None,
-                    format!("warning: the recorded values are not used: {}", r.error),
-                );
+                if r.error.contains(&ctx.profile.names().record) {
+                    ctx.ui.note(
+                        None,
+                        format!("warning: the recorded values are not used: {}", r.error),
+                    );
+                }
             }
         }
         Recorded::NotUsed => {}
@@ -73,6 +78,33 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Completion(_) | Command::Man(_) => unreachable!("handled above"),
     };
     Ok(outcome.exit)
+}
+
+/// What a command can judge from its arguments and the profile alone, before the release's
+/// record is read or the cluster asked: a usage error is exit 2 at once, not after a kubeconfig
+/// error or an unreachable API's retries.
+fn precheck(command: &Command, ctx: &Ctx) -> Result<()> {
+    let profile = &ctx.profile;
+    match command {
+        Command::Install(a) => commands::install::precheck(profile, a),
+        Command::Resize(a) => commands::resize::precheck(profile, a, ctx.values.is_some()),
+        Command::Logs(a) => {
+            profile.cluster("logs")?;
+            commands::logs::precheck(a)
+        }
+        Command::Psql(_) => profile.cluster("psql").map(drop),
+        Command::Upgrade(_) => profile.cluster("upgrade").map(drop),
+        Command::RotatePassword(a) => commands::rotate_password::precheck(a),
+        Command::Expose(_) => profile.cluster("expose").map(drop),
+        Command::Connect(_) => profile.cluster("connect").map(drop),
+        Command::Backup(a) if a.snapshot => profile.cluster("backup --snapshot").map(drop),
+        Command::Backup(a) if a.list => profile.cluster("backup --list").map(drop),
+        Command::Backup(a) => {
+            a.to.as_ref()
+                .map_or(Ok(()), |to| db::backup_file::check_destination("--to", to))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// How a command treats the values install recorded with the release.

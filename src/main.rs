@@ -39,12 +39,20 @@ fn usage_error(e: clap::Error) -> ! {
         e.exit();
     }
     let text = e.render().to_string();
-    let mut lines = text.lines().map(str::trim);
-    let error = lines
+    let mut lines = text.lines().map(str::trim).peekable();
+    let mut error = lines
         .next()
         .unwrap_or_default()
         .trim_start_matches("error: ")
         .to_string();
+    // "the following required arguments were not provided:" and the list under it, on one line.
+    if error.ends_with(':') {
+        let mut items = Vec::new();
+        while let Some(l) = lines.next_if(|l| !l.is_empty()) {
+            items.push(l);
+        }
+        error = format!("{} {}", error, items.join(", "));
+    }
     let rest: Vec<&str> = lines.collect();
     // clap's tips, and the values an argument takes ("[possible values: a, b]").
     let tips: Vec<&str> = rest

@@ -101,21 +101,37 @@ pub struct InstallReport {
     pub checks: Vec<Check>,
 }
 
+/// The flags the environment has no place for, refused before the cluster is asked (exit 2).
+pub fn precheck(profile: &crate::profile::Profile, args: &InstallArgs) -> Result<()> {
+    let env = &profile.environment;
+    let (misplaced, belongs): (Vec<(bool, &str)>, &str) = if profile.managed.is_some() {
+        (
+            vec![
+                (args.storage_class.is_some(), "--storage-class"),
+                (args.create_storage_class, "--create-storage-class"),
+                (args.renew_ca, "--renew-ca"),
+            ],
+            "an in-cluster database (dev)",
+        )
+    } else {
+        (
+            vec![
+                (args.server.is_some(), "--server"),
+                (args.admin_user.is_some(), "--admin-user"),
+            ],
+            "a managed server (prod)",
+        )
+    };
+    match misplaced.into_iter().find(|(given, _)| *given) {
+        Some((_, flag)) => Err(flag_not_here(flag, env, belongs)),
+        None => Ok(()),
+    }
+}
+
 pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
+    precheck(&ctx.profile, args)?;
     if ctx.profile.managed.is_some() {
         return super::install_managed::run(ctx, args).await;
-    }
-    for (given, flag) in [
-        (args.server.is_some(), "--server"),
-        (args.admin_user.is_some(), "--admin-user"),
-    ] {
-        if given {
-            return Err(flag_not_here(
-                flag,
-                &ctx.profile.environment,
-                "a managed server (prod)",
-            ));
-        }
     }
     let mut profile = ctx.profile.clone();
     let cluster = profile

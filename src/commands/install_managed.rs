@@ -11,8 +11,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::install::{
-    InstallArgs, apply_all, create_namespace, deny_check, diffs, flag_not_here, namespace_exists,
-    objects_table,
+    InstallArgs, apply_all, create_namespace, deny_check, diffs, namespace_exists, objects_table,
 };
 use crate::context::Ctx;
 use crate::db::connect::{Db, Login, Server, server_message};
@@ -52,16 +51,7 @@ pub struct ManagedInstallReport {
 }
 
 pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
-    let env = &ctx.profile.environment;
-    for (given, flag) in [
-        (args.storage_class.is_some(), "--storage-class"),
-        (args.create_storage_class, "--create-storage-class"),
-        (args.renew_ca, "--renew-ca"),
-    ] {
-        if given {
-            return Err(flag_not_here(flag, env, "an in-cluster database (dev)"));
-        }
-    }
+    // (install::precheck refused the in-cluster flags.)
     let profile = with_overrides(&ctx.profile, args)?;
     let managed = profile
         .managed

@@ -64,6 +64,19 @@ pub struct LogLine<'a> {
     pub line: &'a str,
 }
 
+/// What the arguments alone refuse, before the cluster is asked (exit 2).
+pub fn precheck(args: &LogsArgs) -> Result<()> {
+    if args.follow && args.previous {
+        return Err(user_error(
+            "--follow and --previous together: a previous instance prints no more",
+        )
+        .hint("drop one of them")
+        .exit(ExitCode::Usage)
+        .into());
+    }
+    Ok(())
+}
+
 /// The log request the arguments make (`run` refused --follow with --previous).
 fn params(args: &LogsArgs, container: &str) -> LogParams {
     LogParams {
@@ -93,14 +106,7 @@ pub async fn run(ctx: &Ctx, args: &LogsArgs) -> Result<Outcome> {
             .into());
         }
     };
-    if args.follow && args.previous {
-        return Err(user_error(
-            "--follow and --previous together: a previous instance prints no more",
-        )
-        .hint("drop one of them")
-        .exit(ExitCode::Usage)
-        .into());
-    }
+    precheck(args)?;
     let kube = ctx.kube().await?;
     // A pod on no node yet has no log, and the API server answers that with an empty one: say why.
     let pods_api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);

@@ -39,8 +39,34 @@ pub struct ResizeReport {
     pub resized: Option<Resized>,
 }
 
+/// What the arguments and the profile alone refuse, before the record or the cluster is read
+/// (exit 2): a managed environment, `--values`, a size its rule does not allow.
+pub fn precheck(profile: &crate::profile::Profile, args: &ResizeArgs, values: bool) -> Result<()> {
+    profile.cluster("resize")?;
+    if values {
+        return Err(user_error(
+            "resize changes only the data volume's size; --values is install's",
+        )
+        .hint("run `install --values FILE` first, then resize")
+        .exit(ExitCode::Usage)
+        .into());
+    }
+    crate::profile::Profile::load_layers(&profile.environment, &[storage_layer(args)?])?;
+    Ok(())
+}
+
+fn storage_layer(args: &ResizeArgs) -> Result<Layer> {
+    Layer::parse(
+        "--storage".into(),
+        &format!(
+            "storage: {{size: {}}}",
+            serde_json::to_string(&args.storage)?
+        ),
+    )
+}
+
 pub async fn run(ctx: &Ctx, args: &ResizeArgs) -> Result<Outcome> {
-    ctx.profile.cluster("resize")?;
+    precheck(&ctx.profile, args, ctx.values.is_some())?;
     if ctx.values.is_some() {
         return Err(user_error(
             "resize changes only the data volume's size; --values is install's",
@@ -49,13 +75,7 @@ pub async fn run(ctx: &Ctx, args: &ResizeArgs) -> Result<Outcome> {
         .exit(ExitCode::Usage)
         .into());
     }
-    let layer = Layer::parse(
-        "--storage".into(),
-        &format!(
-            "storage: {{size: {}}}",
-            serde_json::to_string(&args.storage)?
-        ),
-    )?;
+    let layer = storage_layer(args)?;
     let next = ctx.profile_with(layer.clone())?;
     let kube = ctx.kube_within(args.timeout).await?;
     let mut wanted = vec![

@@ -323,6 +323,14 @@ async fn committed(
     }
 }
 
+/// `--password-from-env`'s variable, judged before the record or the cluster is read (exit 2).
+pub fn precheck(args: &RotatePasswordArgs) -> Result<()> {
+    if args.password_from_env.is_some() {
+        new_password(args)?;
+    }
+    Ok(())
+}
+
 /// The new password and where it came from; refused before anything is read or changed.
 fn new_password(args: &RotatePasswordArgs) -> Result<(String, String)> {
     let Some(var) = &args.password_from_env else {

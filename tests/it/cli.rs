@@ -358,3 +358,61 @@ async fn a_command_line_clap_refuses_is_reported_like_any_error() {
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("--renew-ca"), "{}", help.stdout);
 }
+
+/// What the arguments alone refuse is refused before the record or the cluster is read: exit 2
+/// at once, with the cause — not "kubeconfig … does not exist" (exit 1) after it. status says a
+/// missing kubeconfig once.
+#[tokio::test]
+async fn usage_errors_do_not_wait_for_the_cluster() {
+    let home = tempfile::tempdir().unwrap();
+    let kc = ["--kubeconfig", "/nonexistent/kubeconfig"];
+    for (args, error) in [
+        (vec!["resize", "--storage", "10GB"], "`10GB` is not allowed"),
+        (
+            vec!["logs", "--follow", "--previous"],
+            "--follow and --previous together",
+        ),
+        (
+            vec!["expose", "--env", "prod", "--allow", "203.0.113.0/24"],
+            "expose: environment `prod` has no database in the cluster",
+        ),
+        (
+            vec!["install", "--env", "prod", "--storage-class", "x"],
+            "install --storage-class: environment `prod` does not use it",
+        ),
+        (
+            vec![
+                "rotate-password",
+                "--role",
+                "app",
+                "--password-from-env",
+                "PHONEBILL_TEST_NOPE",
+            ],
+            "--password-from-env PHONEBILL_TEST_NOPE",
+        ),
+        (
+            vec!["backup", "--env", "prod", "--snapshot"],
+            "backup --snapshot: environment `prod` has no database in the cluster",
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(kc);
+        let run = run_bin(home.path(), &all).await;
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.error_line().contains(error), "{args:?}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("kubeconfig"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let mut all = vec!["status"];
+    all.extend(kc);
+    let run = run_bin(home.path(), &all).await;
+    assert_eq!(
+        run.stderr.matches("does not exist").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}
