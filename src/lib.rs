@@ -93,7 +93,7 @@ fn precheck(command: &Command, ctx: &Ctx) -> Result<()> {
             commands::logs::precheck(a)
         }
         Command::Psql(_) => profile.cluster("psql").map(drop),
-        Command::Upgrade(_) => profile.cluster("upgrade").map(drop),
+        Command::Upgrade(_) => commands::upgrade::precheck(profile),
         Command::RotatePassword(a) => commands::rotate_password::precheck(a),
         Command::Expose(_) => profile.cluster("expose").map(drop),
         Command::Connect(_) => profile.cluster("connect").map(drop),

@@ -99,16 +99,22 @@ pub struct UpgradeReport {
     pub seconds: f64,
 }
 
-pub async fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<Outcome> {
-    if let Some(m) = &ctx.profile.managed {
+/// A managed server's major version is Azure's to upgrade: refused before the cluster is asked.
+pub fn precheck(profile: &Profile) -> Result<()> {
+    if let Some(m) = &profile.managed {
         return Err(user_error(format!(
             "upgrade: environment `{}` runs on the managed server {}, whose major version Azure upgrades",
-            ctx.profile.environment, m.host
+            profile.environment, m.host
         ))
         .hint("use the Flexible Server's in-place major version upgrade (Azure portal or `az postgres flexible-server upgrade`), after a backup")
         .exit(ExitCode::Usage)
         .into());
     }
+    Ok(())
+}
+
+pub async fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<Outcome> {
+    precheck(&ctx.profile)?;
     if ctx.values.is_some() {
         return Err(
             user_error("upgrade moves the release as installed; --values is install's")
