@@ -199,6 +199,11 @@ fn kubeconfig_error(e: KubeconfigError, path: Option<&Path>) -> anyhow::Error {
         {
             user_error(io.to_string()).hint(hint)
         }
+        // --kubeconfig was given: the hint does not send the user back to it.
+        (KubeconfigError::ReadConfig(io, p), Some(_)) if io.kind() == std::io::ErrorKind::NotFound => {
+            user_error(format!("kubeconfig {} (--kubeconfig) does not exist", p.display()))
+                .hint("check the path given to --kubeconfig, or leave it out to use $KUBECONFIG or ~/.kube/config")
+        }
         (KubeconfigError::ReadConfig(io, p), _) if io.kind() == std::io::ErrorKind::NotFound => {
             user_error(format!("kubeconfig {} does not exist", p.display())).hint(hint)
         }

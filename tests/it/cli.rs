@@ -183,10 +183,22 @@ async fn a_missing_kubeconfig_says_how_to_get_one() {
         )
     );
     assert!(run.hint_line().contains("az aks get-credentials"));
+    // Given with --kubeconfig: said so, and the hint does not send the user back to the flag.
     let run = run_bin(home.path(), &["install", "--kubeconfig", "/nonexistent/kc"]).await;
     assert_eq!(
         run.error_line(),
-        "error: kubeconfig /nonexistent/kc does not exist"
+        "error: kubeconfig /nonexistent/kc (--kubeconfig) does not exist"
+    );
+    assert!(
+        run.hint_line()
+            .contains("check the path given to --kubeconfig"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.hint_line().contains("pass --kubeconfig"),
+        "{}",
+        run.stderr
     );
 }
 
