@@ -79,12 +79,7 @@ pub fn server_names(profile: &Profile) -> Vec<String> {
     let n = profile.names();
     let ns = &profile.namespace;
     let mut out = Vec::new();
-    let services = [
-        Some(n.service.clone()),
-        Some(n.headless_service.clone()),
-        n.external_service.clone(),
-    ];
-    for svc in services.into_iter().flatten() {
+    for svc in services(profile) {
         out.push(svc.clone());
         out.push(format!("{svc}.{ns}"));
         out.push(format!("{svc}.{ns}.svc"));
@@ -116,21 +111,26 @@ fn offset(now: SystemTime, days: i64) -> Result<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp(secs + days * 86_400).context("a date out of range")
 }
 
+/// The release's Services: the primary, the headless and the external (`expose`) one.
+fn services(profile: &Profile) -> Vec<String> {
+    let n = profile.names();
+    [
+        Some(n.service),
+        Some(n.headless_service),
+        n.external_service,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// What the release's CA may sign (RFC 5280 4.2.1.10, critical): DNS names of the release's
 /// Services and of its namespace (`NS`, `NS.svc`, `NS.svc.cluster.local`, each with everything
 /// below it), and no IP address at all. Its key, read from the Secret, cannot vouch for
 /// `login.microsoftonline.com` or `10.0.0.1` to a client that trusts the saved CA.
 pub fn constraints(profile: &Profile) -> NameConstraints {
-    let n = profile.names();
     let ns = &profile.namespace;
-    let mut permitted: Vec<String> = [
-        Some(n.service.clone()),
-        Some(n.headless_service.clone()),
-        n.external_service.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let mut permitted = services(profile);
     permitted.extend([
         ns.clone(),
         format!("{ns}.svc"),

@@ -457,14 +457,13 @@ fn classify(e: &tls::Failure, mode: SslMode, user: &str) -> (String, String, Exi
     let text = e.to_string();
     // tokio-postgres says it in the error's source ("error performing TLS handshake: server does
     // not support TLS"), not in its own message: the whole chain is read.
-    let mut chain = String::new();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        chain.push_str(&s.to_string());
-        chain.push('\n');
-        source = s.source();
-    }
-    if chain.contains("server does not support TLS") {
+    let chain = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |s| {
+        s.source()
+    });
+    if chain
+        .map(|s| s.to_string())
+        .any(|t| t.contains("server does not support TLS"))
+    {
         return (
             "the server does not offer TLS".into(),
             "use sslmode=prefer or disable for a server without TLS (never over a public network)"

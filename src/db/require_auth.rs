@@ -409,21 +409,13 @@ where
 
 /// The refusal an error carries, if it carries one (tokio-postgres wraps the read's error).
 pub fn refusal_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Refused> {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if let Some(r) = s.downcast_ref::<Refused>() {
-            return Some(r);
-        }
-        if let Some(r) = s
-            .downcast_ref::<io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|i| i.downcast_ref::<Refused>())
-        {
-            return Some(r);
-        }
-        source = s.source();
-    }
-    None
+    std::iter::successors(Some(e), |s| s.source()).find_map(|s| {
+        s.downcast_ref::<Refused>().or_else(|| {
+            s.downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<Refused>())
+        })
+    })
 }
 
 #[cfg(test)]

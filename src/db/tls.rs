@@ -27,7 +27,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::Host;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -282,56 +281,7 @@ fn is_tls_error(e: &tokio_postgres::Error) -> bool {
 }
 
 /// The socket of a session: TCP or a Unix socket's, this module's own (see [`open`]).
-pub enum Socket {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-impl AsyncRead for Socket {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Socket::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Socket::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Socket {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Socket::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            Socket::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Socket::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Socket::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Socket::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Socket::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
+pub type Socket = tokio_util::either::Either<tokio::net::TcpStream, tokio::net::UnixStream>;
 
 type Tls = <MakeRustlsConnect as MakeTlsConnect<Guarded<Socket>>>::TlsConnect;
 
@@ -415,7 +365,7 @@ async fn open(at: &Host, port: u16, config: &tokio_postgres::Config) -> std::io:
         Host::Unix(dir) => {
             let path = dir.join(format!(".s.PGSQL.{port}"));
             within(Box::pin(async move {
-                Ok(Socket::Unix(tokio::net::UnixStream::connect(path).await?))
+                Ok(Socket::Right(tokio::net::UnixStream::connect(path).await?))
             }))
             .await
         }
@@ -423,11 +373,11 @@ async fn open(at: &Host, port: u16, config: &tokio_postgres::Config) -> std::io:
             let mut last = None;
             for addr in tokio::net::lookup_host((name.as_str(), port)).await? {
                 let attempt = within(Box::pin(async move {
-                    Ok(Socket::Tcp(tokio::net::TcpStream::connect(addr).await?))
+                    Ok(Socket::Left(tokio::net::TcpStream::connect(addr).await?))
                 }))
                 .await;
                 match attempt {
-                    Ok(Socket::Tcp(s)) => {
+                    Ok(Socket::Left(s)) => {
                         s.set_nodelay(true)?;
                         let sock = socket2::SockRef::from(&s);
                         if let Some(t) = config.get_tcp_user_timeout() {
@@ -444,7 +394,7 @@ async fn open(at: &Host, port: u16, config: &tokio_postgres::Config) -> std::io:
                             }
                             sock.set_tcp_keepalive(&k)?;
                         }
-                        return Ok(Socket::Tcp(s));
+                        return Ok(Socket::Left(s));
                     }
                     Ok(other) => return Ok(other),
                     Err(e) => last = Some(e),

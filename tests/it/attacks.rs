@@ -321,19 +321,7 @@ async fn a_committed_password_whose_answer_was_lost_is_kept() {
 async fn restore_snapshot_does_not_take_over_a_claim_someone_else_made() {
     let c = Cluster::with_plan_class().await;
     c.install_ok(&[]).await;
-    let snap = c
-        .run(&[
-            "backup",
-            "--snapshot",
-            "--create-snapshot-class",
-            "-o",
-            "json",
-        ])
-        .await
-        .ok_json()["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let snap = c.snapshot().await;
     // The tool's create of the new claim is slow to arrive; meanwhile a claim of its name appears.
     c.fake.inject(
         "/persistentvolumeclaims",

@@ -192,6 +192,22 @@ impl Cluster {
     }
 
     /// Install and insist it worked.
+    /// A manual snapshot of the release's volume (the class made if missing); its name.
+    pub async fn snapshot(&self) -> String {
+        self.run(&[
+            "backup",
+            "--snapshot",
+            "--create-snapshot-class",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok_json()["snapshot"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     pub async fn install_ok(&self, extra: &[&str]) -> Value {
         let mut args = vec!["install", "-o", "json", "--timeout", "30s"];
         args.extend(extra);

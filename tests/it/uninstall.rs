@@ -228,7 +228,7 @@ async fn delete_data_keeps_and_names_the_datas_snapshots_which_a_new_volume_does
  {
     let c = Cluster::with_plan_class().await;
     c.install_ok(&[]).await;
-    let old = snapshot(&c).await;
+    let old = c.snapshot().await;
     let run = c
         .run(&["uninstall", "--delete-data", "--yes", "-o", "json"])
         .await;
@@ -267,7 +267,7 @@ async fn delete_data_keeps_and_names_the_datas_snapshots_which_a_new_volume_does
         "{status}"
     );
     // The schedule's retention keeps to the new data's snapshots (a second apart: newest first).
-    let new = snapshot(&c).await;
+    let new = c.snapshot().await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let kept = c
         .run(&["backup", "--snapshot", "--keep", "1", "-o", "json"])
@@ -296,20 +296,4 @@ async fn delete_data_keeps_and_names_the_datas_snapshots_which_a_new_volume_does
     );
     assert!(c.fake.get("VolumeSnapshot", NS, latest).is_none());
     assert!(c.fake.get("VolumeSnapshot", NS, &old).is_some());
-}
-
-/// A manual snapshot of the release's volume (the class made if missing); its name.
-async fn snapshot(c: &Cluster) -> String {
-    c.run(&[
-        "backup",
-        "--snapshot",
-        "--create-snapshot-class",
-        "-o",
-        "json",
-    ])
-    .await
-    .ok_json()["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
