@@ -50,6 +50,14 @@ fi
 
 pg_dir="$(mktemp -d /tmp/phonebill-pg.XXXXXX)"
 chmod 755 "$pg_dir"
+# A clone in a directory only root may enter (`mktemp -d` makes them 0700): the `postgres` user
+# cannot run the pinned server from there, so this run uses a copy beside its data (removed with it).
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$PHONEBILL_TEST_PG_BIN/initdb"; then
+  cp -a "$(dirname "$PHONEBILL_TEST_PG_BIN")" "$pg_dir/pg16"
+  chmod -R a+rX "$pg_dir/pg16"
+  PHONEBILL_TEST_PG_BIN="$pg_dir/pg16/bin"
+  echo "PostgreSQL 16 copied to $pg_dir/pg16: the postgres user cannot reach $(dirname "$PG16_BIN")" >&2
+fi
 PHONEBILL_TEST_PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 PHONEBILL_TEST_PG_PASSWORD="throwaway-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 
