@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::cli::{DbArgs, GlobalArgs};
+use crate::args::{DbArgs, GlobalArgs};
 use crate::db::connect::Db;
 use crate::db::tls;
 use crate::error::{ExitCode, user_error};

@@ -2,6 +2,7 @@
 //!
 //! The binary (`main.rs`) is a thin shell over [`run`]; tests reach everything here.
 
+pub mod args;
 pub mod certs;
 pub mod check;
 pub mod cli;
@@ -29,8 +30,10 @@ use ui::Ui;
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     // Generated from the command line alone: no profile, no cluster.
     match &cli.command {
-        Command::Completion(args) => return Ok(commands::completion::run(args)?.exit),
-        Command::Man(args) => return Ok(commands::man::run(args)?.exit),
+        Command::Completion(args) => {
+            return Ok(commands::completion::run(args, cli::command())?.exit);
+        }
+        Command::Man(args) => return Ok(commands::man::run(args, cli::command())?.exit),
         _ => {}
     }
     let ui = Ui::new(cli.global.output, cli.global.verbose, cli.global.yes);
@@ -118,7 +121,7 @@ enum Recorded {
 }
 
 fn recorded_values(command: &Command) -> Recorded {
-    let through_release = |db: &cli::DbArgs| {
+    let through_release = |db: &args::DbArgs| {
         if db.database_url.is_none() {
             Recorded::Used
         } else {

@@ -3,14 +3,15 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
-use phonebill_db::cli::{Cli, OutputFormat};
+use clap::FromArgMatches;
+use phonebill_db::args::OutputFormat;
+use phonebill_db::cli::Cli;
 use phonebill_db::error::report;
 
 /// The command line. Run by kubectl as a plugin (through a link named `kubectl-phonebill_db` on
 /// PATH), usage and help say `kubectl phonebill-db`, as the user typed it.
 fn parse() -> Cli {
-    let mut command = Cli::command();
+    let mut command = phonebill_db::cli::command();
     let invoked_as = std::env::args_os()
         .next()
         .map(std::path::PathBuf::from)

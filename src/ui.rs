@@ -11,7 +11,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
+use crate::args::OutputFormat;
 use crate::error::{ExitCode, user_error};
 
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::DbArgs;
+use crate::args::DbArgs;
 use crate::context::Ctx;
 use crate::db::migrate::{self, AppliedNow};
 use crate::db::role::{self, RoleReport};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::cli::{DbArgs, PgBinArgs, parse_duration};
+use crate::args::{DbArgs, PgBinArgs, parse_duration};
 use crate::context::Ctx;
 use crate::db::backup_file::Format;
 use crate::db::dump::{self, DumpOptions, Source, Taken};

@@ -1,7 +1,7 @@
 //! `completion SHELL`: a completion script generated from the command-line definition.
 
 use anyhow::Result;
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
 use crate::ui::Outcome;
@@ -19,15 +19,14 @@ pub struct CompletionArgs {
     pub shell: Shell,
 }
 
-/// The script for `shell`, as text.
-pub fn script(shell: Shell) -> String {
-    let mut command = crate::cli::Cli::command();
+/// The script for `shell` completing the command line `command`, as text.
+pub fn script(shell: Shell, mut command: clap::Command) -> String {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut command, "phonebill-db", &mut out);
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub fn run(args: &CompletionArgs) -> Result<Outcome> {
-    crate::ui::print_stdout(&script(args.shell))?;
+pub fn run(args: &CompletionArgs, command: clap::Command) -> Result<Outcome> {
+    crate::ui::print_stdout(&script(args.shell, command))?;
     Ok(Outcome::ok())
 }

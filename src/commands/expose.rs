@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde::Serialize;
 
-use crate::cli::parse_duration;
+use crate::args::parse_duration;
 use crate::context::Ctx;
 use crate::db::connect::secret_key;
 use crate::error::{ExitCode, user_error};

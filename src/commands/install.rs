@@ -11,8 +11,8 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, PostParams};
 use serde::Serialize;
 
+use crate::args::parse_duration;
 use crate::check::{self, Check};
-use crate::cli::parse_duration;
 use crate::context::Ctx;
 use crate::error::{ExitCode, user_error};
 use crate::k8s::apply::{self, Applied, ApplyOptions, Change};
@@ -62,7 +62,12 @@ pub struct InstallArgs {
     pub admin_user: Option<String>,
     /// Managed server (prod): CA certificate (PEM) that signed the server's certificate
     /// (default: the system's trusted roots)
-    #[arg(long, value_name = "FILE", env = "PHONEBILL_CA_FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PHONEBILL_CA_FILE",
+        hide_env_values = true
+    )]
     pub ca_file: Option<PathBuf>,
 }
 

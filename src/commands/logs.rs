@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 use serde::Serialize;
 
-use crate::cli::{OutputFormat, parse_duration};
+use crate::args::{OutputFormat, parse_duration};
 use crate::context::Ctx;
 use crate::error::{ExitCode, user_error};
 use crate::k8s::client::api_error;
@@ -18,9 +18,9 @@ use crate::ui::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Container {
-    /// PostgreSQL
+    // PostgreSQL
     Postgresql,
-    /// The Prometheus exporter beside it (metrics.enabled)
+    // The Prometheus exporter beside it (metrics.enabled)
     Metrics,
 }
 
@@ -41,7 +41,7 @@ pub struct LogsArgs {
     /// Each line with the time the container printed it
     #[arg(long)]
     pub timestamps: bool,
-    /// Whose log
+    /// Whose log: postgresql, or metrics (the Prometheus exporter beside it, metrics.enabled)
     #[arg(long, value_enum, default_value = "postgresql")]
     pub container: Container,
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{Args, CommandFactory};
+use clap::Args;
 
 use crate::error::user_error;
 use crate::ui::Outcome;
@@ -20,14 +20,14 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Every page: (file name, roff text). The first is the top-level page.
-pub fn pages() -> Result<Vec<(String, Vec<u8>)>> {
-    let top = crate::cli::Cli::command();
+/// Every page of the command line `top`: (file name, roff text). The first is the top-level page.
+pub fn pages(top: clap::Command) -> Result<Vec<(String, Vec<u8>)>> {
+    let version = top.get_version().unwrap_or_default().to_string();
     let mut out = vec![("phonebill-db.1".to_string(), render(top.clone())?)];
     for sub in top.get_subcommands() {
         let name = format!("phonebill-db-{}", sub.get_name());
         // The page's own name, so its NAME and SYNOPSIS read `phonebill-db-install`.
-        let sub = sub.clone().name(name.clone()).version(crate::cli::VERSION);
+        let sub = sub.clone().name(name.clone()).version(version.clone());
         out.push((format!("{name}.1"), render(sub)?));
     }
     Ok(out)
@@ -41,8 +41,8 @@ fn render(command: clap::Command) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-pub fn run(args: &ManArgs) -> Result<Outcome> {
-    let pages = pages()?;
+pub fn run(args: &ManArgs, top: clap::Command) -> Result<Outcome> {
+    let pages = pages(top)?;
     match &args.dir {
         None => crate::ui::print_stdout(&String::from_utf8_lossy(&pages[0].1))?,
         Some(dir) => {

@@ -8,7 +8,7 @@ use clap::Args;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use serde::Serialize;
 
-use crate::cli::parse_duration;
+use crate::args::parse_duration;
 use crate::context::Ctx;
 use crate::error::{ExitCode, user_error};
 use crate::k8s::preflight::Access;

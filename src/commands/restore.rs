@@ -8,8 +8,8 @@ use clap::Args;
 use serde::Serialize;
 
 use super::backup::default_name;
+use crate::args::{DbArgs, PgBinArgs};
 use crate::check::{self, Check};
-use crate::cli::{DbArgs, PgBinArgs};
 use crate::context::Ctx;
 use crate::db::backup_file::{self, Format, Manifest};
 use crate::db::dump::{self, DumpOptions, Source, Taken};
@@ -44,7 +44,7 @@ pub struct RestoreArgs {
     #[arg(long, requires = "snapshot", conflicts_with = "from")]
     pub no_safety_snapshot: bool,
     /// With --snapshot: how long each wait may take (snapshot, pod stop, new volume, rollout)
-    #[arg(long, default_value = "15m", value_parser = crate::cli::parse_duration, requires = "snapshot", conflicts_with = "from")]
+    #[arg(long, default_value = "15m", value_parser = crate::args::parse_duration, requires = "snapshot", conflicts_with = "from")]
     pub timeout: std::time::Duration,
     /// Do not take a backup of the database as it is before restoring
     #[arg(long)]

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta};
 use serde::Serialize;
 
-use crate::cli::parse_duration;
+use crate::args::parse_duration;
 use crate::context::Ctx;
 use crate::db::connect::{Db, Login};
 use crate::db::role;
@@ -29,15 +29,15 @@ use crate::ui::Outcome;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// The application's role (auth-db-secret)
+    // The application's role (auth-db-secret)
     App,
-    /// The administrator (the release's own Secret)
+    // The administrator (the release's own Secret)
     Admin,
 }
 
 #[derive(Debug, Args)]
 pub struct RotatePasswordArgs {
-    /// Whose password
+    /// Whose password: app (the application role, Secret auth-db-secret) or admin (the release's own Secret)
     #[arg(long, value_enum)]
     pub role: Role,
     /// Take the new password from this environment variable instead of generating one
@@ -50,7 +50,12 @@ pub struct RotatePasswordArgs {
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Managed server (prod): CA certificate (PEM) to verify it with (default: the system's roots)
-    #[arg(long, value_name = "FILE", env = "PHONEBILL_CA_FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PHONEBILL_CA_FILE",
+        hide_env_values = true
+    )]
     pub ca_file: Option<std::path::PathBuf>,
 }
 

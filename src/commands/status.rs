@@ -21,7 +21,12 @@ use crate::ui::{Outcome, table};
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Managed server (prod): CA certificate (PEM) to verify it with (default: the system's roots)
-    #[arg(long, value_name = "FILE", env = "PHONEBILL_CA_FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PHONEBILL_CA_FILE",
+        hide_env_values = true
+    )]
     pub ca_file: Option<std::path::PathBuf>,
 }
 

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::parse_duration;
+use crate::args::parse_duration;
 use crate::context::Ctx;
 use crate::error::{ExitCode, user_error};
 use crate::k8s::inventory::{self, DATA, MADE};

@@ -5,8 +5,8 @@ use clap::Args;
 use kube::api::Api;
 use serde::Serialize;
 
+use crate::args::DbArgs;
 use crate::check::{self, Check, Status};
-use crate::cli::DbArgs;
 use crate::context::Ctx;
 use crate::db::connect::secret_key;
 use crate::db::tools::Tools;

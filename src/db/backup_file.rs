@@ -27,9 +27,9 @@ pub const MANIFEST_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// pg_dump's custom archive (pg_restore reads it)
+    // pg_dump's custom archive (pg_restore reads it)
     Custom,
-    /// SQL text, gzip-compressed (psql reads it after gunzip)
+    // SQL text, gzip-compressed (psql reads it after gunzip)
     Plain,
 }
 

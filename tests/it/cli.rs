@@ -428,3 +428,83 @@ async fn usage_errors_do_not_wait_for_the_cluster() {
         run.stderr
     );
 }
+
+/// Every command's help reads the same way: one layout (`-h` and `--help` alike), the command's
+/// options apart from the global ones, environment variables without a dangling `=`, and the
+/// cluster's options only where a cluster is reached.
+#[tokio::test]
+async fn every_commands_help_has_one_layout() {
+    let home = tempfile::tempdir().unwrap();
+    let top = run_bin(home.path(), &["--help"]).await;
+    let commands: Vec<String> = top
+        .stdout
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() > 10, "{commands:?}");
+    let globals = [
+        "--env",
+        "--namespace",
+        "--context",
+        "--kubeconfig",
+        "--values",
+        "--yes",
+        "--output",
+        "--verbose",
+    ];
+    let offline = ["render", "completion", "man"];
+    for command in &commands {
+        let long = run_bin(home.path(), &[command, "--help"]).await;
+        let short = run_bin(home.path(), &[command, "-h"]).await;
+        assert_eq!((long.code, short.code), (0, 0), "{command}");
+        assert_eq!(long.stdout, short.stdout, "{command}: -h and --help differ");
+        let help = &long.stdout;
+        assert!(!help.contains("=]"), "{command}: a dangling `=`:\n{help}");
+        // Sections in one order: Usage, [Arguments], Options, [Global options].
+        let at = |heading: &str| help.find(&format!("\n{heading}:\n"));
+        let usage = help.find("\nUsage: ").expect("Usage");
+        let options = at("Options").unwrap_or_else(|| panic!("{command}: no Options:\n{help}"));
+        assert!(usage < options, "{command}");
+        if let Some(arguments) = at("Arguments") {
+            assert!(usage < arguments && arguments < options, "{command}");
+        }
+        let (own, global) =
+            help[options..].split_at(at("Global options").map_or(help.len() - options, |g| {
+                assert!(g > options, "{command}");
+                g - options
+            }));
+        for flag in globals {
+            let listed = |section: &str| {
+                // An option's own line starts with it: `  -y, --yes  …`, `      --env <ENV>  …`.
+                section.lines().any(|l| {
+                    let l = l.trim_start();
+                    l.starts_with('-')
+                        && l.split("  ")
+                            .next()
+                            .unwrap_or_default()
+                            .split([',', ' '])
+                            .any(|w| w.trim_end_matches('.') == flag)
+                })
+            };
+            assert!(
+                !listed(own),
+                "{command}: {flag} among the command's own options"
+            );
+            let cluster = ["--context", "--kubeconfig", "--yes"].contains(&flag);
+            let expected = match command.as_str() {
+                "completion" | "man" => false,
+                c if offline.contains(&c) => !cluster,
+                _ => true,
+            };
+            assert_eq!(listed(global), expected, "{command}: {flag}:\n{help}");
+        }
+    }
+}
