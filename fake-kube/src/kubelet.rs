@@ -179,6 +179,8 @@ pub struct Kubelet {
     deleting: BTreeMap<String, Instant>,
     events: BTreeSet<(String, String, String)>,
     event_seq: u64,
+    /// Jobs' pods: images that do not pull, what their container does.
+    pub jobs: crate::jobs::JobPods,
     /// Each LoadBalancer Service ("namespace/name"): the kind its address was given for
     /// (internal or not) and since when; and how many addresses were given.
     lb_internal: BTreeMap<String, (bool, Instant)>,
@@ -209,6 +211,7 @@ impl Default for Kubelet {
             deleting: BTreeMap::new(),
             events: BTreeSet::new(),
             event_seq: 0,
+            jobs: Default::default(),
             lb_internal: BTreeMap::new(),
             lb_seq: 0,
         }
@@ -221,10 +224,12 @@ pub const NODE: &str = "aks-nodepool1-12345678-vmss000000";
 pub fn tick(c: &mut Cluster) {
     node(c);
     statefulset_controller(c);
+    crate::jobs::controller(c);
     garbage_collect(c);
     bind_volumes(c);
     expand_volumes(c);
     run_pods(c);
+    crate::jobs::run_pods(c);
     finish_deletions(c);
     statefulset_status(c);
     deployment_status(c);
@@ -431,7 +436,7 @@ fn endpoint_slices(c: &mut Cluster) {
     }
 }
 
-fn objects(c: &Cluster, plural: &str) -> Vec<Value> {
+pub(crate) fn objects(c: &Cluster, plural: &str) -> Vec<Value> {
     c.objects
         .iter()
         .filter(|((p, _, _), _)| *p == plural)
@@ -439,7 +444,7 @@ fn objects(c: &Cluster, plural: &str) -> Vec<Value> {
         .collect()
 }
 
-fn s(v: &Value, pointer: &str) -> String {
+pub(crate) fn s(v: &Value, pointer: &str) -> String {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_default()
@@ -884,7 +889,7 @@ fn run_pods(c: &mut Cluster) {
         return;
     }
     for mut pod in objects(c, "pods") {
-        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        if pod.pointer("/metadata/deletionTimestamp").is_some() || crate::jobs::is_job_pod(&pod) {
             continue;
         }
         let ns = s(&pod, "/metadata/namespace");

@@ -10,6 +10,7 @@
 
 pub mod exec;
 pub mod fields;
+pub mod jobs;
 pub mod kubelet;
 pub mod logs;
 pub mod portforward;
@@ -407,6 +408,21 @@ impl FakeKube {
         (rx, VolumeAck(self.cluster.clone()))
     }
 
+    /// Job pods whose container is `image` do not pull it, for this reason.
+    pub fn fail_job_pulls(&self, image: &str, failure: PullFailure) {
+        self.cluster()
+            .kubelet
+            .jobs
+            .pull_failures
+            .insert(image.into(), failure);
+    }
+
+    /// What Job pods' containers do from now on: `runner` gets the pod and gives its exit code
+    /// and output (the container's log); it runs in a thread of its own.
+    pub fn run_jobs_with(&self, runner: jobs::JobRunner) {
+        self.cluster().kubelet.jobs.runner = Some(runner);
+    }
+
     /// Provisioning a claim from `snapshot` fails from now on (None: it works again).
     pub fn fail_restore_from(&self, snapshot: Option<&str>) {
         self.cluster().kubelet.fail_restore_from = snapshot.map(str::to_string);
@@ -469,6 +485,19 @@ impl FakeKube {
         self.cluster()
             .create(info_of("StorageClass"), "", storage_class(name), &opts)
             .expect("add storage class");
+    }
+
+    /// A VolumeSnapshotClass for the Azure disk CSI driver, as a cluster admin applies it.
+    pub fn add_snapshot_class(&self, name: &str) {
+        let class = json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+            "metadata": {"name": name}, "driver": "disk.csi.azure.com", "deletionPolicy": "Delete",
+            "parameters": {"incremental": "true"}});
+        self.create("", class).expect("add snapshot class");
+    }
+
+    /// Delete an object as a test would with kubectl (finalizers and grace as the store does).
+    pub fn delete(&self, kind: &str, ns: &str, name: &str) -> Result<Value, ApiError> {
+        self.cluster().delete(info_of(kind), ns, name, false)
     }
 
     /// A JSON merge patch as a test would send it with `kubectl patch --type merge`.

@@ -125,6 +125,31 @@ pub fn validate(info: &ResourceInfo, old: Option<&Value>, obj: &Value) -> Result
                 ));
             }
         }
+        "Job" => {
+            if obj.pointer("/spec/template/spec/containers").is_none() {
+                causes.push((
+                    "spec.template.spec.containers".into(),
+                    "Required value".into(),
+                ));
+            }
+            let policy = obj
+                .pointer("/spec/template/spec/restartPolicy")
+                .and_then(Value::as_str);
+            if !matches!(policy, Some("Never" | "OnFailure")) {
+                causes.push((
+                    "spec.template.spec.restartPolicy".into(),
+                    "Unsupported value: must be OnFailure or Never".into(),
+                ));
+            }
+            if obj.pointer("/spec/selector").is_some()
+                && obj.pointer("/spec/manualSelector") != Some(&Value::Bool(true))
+            {
+                causes.push((
+                    "spec.selector".into(),
+                    "Invalid value: `selector` will be auto-generated".into(),
+                ));
+            }
+        }
         "Role" => {
             for (i, rule) in obj
                 .pointer("/rules")

@@ -18,8 +18,10 @@ use crate::error::{ExitCode, user_error};
 use crate::k8s::apply::{self, Applied, ApplyOptions, Change};
 use crate::k8s::client::{api_error, is_not_found};
 use crate::k8s::diagnose::{Finding, diagnose, storage_class_hint};
-use crate::k8s::preflight::{self, Access};
+use crate::k8s::first_run::{self, FirstRun};
+use crate::k8s::preflight::{self, Access, InstallNeeds};
 use crate::k8s::record::{self, Record};
+use crate::k8s::snapshot::{self, ClassState};
 use crate::k8s::watches::Wake;
 use crate::k8s::{Kube, inventory, resize, upgrade, wait};
 use crate::passwords::{self, Origin};
@@ -46,6 +48,14 @@ pub struct InstallArgs {
     /// Create the plan's StorageClass (Azure disk CSI, Standard_LRS, Retain) when it is missing
     #[arg(long)]
     pub create_storage_class: bool,
+    /// Create the profile's VolumeSnapshotClass (Azure disk CSI) for the snapshot schedule when
+    /// it is missing
+    #[arg(long)]
+    pub create_snapshot_class: bool,
+    /// Do not run the snapshot schedule once after install to prove it (its first run is then at
+    /// the schedule's time)
+    #[arg(long)]
+    pub skip_first_snapshot: bool,
     /// Take over fields another field manager owns instead of stopping at the conflict
     #[arg(long)]
     pub force_conflicts: bool,
@@ -104,6 +114,10 @@ pub struct InstallReport {
     /// verify's database checks after a new minor version rolled out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
+    pub snapshot_class_created: bool,
+    /// The snapshot schedule's run at install (when it is new, changed, or not yet proven).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_snapshot: Option<FirstRun>,
 }
 
 /// The flags the environment has no place for, refused before the cluster is asked (exit 2).
@@ -115,6 +129,8 @@ pub fn precheck(profile: &crate::profile::Profile, args: &InstallArgs) -> Result
                 (args.storage_class.is_some(), "--storage-class"),
                 (args.create_storage_class, "--create-storage-class"),
                 (args.renew_ca, "--renew-ca"),
+                (args.create_snapshot_class, "--create-snapshot-class"),
+                (args.skip_first_snapshot, "--skip-first-snapshot"),
             ],
             "an in-cluster database (dev)",
         )
@@ -198,7 +214,18 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         .hint(storage_class_hint(&classes))
         .into());
     }
-    check_rbac(&kube, namespace_exists, create_class).await?;
+    let snapshots = snapshot_prerequisites(&kube, &profile, args, ui).await?;
+    let first_run = snapshots.enabled && !args.skip_first_snapshot && !args.dry_run;
+    check_rbac(
+        &kube,
+        InstallNeeds {
+            create_namespace: !namespace_exists,
+            create_storage_class: create_class,
+            create_snapshot_class: snapshots.create_class,
+            first_run,
+        },
+    )
+    .await?;
     ui.detail("RBAC: every verb install uses is allowed");
     // The data volume of an installed release cannot change class or size by install, nor its
     // PostgreSQL major version; a minor version's image is followed by verify.
@@ -397,6 +424,15 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         )
         .await?;
     }
+    if snapshots.create_class {
+        let class = &profile.cluster("install")?.snapshot.class_name;
+        if args.dry_run {
+            ui.note(None, format!("would create VolumeSnapshotClass {class}"));
+        } else {
+            ui.note(None, format!("creating VolumeSnapshotClass {class}"));
+            snapshot::create_class(&kube, &profile, class).await?;
+        }
+    }
 
     // Recorded last, once everything else applied: what the next install starts from. The
     // tool's own bookkeeping, written whole each time: a hand edit of it is taken over.
@@ -426,6 +462,8 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
         findings: vec![],
         image_changed_from: None,
         checks: vec![],
+        snapshot_class_created: snapshots.create_class && !args.dry_run,
+        first_snapshot: None,
     };
     let applied = match apply_each(&kube, ui, objects, opts, namespace_exists).await {
         Ok(mut applied) => {
@@ -492,12 +530,29 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
                 report.checks = super::restore::release_checks(&kube, &profile).await;
                 spinner.finish_and_clear();
             }
+            let schedule_changed = report.objects.iter().any(|o| {
+                o.kind == "CronJob" && matches!(o.change, Change::Created | Change::Configured)
+            });
+            if first_run && first_run::wanted(&kube, &profile, schedule_changed).await? {
+                let bar = ui.spinner("running the snapshot schedule once");
+                report.first_snapshot =
+                    Some(first_run::run(&kube, &profile, args.timeout, ui, &bar).await?);
+                bar.finish_and_clear();
+            }
             ui.emit(&report, text)?;
             check::refuse_failed(
                 "installed, but after the new image ",
                 &report.checks,
                 &super::verify::hint(&report.checks),
             )?;
+            if let Some(run) = report.first_snapshot.as_ref().filter(|r| r.failed()) {
+                return Err(user_error(format!(
+                    "installed, but the snapshot schedule's first run failed: {}",
+                    run.cause.as_deref().unwrap_or("see the Job's pod")
+                ))
+                .hint(run.hint.clone().unwrap_or_default())
+                .into());
+            }
             Ok(Outcome::ok())
         }
         Err(timed_out) => {
@@ -758,12 +813,64 @@ pub async fn create_namespace(kube: &Kube, dry_run: bool) -> Result<()> {
 }
 
 /// Every verb install will use, asked before anything changes; all denials in one message.
-async fn check_rbac(kube: &Kube, namespace_exists: bool, create_class: bool) -> Result<()> {
-    deny_check(
-        kube,
-        preflight::install_accesses(namespace_exists, create_class),
-    )
-    .await
+async fn check_rbac(kube: &Kube, needs: InstallNeeds) -> Result<()> {
+    deny_check(kube, preflight::install_accesses(needs)).await
+}
+
+/// The snapshot schedule's needs, checked before anything changes.
+struct SnapshotPrerequisites {
+    enabled: bool,
+    /// The VolumeSnapshotClass is missing and --create-snapshot-class makes it.
+    create_class: bool,
+}
+
+/// With the schedule on: the VolumeSnapshot API and the profile's class (made with
+/// --create-snapshot-class), or a refusal that says how to go without the schedule.
+async fn snapshot_prerequisites(
+    kube: &Kube,
+    profile: &crate::profile::Profile,
+    args: &InstallArgs,
+    ui: &crate::ui::Ui,
+) -> Result<SnapshotPrerequisites> {
+    let cluster = profile.cluster("install")?;
+    let mut out = SnapshotPrerequisites {
+        enabled: cluster.snapshots.enabled,
+        create_class: false,
+    };
+    if !out.enabled {
+        return Ok(out);
+    }
+    let class = &cluster.snapshot.class_name;
+    let without = "or go without the schedule: a --values file with `snapshots: {enabled: false}`";
+    match snapshot::class_state(kube, class).await? {
+        ClassState::Present => {}
+        ClassState::Unknown => {
+            ui.note(
+                None,
+                format!("warning: not allowed to list VolumeSnapshotClasses; cannot check that `{class}` exists (the schedule's first run will tell)"),
+            );
+            out.create_class = args.create_snapshot_class;
+        }
+        ClassState::NoApi => {
+            return Err(user_error(
+                "this cluster has no VolumeSnapshot API (snapshot.storage.k8s.io/v1), which the snapshot schedule needs; nothing was changed",
+            )
+            .hint(format!(
+                "AKS has it with its disk CSI driver; elsewhere install the CSI external-snapshotter CRDs and controller, {without}"
+            ))
+            .into());
+        }
+        ClassState::Missing(names) if !args.create_snapshot_class => {
+            return Err(snapshot::missing_class(
+                class,
+                &names,
+                &cluster.snapshot.driver,
+                &without["or ".len()..],
+            ));
+        }
+        ClassState::Missing(_) => out.create_class = true,
+    }
+    Ok(out)
 }
 
 /// Every denial in one message, before any write.
@@ -890,6 +997,20 @@ fn text(r: &InstallReport) -> String {
                 f.object, f.cause, f.hint
             ));
         }
+    }
+    if let Some(run) = &r.first_snapshot {
+        let how = match (run.result.as_str(), &run.cause) {
+            ("succeeded", _) => "succeeded: a snapshot of the data volume is there".to_string(),
+            ("failed", Some(cause)) => format!("FAILED: {cause}"),
+            (_, cause) => format!(
+                "still running when install stopped waiting ({}); `phonebill-db status` shows how it ends",
+                cause.as_deref().unwrap_or("no news")
+            ),
+        };
+        out.push_str(&format!(
+            "snapshot schedule: its first run (Job {}) {how}\n",
+            run.job
+        ));
     }
     if let Some(from) = &r.image_changed_from {
         out.push_str(&format!(

@@ -57,8 +57,9 @@ fn installer_rbac(ctx: &Ctx, objects: &[render::Object]) -> Result<Outcome> {
          # Apply as a cluster admin, then bind them to whoever installs:\n\
          #   kubectl create rolebinding {name} --role={name} --user=NAME -n {ns}\n\
          #   kubectl create clusterrolebinding {name} --clusterrole={name} --user=NAME\n\
-         # The ClusterRole makes the namespace and the StorageClass when they are missing and checks\n\
-         # that the StorageClass exists; in a namespace a cluster admin made, the Role alone installs.\n",
+         # The ClusterRole makes the namespace, the StorageClass and the VolumeSnapshotClass when\n\
+         # they are missing and checks that the classes exist; in a namespace a cluster admin made,\n\
+         # with the classes there, the Role alone installs.\n",
         env = p.environment,
         ns = p.namespace,
     );

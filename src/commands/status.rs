@@ -481,10 +481,15 @@ fn text(r: &StatusReport) -> String {
                 "CronJob MISSING".into()
             },
             format!(
-                "last run {}, next {}, keeps {}; {age}",
+                "last run {}, next {}, keeps {}; {age}{}",
                 s.last_run.as_deref().unwrap_or("never"),
                 s.next_run.as_deref().unwrap_or("?"),
-                s.keep
+                s.keep,
+                s.first_run
+                    .as_ref()
+                    .and_then(|f| f.cause.as_ref().filter(|_| f.failed()))
+                    .map(|c| format!("; first run at install failed: {c}"))
+                    .unwrap_or_default()
             ),
         ]);
     }

@@ -177,13 +177,19 @@ pub async fn require_grantable(kube: &Kube, objects: &[Object], unchanged: &str)
 /// the namespace (what install applies, reads and prunes — `delete` of what it made, asked for
 /// when a changed profile leaves something out —, and what the release's Roles among `objects`
 /// grant) and a ClusterRole for what is cluster-wide (making the namespace and the
-/// StorageClass when they are missing, listing StorageClasses).
+/// StorageClass and the VolumeSnapshotClass when they are missing, listing StorageClasses and
+/// VolumeSnapshotClasses).
 pub fn installer_rbac(profile: &Profile, objects: &[Object]) -> (Role, ClusterRole) {
-    let mut wanted = preflight::install_accesses(false, true);
+    let mut wanted = preflight::install_accesses(preflight::InstallNeeds::ALL);
     // Read where allowed, gone without where not: whether the namespace exists (without it,
     // install takes it to exist), and which StorageClasses there are.
     wanted.push(Access::cluster("get", "", "namespaces"));
     wanted.push(Access::cluster("list", "storage.k8s.io", "storageclasses"));
+    wanted.push(Access::cluster(
+        "list",
+        "snapshot.storage.k8s.io",
+        "volumesnapshotclasses",
+    ));
     // Pruning what the profile no longer renders (asked for when there is something to prune).
     wanted.extend(super::inventory::accesses(super::inventory::MADE, "delete"));
     let mut namespaced: Vec<Right> = Vec::new();
@@ -314,7 +320,7 @@ mod tests {
         .unwrap();
         let (role, cluster) = installer_rbac(&profile, &objects);
         let held = rights_of(role.rules.as_deref().unwrap());
-        for a in preflight::install_accesses(false, true) {
+        for a in preflight::install_accesses(preflight::InstallNeeds::ALL) {
             let right = Right {
                 group: a.group.into(),
                 resource: a.resource.into(),

@@ -5,6 +5,7 @@ pub mod client;
 pub mod dependents;
 pub mod diagnose;
 pub mod exec;
+pub mod first_run;
 pub mod forward;
 pub mod grants;
 pub mod health;

@@ -144,11 +144,32 @@ pub async fn allowed(
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
+/// What an install will do besides applying the release: make the namespace, the StorageClass,
+/// the VolumeSnapshotClass; run the snapshot schedule once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstallNeeds {
+    pub create_namespace: bool,
+    pub create_storage_class: bool,
+    pub create_snapshot_class: bool,
+    pub first_run: bool,
+}
+
+impl InstallNeeds {
+    /// Everything install may do (the installer's RBAC).
+    pub const ALL: InstallNeeds = InstallNeeds {
+        create_namespace: true,
+        create_storage_class: true,
+        create_snapshot_class: true,
+        first_run: true,
+    };
+}
+
 /// Every access install asks for before it changes anything: what it applies (server-side apply
 /// needs get, create and patch), what its waits and status read, what it looks at to prune, the
-/// namespace when it makes it, the StorageClass when it makes that. (Besides these, the API
-/// server makes it hold what its Roles grant: see `grants`.)
-pub fn install_accesses(namespace_exists: bool, create_class: bool) -> Vec<Access> {
+/// namespace, StorageClass and VolumeSnapshotClass when it makes them, the Job of the schedule's
+/// first run and its pods' log. (Besides these, the API server makes it hold what its Roles
+/// grant: see `grants`.)
+pub fn install_accesses(needs: InstallNeeds) -> Vec<Access> {
     let mut wanted: Vec<Access> = Vec::new();
     for (group, resource) in APPLIED {
         for verb in ["get", "create", "patch"] {
@@ -162,13 +183,28 @@ pub fn install_accesses(namespace_exists: bool, create_class: bool) -> Vec<Acces
     wanted.push(Access::ns("get", "", "persistentvolumeclaims"));
     // Pruning: what an earlier install made.
     wanted.extend(super::inventory::accesses(super::inventory::MADE, "list"));
-    if !namespace_exists {
+    if needs.create_namespace {
         wanted.push(Access::cluster("create", "", "namespaces"));
     }
-    if create_class {
+    if needs.create_storage_class {
         for verb in ["create", "patch", "get"] {
             wanted.push(Access::cluster(verb, "storage.k8s.io", "storageclasses"));
         }
+    }
+    if needs.create_snapshot_class {
+        for verb in ["create", "get", "list"] {
+            wanted.push(Access::cluster(
+                verb,
+                "snapshot.storage.k8s.io",
+                "volumesnapshotclasses",
+            ));
+        }
+    }
+    if needs.first_run {
+        for verb in ["create", "get", "delete"] {
+            wanted.push(Access::ns(verb, "batch", "jobs"));
+        }
+        wanted.push(Access::ns("get", "", "pods/log"));
     }
     let mut seen = Vec::new();
     wanted.retain(|a| {

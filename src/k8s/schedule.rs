@@ -7,6 +7,7 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 
 use super::client::{Kube, api_error};
+use super::first_run::{self, FirstRun};
 use super::snapshot;
 use crate::check::Check;
 use crate::profile::Profile;
@@ -31,6 +32,9 @@ pub struct ScheduleState {
     pub next_run: Option<String>,
     pub newest_ready: Option<String>,
     pub newest_ready_age_seconds: Option<i64>,
+    /// The run install started to prove the schedule, as install left it on the CronJob.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_run: Option<FirstRun>,
 }
 
 /// The schedule's state, or None when the profile has it off (or no cluster database).
@@ -61,8 +65,12 @@ pub async fn observe(kube: &Kube, profile: &Profile) -> Result<Option<ScheduleSt
         .map_err(|e| api_error(e, "listing the snapshot schedule's Jobs", &kube.server))?
         .items;
     runs.sort_by_key(|j| j.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    let first = cj.as_ref().and_then(first_run::recorded);
     let last_result = match runs.last() {
-        None => "none yet".to_string(),
+        // A failed first run's Job is deleted by install; its result stays on the CronJob.
+        None => first.as_ref().map_or("none yet".to_string(), |f| {
+            format!("{} (at install)", f.result)
+        }),
         Some(j) => {
             let conditions = j
                 .status
@@ -116,11 +124,13 @@ pub async fn observe(kube: &Kube, profile: &Profile) -> Result<Option<ScheduleSt
         last_run: cj
             .as_ref()
             .and_then(|j| j.status.as_ref()?.last_schedule_time.as_ref())
-            .map(|t| t.0.to_string()),
+            .map(|t| t.0.to_string())
+            .or_else(|| first.as_ref().map(|f| f.at.clone())),
         last_result,
         next_run,
         newest_ready: newest.map(|(t, _)| t.to_string()),
         newest_ready_age_seconds: newest.map(|(_, age)| age),
+        first_run: first,
     }))
 }
 
@@ -136,6 +146,17 @@ pub fn check(state: &ScheduleState) -> Check {
             format!(
                 "CronJob {} is missing: `phonebill-db install` makes it",
                 state.cron_job
+            ),
+        );
+    }
+    if let Some(f) = state.first_run.as_ref().filter(|f| f.failed())
+        && state.newest_ready_age_seconds.is_none()
+    {
+        return Check::warn(
+            name,
+            format!(
+                "its first run at install failed: {}",
+                f.cause.as_deref().unwrap_or("see the Job")
             ),
         );
     }

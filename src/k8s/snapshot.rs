@@ -459,6 +459,82 @@ pub async fn prune(
     Ok(gone)
 }
 
+/// What the cluster says of a VolumeSnapshotClass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClassState {
+    Present,
+    /// Missing; the classes there are.
+    Missing(Vec<String>),
+    /// Not allowed to list classes (they are cluster-scoped): the snapshot controller says so in
+    /// a snapshot's status if the class is missing.
+    Unknown,
+    /// No VolumeSnapshot API (snapshot.storage.k8s.io/v1) on this cluster.
+    NoApi,
+}
+
+/// Is `class` there?
+pub async fn class_state(kube: &Kube, class: &str) -> Result<ClassState> {
+    let api: Api<VolumeSnapshotClass> = Api::all(kube.client.clone());
+    let classes = match api.list(&ListParams::default()).await {
+        Ok(c) => c,
+        Err(kube::Error::Api(s)) if s.code == 403 => return Ok(ClassState::Unknown),
+        Err(e) if is_not_found(&e) => return Ok(ClassState::NoApi),
+        Err(e) => return Err(api_error(e, "listing VolumeSnapshotClasses", &kube.server)),
+    };
+    let names: Vec<String> = classes
+        .items
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    Ok(if names.iter().any(|n| n == class) {
+        ClassState::Present
+    } else {
+        ClassState::Missing(names)
+    })
+}
+
+/// The refusal for a missing class: which there are, and `what_else` to try besides
+/// `--create-snapshot-class`.
+pub fn missing_class(
+    class: &str,
+    existing: &[String],
+    driver: &str,
+    what_else: &str,
+) -> anyhow::Error {
+    let existing = if existing.is_empty() {
+        "there are none".to_string()
+    } else {
+        format!("existing: {}", existing.join(", "))
+    };
+    user_error(format!(
+        "VolumeSnapshotClass `{class}` does not exist ({existing}); nothing was changed"
+    ))
+    .hint(format!(
+        "add --create-snapshot-class to create it for {driver}, or {what_else}"
+    ))
+    .into()
+}
+
+/// Make the profile's VolumeSnapshotClass `class` (one made meanwhile for the same driver is as
+/// good).
+pub async fn create_class(kube: &Kube, profile: &Profile, class: &str) -> Result<()> {
+    let api: Api<VolumeSnapshotClass> = Api::all(kube.client.clone());
+    let wanted = crate::render::snapshot_class(
+        class,
+        &profile.cluster("backup --snapshot")?.snapshot.driver,
+    )?;
+    crate::k8s::client::create_once(
+        kube,
+        &api,
+        &wanted,
+        &format!("creating VolumeSnapshotClass {class}"),
+        |there| there.driver == wanted.driver,
+    )
+    .await
+    .context("--create-snapshot-class")?;
+    Ok(())
+}
+
 /// The class must exist, or be created when asked; a cluster without the snapshot API is told so.
 async fn ensure_class(
     kube: &Kube,
@@ -466,65 +542,29 @@ async fn ensure_class(
     req: &Request<'_>,
     bar: &ProgressBar,
 ) -> Result<bool> {
-    let api: Api<VolumeSnapshotClass> = Api::all(kube.client.clone());
-    let no_api = |e: kube::Error| -> anyhow::Error {
-        if is_not_found(&e) {
-            user_error("this cluster has no VolumeSnapshot API (snapshot.storage.k8s.io/v1)")
-                .hint("AKS has it built in; elsewhere install the CSI external-snapshotter CRDs and controller, or back up with a dump instead of --snapshot")
-                .into()
-        } else {
-            api_error(e, "listing VolumeSnapshotClasses", &kube.server)
+    let driver = &profile.cluster("backup --snapshot")?.snapshot.driver;
+    match class_state(kube, req.class).await? {
+        ClassState::Present => return Ok(false),
+        ClassState::Unknown if !req.create_class => return Ok(false),
+        ClassState::NoApi => {
+            return Err(user_error(
+                "this cluster has no VolumeSnapshot API (snapshot.storage.k8s.io/v1)",
+            )
+            .hint("AKS has it built in; elsewhere install the CSI external-snapshotter CRDs and controller, or back up with a dump instead of --snapshot")
+            .into());
         }
-    };
-    let classes = match api.list(&ListParams::default()).await {
-        Ok(c) => c,
-        // Classes are cluster-scoped; the schedule's Role cannot grant reading them. The snapshot
-        // controller says so in the snapshot's status if the class is missing.
-        Err(kube::Error::Api(s)) if s.code == 403 && !req.create_class => return Ok(false),
-        Err(e) => return Err(no_api(e)),
-    };
-    if classes
-        .items
-        .iter()
-        .any(|c| c.metadata.name.as_deref() == Some(req.class))
-    {
-        return Ok(false);
-    }
-    if !req.create_class {
-        let names: Vec<String> = classes
-            .items
-            .iter()
-            .filter_map(|c| c.metadata.name.clone())
-            .collect();
-        let existing = if names.is_empty() {
-            "there are none".to_string()
-        } else {
-            format!("existing: {}", names.join(", "))
-        };
-        return Err(user_error(format!(
-            "VolumeSnapshotClass `{}` does not exist ({existing}); nothing was changed",
-            req.class
-        ))
-        .hint(format!(
-            "add --create-snapshot-class to create it for {}, or pick an existing one with --snapshot-class",
-            profile.cluster("backup --snapshot")?.snapshot.driver
-        ))
-        .into());
+        ClassState::Missing(names) if !req.create_class => {
+            return Err(missing_class(
+                req.class,
+                &names,
+                driver,
+                "pick an existing one with --snapshot-class",
+            ));
+        }
+        ClassState::Missing(_) | ClassState::Unknown => {}
     }
     bar.set_message(format!("creating VolumeSnapshotClass {}", req.class));
-    let class = crate::render::snapshot_class(
-        req.class,
-        &profile.cluster("backup --snapshot")?.snapshot.driver,
-    )?;
-    crate::k8s::client::create_once(
-        kube,
-        &api,
-        &class,
-        &format!("creating VolumeSnapshotClass {}", req.class),
-        |there| there.driver == class.driver,
-    )
-    .await
-    .context("--create-snapshot-class")?;
+    create_class(kube, profile, req.class).await?;
     Ok(true)
 }
 

@@ -144,7 +144,8 @@ async fn a_planted_record_does_not_change_what_runs_unasked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_versions_record_moves_to_a_secret() {
     let c = Cluster::aks().await;
-    c.install_ok(&["--storage-class", "managed-csi"]).await;
+    c.install_ok(&["--storage-class", "managed-csi", "--create-snapshot-class"])
+        .await;
     // As the older version kept it.
     let secret = c.fake.get("Secret", NS, RECORD).unwrap();
     let values = crate::support::record_data(&c)["values.yaml"].clone();

@@ -647,8 +647,10 @@ async fn a_snapshot_names_the_claim_and_class_waits_until_ready_and_times_out_cl
     let r = Release::new("bk_snap").await;
     r.install().await;
     let fake = &r.cluster.fake;
+    fake.delete("VolumeSnapshotClass", "", "csi-azuredisk-vsc")
+        .expect("the plan's class is there");
 
-    // No class yet: refused, nothing created.
+    // No class: refused, nothing created.
     let run = r.run(&["backup", "--snapshot"]).await;
     run.refused(
         1,

@@ -393,6 +393,14 @@ async fn usage_errors_do_not_wait_for_the_cluster() {
             "install --storage-class: environment `prod` does not use it",
         ),
         (
+            vec!["install", "--env", "prod", "--create-snapshot-class"],
+            "install --create-snapshot-class: environment `prod` does not use it",
+        ),
+        (
+            vec!["install", "--env", "prod", "--renew-ca"],
+            "install --renew-ca: environment `prod` does not use it",
+        ),
+        (
             vec![
                 "rotate-password",
                 "--role",

@@ -28,7 +28,10 @@ async fn install_creates_exactly_the_release_and_waits_for_readiness() {
         .map(|o| o["change"].as_str().unwrap())
         .collect();
     assert_eq!(changes, vec!["created"; 17]);
-    assert_eq!(c.fake.inventory(NS), expected_inventory());
+    assert_eq!(
+        crate::support::release_inventory(&c.fake),
+        expected_inventory()
+    );
     let sts = c.fake.get("StatefulSet", NS, STS).unwrap();
     assert_eq!(sts["status"]["readyReplicas"], 1);
     assert_eq!(
@@ -177,7 +180,9 @@ async fn a_missing_storage_class_fails_before_anything_is_created() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_class_can_be_chosen_or_created() {
     let c = Cluster::aks().await;
-    let report = c.install_ok(&["--storage-class", "managed-csi"]).await;
+    let report = c
+        .install_ok(&["--storage-class", "managed-csi", "--create-snapshot-class"])
+        .await;
     assert_eq!(report["storageClass"], "managed-csi");
     assert_eq!(
         c.fake.get("PersistentVolumeClaim", NS, PVC).unwrap()["spec"]["storageClassName"],
@@ -185,7 +190,9 @@ async fn storage_class_can_be_chosen_or_created() {
     );
 
     let c = Cluster::aks().await;
-    let report = c.install_ok(&["--create-storage-class"]).await;
+    let report = c
+        .install_ok(&["--create-storage-class", "--create-snapshot-class"])
+        .await;
     assert_eq!(report["storageClassCreated"], true);
     let sc = c.fake.get("StorageClass", "", "managed-standard").unwrap();
     assert_eq!(sc["provisioner"], "disk.csi.azure.com");
@@ -554,7 +561,10 @@ async fn a_user_who_may_not_list_storage_classes_still_installs_with_a_warning()
     let run = c.run(&["install", "--timeout", "30s"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("warning: not allowed to list StorageClasses; cannot check that `managed-standard` exists"), "{}", run.stderr);
-    assert_eq!(c.fake.inventory(NS), expected_inventory());
+    assert_eq!(
+        crate::support::release_inventory(&c.fake),
+        expected_inventory()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -690,7 +700,10 @@ async fn a_user_with_only_a_role_in_the_namespace_installs() {
         "{}",
         run.stderr
     );
-    assert_eq!(c.fake.inventory(NS), expected_inventory());
+    assert_eq!(
+        crate::support::release_inventory(&c.fake),
+        expected_inventory()
+    );
     // The same user in another namespace: every check fails first, nothing is created.
     let run = c
         .run(&["install", "-n", "elsewhere", "--timeout", "30s"])

@@ -19,7 +19,8 @@ fn postgresql_conf(c: &Cluster) -> String {
 async fn a_reinstall_after_choosing_a_storage_class_needs_no_flag_and_changes_nothing() {
     // Stock AKS: the plan's class is missing, the first install names one of AKS's.
     let c = Cluster::aks().await;
-    c.install_ok(&["--storage-class", "managed-csi"]).await;
+    c.install_ok(&["--storage-class", "managed-csi", "--create-snapshot-class"])
+        .await;
     c.reinstall_changes_nothing().await;
 
     // status shows what was recorded, who and which version installed.

@@ -146,7 +146,9 @@ async fn what_cannot_grow_is_refused_and_nothing_changes() {
         .create("", json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
             "metadata": {"name": "fixed"}, "provisioner": "disk.csi.azure.com", "allowVolumeExpansion": false}))
         .unwrap();
-    other.install_ok(&["--storage-class", "fixed"]).await;
+    other
+        .install_ok(&["--storage-class", "fixed", "--create-snapshot-class"])
+        .await;
     let before = other.versions();
     other
         .run(&["resize", "--storage", "30Gi", "--yes"])

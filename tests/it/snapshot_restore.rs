@@ -83,14 +83,6 @@ async fn release(tag: &str) -> Release {
     let applied = r.run(&["apply-schema"]).await;
     assert_eq!(applied.code, 0, "{}", applied.stderr);
     r.pg.generate_rows(&r.database, 30);
-    r.cluster
-        .fake
-        .create(
-            "",
-            json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
-                "metadata": {"name": "csi-azuredisk-vsc"}, "driver": "disk.csi.azure.com", "deletionPolicy": "Delete"}),
-        )
-        .unwrap();
     follow_data(&r);
     r
 }

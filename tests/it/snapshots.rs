@@ -12,13 +12,6 @@ const SCHEDULE: &str = "auth-postgres-dev-snapshots";
 async fn installed() -> Cluster {
     let c = Cluster::with_plan_class().await;
     c.install_ok(&[]).await;
-    c.fake
-        .create(
-            "",
-            json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
-                "metadata": {"name": "csi-azuredisk-vsc"}, "driver": "disk.csi.azure.com", "deletionPolicy": "Delete"}),
-        )
-        .unwrap();
     c
 }
 
@@ -343,4 +336,210 @@ async fn a_schedule_the_api_server_would_refuse_is_refused_before_anything() {
         "{}",
         refused.body()
     );
+}
+
+const JOB_IMAGE: &str = "phonebilldev.azurecr.io/phonebill-db:0.1.0";
+
+/// Job pods run the real binary: the container's arguments, the files its volumes mount written
+/// where the binary can read them, and (with `credentials`) the fake's kubeconfig for the
+/// in-cluster credentials it has in a real pod; without, it has none.
+fn run_job_pods_for_real(c: &Cluster, credentials: bool) {
+    let home = c.dir.path().to_path_buf();
+    let kubeconfig = c.kubeconfig.clone();
+    c.fake
+        .run_jobs_with(std::sync::Arc::new(move |job: &fake_kube::jobs::JobPod| {
+            let root = tempfile::tempdir_in(&home).unwrap();
+            let mut args = job.args.clone();
+            for (path, content) in &job.files {
+                let local = root.path().join(path.trim_start_matches('/'));
+                std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+                std::fs::write(&local, content).unwrap();
+                for a in &mut args {
+                    *a = a.replace(path.as_str(), local.to_str().unwrap());
+                }
+            }
+            if credentials {
+                args.extend(["--kubeconfig".to_string(), kubeconfig.display().to_string()]);
+            }
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_phonebill-db"))
+                .args(&args)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOME", root.path())
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("run the job's command");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (out.status.code().unwrap_or(-1), text)
+        }));
+}
+
+fn jobs(c: &Cluster) -> Vec<String> {
+    c.fake
+        .list("Job", NS)
+        .iter()
+        .map(|j| j["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The schedule is proven at install: its job runs once, for real, and takes a snapshot; status
+/// shows the run; a re-install of an unchanged, proven schedule does not run it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_runs_the_schedule_once_and_its_snapshot_is_there() {
+    let c = Cluster::with_plan_class().await;
+    run_job_pods_for_real(&c, true);
+    let report = c.install_ok(&[]).await;
+    let run = &report["firstSnapshot"];
+    assert_eq!(run["result"], "succeeded", "{report}");
+    let job = run["job"].as_str().unwrap();
+    assert!(job.starts_with(&format!("{SCHEDULE}-install-")), "{job}");
+    let made = c.fake.get("Job", NS, job).unwrap();
+    assert_eq!(made["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    assert_eq!(
+        names_with_origin(&c, "scheduled").len(),
+        1,
+        "the job's snapshot"
+    );
+    let cj = c.fake.get("CronJob", NS, SCHEDULE).unwrap();
+    let kept: Value = serde_json::from_str(
+        cj["metadata"]["annotations"]["phonebill-db/first-run"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(kept["result"], "succeeded");
+
+    let status = c.run(&["status", "-o", "json"]).await.ok_json();
+    let schedule = &status["snapshotSchedule"];
+    assert_eq!(schedule["firstRun"]["result"], "succeeded", "{schedule}");
+    assert_eq!(schedule["lastResult"], "succeeded", "{schedule}");
+    assert!(schedule["newestReady"].is_string(), "{schedule}");
+
+    let again = c.install_ok(&[]).await;
+    assert!(again.get("firstSnapshot").is_none(), "{again}");
+    assert_eq!(jobs(&c), [job], "no second run");
+    assert_eq!(names_with_origin(&c, "scheduled").len(), 1);
+}
+
+/// An image the nodes cannot pull and a job that fails are said at install, with the cause (the
+/// registry's answer; the tool's own error line) and what to do; the database stays installed,
+/// the failed Job goes, status and the next install know; `--skip-first-snapshot` leaves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_that_cannot_run_is_said_at_install_with_its_cause() {
+    let c = Cluster::with_plan_class().await;
+    c.fake
+        .fail_job_pulls(JOB_IMAGE, fake_kube::PullFailure::Unauthorized);
+    let run = c.run(&["install", "--timeout", "30s"]).await;
+    run.failed_saying(
+        1,
+        &[
+            "installed, but the snapshot schedule's first run failed: the job's image phonebilldev.azurecr.io/phonebill-db:0.1.0 cannot be used (ErrImagePull",
+            "401 Unauthorized",
+        ],
+    );
+    let hint = run.hint_line();
+    for part in [
+        "--attach-acr phonebilldev",
+        "docker push",
+        "snapshots.enabled: false",
+    ] {
+        assert!(hint.contains(part), "no `{part}` in {hint}");
+    }
+    assert!(run.stdout.contains("is ready after"), "{}", run.stdout);
+    assert!(run.stdout.contains("its first run"), "{}", run.stdout);
+    let gone = async {
+        while !jobs(&c).is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), gone)
+        .await
+        .expect("the failed Job is deleted");
+    let status = c.run(&["status", "-o", "json"]).await.ok_json();
+    let schedule = &status["snapshotSchedule"];
+    assert_eq!(schedule["firstRun"]["result"], "failed", "{schedule}");
+    assert_eq!(schedule["lastResult"], "failed (at install)", "{schedule}");
+    let text = c.run(&["status"]).await;
+    assert!(
+        text.stdout
+            .contains("first run at install failed: the job's image"),
+        "{}",
+        text.stdout
+    );
+
+    // Left for later: nothing runs, exit 0.
+    let left = c.run(&["install", "--skip-first-snapshot"]).await;
+    assert_eq!(left.code, 0, "{}", left.stderr);
+    assert!(jobs(&c).is_empty());
+
+    // The image pulls now, but the job has no credentials: its own error line is the cause.
+    c.fake.cluster().kubelet.jobs.pull_failures.clear();
+    run_job_pods_for_real(&c, false);
+    let run = c.run(&["install", "--timeout", "30s"]).await;
+    run.failed_saying(
+        1,
+        &["the snapshot schedule's first run failed: the snapshot job failed (exit 1): "],
+    );
+    assert!(run.error_line().contains("kubeconfig"), "{}", run.stderr);
+
+    // Proven at last: the next install runs it again, since the last run failed.
+    run_job_pods_for_real(&c, true);
+    let report = c.install_ok(&[]).await;
+    assert_eq!(report["firstSnapshot"]["result"], "succeeded", "{report}");
+}
+
+/// Without the snapshot class (as AKS ships) install refuses before changing anything and says
+/// how to make it or go without the schedule; either way works; a cluster without the snapshot
+/// API is told so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_checks_the_snapshot_class_and_api_first() {
+    let c = Cluster::aks().await;
+    c.fake.add_storage_class("managed-standard");
+    let run = c.run(&["install"]).await;
+    run.refused(
+        1,
+        "VolumeSnapshotClass `csi-azuredisk-vsc` does not exist (there are none); nothing was changed",
+        "add --create-snapshot-class",
+    );
+    assert!(run.hint_line().contains("snapshots: {enabled: false}"));
+    assert!(c.fake.inventory(NS).is_empty());
+
+    let off = c.dir.path().join("off.yaml");
+    std::fs::write(&off, "snapshots:\n  enabled: false\n").unwrap();
+    let report = c.install_ok(&["--values", off.to_str().unwrap()]).await;
+    assert!(report.get("firstSnapshot").is_none());
+    assert!(c.fake.get("CronJob", NS, SCHEDULE).is_none());
+
+    // Back on (the record kept `enabled: false`): the class made with it.
+    let report = c
+        .install_ok(&["--reset-values", "--create-snapshot-class"])
+        .await;
+    assert_eq!(report["snapshotClassCreated"], true);
+    assert_eq!(report["firstSnapshot"]["result"], "succeeded");
+    let class = c
+        .fake
+        .get("VolumeSnapshotClass", "", "csi-azuredisk-vsc")
+        .unwrap();
+    assert_eq!(class["driver"], "disk.csi.azure.com");
+
+    let c = Cluster::with_plan_class().await;
+    c.fake.inject(
+        "/volumesnapshotclasses",
+        Some("GET"),
+        1,
+        fake_kube::Fault::Status {
+            code: 404,
+            retry_after: None,
+        },
+    );
+    c.run(&["install"]).await.refused(
+        1,
+        "this cluster has no VolumeSnapshot API (snapshot.storage.k8s.io/v1), which the snapshot schedule needs; nothing was changed",
+        "snapshots: {enabled: false}",
+    );
+    assert!(c.fake.inventory(NS).is_empty());
 }

@@ -157,10 +157,11 @@ impl Cluster {
         }
     }
 
-    /// A fake cluster that has the plan's StorageClass.
+    /// A fake cluster that has the plan's StorageClass and VolumeSnapshotClass.
     pub async fn with_plan_class() -> Cluster {
         let c = Cluster::aks().await;
         c.fake.add_storage_class("managed-standard");
+        c.fake.add_snapshot_class("csi-azuredisk-vsc");
         c
     }
 
@@ -338,6 +339,15 @@ pub async fn first_report(stdout: tokio::process::ChildStdout) -> Value {
 }
 
 /// Every object install makes in the dev namespace (the PVC comes from the StatefulSet).
+/// What the namespace holds but the snapshot schedule's runs (the Job install starts to prove it,
+/// and its pod): to compare with [`expected_inventory`].
+pub fn release_inventory(fake: &FakeKube) -> Vec<String> {
+    fake.inventory(NS)
+        .into_iter()
+        .filter(|id| !id.contains("-snapshots-install-"))
+        .collect()
+}
+
 pub fn expected_inventory() -> Vec<String> {
     let mut v: Vec<String> = [
         "ConfigMap/auth-postgres-dev-postgresql-configuration",

@@ -42,7 +42,10 @@ async fn uninstall_keeps_the_volume_and_secrets_and_reinstall_keeps_the_password
         tls,
         "the certificate is kept like the passwords"
     );
-    assert_eq!(c.fake.inventory(NS), crate::support::expected_inventory());
+    assert_eq!(
+        crate::support::release_inventory(&c.fake),
+        crate::support::expected_inventory()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
