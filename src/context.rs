@@ -85,10 +85,22 @@ impl Ctx {
     /// flags and files given to install. Where the release is (namespace, name) stays what
     /// found the record. Nothing recorded, or not allowed to read it: the profile stays.
     pub async fn adopt_record(&mut self) -> Result<()> {
+        let kept = self.fetch_record().await?;
+        self.adopt_fetched(kept)
+    }
+
+    /// The record as the API gives it (an error is the cluster's).
+    pub async fn fetch_record(&self) -> Result<Option<record::Kept>> {
         let kube = self.kube().await?;
-        let Some(record) = record::read(&kube, &self.profile).await? else {
+        record::fetch(&kube, &self.profile).await
+    }
+
+    /// Lay a fetched record under `--values` (an error is the record's).
+    pub fn adopt_fetched(&mut self, kept: Option<record::Kept>) -> Result<()> {
+        let Some(kept) = kept else {
             return Ok(());
         };
+        let record = record::parse(&self.profile, kept)?;
         if record.environment != self.profile.environment {
             self.ui.note(
                 None,

@@ -50,14 +50,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Recorded::Shown => {
             // A record that cannot be used is said; a cluster that cannot be reached is
             // status's own report (said once, there).
-            if let Err(e) = ctx.adopt_record().await {
-                let r = error::report(&e);
-                if r.error.contains(&ctx.profile.names().record) {
-                    ctx.ui.note(
-                        None,
-                        format!("warning: the recorded values are not used: {}", r.error),
-                    );
-                }
+            if let Ok(kept) = ctx.fetch_record().await
+                && let Err(e) = ctx.adopt_fetched(kept)
+            {
+                ctx.ui.note(
+                    None,
+                    format!(
+                        "warning: the recorded values are not used: {}",
+                        error::report(&e).error
+                    ),
+                );
             }
         }
         Recorded::NotUsed => {}

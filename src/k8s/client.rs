@@ -43,19 +43,24 @@ pub async fn connect(
     };
     let config = match kubeconfig {
         Some(path) => {
-            let kc = read_from(path).map_err(|e| kubeconfig_error(e, Some(path)))?;
+            let kc = read_from(path).map_err(|e| kubeconfig_error(e, Some(path), true))?;
             from_kubeconfig(kc, &options).await?
         }
         None => match read_default() {
             Ok(kc) => from_kubeconfig(kc, &options).await?,
-            Err(e @ KubeconfigError::ReadConfig(..))
+            // A file that is there but cannot be read is said, with its name.
+            Err((e, Some(path))) if !matches!(&e, KubeconfigError::ReadConfig(io, _) if io.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                return Err(kubeconfig_error(e, Some(&path), false));
+            }
+            Err((e @ KubeconfigError::ReadConfig(..), _))
                 if std::env::var_os("KUBECONFIG").is_some() =>
             {
-                return Err(kubeconfig_error(e, None));
+                return Err(kubeconfig_error(e, None, false));
             }
-            Err(e) => match Config::incluster() {
+            Err((e, _)) => match Config::incluster() {
                 Ok(c) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => c,
-                _ => return Err(kubeconfig_error(e, None)),
+                _ => return Err(kubeconfig_error(e, None, false)),
             },
         },
     };
@@ -113,7 +118,12 @@ fn read_from(path: &Path) -> Result<Kubeconfig, KubeconfigError> {
     Kubeconfig::read_from(path)
 }
 
-fn read_default() -> Result<Kubeconfig, KubeconfigError> {
+/// The merged kubeconfig, or the error and the file it came from (when one did).
+fn read_default() -> Result<Kubeconfig, (KubeconfigError, Option<std::path::PathBuf>)> {
+    let at = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e| (e, Some(path))
+    };
     let paths: Vec<std::path::PathBuf> = std::env::var_os("KUBECONFIG")
         .map(|v| {
             std::env::split_paths(&v)
@@ -126,10 +136,10 @@ fn read_default() -> Result<Kubeconfig, KubeconfigError> {
         if let Some(home) = std::env::var_os("HOME") {
             let path = std::path::Path::new(&home).join(".kube/config");
             if path.exists() {
-                return read_from(&path);
+                return read_from(&path).map_err(at(&path));
             }
         }
-        return Kubeconfig::read();
+        return Kubeconfig::read().map_err(|e| (e, None));
     }
     let existing: Vec<&std::path::PathBuf> = paths.iter().filter(|p| p.exists()).collect();
     let Some(first) = existing.first() else {
@@ -138,17 +148,23 @@ fn read_default() -> Result<Kubeconfig, KubeconfigError> {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        return Err(KubeconfigError::ReadConfig(
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("none of the files in $KUBECONFIG exist ({listed})"),
+        return Err((
+            KubeconfigError::ReadConfig(
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("none of the files in $KUBECONFIG exist ({listed})"),
+                ),
+                paths[0].clone(),
             ),
-            paths[0].clone(),
+            None,
         ));
     };
-    existing[1..]
-        .iter()
-        .try_fold(read_from(first)?, |merged, p| merged.merge(read_from(p)?))
+    let first = read_from(first).map_err(at(first))?;
+    existing[1..].iter().try_fold(first, |merged, p| {
+        merged
+            .merge(read_from(p).map_err(at(p))?)
+            .map_err(|e| (e, None))
+    })
 }
 
 async fn from_kubeconfig(kc: Kubeconfig, options: &KubeConfigOptions) -> Result<Config> {
@@ -169,12 +185,17 @@ async fn from_kubeconfig(kc: Kubeconfig, options: &KubeConfigOptions) -> Result<
                 }
             ))
             .into(),
-            _ => kubeconfig_error(e, None),
+            _ => kubeconfig_error(e, None, false),
         })
 }
 
-fn kubeconfig_error(e: KubeconfigError, path: Option<&Path>) -> anyhow::Error {
-    let hint = "get credentials with `az aks get-credentials --resource-group RG --name CLUSTER`, or pass --kubeconfig FILE";
+/// The kubeconfig's error: the file it is in (`path`, given with --kubeconfig when `flag`).
+fn kubeconfig_error(e: KubeconfigError, path: Option<&Path>, flag: bool) -> anyhow::Error {
+    let hint = if flag {
+        "check the file given to --kubeconfig, or get one with `az aks get-credentials --resource-group RG --name CLUSTER --file FILE`"
+    } else {
+        "get credentials with `az aks get-credentials --resource-group RG --name CLUSTER`, or pass --kubeconfig FILE"
+    };
     // A kubeconfig holds tokens and keys: its errors name the file, line and column, never what
     // is written there (the YAML parser's own message quotes the neighbouring lines).
     if let KubeconfigError::Parse(yaml) = &e {
@@ -200,7 +221,9 @@ fn kubeconfig_error(e: KubeconfigError, path: Option<&Path>) -> anyhow::Error {
             user_error(io.to_string()).hint(hint)
         }
         // --kubeconfig was given: the hint does not send the user back to it.
-        (KubeconfigError::ReadConfig(io, p), Some(_)) if io.kind() == std::io::ErrorKind::NotFound => {
+        (KubeconfigError::ReadConfig(io, p), Some(_))
+            if flag && io.kind() == std::io::ErrorKind::NotFound =>
+        {
             user_error(format!("kubeconfig {} (--kubeconfig) does not exist", p.display()))
                 .hint("check the path given to --kubeconfig, or leave it out to use $KUBECONFIG or ~/.kube/config")
         }
@@ -214,6 +237,10 @@ fn kubeconfig_error(e: KubeconfigError, path: Option<&Path>) -> anyhow::Error {
         (KubeconfigError::CurrentContextNotSet, _) => {
             user_error("the kubeconfig has no current context")
                 .hint("pass --context NAME, or `kubectl config use-context NAME`")
+        }
+        // Its own message names the file again: the cause alone.
+        (KubeconfigError::ReadConfig(io, p), _) => {
+            user_error(format!("cannot read kubeconfig {}: {io}", p.display())).hint(hint)
         }
         (_, Some(p)) => {
             user_error(format!("cannot use kubeconfig {}: {e}", p.display())).hint(hint)
@@ -239,7 +266,18 @@ pub fn api_error(e: kube::Error, doing: &str, server: &str) -> anyhow::Error {
         .hint("refresh credentials with `az aks get-credentials` (AKS with Entra ID also needs `kubelogin`); run the plugin named above yourself to see its own message")
         .into();
     }
+    let not_kubernetes = |what: String| {
+        user_error(format!(
+            "{doing}: {server} does not answer as a Kubernetes API server ({what})"
+        ))
+        .hint("check the server of your kubeconfig's context (`kubectl config view --minify`), or choose another with --context")
+    };
     let err: UserError = match &e {
+        // Its answer is no Kubernetes Status (a web page, a proxy's error): not an API server.
+        kube::Error::Api(status) if status.reason == "Failed to parse error data" => {
+            not_kubernetes(format!("HTTP {} and no Kubernetes Status", status.code))
+        }
+        kube::Error::SerdeError(_) => not_kubernetes("an answer that is not Kubernetes JSON".into()),
         kube::Error::Api(status) => {
             let msg = format!("{doing}: {} ({} {})", status.message, status.code, status.reason);
             match status.code {

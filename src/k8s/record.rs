@@ -86,6 +86,20 @@ const MOST: usize = 64 * 1024;
 /// snapshot schedule's job may not: it runs on its own values). The Secret, else an older
 /// version's ConfigMap.
 pub async fn read(kube: &Kube, profile: &Profile) -> Result<Option<Record>> {
+    match fetch(kube, profile).await? {
+        Some(kept) => parse(profile, kept).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The record as kept, not yet read: which kind holds it, and its data.
+pub struct Kept {
+    kept_in: &'static str,
+    data: std::collections::BTreeMap<String, String>,
+}
+
+/// Fetch the record from the API (an error here is the cluster's, not the record's).
+pub async fn fetch(kube: &Kube, profile: &Profile) -> Result<Option<Kept>> {
     let name = profile.names().record;
     let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let doing = |kind: &str| format!("reading {kind} {name} (what install applied)");
@@ -110,7 +124,13 @@ pub async fn read(kube: &Kube, profile: &Profile) -> Result<Option<Record>> {
         Err(kube::Error::Api(s)) if s.code == 403 => return Ok(None),
         Err(e) => return Err(api_error(e, &doing("Secret"), &kube.server)),
     };
-    let data: std::collections::BTreeMap<String, String> = data;
+    Ok(Some(Kept { kept_in, data }))
+}
+
+/// Read a fetched record: its size, its values, its upgrade state.
+pub fn parse(profile: &Profile, kept: Kept) -> Result<Record> {
+    let Kept { kept_in, data } = kept;
+    let name = profile.names().record;
     let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > MOST {
         return Err(user_error(format!(
@@ -137,7 +157,7 @@ pub async fn read(kube: &Kube, profile: &Profile) -> Result<Option<Record>> {
             .exit(ExitCode::Usage)
         })?),
     };
-    Ok(Some(Record {
+    Ok(Record {
         environment: field("environment"),
         values: layer.values,
         tool_version: field("toolVersion"),
@@ -145,7 +165,7 @@ pub async fn read(kube: &Kube, profile: &Profile) -> Result<Option<Record>> {
         installed_by: field("installedBy"),
         upgrade,
         kept_in,
-    }))
+    })
 }
 
 /// What install records now: `values` (keys in order; where the release is — namespace and

@@ -516,3 +516,123 @@ async fn every_commands_help_has_one_layout() {
         }
     }
 }
+
+/// A kubeconfig that cannot be read or parsed is named once (however it was found), with the line
+/// and column of a parse error, on one line, and a hint that fits how it was given.
+#[tokio::test]
+async fn a_broken_kubeconfig_is_named_once_with_where() {
+    let home = tempfile::tempdir().unwrap();
+    let bad = home.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nclusters:\n- cluster:\n    server: https://x\n  name: a\n  bad: [\n",
+    )
+    .unwrap();
+    let path = bad.display().to_string();
+    let parse = format!(
+        "error: kubeconfig {path} is not a kubeconfig this tool can read: invalid YAML or a wrong type at line 6, column 8"
+    );
+    let flag = run_bin(home.path(), &["status", "--kubeconfig", &path]).await;
+    assert_eq!(flag.code, 1);
+    assert_eq!(flag.error_line(), parse);
+    let env = crate::support::run_bin_env(home.path(), &["status"], &[("KUBECONFIG", &path)]).await;
+    assert_eq!(
+        env.error_line(),
+        parse,
+        "named when found through $KUBECONFIG"
+    );
+    std::fs::create_dir_all(home.path().join(".kube")).unwrap();
+    std::fs::copy(&bad, home.path().join(".kube/config")).unwrap();
+    let default = run_bin(home.path(), &["status"]).await;
+    assert_eq!(
+        default.error_line(),
+        format!(
+            "error: kubeconfig {}/.kube/config is not a kubeconfig this tool can read: invalid YAML or a wrong type at line 6, column 8",
+            home.path().display()
+        )
+    );
+    for run in [&flag, &env, &default] {
+        assert!(
+            run.hint_line().contains("fix the file at that place"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stderr.lines().count(), 2, "{}", run.stderr);
+    }
+
+    // A directory where the file should be: named once, and the hint fits the flag.
+    let dir = home.path().join("kcdir");
+    std::fs::create_dir(&dir).unwrap();
+    let dir = dir.display().to_string();
+    let run = run_bin(home.path(), &["status", "--kubeconfig", &dir]).await;
+    let line = run.error_line();
+    assert!(
+        line.starts_with(&format!("error: cannot read kubeconfig {dir}: ")),
+        "{line}"
+    );
+    assert_eq!(line.matches(&dir).count(), 1, "{line}");
+    assert!(
+        !run.hint_line().contains("pass --kubeconfig"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A web server where the API server should be (a wrong URL in the kubeconfig, a proxy's page):
+/// said so, once, with where to look — never "run install first", install included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_not_kubernetes_is_said_so() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for status in ["404 Not Found", "200 OK"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let page = "<!DOCTYPE html><html><body><h1>Welcome</h1></body></html>";
+        let answer = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\r\n{page}",
+            page.len()
+        );
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 || s.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let home = tempfile::tempdir().unwrap();
+        let kc = home.path().join("kc");
+        std::fs::write(&kc, format!("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n    token: t\n")).unwrap();
+        let kc = kc.to_str().unwrap();
+        for command in [
+            &["install"][..],
+            &["status"],
+            &["uninstall", "--yes"],
+            &["logs"],
+        ] {
+            let mut args = command.to_vec();
+            args.extend(["--kubeconfig", kc]);
+            let run = run_bin(home.path(), &args).await;
+            assert_eq!(run.code, 1, "{command:?} ({status}): {}", run.stderr);
+            assert!(
+                run.error_line().contains(&format!(
+                    "http://127.0.0.1:{port} does not answer as a Kubernetes API server"
+                )),
+                "{command:?} ({status}): {}",
+                run.stderr
+            );
+            assert!(run.hint_line().contains("kubectl config view --minify"));
+            assert!(!run.stderr.contains("install` first"), "{}", run.stderr);
+            assert!(!run.stderr.contains("<html"), "{}", run.stderr);
+            assert!(run.warnings().is_empty(), "said once: {}", run.stderr);
+        }
+        server.abort();
+    }
+}
