@@ -33,6 +33,9 @@ pub struct Cli {
 pub enum Command {
     /// Print the manifests install would apply, without a cluster (runbook 4.2.1)
     Render(crate::commands::render::RenderArgs),
+    /// Print the values commands work with: the profile, the release's recorded values and
+    /// --values laid over each other (-o yaml|json)
+    Values(crate::commands::values::ValuesArgs),
     /// Preflight, apply the manifests server-side, wait until ready (runbook 4.1–4.2)
     Install(crate::commands::install::InstallArgs),
     /// Pod, PVC, services, readiness, and the database's size and connections on one screen (runbook 4.2.3, 7.1)
@@ -78,6 +81,7 @@ pub enum Command {
 /// that sets them for every command keeps working).
 const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
     ("render", &["context", "kubeconfig", "yes"]),
+    ("values", &["yes"]),
     (
         "completion",
         &[

@@ -85,13 +85,14 @@ impl Ctx {
     /// flags and files given to install. Where the release is (namespace, name) stays what
     /// found the record. Nothing recorded, or not allowed to read it: the profile stays.
     pub async fn adopt_record(&mut self) -> Result<()> {
-        let kept = self.fetch_record().await?;
+        let kept = self.fetch_record(k8s::client::DEFAULT_RETRY_BUDGET).await?;
         self.adopt_fetched(kept)
     }
 
-    /// The record as the API gives it (an error is the cluster's).
-    pub async fn fetch_record(&self) -> Result<Option<record::Kept>> {
-        let kube = self.kube().await?;
+    /// The record as the API gives it, transient failures retried within `budget` (an error is
+    /// the cluster's).
+    pub async fn fetch_record(&self, budget: std::time::Duration) -> Result<Option<record::Kept>> {
+        let kube = self.kube_within(budget).await?;
         record::fetch(&kube, &self.profile).await
     }
 

@@ -50,7 +50,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Recorded::Shown => {
             // A record that cannot be used is said; a cluster that cannot be reached is
             // status's own report (said once, there).
-            if let Ok(kept) = ctx.fetch_record().await
+            if let Ok(kept) = ctx.fetch_record(k8s::client::DEFAULT_RETRY_BUDGET).await
                 && let Err(e) = ctx.adopt_fetched(kept)
             {
                 ctx.ui.note(
@@ -66,6 +66,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
     let outcome = match &cli.command {
         Command::Render(args) => commands::render::run(&ctx, args)?,
+        Command::Values(args) => commands::values::run(&mut ctx, args).await?,
         Command::Install(args) => commands::install::run(&ctx, args).await?,
         Command::Status(args) => commands::status::run(&ctx, args).await?,
         Command::Uninstall(args) => commands::uninstall::run(&ctx, args).await?,
@@ -145,8 +146,10 @@ fn recorded_values(command: &Command) -> Recorded {
         Command::Verify(a) => through_release(&a.db),
         Command::Backup(a) => through_release(&a.db),
         Command::Restore(a) => through_release(&a.db),
-        Command::Uninstall(_) | Command::Render(_) | Command::Completion(_) | Command::Man(_) => {
-            Recorded::NotUsed
-        }
+        Command::Uninstall(_)
+        | Command::Render(_)
+        | Command::Values(_)
+        | Command::Completion(_)
+        | Command::Man(_) => Recorded::NotUsed,
     }
 }

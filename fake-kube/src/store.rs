@@ -165,11 +165,37 @@ impl Cluster {
         mut obj: Value,
         opts: &WriteOpts,
     ) -> Result<Value, ApiError> {
-        let name = obj
+        let mut name = obj
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        let generate = obj
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if name.is_empty() && !generate.is_empty() {
+            // As the API server does: five characters of its alphabet after the prefix.
+            const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+            let mut seed = self.rv;
+            loop {
+                seed += 1;
+                let mut n = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let suffix: String = (0..5)
+                    .map(|_| {
+                        let c = ALPHABET[(n % ALPHABET.len() as u64) as usize] as char;
+                        n /= ALPHABET.len() as u64;
+                        c
+                    })
+                    .collect();
+                name = format!("{generate}{suffix}");
+                if !self.objects.contains_key(&Self::key(info, ns, &name)) {
+                    break;
+                }
+            }
+            obj["metadata"]["name"] = Value::String(name.clone());
+        }
         if name.is_empty() {
             return Err(ApiError::invalid(
                 info.kind,

@@ -18,4 +18,5 @@ pub mod rotate_password;
 pub mod status;
 pub mod uninstall;
 pub mod upgrade;
+pub mod values;
 pub mod verify;

@@ -100,13 +100,21 @@ pub async fn run(
         )
     })?;
     let now = jiff::Timestamp::now();
-    let job = from_cron_job(&cj, now.as_second())?;
-    let name = job.name_any();
-    bar.set_message(format!("running the snapshot schedule once (Job {name})"));
+    let job = from_cron_job(&cj)?;
+    bar.set_message("running the snapshot schedule once");
     let jobs: Api<Job> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    jobs.create(&PostParams::default(), &job)
+    // A name the server makes (generateName): two installs in one second each get their own.
+    let name = jobs
+        .create(&PostParams::default(), &job)
         .await
-        .map_err(|e| api_error(e, &format!("creating Job {name}"), &kube.server))?;
+        .map_err(|e| {
+            api_error(
+                e,
+                &format!("creating a Job from CronJob {}", names.snapshot_schedule),
+                &kube.server,
+            )
+        })?
+        .name_any();
     let pods: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let selector = format!("batch.kubernetes.io/job-name={name}");
     let mut wake = Wake::polling().named::<Job>(kube, &name).watch(
@@ -187,7 +195,7 @@ pub async fn run(
 
 /// The Job `kubectl create job --from=cronjob/NAME` makes: the CronJob's job template, owned by
 /// it (so its history limits and deletion apply), marked as started by hand.
-pub fn from_cron_job(cj: &CronJob, unix_seconds: i64) -> Result<Job> {
+pub fn from_cron_job(cj: &CronJob) -> Result<Job> {
     let template = cj
         .spec
         .as_ref()
@@ -209,7 +217,7 @@ pub fn from_cron_job(cj: &CronJob, unix_seconds: i64) -> Result<Job> {
     };
     Ok(Job {
         metadata: ObjectMeta {
-            name: Some(format!("{}-install-{unix_seconds}", cj.name_any())),
+            generate_name: Some(format!("{}-install-", cj.name_any())),
             namespace: cj.namespace(),
             labels: Some(labels),
             annotations: Some(
@@ -362,8 +370,11 @@ mod tests {
                     "containers": [{"name": "snapshot", "image": "x"}]}}}}}
         }))
         .unwrap();
-        let job = from_cron_job(&cj, 1_700_000_000).unwrap();
-        assert_eq!(job.name_any(), "r-snapshots-install-1700000000");
+        let job = from_cron_job(&cj).unwrap();
+        assert_eq!(
+            job.metadata.generate_name.as_deref(),
+            Some("r-snapshots-install-")
+        );
         assert_eq!(job.labels()["app.kubernetes.io/instance"], "r");
         assert_eq!(job.labels()["phonebill-db/run"], "install");
         let owner = &job.owner_references()[0];

@@ -11,6 +11,7 @@ use serde_yaml::Value;
 use crate::error::{ExitCode, user_error};
 
 pub mod rules;
+pub mod type_errors;
 
 /// The embedded profiles, by environment name.
 const PROFILES: &[(&str, &str)] = &[
@@ -286,6 +287,7 @@ impl Profile {
             })?;
         let mut base: Value = serde_yaml::from_str(text)
             .with_context(|| format!("the embedded profile `{env}` is not valid YAML (a bug)"))?;
+        let embedded_values = base.clone();
         for layer in layers {
             if let Some(key) = rules::control_character(&layer.values, "") {
                 return Err(layer
@@ -304,7 +306,7 @@ impl Profile {
                             "key `{key}`: expected a mapping of keys, as in the profile, found {found}"
                         ))
                         .hint(format!(
-                            "set the keys below `{key}` one by one, or leave `{key}` out (see `phonebill-db render --env {env}`)"
+                            "set the keys below `{key}` one by one, or leave `{key}` out (`phonebill-db values --env {env}` prints them)"
                         ))
                         .into());
                 }
@@ -322,13 +324,13 @@ impl Profile {
         };
         let bad_value = |e: serde_path_to_error::Error<serde_yaml::Error>| {
             let key = e.path().to_string();
-            user_error(format!(
-                "{}: key `{}`: {}",
-                source(&key),
-                crate::error::shown(&key),
-                crate::error::clipped(&e.inner().to_string(), 200)
-            ))
-                .hint("fix the value's type (see `phonebill-db render --env ENV` for the profile's values)")
+            let (cause, hint) = type_errors::words(
+                &e.inner().to_string(),
+                &crate::error::shown(&key),
+                type_errors::at(&embedded_values, &key),
+            );
+            user_error(format!("{}: {cause}", source(&key)))
+                .hint(hint.replace("--env ENV", &format!("--env {env}")))
                 .exit(ExitCode::Usage)
         };
         let profile: Profile = serde_path_to_error::deserialize(base.clone()).map_err(bad_value)?;
@@ -877,10 +879,13 @@ mod tests {
         let f = values("postgresql:\n  maxConnections: lots\n");
         let r = crate::error::report(&Profile::load("dev", Some(f.path())).unwrap_err());
         assert!(
-            r.error.contains("key `postgresql.maxConnections`"),
+            r.error.contains(
+                "key `postgresql.maxConnections` is the text \"lots\", not a whole number"
+            ),
             "{}",
             r.error
         );
+        assert!(r.hint.unwrap().contains("`postgresql.maxConnections: 100`"));
     }
 
     #[test]

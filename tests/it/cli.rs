@@ -23,6 +23,7 @@ async fn help_lists_only_the_commands_that_work() {
         commands,
         [
             "render",
+            "values",
             "install",
             "status",
             "uninstall",
@@ -147,7 +148,7 @@ async fn a_value_of_the_wrong_type_names_its_key() {
     assert_eq!(run.code, 2, "every bad values file is a usage error");
     assert!(
         run.error_line()
-            .contains("key `service.port`: invalid type"),
+            .contains("key `service.port` is the text \"postgres\", not a whole number"),
         "{}",
         run.stderr
     );
@@ -316,7 +317,11 @@ async fn values_that_would_inject_into_the_configuration_are_refused_naming_file
             "resources.limits.memory",
             "at least the request",
         ),
-        ("service:\n  port: 70000\n", "service.port", "expected u16"),
+        (
+            "service:\n  port: 70000\n",
+            "service.port",
+            "not a whole number from 0 to 65535",
+        ),
         (
             "networkPolicy:\n  allowFromPodLabels:\n    tier: \"app tier\"\n",
             "networkPolicy.allowFromPodLabels.tier",
@@ -510,6 +515,8 @@ async fn every_commands_help_has_one_layout() {
             let expected = match command.as_str() {
                 "completion" | "man" => false,
                 c if offline.contains(&c) => !cluster,
+                // It reads the release's record, and never asks.
+                "values" => flag != "--yes",
                 _ => true,
             };
             assert_eq!(listed(global), expected, "{command}: {flag}:\n{help}");
@@ -634,5 +641,83 @@ async fn a_server_that_is_not_kubernetes_is_said_so() {
             assert!(run.warnings().is_empty(), "said once: {}", run.stderr);
         }
         server.abort();
+    }
+}
+
+/// `values` prints what commands work with, laid over in order and said where from; what it
+/// prints is a values file every command takes; a type error in a values file is said in the
+/// file's terms and points at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_prints_the_layers_and_type_errors_point_at_it() {
+    let home = tempfile::tempdir().unwrap();
+    let mine = home.path().join("mine.yaml");
+    std::fs::write(&mine, "snapshots:\n  keep: 3\n").unwrap();
+    let mine = mine.to_str().unwrap();
+    // No cluster: the profile and the file, and why the record is not among them.
+    let run = run_bin(home.path(), &["values", "--values", mine]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with(&format!(
+        "# the embedded profile `dev`, then values file {mine}\n# the release's recorded values are not among them: kubeconfig"
+    )), "{}", run.stdout);
+    let printed: serde_yaml::Value = serde_yaml::from_str(&run.stdout).unwrap();
+    assert_eq!(printed["snapshots"]["keep"], 3);
+    assert_eq!(printed["storage"]["size"], "20Gi");
+    // What it prints is a values file.
+    let all = home.path().join("all.yaml");
+    std::fs::write(&all, &run.stdout).unwrap();
+    let render = run_bin(home.path(), &["render", "--values", all.to_str().unwrap()]).await;
+    assert_eq!(render.code, 0, "{}", render.stderr);
+
+    // With a cluster: the record laid between them.
+    let c = Cluster::with_plan_class().await;
+    let four = c.dir.path().join("four.yaml");
+    std::fs::write(&four, "snapshots:\n  keep: 4\n").unwrap();
+    c.install_ok(&["--values", four.to_str().unwrap()]).await;
+    let doc = c.run(&["values", "-o", "json"]).await.ok_json();
+    assert_eq!(doc["values"]["snapshots"]["keep"], 4, "{doc}");
+    assert_eq!(
+        doc["sources"][1],
+        "Secret auth-postgres-dev-values (recorded by install)"
+    );
+    assert!(doc.get("recordNotRead").is_none());
+    let over = c
+        .run(&["values", "-o", "json", "--values", mine])
+        .await
+        .ok_json();
+    assert_eq!(over["values"]["snapshots"]["keep"], 3, "--values last");
+    let without = c
+        .run(&["values", "-o", "json", "--no-record"])
+        .await
+        .ok_json();
+    assert_eq!(without["values"]["snapshots"]["keep"], 7);
+
+    // Type errors in the user's words, the profile's value as the example, and where to look.
+    for (text, error, hint) in [
+        (
+            "snapshots:\n  keep: lots\n",
+            "key `snapshots.keep` is the text \"lots\", not a whole number",
+            "`snapshots.keep: 7`",
+        ),
+        (
+            "metrics:\n  enabled:\n",
+            "key `metrics.enabled` is empty, not true or false",
+            "`metrics.enabled: true`",
+        ),
+        (
+            "postgresql:\n  sharedBuffers: 256\n",
+            "key `postgresql.sharedBuffers` is the number 256, not text",
+            "`postgresql.sharedBuffers: 256MB`",
+        ),
+    ] {
+        let bad = home.path().join("bad.yaml");
+        std::fs::write(&bad, text).unwrap();
+        let run = run_bin(home.path(), &["render", "--values", bad.to_str().unwrap()]).await;
+        run.refused(2, error, hint);
+        assert!(
+            run.hint_line().contains("`phonebill-db values --env dev`"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("expected u32") && !run.stderr.contains("unit value"));
     }
 }
