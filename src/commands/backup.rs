@@ -1,7 +1,7 @@
 //! `backup` (runbook 6.1, 6.2, 11.2): a dump streamed into a local file with its manifest, or a
 //! CSI snapshot of the data volume (`--snapshot`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -10,6 +10,7 @@ use clap::Args;
 use crate::args::{DbArgs, PgBinArgs, parse_duration};
 use crate::context::Ctx;
 use crate::db::backup_file::Format;
+use crate::db::backup_file::{default_name, stamp};
 use crate::db::dump::{self, DumpOptions, Source, Taken};
 use crate::db::tools::Tools;
 use crate::k8s::snapshot;
@@ -126,29 +127,6 @@ pub async fn run(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
     bar.finish_and_clear();
     ctx.ui.emit(&taken?, text)?;
     Ok(Outcome::ok())
-}
-
-/// `DATABASE-ENV[-LABEL]-20261123T101500Z.dump` in the current directory.
-pub fn default_name(database: &str, env: &str, format: Format, label: &str) -> PathBuf {
-    let stamp = stamp();
-    let label = if label.is_empty() {
-        String::new()
-    } else {
-        format!("-{label}")
-    };
-    Path::new(".").join(format!(
-        "{database}-{env}{label}-{stamp}.{}",
-        format.extension()
-    ))
-}
-
-/// The time now as `20261123T101500Z`.
-fn stamp() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect()
 }
 
 pub fn text(t: &Taken) -> String {

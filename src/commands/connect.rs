@@ -38,7 +38,7 @@ pub struct ConnectReport {
     pub host: String,
     pub port: u16,
     pub database: String,
-    pub users: Vec<super::expose::Login>,
+    pub users: Vec<crate::db::details::Login>,
 }
 
 pub async fn run(ctx: &Ctx, args: &ConnectArgs) -> Result<Outcome> {
@@ -67,12 +67,12 @@ pub async fn run(ctx: &Ctx, args: &ConnectArgs) -> Result<Outcome> {
         port: local.port(),
         database: db.database.clone(),
         users: vec![
-            super::expose::Login {
+            crate::db::details::Login {
                 role: "app",
                 user: db.app.user.clone(),
                 password: password(&db.app.password),
             },
-            super::expose::Login {
+            crate::db::details::Login {
                 role: "admin",
                 user: db.admin.user.clone(),
                 password: password(&db.admin.password),
@@ -237,6 +237,6 @@ fn text(r: &ConnectReport) -> String {
         r.port,
         r.namespace,
         r.pod,
-        super::expose::details(&r.host, r.port, &r.database, &r.users)
+        crate::db::details::details(&r.host, r.port, &r.database, &r.users)
     )
 }

@@ -10,16 +10,17 @@ use ipnet::IpNet;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde::Serialize;
 
 use crate::args::parse_duration;
 use crate::context::Ctx;
 use crate::db::connect::secret_key;
+use crate::db::details::{Login, details};
 use crate::error::{ExitCode, user_error};
 use crate::k8s::apply::{ApplyOptions, Change, apply_typed};
 use crate::k8s::client::{api_error, delete_if_there};
+use crate::k8s::load_balancer::{address, is_internal};
 use crate::k8s::wait::poll;
 use crate::k8s::watches::Wake;
 use crate::render;
@@ -156,14 +157,6 @@ pub struct ExposeReport {
     pub ssl_mode: &'static str,
     pub ca_file: String,
     pub users: Vec<Login>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Login {
-    pub role: &'static str,
-    pub user: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -339,29 +332,6 @@ pub async fn run(ctx: &Ctx, args: &ExposeArgs) -> Result<Outcome> {
     Ok(Outcome::ok())
 }
 
-/// The load balancer's IP (or host name) once the cloud has given one.
-/// Does the Service ask Azure for an internal load balancer?
-pub fn is_internal(s: &Service) -> bool {
-    s.annotations()
-        .get(INTERNAL_ANNOTATION)
-        .is_some_and(|v| v == "true")
-}
-
-/// The Azure cloud provider's annotation for an internal load balancer.
-pub const INTERNAL_ANNOTATION: &str = "service.beta.kubernetes.io/azure-load-balancer-internal";
-
-pub fn address(s: &Service) -> Option<String> {
-    let ingress = s
-        .status
-        .as_ref()?
-        .load_balancer
-        .as_ref()?
-        .ingress
-        .as_ref()?;
-    let first = ingress.first()?;
-    first.ip.clone().or_else(|| first.hostname.clone())
-}
-
 fn text(r: &ExposeReport) -> String {
     let mut out = format!(
         "Service {} {} ({}), allowed from {}\n",
@@ -428,24 +398,6 @@ fn write_ca(path: &Path, ca: &str) -> Result<()> {
                 .hint("choose a file you can write with --ca-out"),
         )
     })
-}
-
-/// What DBeaver or psql need, as text (`expose`, `connect`).
-pub fn details(host: &str, port: u16, database: &str, users: &[Login]) -> String {
-    let mut out = format!(
-        "connect (DBeaver, psql):\n  host      {host}\n  port      {port}\n  database  {database}\n"
-    );
-    for u in users {
-        let pw = u
-            .password
-            .clone()
-            .unwrap_or_else(|| "(add --show-password to see it)".into());
-        out.push_str(&format!(
-            "  user      {} ({} role), password {pw}\n",
-            u.user, u.role
-        ));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -6,20 +6,20 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use serde::Serialize;
 
 use crate::args::parse_duration;
 use crate::check::{self, Check};
 use crate::context::Ctx;
 use crate::error::{ExitCode, user_error};
-use crate::k8s::apply::{self, Applied, ApplyOptions, Change};
-use crate::k8s::client::{api_error, is_not_found};
+use crate::k8s::apply::{self, Applied, ApplyOptions, Change, apply_each, diffs, objects_table};
 use crate::k8s::diagnose::{Finding, diagnose, storage_class_hint};
 use crate::k8s::first_run::{self, FirstRun};
-use crate::k8s::preflight::{self, Access, InstallNeeds};
+use crate::k8s::namespace::{create_namespace, namespace_exists};
+use crate::k8s::preflight::deny_check;
+use crate::k8s::preflight::{self, InstallNeeds};
 use crate::k8s::record::{self, Record};
 use crate::k8s::snapshot::{self, ClassState};
 use crate::k8s::watches::Wake;
@@ -28,7 +28,7 @@ use crate::passwords::{self, Origin};
 use crate::profile::merged;
 use crate::profile::{image_major, image_with_major};
 use crate::render;
-use crate::ui::{Outcome, table};
+use crate::ui::Outcome;
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
@@ -527,7 +527,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             if let Some(from) = image_change {
                 let spinner = ui.spinner("verifying the new minor version");
                 report.image_changed_from = Some(from);
-                report.checks = super::restore::release_checks(&kube, &profile).await;
+                report.checks = crate::db::checks::release_checks(&kube, &profile).await;
                 spinner.finish_and_clear();
             }
             let schedule_changed = report.objects.iter().any(|o| {
@@ -543,7 +543,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             check::refuse_failed(
                 "installed, but after the new image ",
                 &report.checks,
-                &super::verify::hint(&report.checks),
+                &crate::db::checks::hint(&report.checks),
             )?;
             if let Some(run) = report.first_snapshot.as_ref().filter(|r| r.failed()) {
                 return Err(user_error(format!(
@@ -668,100 +668,6 @@ async fn next_record(
     Ok(record::next(kube, previous, &ctx.profile.environment, &values).await)
 }
 
-/// Server-side apply of each object (Secrets as `data`), the object being applied on a spinner;
-/// the report's table lists each object once, at the end. In a dry run into a namespace that does
-/// not exist yet, the objects cannot be dry-run applied: they are reported as created. A failure
-/// part way is an error that names what was applied before it and what was not.
-pub async fn apply_all(
-    kube: &Kube,
-    ui: &crate::ui::Ui,
-    objects: Vec<render::Object>,
-    opts: ApplyOptions,
-    namespace_exists: bool,
-) -> Result<Vec<Applied>> {
-    apply_each(kube, ui, objects, opts, namespace_exists)
-        .await
-        .map_err(Stopped::into_error)
-}
-
-/// Where applying a list stopped: what was applied before (each with its change), the object
-/// that failed (Change::Failed) and those not tried (Change::NotApplied), and why.
-pub struct Stopped {
-    pub objects: Vec<Applied>,
-    pub error: anyhow::Error,
-}
-
-impl Stopped {
-    fn count(&self, f: impl Fn(Change) -> bool) -> usize {
-        self.objects.iter().filter(|o| f(o.change)).count()
-    }
-
-    fn ids(&self, change: Change) -> Vec<String> {
-        self.objects
-            .iter()
-            .filter(|o| o.change == change)
-            .map(|o| format!("{}/{}", o.kind, o.name))
-            .collect()
-    }
-
-    /// The failure, said with where it stopped: the cause keeps its hint and exit code.
-    pub fn into_error(self) -> anyhow::Error {
-        let done = self.count(|c| !matches!(c, Change::Failed | Change::NotApplied));
-        let failed = self.ids(Change::Failed).join(", ");
-        let rest = self.ids(Change::NotApplied);
-        let rest = if rest.is_empty() {
-            "nothing after it".to_string()
-        } else {
-            format!("not applied: {}", rest.join(", "))
-        };
-        self.error.context(format!(
-            "stopped part way at {failed}: {done} objects applied before it; {rest}"
-        ))
-    }
-}
-
-/// [`apply_all`], stopping at the first failure with what it did and did not apply.
-pub async fn apply_each(
-    kube: &Kube,
-    ui: &crate::ui::Ui,
-    objects: Vec<render::Object>,
-    opts: ApplyOptions,
-    namespace_exists: bool,
-) -> std::result::Result<Vec<Applied>, Stopped> {
-    let mut applied = Vec::new();
-    let bar = ui.spinner("applying");
-    let mut objects = objects.into_iter();
-    while let Some(object) = objects.next() {
-        let object = object.with_secret_data();
-        bar.set_message(format!(
-            "applying {}/{}",
-            object.kind().to_lowercase(),
-            object.name()
-        ));
-        let result = if opts.dry_run && !namespace_exists {
-            Applied::new(object.kind(), object.name(), Change::Unchecked)
-        } else {
-            match apply::apply(kube, &object, opts).await {
-                Ok(a) => a,
-                Err(error) => {
-                    bar.finish_and_clear();
-                    applied.push(Applied::new(object.kind(), object.name(), Change::Failed));
-                    applied.extend(
-                        objects.map(|o| Applied::new(o.kind(), o.name(), Change::NotApplied)),
-                    );
-                    return Err(Stopped {
-                        objects: applied,
-                        error,
-                    });
-                }
-            }
-        };
-        applied.push(result);
-    }
-    bar.finish_and_clear();
-    Ok(applied)
-}
-
 /// A flag of install that the environment's kind does not use: refused, nothing done.
 pub fn flag_not_here(flag: &str, env: &str, for_what: &str) -> anyhow::Error {
     user_error(format!(
@@ -770,46 +676,6 @@ pub fn flag_not_here(flag: &str, env: &str, for_what: &str) -> anyhow::Error {
     .hint(format!("{flag} is for {for_what}"))
     .exit(ExitCode::Usage)
     .into()
-}
-
-pub async fn namespace_exists(kube: &Kube) -> Result<bool> {
-    let api: Api<Namespace> = Api::all(kube.client.clone());
-    match api.get_metadata(&kube.namespace).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_not_found(&e) => Ok(false),
-        // Namespace-scoped users may not read namespaces; the RBAC check and the apply will tell.
-        Err(kube::Error::Api(s)) if s.code == 403 => Ok(true),
-        Err(e) => Err(api_error(
-            e,
-            &format!("reading namespace {}", kube.namespace),
-            &kube.server,
-        )),
-    }
-}
-
-pub async fn create_namespace(kube: &Kube, dry_run: bool) -> Result<()> {
-    let api: Api<Namespace> = Api::all(kube.client.clone());
-    let ns = Namespace {
-        metadata: kube::api::ObjectMeta {
-            name: Some(kube.namespace.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let doing = format!("creating namespace {}", kube.namespace);
-    if dry_run {
-        let pp = PostParams {
-            dry_run,
-            field_manager: Some(apply::FIELD_MANAGER.into()),
-        };
-        api.create(&pp, &ns)
-            .await
-            .map_err(|e| api_error(e, &doing, &kube.server))?;
-        return Ok(());
-    }
-    // One there already (this create's, its answer lost; or made meanwhile) is as good.
-    crate::k8s::client::create_once(kube, &api, &ns, &doing, |_| true).await?;
-    Ok(())
 }
 
 /// Every verb install will use, asked before anything changes; all denials in one message.
@@ -871,71 +737,6 @@ async fn snapshot_prerequisites(
         ClassState::Missing(_) => out.create_class = true,
     }
     Ok(out)
-}
-
-/// Every denial in one message, before any write.
-pub async fn deny_check(kube: &Kube, wanted: Vec<Access>) -> Result<()> {
-    preflight::require(
-        kube,
-        wanted,
-        "nothing was changed",
-        "ask a cluster admin for these RBAC rights (a Role with them, bound to you in the namespace), then run install again",
-    )
-    .await
-}
-
-pub fn change_text(change: Change, dry_run: bool) -> &'static str {
-    match (change, dry_run) {
-        (Change::Created, false) => "created",
-        (Change::Configured, false) => "configured",
-        (Change::Unchanged, false) => "unchanged",
-        (Change::Created, true) => "would be created (dry run)",
-        (Change::Configured, true) => "would be changed (dry run)",
-        (Change::Unchanged, true) => "unchanged (dry run)",
-        (Change::Pruned, false) => "pruned (no longer rendered)",
-        (Change::Pruned, true) => "would be pruned (dry run)",
-        (Change::Unchecked, _) => "would be created (not checked: no namespace yet)",
-        (Change::Failed, _) => "FAILED (see the error)",
-        (Change::NotApplied, _) => "not applied (install stopped before it)",
-    }
-}
-
-/// A dry run's diffs, one per object that would change.
-pub fn diffs(objects: &[Applied]) -> String {
-    let mut out = String::new();
-    for o in objects {
-        if let Some(diff) = &o.diff {
-            out.push_str(&format!("\n{}/{}:\n", o.kind, o.name));
-            for line in diff.lines() {
-                let style = match line.chars().next() {
-                    Some('+') if !line.starts_with("+++") => anstyle::AnsiColor::Green.on_default(),
-                    Some('-') if !line.starts_with("---") => anstyle::AnsiColor::Red.on_default(),
-                    _ => anstyle::Style::new(),
-                };
-                out.push_str(&crate::ui::paint(line, style));
-                out.push('\n');
-            }
-        }
-    }
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    out
-}
-
-/// The objects install applied and what happened to each, as a table.
-pub fn objects_table(objects: &[Applied], dry_run: bool) -> String {
-    let rows: Vec<Vec<String>> = objects
-        .iter()
-        .map(|o| {
-            vec![
-                o.kind.clone(),
-                o.name.clone(),
-                change_text(o.change, dry_run).to_string(),
-            ]
-        })
-        .collect();
-    table(&["KIND", "NAME", "CHANGE"], &rows)
 }
 
 fn text(r: &InstallReport) -> String {

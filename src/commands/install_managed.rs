@@ -10,15 +10,16 @@ use kube::api::Api;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::install::{
-    InstallArgs, apply_all, create_namespace, deny_check, diffs, namespace_exists, objects_table,
-};
+use super::install::InstallArgs;
 use crate::context::Ctx;
 use crate::db::connect::{Db, Login, Server, server_message};
 use crate::db::role;
 use crate::error::{ExitCode, user_error};
 use crate::k8s::apply::{Applied, ApplyOptions};
+use crate::k8s::apply::{apply_all, diffs, objects_table};
 use crate::k8s::client::api_error;
+use crate::k8s::namespace::{create_namespace, namespace_exists};
+use crate::k8s::preflight::deny_check;
 use crate::k8s::preflight::{self, Access};
 use crate::passwords::{self, Origin};
 use crate::profile::Profile;

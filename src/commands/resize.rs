@@ -86,7 +86,7 @@ pub async fn run(ctx: &Ctx, args: &ResizeArgs) -> Result<Outcome> {
     for verb in ["get", "list", "delete", "create", "patch"] {
         wanted.push(Access::ns(verb, "apps", "statefulsets"));
     }
-    super::install::deny_check(&kube, wanted).await?;
+    crate::k8s::preflight::deny_check(&kube, wanted).await?;
     crate::k8s::upgrade::refuse_under_way(&kube, &ctx.profile).await?;
 
     let plan = resize::plan(&kube, &ctx.profile, &args.storage, &ctx.ui).await?;

@@ -7,15 +7,16 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::backup::default_name;
 use crate::args::{DbArgs, PgBinArgs};
 use crate::check::{self, Check};
 use crate::context::Ctx;
+use crate::db::backup_file::default_name;
 use crate::db::backup_file::{self, Format, Manifest};
+use crate::db::checks::database_checks;
 use crate::db::dump::{self, DumpOptions, Source, Taken};
+use crate::db::restore;
 use crate::db::tools::{ToolVersion, Tools};
-use crate::db::{checks, migrate, restore};
-use crate::error::{ExitCode, report, user_error};
+use crate::error::{ExitCode, user_error};
 use crate::ui::{Outcome, unless_interrupted};
 
 #[derive(Debug, Args)]
@@ -76,7 +77,13 @@ pub struct RestoreReport {
 
 pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     if let Some(name) = &args.snapshot {
-        return super::restore_snapshot::run(ctx, args, name).await;
+        let wanted = super::restore_snapshot::SnapshotRestore {
+            name,
+            timeout: args.timeout,
+            force_foreign: args.force_foreign,
+            no_safety_snapshot: args.no_safety_snapshot,
+        };
+        return super::restore_snapshot::run(ctx, &wanted).await;
     }
     let from = args
         .from
@@ -201,35 +208,9 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     check::refuse_failed(
         "restored, but ",
         &report.checks,
-        &super::verify::hint(&report.checks),
+        &crate::db::checks::hint(&report.checks),
     )?;
     Ok(Outcome::ok())
-}
-
-/// verify's database checks of `db` against `profile` (after a restore, an upgrade, a new image).
-pub async fn database_checks(
-    profile: &crate::profile::Profile,
-    db: &crate::db::connect::Db,
-) -> Vec<Check> {
-    match db.admin().await {
-        Ok(admin) => {
-            let migrations = migrate::embedded(profile);
-            let params = checks::Parameters::for_target(db, false);
-            checks::run(db, &admin, profile, &migrations, params).await
-        }
-        Err(e) => vec![Check::fail("admin connects", report(&e).error)],
-    }
-}
-
-/// verify's database checks of the release's own pod (a failed connection is the first check).
-pub async fn release_checks(
-    kube: &crate::k8s::client::Kube,
-    profile: &crate::profile::Profile,
-) -> Vec<Check> {
-    match crate::db::connect::Db::for_release(kube.clone(), profile).await {
-        Ok(db) => database_checks(profile, &db).await,
-        Err(e) => vec![Check::fail("admin connects", report(&e).error)],
-    }
 }
 
 fn text(r: &RestoreReport, m: &Manifest) -> String {

@@ -4,9 +4,9 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::restore::{RestoreArgs, release_checks};
 use crate::check::{self, Check};
 use crate::context::Ctx;
+use crate::db::checks::release_checks;
 use crate::error::{ExitCode, user_error};
 use crate::k8s::preflight::{self, Access};
 use crate::k8s::volume_restore::{self, Request, Restored};
@@ -23,7 +23,16 @@ pub struct SnapshotRestoreReport {
     pub checks: Vec<Check>,
 }
 
-pub async fn run(ctx: &Ctx, args: &RestoreArgs, name: &str) -> Result<Outcome> {
+/// What `restore --snapshot NAME` was asked.
+pub struct SnapshotRestore<'a> {
+    pub name: &'a str,
+    pub timeout: std::time::Duration,
+    pub force_foreign: bool,
+    pub no_safety_snapshot: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: &SnapshotRestore<'_>) -> Result<Outcome> {
+    let name = args.name;
     let cluster = ctx.profile.cluster("restore --snapshot")?;
     let kube = ctx.kube_within(args.timeout).await?;
     preflight::require(
@@ -117,7 +126,7 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs, name: &str) -> Result<Outcome> {
     check::refuse_failed(
         "restored, but ",
         &report.checks,
-        &super::verify::hint(&report.checks),
+        &crate::db::checks::hint(&report.checks),
     )?;
     Ok(Outcome::ok())
 }

@@ -111,7 +111,7 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
             wanted.push(Access::ns(verb, "apps", "statefulsets"));
         }
     }
-    super::install::deny_check(&kube, wanted).await?;
+    crate::k8s::preflight::deny_check(&kube, wanted).await?;
     if profile.cluster.is_some() {
         crate::k8s::upgrade::refuse_under_way(&kube, profile).await?;
     }

@@ -15,20 +15,21 @@ use kube::api::Api;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::backup::default_name;
-use super::install::{apply_all, deny_check};
-use super::restore::database_checks;
 use crate::args::parse_duration;
 use crate::check::{self, Check, Status};
 use crate::context::Ctx;
+use crate::db::backup_file::default_name;
 use crate::db::backup_file::{self, Format};
+use crate::db::checks::database_checks;
 use crate::db::connect::Db;
 use crate::db::dump::{self, DumpOptions, Source};
 use crate::db::restore;
 use crate::db::tools::Tools;
 use crate::error::{ExitCode, user_error};
+use crate::k8s::apply::apply_all;
 use crate::k8s::apply::{ApplyOptions, apply_typed};
 use crate::k8s::client::api_error;
+use crate::k8s::preflight::deny_check;
 use crate::k8s::preflight::{APPLIED, Access, OBSERVED};
 use crate::k8s::record::{self, UpgradeState};
 use crate::k8s::upgrade::{self as live, claim_of};
@@ -442,7 +443,7 @@ async fn move_data(
             names.pod,
             failed.join("; ")
         ))
-        .hint(super::verify::hint(&checks))
+        .hint(crate::db::checks::hint(&checks))
         .exit(ExitCode::ChecksFailed)
         .into());
     }
@@ -519,7 +520,7 @@ async fn switch_with(
             .as_ref()
             .and_then(|s| s.load_balancer_source_ranges.clone())
             .unwrap_or_default();
-        let internal = super::expose::is_internal(&live);
+        let internal = crate::k8s::load_balancer::is_internal(&live);
         let service = render::external_service(profile, &ranges, internal)?;
         apply_typed(kube, api, &service, ApplyOptions::default())
             .await

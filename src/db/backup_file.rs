@@ -480,6 +480,29 @@ impl<W: Write> Hashing<W> {
     }
 }
 
+/// `DATABASE-ENV[-LABEL]-20261123T101500Z.dump` in the current directory.
+pub fn default_name(database: &str, env: &str, format: Format, label: &str) -> PathBuf {
+    let stamp = stamp();
+    let label = if label.is_empty() {
+        String::new()
+    } else {
+        format!("-{label}")
+    };
+    Path::new(".").join(format!(
+        "{database}-{env}{label}-{stamp}.{}",
+        format.extension()
+    ))
+}
+
+/// The time now as `20261123T101500Z`.
+pub fn stamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 pub mod backup_file;
 pub mod checks;
 pub mod connect;
+pub mod details;
 pub mod dump;
 pub mod expected;
 pub mod migrate;

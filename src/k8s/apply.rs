@@ -164,6 +164,154 @@ fn comparable<K: Serialize>(object: &K) -> serde_json::Value {
     v
 }
 
+/// Server-side apply of each object (Secrets as `data`), the object being applied on a spinner;
+/// the report's table lists each object once, at the end. In a dry run into a namespace that does
+/// not exist yet, the objects cannot be dry-run applied: they are reported as created. A failure
+/// part way is an error that names what was applied before it and what was not.
+pub async fn apply_all(
+    kube: &Kube,
+    ui: &crate::ui::Ui,
+    objects: Vec<crate::render::Object>,
+    opts: ApplyOptions,
+    namespace_exists: bool,
+) -> Result<Vec<Applied>> {
+    apply_each(kube, ui, objects, opts, namespace_exists)
+        .await
+        .map_err(Stopped::into_error)
+}
+
+/// Where applying a list stopped: what was applied before (each with its change), the object
+/// that failed (Change::Failed) and those not tried (Change::NotApplied), and why.
+pub struct Stopped {
+    pub objects: Vec<Applied>,
+    pub error: anyhow::Error,
+}
+
+impl Stopped {
+    fn count(&self, f: impl Fn(Change) -> bool) -> usize {
+        self.objects.iter().filter(|o| f(o.change)).count()
+    }
+
+    fn ids(&self, change: Change) -> Vec<String> {
+        self.objects
+            .iter()
+            .filter(|o| o.change == change)
+            .map(|o| format!("{}/{}", o.kind, o.name))
+            .collect()
+    }
+
+    /// The failure, said with where it stopped: the cause keeps its hint and exit code.
+    pub fn into_error(self) -> anyhow::Error {
+        let done = self.count(|c| !matches!(c, Change::Failed | Change::NotApplied));
+        let failed = self.ids(Change::Failed).join(", ");
+        let rest = self.ids(Change::NotApplied);
+        let rest = if rest.is_empty() {
+            "nothing after it".to_string()
+        } else {
+            format!("not applied: {}", rest.join(", "))
+        };
+        self.error.context(format!(
+            "stopped part way at {failed}: {done} objects applied before it; {rest}"
+        ))
+    }
+}
+
+/// [`apply_all`], stopping at the first failure with what it did and did not apply.
+pub async fn apply_each(
+    kube: &Kube,
+    ui: &crate::ui::Ui,
+    objects: Vec<crate::render::Object>,
+    opts: ApplyOptions,
+    namespace_exists: bool,
+) -> std::result::Result<Vec<Applied>, Stopped> {
+    let mut applied = Vec::new();
+    let bar = ui.spinner("applying");
+    let mut objects = objects.into_iter();
+    while let Some(object) = objects.next() {
+        let object = object.with_secret_data();
+        bar.set_message(format!(
+            "applying {}/{}",
+            object.kind().to_lowercase(),
+            object.name()
+        ));
+        let result = if opts.dry_run && !namespace_exists {
+            Applied::new(object.kind(), object.name(), Change::Unchecked)
+        } else {
+            match apply(kube, &object, opts).await {
+                Ok(a) => a,
+                Err(error) => {
+                    bar.finish_and_clear();
+                    applied.push(Applied::new(object.kind(), object.name(), Change::Failed));
+                    applied.extend(
+                        objects.map(|o| Applied::new(o.kind(), o.name(), Change::NotApplied)),
+                    );
+                    return Err(Stopped {
+                        objects: applied,
+                        error,
+                    });
+                }
+            }
+        };
+        applied.push(result);
+    }
+    bar.finish_and_clear();
+    Ok(applied)
+}
+
+pub fn change_text(change: Change, dry_run: bool) -> &'static str {
+    match (change, dry_run) {
+        (Change::Created, false) => "created",
+        (Change::Configured, false) => "configured",
+        (Change::Unchanged, false) => "unchanged",
+        (Change::Created, true) => "would be created (dry run)",
+        (Change::Configured, true) => "would be changed (dry run)",
+        (Change::Unchanged, true) => "unchanged (dry run)",
+        (Change::Pruned, false) => "pruned (no longer rendered)",
+        (Change::Pruned, true) => "would be pruned (dry run)",
+        (Change::Unchecked, _) => "would be created (not checked: no namespace yet)",
+        (Change::Failed, _) => "FAILED (see the error)",
+        (Change::NotApplied, _) => "not applied (install stopped before it)",
+    }
+}
+
+/// A dry run's diffs, one per object that would change.
+pub fn diffs(objects: &[Applied]) -> String {
+    let mut out = String::new();
+    for o in objects {
+        if let Some(diff) = &o.diff {
+            out.push_str(&format!("\n{}/{}:\n", o.kind, o.name));
+            for line in diff.lines() {
+                let style = match line.chars().next() {
+                    Some('+') if !line.starts_with("+++") => anstyle::AnsiColor::Green.on_default(),
+                    Some('-') if !line.starts_with("---") => anstyle::AnsiColor::Red.on_default(),
+                    _ => anstyle::Style::new(),
+                };
+                out.push_str(&crate::ui::paint(line, style));
+                out.push('\n');
+            }
+        }
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+/// The objects install applied and what happened to each, as a table.
+pub fn objects_table(objects: &[Applied], dry_run: bool) -> String {
+    let rows: Vec<Vec<String>> = objects
+        .iter()
+        .map(|o| {
+            vec![
+                o.kind.clone(),
+                o.name.clone(),
+                change_text(o.change, dry_run).to_string(),
+            ]
+        })
+        .collect();
+    crate::ui::table(&["KIND", "NAME", "CHANGE"], &rows)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

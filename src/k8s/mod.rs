@@ -10,6 +10,8 @@ pub mod forward;
 pub mod grants;
 pub mod health;
 pub mod inventory;
+pub mod load_balancer;
+pub mod namespace;
 pub mod preflight;
 pub mod record;
 pub mod release;

@@ -254,3 +254,14 @@ pub async fn storage_classes(kube: &Kube) -> Result<Option<Vec<String>>> {
     names.sort();
     Ok(Some(names))
 }
+
+/// Every denial in one message, before any write.
+pub async fn deny_check(kube: &Kube, wanted: Vec<Access>) -> Result<()> {
+    require(
+        kube,
+        wanted,
+        "nothing was changed",
+        "ask a cluster admin for these RBAC rights (a Role with them, bound to you in the namespace), then run install again",
+    )
+    .await
+}
