@@ -37,17 +37,11 @@ use crate::k8s::volume_restore::reclaim_policy;
 use crate::k8s::wait;
 use crate::k8s::watches::Wake;
 use crate::k8s::{Kube, inventory};
+use crate::db::freeze;
 use crate::profile::{Layer, Profile, image_major, image_with_major, merged};
-use crate::render::{self, Object, render_sql};
+use crate::render::{self, Object};
 use crate::ui::{Outcome, unless_interrupted};
 
-const FREEZE_SQL: &str = include_str!("../../sql/upgrade/freeze.sql");
-const END_SESSIONS_SQL: &str = include_str!("../../sql/upgrade/end-sessions.sql");
-const FROZEN_SQL: &str = include_str!("../../sql/upgrade/frozen.sql");
-const APP_SESSIONS_SQL: &str = include_str!("../../sql/upgrade/app-sessions.sql");
-const THAW_SQL: &str = include_str!("../../sql/upgrade/thaw.sql");
-/// How long the app role's ended sessions may take to go.
-const SESSIONS_GONE: Duration = Duration::from_secs(30);
 /// Marks a claim the Services led to once: what it holds may be newer than any backup.
 const SWITCHED: &str = "phonebill-db/switched-at";
 
@@ -306,7 +300,7 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
     // the backup could be lost).
     let old = Db::for_release(kube.clone(), &ctx.profile).await?;
     let old_admin = old.admin().await?;
-    run_sql(&old_admin, "freeze.sql", FREEZE_SQL, &ctx.profile)
+    freeze::freeze(&old_admin, &ctx.profile)
         .await
         .context("stopping the app role's logins on the old server; nothing was changed there")?;
     ctx.ui.note(
@@ -316,7 +310,7 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
             ctx.profile.app_user, running.stateful_set
         ),
     );
-    let ended = end_sessions(&old_admin, &ctx.profile).await;
+    let ended = freeze::end_sessions(&old_admin, &ctx.profile).await;
     let moved = match ended {
         Ok(()) => move_data(ctx, kube, &dest, &old, &old_admin, &next).await,
         Err(e) => Err(e),
@@ -325,7 +319,7 @@ async fn upgrade(ctx: &Ctx, kube: &Kube, args: &UpgradeArgs, to: u32) -> Result<
         Ok(m) => m,
         Err(e) => {
             // Not switched: the old server is the application's again.
-            let thawed = thaw(&old_admin, &ctx.profile).await;
+            let thawed = freeze::thaw(&old_admin, &ctx.profile).await;
             let left = match thawed {
                 Ok(()) => format!(
                     "the Services still lead to {}, which the application may write again",
@@ -567,58 +561,6 @@ async fn start_beside(
     Ok(())
 }
 
-/// End the app role's sessions (it may no longer log in) and wait until none is left, then check
-/// that the freeze holds: a transaction of the app's that is still open could commit after the
-/// backup's snapshot.
-async fn end_sessions(admin: &Client, profile: &Profile) -> Result<()> {
-    run_sql(admin, "end-sessions.sql", END_SESSIONS_SQL, profile)
-        .await
-        .context("ending the app role's sessions on the old server")?;
-    let count = upgrade_sql("app-sessions.sql", APP_SESSIONS_SQL, profile)?;
-    let deadline = std::time::Instant::now() + SESSIONS_GONE;
-    loop {
-        let left: i64 = admin
-            .query_one(count.as_str(), &[])
-            .await
-            .map_err(|e| crate::db::role::db_context(e, "counting the app role's sessions"))?
-            .get(0);
-        if left == 0 {
-            break;
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(user_error(format!(
-                "{left} session(s) of the app role {} were still open {}s after they were ended",
-                profile.app_user,
-                SESSIONS_GONE.as_secs()
-            ))
-            .hint("a backend stuck in I/O can take this long; `SELECT * FROM pg_stat_activity` on the old server shows it; run the upgrade again")
-            .exit(ExitCode::Timeout)
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    anyhow::ensure!(
-        is_frozen(admin, profile).await?,
-        "the app role {} may log in to the old server again (someone changed it meanwhile)",
-        profile.app_user
-    );
-    Ok(())
-}
-
-/// The app role logs in again with its exact privileges (sql/upgrade/thaw.sql,
-/// sql/app-role.sql): it writes on this server again.
-async fn thaw(admin: &Client, profile: &Profile) -> Result<()> {
-    let mut sql = upgrade_sql("thaw.sql", THAW_SQL, profile)?;
-    sql.push_str(&crate::db::role::grants_sql(
-        &profile.app_user,
-        &profile.database,
-    )?);
-    admin
-        .batch_execute(&sql)
-        .await
-        .map_err(|e| crate::db::role::db_context(e, "letting the app role log in and write again"))
-}
-
 /// What `profile` renders, in two parts: what a StatefulSet beside the serving one needs (itself
 /// and the server certificate's Secret), and the rest, which the switch applies. A missing CA is
 /// install's to make (`--renew-ca`: every client's trust changes): refused, as is a CA that
@@ -728,7 +670,7 @@ async fn rollback(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
     )?;
     // The old server takes writes again before the Services lead to it.
     let db = Db::for_release(kube.clone(), &old).await?;
-    thaw(&db.admin().await?, &old)
+    freeze::thaw(&db.admin().await?, &old)
         .await
         .context("letting the app role write on the old server again; nothing was switched")?;
     switch(ctx, kube, &old).await?;
@@ -753,7 +695,7 @@ async fn abandon(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
     let admin = db.admin().await?;
     // A tool stopped between the freeze and its end leaves the server frozen, even with no
     // second StatefulSet to show for it.
-    let frozen = is_frozen(&admin, &ctx.profile).await?;
+    let frozen = freeze::is_frozen(&admin, &ctx.profile).await?;
     if others.is_empty() && !frozen {
         return Err(user_error(format!(
             "release {} has no upgrade to roll back; nothing was changed",
@@ -779,7 +721,7 @@ async fn abandon(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
         ),
         &ctx.profile.release,
     )?;
-    thaw(&admin, &ctx.profile)
+    freeze::thaw(&admin, &ctx.profile)
         .await
         .context("letting the app role write again; nothing was deleted")?;
     let mut r = report(ctx, kube, "rolledBack", ctx.profile.names().stateful_set);
@@ -792,16 +734,6 @@ async fn abandon(ctx: &Ctx, kube: &Kube) -> Result<UpgradeReport> {
     Ok(r)
 }
 
-/// Whether `upgrade` froze this server for the app role (sql/upgrade/frozen.sql).
-async fn is_frozen(admin: &Client, profile: &Profile) -> Result<bool> {
-    let sql = upgrade_sql("frozen.sql", FROZEN_SQL, profile)?;
-    let row = admin
-        .query_one(sql.as_str(), &[])
-        .await
-        .map_err(|e| crate::db::role::db_context(e, "reading the app role's privileges"))?;
-    Ok(row.get(0))
-}
-
 fn waiting(ctx: &Ctx, up: &UpgradeState) -> anyhow::Error {
     user_error(format!(
         "release {} was switched to PostgreSQL {} and keeps {} until the upgrade is finished; nothing was changed",
@@ -810,23 +742,6 @@ fn waiting(ctx: &Ctx, up: &UpgradeState) -> anyhow::Error {
     .hint("`phonebill-db upgrade --finalize` finishes it, `--rollback` goes back; then upgrade again")
     .exit(ExitCode::Usage)
     .into()
-}
-
-/// One of `sql/upgrade/`, for the profile's app role and database.
-fn upgrade_sql(name: &str, source: &str, profile: &Profile) -> Result<String> {
-    render_sql(
-        name,
-        source,
-        &serde_json::json!({ "app_user": profile.app_user, "database": profile.database }),
-    )
-}
-
-async fn run_sql(admin: &Client, name: &str, source: &str, profile: &Profile) -> Result<()> {
-    let sql = upgrade_sql(name, source, profile)?;
-    admin
-        .batch_execute(&sql)
-        .await
-        .map_err(|e| crate::db::role::db_context(e, &format!("running {name}")))
 }
 
 fn text(r: &UpgradeReport) -> String {

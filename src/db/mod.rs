@@ -7,6 +7,7 @@ pub mod connect;
 pub mod details;
 pub mod dump;
 pub mod expected;
+pub mod freeze;
 pub mod migrate;
 pub mod plain_sql;
 pub mod process;

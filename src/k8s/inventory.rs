@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::client::{Kube, api_error, is_not_found};
-use super::preflight::Access;
+use super::access::Access;
 use crate::profile::Profile;
 
 /// The kinds install makes that hold no data: pruned by install, deleted by every uninstall.

@@ -1,5 +1,6 @@
 //! Everything that talks to the Kubernetes API.
 
+pub mod access;
 pub mod apply;
 pub mod client;
 pub mod dependents;
