@@ -1,6 +1,6 @@
 -- Run by every `apply-schema` after the migrations (idempotent, not a versioned migration), after
 -- `login-role.sql` for the application role: exactly the privileges the Auth service needs
--- (auth-schema.md, Privileges) — now and for tables created later by the admin role.
+-- (docs/schema.md, Privileges) — now and for tables created later by the admin role.
 GRANT CONNECT ON DATABASE {{ database | ident }} TO {{ app_user | ident }};
 GRANT USAGE ON SCHEMA public TO {{ app_user | ident }};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {{ app_user | ident }};

@@ -1,4 +1,4 @@
-//! What the Auth schema must look like (`sql/expected-schema.yaml`, from auth-schema.md), as data.
+//! What the Auth schema must look like (`sql/expected-schema.yaml`, from docs/schema.md), as data.
 
 use std::collections::BTreeMap;
 

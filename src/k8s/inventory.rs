@@ -15,8 +15,8 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use super::client::{Kube, api_error, is_not_found};
 use super::access::Access;
+use super::client::{Kube, api_error, is_not_found};
 use crate::profile::Profile;
 
 /// The kinds install makes that hold no data: pruned by install, deleted by every uninstall.

@@ -29,6 +29,7 @@ mod pod;
 mod prod;
 mod props;
 mod psql;
+mod quick_start;
 mod rbac;
 mod real_cluster;
 mod record;

@@ -607,3 +607,47 @@ fn checkov_fails_at_most_three_checks_each_explained_where_it_fails() {
         );
     }
 }
+
+/// docs/commands/render.md lists what render emits, for each environment, in order.
+#[tokio::test]
+async fn the_render_page_lists_every_object_render_emits() {
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/commands/render.md"
+    ))
+    .unwrap();
+    let blocks: Vec<Vec<String>> = page
+        .split("```text\n")
+        .skip(1)
+        .map(|b| {
+            b.split("```")
+                .next()
+                .unwrap()
+                .lines()
+                .filter_map(|l| l.split_whitespace().next().map(String::from))
+                .collect()
+        })
+        .collect();
+    assert_eq!(blocks.len(), 2, "a block for dev, one for prod");
+    let home = tempfile::tempdir().unwrap();
+    for (env, listed) in ["dev", "prod"].iter().zip(&blocks) {
+        let run =
+            crate::support::run_bin(home.path(), &["render", "--env", env, "-o", "json"]).await;
+        let emitted: Vec<String> = run.ok_json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            &emitted, listed,
+            "{env}: docs/commands/render.md is out of date"
+        );
+    }
+}

@@ -1,11 +1,11 @@
 //! The schema apply-schema creates, read back from the catalog (information_schema / pg_catalog)
-//! and compared with auth-schema.md as transcribed here — not with our own SQL or expectations file.
+//! and compared with docs/schema.md as transcribed here — not with our own SQL or expectations file.
 
 use std::collections::BTreeSet;
 
 use crate::pg::{Pg, run_url};
 
-/// auth-schema.md, table by table: "table column type nullable default" (`-` = no default;
+/// docs/schema.md, table by table: "table column type nullable default" (`-` = no default;
 /// `serial` = a sequence default). Types: varchar(N), integer, text, boolean, timestamp.
 const COLUMNS: &str = "
 auth_users user_id varchar(50) NO -
@@ -95,7 +95,7 @@ auth_permission_access_log PRIMARY KEY log_id
 auth_permission_access_log FOREIGN KEY user_id -> auth_users(user_id) CASCADE
 ";
 
-/// Indexes of auth-schema.md: "table columns[ partial]".
+/// Indexes of docs/schema.md: "table columns[ partial]".
 const INDEXES: &str = "
 auth_users customer_id
 auth_users account_status
@@ -158,7 +158,7 @@ async fn the_schema_matches_auth_schema_md_in_the_catalog() {
         WHERE tc.table_schema = 'public' AND tc.constraint_type IN ('PRIMARY KEY', 'UNIQUE', 'FOREIGN KEY')");
     assert_eq!(keys, lines(KEYS));
 
-    // CHECK constraints: every allowed value of auth-schema.md, and nothing else allowed.
+    // CHECK constraints: every allowed value of docs/schema.md, and nothing else allowed.
     for (table, column, allowed, refused) in [
         (
             "auth_users",

@@ -338,7 +338,6 @@ pub async fn first_report(stdout: tokio::process::ChildStdout) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-/// Every object install makes in the dev namespace (the PVC comes from the StatefulSet).
 /// What the namespace holds but the snapshot schedule's runs (the Job install starts to prove it,
 /// and its pod): to compare with [`expected_inventory`].
 pub fn release_inventory(fake: &FakeKube) -> Vec<String> {
@@ -348,6 +347,7 @@ pub fn release_inventory(fake: &FakeKube) -> Vec<String> {
         .collect()
 }
 
+/// Every object install makes in the dev namespace (the PVC comes from the StatefulSet).
 pub fn expected_inventory() -> Vec<String> {
     let mut v: Vec<String> = [
         "ConfigMap/auth-postgres-dev-postgresql-configuration",

@@ -11,7 +11,7 @@ use crate::check::Check;
 use crate::db::expected::Expected;
 use crate::profile::Profile;
 
-/// Not a superuser, owns nothing, exactly the privileges of auth-schema.md.
+/// Not a superuser, owns nothing, exactly the privileges of docs/schema.md.
 pub(super) async fn app_role(
     admin: &Client,
     profile: &Profile,
