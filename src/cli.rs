@@ -82,32 +82,20 @@ pub enum Command {
 const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
     ("render", &["context", "kubeconfig", "yes"]),
     ("values", &["yes"]),
-    (
-        "completion",
-        &[
-            "env",
-            "namespace",
-            "context",
-            "kubeconfig",
-            "values",
-            "yes",
-            "output",
-            "verbose",
-        ],
-    ),
-    (
-        "man",
-        &[
-            "env",
-            "namespace",
-            "context",
-            "kubeconfig",
-            "values",
-            "yes",
-            "output",
-            "verbose",
-        ],
-    ),
+    ("completion", EVERY_GLOBAL),
+    ("man", EVERY_GLOBAL),
+];
+
+/// The global options' ids (`GlobalArgs`).
+const EVERY_GLOBAL: &[&str] = &[
+    "env",
+    "namespace",
+    "context",
+    "kubeconfig",
+    "values",
+    "yes",
+    "output",
+    "verbose",
 ];
 
 /// The command line as parsed, completed and documented: the definition, with each command's

@@ -105,6 +105,14 @@ fn precheck(command: &Command, ctx: &Ctx) -> Result<()> {
         Command::Connect(_) => profile.cluster("connect").map(drop),
         Command::Backup(a) if a.snapshot => profile.cluster("backup --snapshot").map(drop),
         Command::Backup(a) if a.list => profile.cluster("backup --list").map(drop),
+        Command::Restore(a) => {
+            if let Some(to) = &a.safety_to {
+                db::backup_file::check_destination("--safety-to", to)?;
+            }
+            a.from
+                .as_ref()
+                .map_or(Ok(()), |f| db::backup_file::check_source("--from", f))
+        }
         Command::Backup(a) => {
             a.to.as_ref()
                 .map_or(Ok(()), |to| db::backup_file::check_destination("--to", to))

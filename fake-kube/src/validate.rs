@@ -106,41 +106,10 @@ pub fn validate(info: &ResourceInfo, old: Option<&Value>, obj: &Value) -> Result
                     format!("Invalid value: \"{schedule}\": {e}"),
                 ));
             }
-            if obj
-                .pointer("/spec/jobTemplate/spec/template/spec/containers")
-                .is_none()
-            {
-                causes.push((
-                    "spec.jobTemplate.spec.template.spec.containers".into(),
-                    "Required value".into(),
-                ));
-            }
-            let policy = obj
-                .pointer("/spec/jobTemplate/spec/template/spec/restartPolicy")
-                .and_then(Value::as_str);
-            if !matches!(policy, Some("Never" | "OnFailure")) {
-                causes.push((
-                    "spec.jobTemplate.spec.template.spec.restartPolicy".into(),
-                    "Unsupported value: must be OnFailure or Never".into(),
-                ));
-            }
+            job_template(obj, "/spec/jobTemplate/spec", &mut causes);
         }
         "Job" => {
-            if obj.pointer("/spec/template/spec/containers").is_none() {
-                causes.push((
-                    "spec.template.spec.containers".into(),
-                    "Required value".into(),
-                ));
-            }
-            let policy = obj
-                .pointer("/spec/template/spec/restartPolicy")
-                .and_then(Value::as_str);
-            if !matches!(policy, Some("Never" | "OnFailure")) {
-                causes.push((
-                    "spec.template.spec.restartPolicy".into(),
-                    "Unsupported value: must be OnFailure or Never".into(),
-                ));
-            }
+            job_template(obj, "/spec", &mut causes);
             if obj.pointer("/spec/selector").is_some()
                 && obj.pointer("/spec/manualSelector") != Some(&Value::Bool(true))
             {
@@ -300,6 +269,31 @@ fn valid_name(name: &str, label: bool) -> bool {
         } else {
             name.split('.').all(ok_part)
         }
+}
+
+/// A Job's spec at `at` (a Job's own, or a CronJob's template): a pod template with containers
+/// and a restart policy a Job may have.
+fn job_template(obj: &Value, at: &str, causes: &mut Vec<(String, String)>) {
+    let field = |p: &str| {
+        format!("{at}/template/spec/{p}")
+            .trim_start_matches('/')
+            .replace('/', ".")
+    };
+    if obj
+        .pointer(&format!("{at}/template/spec/containers"))
+        .is_none()
+    {
+        causes.push((field("containers"), "Required value".into()));
+    }
+    let policy = obj
+        .pointer(&format!("{at}/template/spec/restartPolicy"))
+        .and_then(Value::as_str);
+    if !matches!(policy, Some("Never" | "OnFailure")) {
+        causes.push((
+            field("restartPolicy"),
+            "Unsupported value: must be OnFailure or Never".into(),
+        ));
+    }
 }
 
 /// A CronJob's schedule as the API server parses it (robfig/cron `ParseStandard`): five fields or

@@ -89,10 +89,8 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         .from
         .as_ref()
         .expect("clap requires --from without --snapshot");
-    // The file first: --yes never skips these checks, and nothing has been touched yet.
-    if let Some(to) = &args.safety_to {
-        backup_file::check_destination("--safety-to", to)?;
-    }
+    // The file first: --yes never skips these checks, and nothing has been touched yet (where
+    // the safety backup goes was checked before the cluster was asked: `lib::precheck`).
     let spinner = ctx.ui.spinner(format!("checking {}", from.display()));
     let checked = backup_file::inspect(from)?;
     let manifest = checked.manifest;

@@ -203,6 +203,25 @@ pub fn write_manifest(dest: &Path, manifest: &Manifest) -> Result<()> {
 /// Where a backup is to go, checked before anything connects (a dump of an hour must not fail
 /// at its end): a file name, not a directory; its directory exists and takes a new file; nothing
 /// there yet. Exit 2.
+/// Before the cluster is asked: the file `flag` names is there to be read; what it is and holds
+/// is [`inspect`]'s to judge (exit 4).
+pub fn check_source(flag: &str, file: &Path) -> Result<()> {
+    let refuse = |what: String| -> anyhow::Error {
+        user_error(format!(
+            "{flag} {}: {what}; nothing was changed",
+            file.display()
+        ))
+        .hint("give the path of a backup file written by `phonebill-db backup --to FILE`")
+        .exit(ExitCode::Usage)
+        .into()
+    };
+    match fs::metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(refuse("no such file".into())),
+        Err(e) => Err(refuse(format!("cannot be read: {e}"))),
+        Ok(_) => Ok(()),
+    }
+}
+
 pub fn check_destination(flag: &str, dest: &Path) -> Result<()> {
     let usage = |what: String, hint: String| -> anyhow::Error {
         user_error(format!(

@@ -398,6 +398,10 @@ async fn usage_errors_do_not_wait_for_the_cluster() {
             "install --storage-class: environment `prod` does not use it",
         ),
         (
+            vec!["restore", "--from", "/nonexistent/auth.dump"],
+            "--from /nonexistent/auth.dump: no such file; nothing was changed",
+        ),
+        (
             vec!["install", "--env", "prod", "--create-snapshot-class"],
             "install --create-snapshot-class: environment `prod` does not use it",
         ),

@@ -21,18 +21,7 @@ fn quick_start() -> Vec<Vec<String>> {
         .split("\n## ")
         .next()
         .unwrap();
-    section
-        .split("```sh\n")
-        .skip(1)
-        .map(|b| {
-            b.split("```")
-                .next()
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect()
-        })
-        .collect()
+    crate::support::fenced_blocks(section, "sh")
 }
 
 /// A `phonebill-db` on PATH that is the binary under test with this release's names laid under

@@ -616,14 +616,10 @@ async fn the_render_page_lists_every_object_render_emits() {
         "/docs/commands/render.md"
     ))
     .unwrap();
-    let blocks: Vec<Vec<String>> = page
-        .split("```text\n")
-        .skip(1)
+    let blocks: Vec<Vec<String>> = crate::support::fenced_blocks(&page, "text")
+        .into_iter()
         .map(|b| {
-            b.split("```")
-                .next()
-                .unwrap()
-                .lines()
+            b.iter()
                 .filter_map(|l| l.split_whitespace().next().map(String::from))
                 .collect()
         })

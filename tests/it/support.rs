@@ -413,3 +413,18 @@ pub fn snapshot_labels(release: &str, origin: Option<&str>) -> Value {
     }
     labels
 }
+
+/// The lines of each fenced block of `lang` (```` ```sh ````, ```` ```text ````) in markdown `text`.
+pub fn fenced_blocks(text: &str, lang: &str) -> Vec<Vec<String>> {
+    text.split(&format!("```{lang}\n"))
+        .skip(1)
+        .map(|b| {
+            b.split("```")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
