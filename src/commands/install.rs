@@ -530,13 +530,17 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
                 report.checks = crate::db::checks::release_checks(&kube, &profile).await;
                 spinner.finish_and_clear();
             }
+            // The CronJob, or what its job runs with (its values, its rights), new or changed.
             let schedule_changed = report.objects.iter().any(|o| {
-                o.kind == "CronJob" && matches!(o.change, Change::Created | Change::Configured)
+                o.name == names.snapshot_schedule
+                    && matches!(o.change, Change::Created | Change::Configured)
             });
             if first_run && first_run::wanted(&kube, &profile, schedule_changed).await? {
+                // A client of its own: the rollout may have spent the first one's retry budget.
+                let kube = ctx.kube_within(args.timeout).await?;
                 let bar = ui.spinner("running the snapshot schedule once");
                 report.first_snapshot =
-                    Some(first_run::run(&kube, &profile, args.timeout, ui, &bar).await?);
+                    Some(first_run::run(&kube, &profile, args.timeout, ui, &bar).await);
                 bar.finish_and_clear();
             }
             ui.emit(&report, text)?;

@@ -11,7 +11,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 
 use super::client::{Kube, api_error};
@@ -44,7 +44,8 @@ impl FirstRun {
 }
 
 /// Whether install should run the schedule once: it is new or changed (`changed`), or its last
-/// run at install failed (or there was none).
+/// run at install did not succeed (there was none, it failed, or it was still going and then
+/// failed or went).
 pub async fn wanted(kube: &Kube, profile: &Profile, changed: bool) -> Result<bool> {
     if changed {
         return Ok(true);
@@ -55,7 +56,26 @@ pub async fn wanted(kube: &Kube, profile: &Profile, changed: bool) -> Result<boo
         .get_opt(&name)
         .await
         .map_err(|e| api_error(e, &format!("reading CronJob {name}"), &kube.server))?;
-    Ok(cj.as_ref().and_then(recorded).is_none_or(|r| r.failed()))
+    let Some(last) = cj.as_ref().and_then(recorded) else {
+        return Ok(true);
+    };
+    match last.result.as_str() {
+        "succeeded" => Ok(false),
+        // Still going when install stopped waiting: again if it then failed or went.
+        "running" if !last.job.is_empty() => {
+            let jobs: Api<Job> = Api::namespaced(kube.client.clone(), &kube.namespace);
+            let job = jobs
+                .get_opt(&last.job)
+                .await
+                .map_err(|e| api_error(e, &format!("reading Job {}", last.job), &kube.server))?;
+            let failed = job
+                .as_ref()
+                .and_then(|j| j.status.as_ref()?.conditions.clone())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Failed" && c.status == "True"));
+            Ok(job.is_none() || failed)
+        }
+        _ => Ok(true),
+    }
 }
 
 /// The first run's result as the CronJob keeps it, if any.
@@ -72,23 +92,81 @@ enum Seen {
     Failed(String, String),
 }
 
-/// A container waiting for a reason it does not get over by itself.
-const STUCK: &[&str] = &[
+/// A container waiting for a reason it does not get over by itself: at once.
+const STUCK: &[&str] = &["ImagePullBackOff", "InvalidImageName"];
+/// A reason it may get over (a registry's throttling, a Secret arriving): stuck once it has
+/// lasted [`STUCK_AFTER`].
+const MAYBE_STUCK: &[&str] = &[
     "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
     "CreateContainerConfigError",
     "CreateContainerError",
 ];
+const STUCK_AFTER: Duration = Duration::from_secs(60);
 
 /// Run the schedule's job once and wait up to `timeout` for it; a failure deletes the Job (its
-/// pods would retry for nothing) and is said with its cause.
+/// pods would retry for nothing) and is said with its cause. Whatever goes wrong on the way (the
+/// API failing meanwhile) is the run's failure, kept on the CronJob where it can be: the database
+/// is installed either way, and install reports it.
 pub async fn run(
     kube: &Kube,
     profile: &Profile,
     timeout: Duration,
     ui: &Ui,
     bar: &ProgressBar,
+) -> FirstRun {
+    let at = jiff::Timestamp::now();
+    let run = match attempt(kube, profile, timeout, ui, bar, at).await {
+        Ok(run) => run,
+        Err(e) => {
+            let r = crate::error::report(&e);
+            FirstRun {
+                job: String::new(),
+                at: at.to_string(),
+                result: "failed".into(),
+                cause: Some(r.error),
+                hint: r.hint,
+            }
+        }
+    };
+    if let Err(e) = keep(kube, profile, &run).await {
+        ui.note(
+            None,
+            format!(
+                "warning: the first run's result is not kept on the CronJob ({}); status will not show it",
+                crate::error::report(&e).error
+            ),
+        );
+    }
+    run
+}
+
+/// The result, as an annotation of the CronJob (a merge patch: install's apply leaves it).
+async fn keep(kube: &Kube, profile: &Profile, run: &FirstRun) -> Result<()> {
+    let name = profile.names().snapshot_schedule;
+    let cron_jobs: Api<CronJob> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        ANNOTATION: serde_json::to_string(run)?,
+    }}});
+    cron_jobs
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| {
+            api_error(
+                e,
+                &format!("keeping the first run's result on CronJob {name}"),
+                &kube.server,
+            )
+        })?;
+    Ok(())
+}
+
+async fn attempt(
+    kube: &Kube,
+    profile: &Profile,
+    timeout: Duration,
+    ui: &Ui,
+    bar: &ProgressBar,
+    now: jiff::Timestamp,
 ) -> Result<FirstRun> {
     let names = profile.names();
     let cron_jobs: Api<CronJob> = Api::namespaced(kube.client.clone(), &kube.namespace);
@@ -99,22 +177,20 @@ pub async fn run(
             &kube.server,
         )
     })?;
-    let now = jiff::Timestamp::now();
-    let job = from_cron_job(&cj)?;
-    bar.set_message("running the snapshot schedule once");
+    let job = from_cron_job(&cj, now.as_millisecond())?;
+    let name = job.name_any();
+    bar.set_message(format!("running the snapshot schedule once (Job {name})"));
     let jobs: Api<Job> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    // A name the server makes (generateName): two installs in one second each get their own.
-    let name = jobs
-        .create(&PostParams::default(), &job)
-        .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!("creating a Job from CronJob {}", names.snapshot_schedule),
-                &kube.server,
-            )
-        })?
-        .name_any();
+    // A name of its own (the time in milliseconds), so a create retried after its answer was
+    // lost finds its Job instead of making a second one.
+    crate::k8s::client::create_once(
+        kube,
+        &jobs,
+        &job,
+        &format!("creating Job {name}"),
+        |there| there.labels() == job.labels(),
+    )
+    .await?;
     let pods: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let selector = format!("batch.kubernetes.io/job-name={name}");
     let mut wake = Wake::polling().named::<Job>(kube, &name).watch(
@@ -130,12 +206,14 @@ pub async fn run(
         .and_then(|s| s.containers.first())
         .and_then(|c| c.image.clone())
         .unwrap_or_default();
+    // Since when each pod has waited for each reason (the looks share it).
+    let waiting_since = std::sync::Mutex::new(std::collections::BTreeMap::new());
     let outcome = poll(
         timeout,
         ui,
         bar,
         &mut wake,
-        || look(kube, &jobs, &pods, &name, &selector, &image),
+        || look(kube, &jobs, &pods, &name, &selector, &image, &waiting_since),
         |s| !matches!(s, Seen::Waiting(_)),
         |s| match s {
             Seen::Waiting(what) => {
@@ -159,43 +237,26 @@ pub async fn run(
             run.cause = Some(cause);
             run.hint = Some(hint);
             let dp = DeleteParams::background();
-            super::client::delete_if_there(
-                kube,
-                &jobs,
-                &name,
-                &dp,
-                &format!("deleting Job {name}"),
-            )
-            .await?;
+            let doing = format!("deleting Job {name}");
+            if let Err(e) = super::client::delete_if_there(kube, &jobs, &name, &dp, &doing).await {
+                ui.note(
+                    None,
+                    format!(
+                        "warning: the failed Job {name} stays ({}); `kubectl -n {} delete job {name}` removes it",
+                        crate::error::report(&e).error,
+                        kube.namespace
+                    ),
+                );
+            }
         }
         Seen::Waiting(what) => run.cause = Some(what),
     }
-    let patch = serde_json::json!({"metadata": {"annotations": {
-        ANNOTATION: serde_json::to_string(&run)?,
-    }}});
-    cron_jobs
-        .patch(
-            &names.snapshot_schedule,
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!(
-                    "keeping the first run's result on CronJob {}",
-                    names.snapshot_schedule
-                ),
-                &kube.server,
-            )
-        })?;
     Ok(run)
 }
 
 /// The Job `kubectl create job --from=cronjob/NAME` makes: the CronJob's job template, owned by
 /// it (so its history limits and deletion apply), marked as started by hand.
-pub fn from_cron_job(cj: &CronJob) -> Result<Job> {
+pub fn from_cron_job(cj: &CronJob, unix_millis: i64) -> Result<Job> {
     let template = cj
         .spec
         .as_ref()
@@ -217,7 +278,7 @@ pub fn from_cron_job(cj: &CronJob) -> Result<Job> {
     };
     Ok(Job {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{}-install-", cj.name_any())),
+            name: Some(format!("{}-install-{unix_millis}", cj.name_any())),
             namespace: cj.namespace(),
             labels: Some(labels),
             annotations: Some(
@@ -242,35 +303,48 @@ async fn look(
     name: &str,
     selector: &str,
     image: &str,
+    waiting_since: &std::sync::Mutex<std::collections::BTreeMap<String, std::time::Instant>>,
 ) -> Result<Seen> {
     let job = jobs
         .get(name)
         .await
         .map_err(|e| api_error(e, &format!("reading Job {name}"), &kube.server))?;
-    let has = |t: &str| {
+    let condition = |t: &str| {
         job.status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == t && c.status == "True"))
+            .and_then(|cs| cs.iter().find(|c| c.type_ == t && c.status == "True"))
+            .cloned()
     };
-    if has("Complete") {
+    if condition("Complete").is_some() {
         return Ok(Seen::Succeeded);
     }
-    let list = pods
+    let mut list = pods
         .list(&ListParams::default().labels(selector))
         .await
-        .map_err(|e| api_error(e, &format!("listing Job {name}'s pods"), &kube.server))?;
-    for pod in &list.items {
+        .map_err(|e| api_error(e, &format!("listing Job {name}'s pods"), &kube.server))?
+        .items;
+    list.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    for pod in &list {
         let statuses = pod
             .status
             .as_ref()
             .and_then(|s| s.container_statuses.clone())
             .unwrap_or_default();
         for st in &statuses {
-            if let Some(w) = st.state.as_ref().and_then(|s| s.waiting.as_ref())
-                && STUCK.contains(&w.reason.as_deref().unwrap_or_default())
+            let Some(w) = st.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+                continue;
+            };
+            let reason = w.reason.clone().unwrap_or_default();
+            let lasted = waiting_since
+                .lock()
+                .expect("not poisoned: no panic holds it")
+                .entry(format!("{}/{reason}", pod.name_any()))
+                .or_insert_with(std::time::Instant::now)
+                .elapsed();
+            if STUCK.contains(&reason.as_str())
+                || (MAYBE_STUCK.contains(&reason.as_str()) && lasted >= STUCK_AFTER)
             {
-                let reason = w.reason.clone().unwrap_or_default();
                 let message = w.message.clone().unwrap_or_default();
                 return Ok(Seen::Failed(
                     format!("the job's image {image} cannot be used ({reason}): {message}"),
@@ -278,35 +352,48 @@ async fn look(
                 ));
             }
         }
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if phase == Some("Failed") {
-            let (error, hint) = logged_error(kube, pods, &pod.name_any()).await;
-            let code = statuses
-                .iter()
-                .find_map(|s| s.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code))
-                .map(|c| format!(" (exit {c})"))
-                .unwrap_or_default();
-            return Ok(Seen::Failed(
-                format!("the snapshot job failed{code}: {error}"),
-                hint.unwrap_or_else(|| {
-                    format!(
-                        "see `kubectl -n {} logs {}`",
-                        kube.namespace,
-                        pod.name_any()
-                    )
-                }),
-            ));
-        }
     }
-    if has("Failed") {
+    // A failed pod is retried by the Job (backoffLimit); its end is the Job's Failed condition.
+    if let Some(failed) = condition("Failed") {
+        let last = list
+            .iter()
+            .rev()
+            .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"));
+        let (error, hint, code) = match last {
+            Some(pod) => {
+                let (error, hint) = logged_error(kube, pods, &pod.name_any()).await;
+                let code = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .and_then(|cs| {
+                        cs.iter().find_map(|c| {
+                            c.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code)
+                        })
+                    })
+                    .map(|c| format!(", exit {c}"))
+                    .unwrap_or_default();
+                (error, hint, code)
+            }
+            None => (
+                failed.message.clone().unwrap_or_default(),
+                None,
+                String::new(),
+            ),
+        };
+        let reason = failed.reason.clone().unwrap_or_else(|| "Failed".into());
         return Ok(Seen::Failed(
-            "the snapshot job failed".into(),
-            format!("see `kubectl -n {} describe job {name}`", kube.namespace),
+            format!("the snapshot job failed ({reason}{code}): {error}"),
+            hint.unwrap_or_else(|| {
+                format!(
+                    "fix the cause and run install again; the Job's events stay a while: `kubectl -n {} get events --field-selector involvedObject.name={name}`",
+                    kube.namespace
+                )
+            }),
         ));
     }
     let what = list
-        .items
-        .first()
+        .last()
         .and_then(|p| {
             let st = p.status.as_ref()?;
             let waiting = st
@@ -370,11 +457,8 @@ mod tests {
                     "containers": [{"name": "snapshot", "image": "x"}]}}}}}
         }))
         .unwrap();
-        let job = from_cron_job(&cj).unwrap();
-        assert_eq!(
-            job.metadata.generate_name.as_deref(),
-            Some("r-snapshots-install-")
-        );
+        let job = from_cron_job(&cj, 1_700_000_000_123).unwrap();
+        assert_eq!(job.name_any(), "r-snapshots-install-1700000000123");
         assert_eq!(job.labels()["app.kubernetes.io/instance"], "r");
         assert_eq!(job.labels()["phonebill-db/run"], "install");
         let owner = &job.owner_references()[0];

@@ -148,7 +148,8 @@ pub fn install_accesses(needs: InstallNeeds) -> Vec<Access> {
         }
     }
     if needs.create_snapshot_class {
-        for verb in ["create", "get", "list"] {
+        // Listing them is asked where allowed, gone without where not (see `grants`).
+        for verb in ["create", "get"] {
             wanted.push(Access::cluster(
                 verb,
                 "snapshot.storage.k8s.io",

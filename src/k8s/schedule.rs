@@ -66,8 +66,20 @@ pub async fn observe(kube: &Kube, profile: &Profile) -> Result<Option<ScheduleSt
         .items;
     runs.sort_by_key(|j| j.metadata.creation_timestamp.as_ref().map(|t| t.0));
     let first = cj.as_ref().and_then(first_run::recorded);
+    // The first run is the latest news while no other Job is newer (a failed one's Job is
+    // deleted by install; its result stays on the CronJob).
+    let first_is_latest = first.as_ref().is_some_and(|f| {
+        let at = f.at.parse::<jiff::Timestamp>().ok();
+        !runs.iter().any(|j| {
+            j.metadata.name.as_deref() != Some(f.job.as_str())
+                && at
+                    .zip(j.metadata.creation_timestamp.as_ref())
+                    .is_some_and(|(at, made)| made.0 > at)
+        })
+    });
+    let first = first.filter(|_| first_is_latest);
     let last_result = match runs.last() {
-        // A failed first run's Job is deleted by install; its result stays on the CronJob.
+        _ if first.as_ref().is_some_and(FirstRun::failed) => "failed (at install)".to_string(),
         None => first.as_ref().map_or("none yet".to_string(), |f| {
             format!("{} (at install)", f.result)
         }),
@@ -121,11 +133,19 @@ pub async fn observe(kube: &Kube, profile: &Profile) -> Result<Option<ScheduleSt
             .as_ref()
             .and_then(|j| j.metadata.creation_timestamp.as_ref())
             .map(|t| t.0.to_string()),
+        // The schedule's last run or install's, whichever is later.
         last_run: cj
             .as_ref()
             .and_then(|j| j.status.as_ref()?.last_schedule_time.as_ref())
-            .map(|t| t.0.to_string())
-            .or_else(|| first.as_ref().map(|f| f.at.clone())),
+            .map(|t| t.0)
+            .into_iter()
+            .chain(
+                first
+                    .as_ref()
+                    .and_then(|f| f.at.parse::<jiff::Timestamp>().ok()),
+            )
+            .max()
+            .map(|t| t.to_string()),
         last_result,
         next_run,
         newest_ready: newest.map(|(t, _)| t.to_string()),
@@ -149,8 +169,17 @@ pub fn check(state: &ScheduleState) -> Check {
             ),
         );
     }
+    // A failed first run is news until a snapshot newer than it is ready.
+    let newer_ready = |at: &str| {
+        state
+            .newest_ready
+            .as_deref()
+            .and_then(|n| n.parse::<jiff::Timestamp>().ok())
+            .zip(at.parse::<jiff::Timestamp>().ok())
+            .is_some_and(|(ready, at)| ready > at)
+    };
     if let Some(f) = state.first_run.as_ref().filter(|f| f.failed())
-        && state.newest_ready_age_seconds.is_none()
+        && !newer_ready(&f.at)
     {
         return Check::warn(
             name,

@@ -21,7 +21,9 @@ pub fn words(message: &str, key: &str, example: Option<&Value>) -> (String, Stri
     let example = example
         .and_then(|v| serde_yaml::to_string(v).ok())
         .map(|t| t.trim_end().to_string())
-        .filter(|t| !t.contains('\n') && t.len() <= 60);
+        .filter(|t| !t.contains('\n') && t.len() <= 60)
+        // `extensions[0]: x` is no key of a values file: no example for a list's item.
+        .filter(|_| !key.contains('['));
     let hint = match example {
         Some(e) => format!(
             "write {takes}, as the profile does: `{key}: {e}`; `phonebill-db values --env ENV` prints every key with its value"
@@ -76,6 +78,8 @@ fn takes(expected: &str) -> String {
         e if e.starts_with("struct ") || e.starts_with("a map") || e == "map" => {
             "a map of keys".into()
         }
+        // serde_yaml's word for an enum given as anything but one of its names.
+        e if e.contains("enum") => "one of the names the profile allows".into(),
         other => other.into(),
     }
 }

@@ -437,7 +437,7 @@ async fn a_schedule_that_cannot_run_is_said_at_install_with_its_cause() {
     run.failed_saying(
         1,
         &[
-            "installed, but the snapshot schedule's first run failed: the job's image phonebilldev.azurecr.io/phonebill-db:0.1.0 cannot be used (ErrImagePull",
+            "installed, but the snapshot schedule's first run failed: the job's image phonebilldev.azurecr.io/phonebill-db:0.1.0 cannot be used (ImagePullBackOff)",
             "401 Unauthorized",
         ],
     );
@@ -482,7 +482,7 @@ async fn a_schedule_that_cannot_run_is_said_at_install_with_its_cause() {
     let run = c.run(&["install", "--timeout", "30s"]).await;
     run.failed_saying(
         1,
-        &["the snapshot schedule's first run failed: the snapshot job failed (exit 1): "],
+        &["the snapshot schedule's first run failed: the snapshot job failed (BackoffLimitExceeded, exit 1): "],
     );
     assert!(run.error_line().contains("kubeconfig"), "{}", run.stderr);
 
