@@ -128,7 +128,9 @@ mod tests {
 
     #[test]
     fn the_command_line_definition_is_consistent() {
-        // Catches a conflicts_with/requires naming an argument that does not exist.
+        // Catches a conflicts_with/requires naming an argument that does not exist, in the
+        // definition and in the command line as parsed (with the hidden copies of globals).
         super::Cli::command().debug_assert();
+        super::command().debug_assert();
     }
 }
