@@ -711,7 +711,7 @@ async fn snapshot_prerequisites(
         return Ok(out);
     }
     let class = &cluster.snapshot.class_name;
-    let without = "or go without the schedule: a --values file with `snapshots: {enabled: false}`";
+    let without = "go without the schedule: a --values file with `snapshots: {enabled: false}`";
     match snapshot::class_state(kube, class).await? {
         ClassState::Present => {}
         ClassState::Unknown => {
@@ -726,7 +726,7 @@ async fn snapshot_prerequisites(
                 "this cluster has no VolumeSnapshot API (snapshot.storage.k8s.io/v1), which the snapshot schedule needs; nothing was changed",
             )
             .hint(format!(
-                "AKS has it with its disk CSI driver; elsewhere install the CSI external-snapshotter CRDs and controller, {without}"
+                "AKS has it with its disk CSI driver; elsewhere install the CSI external-snapshotter CRDs and controller, or {without}"
             ))
             .into());
         }
@@ -735,7 +735,7 @@ async fn snapshot_prerequisites(
                 class,
                 &names,
                 &cluster.snapshot.driver,
-                &without["or ".len()..],
+                without,
             ));
         }
         ClassState::Missing(_) => out.create_class = true,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::ProgressBar;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::batch::v1::{CronJob, Job, JobCondition};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
@@ -35,6 +35,16 @@ pub struct FirstRun {
     pub cause: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+}
+
+/// The Job's condition of type `type_` when it is True (Complete, Failed).
+pub fn condition<'a>(job: &'a Job, type_: &str) -> Option<&'a JobCondition> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
 }
 
 impl FirstRun {
@@ -68,11 +78,9 @@ pub async fn wanted(kube: &Kube, profile: &Profile, changed: bool) -> Result<boo
                 .get_opt(&last.job)
                 .await
                 .map_err(|e| api_error(e, &format!("reading Job {}", last.job), &kube.server))?;
-            let failed = job
+            Ok(job
                 .as_ref()
-                .and_then(|j| j.status.as_ref()?.conditions.clone())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Failed" && c.status == "True"));
-            Ok(job.is_none() || failed)
+                .is_none_or(|j| condition(j, "Failed").is_some()))
         }
         _ => Ok(true),
     }
@@ -309,14 +317,7 @@ async fn look(
         .get(name)
         .await
         .map_err(|e| api_error(e, &format!("reading Job {name}"), &kube.server))?;
-    let condition = |t: &str| {
-        job.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == t && c.status == "True"))
-            .cloned()
-    };
-    if condition("Complete").is_some() {
+    if condition(&job, "Complete").is_some() {
         return Ok(Seen::Succeeded);
     }
     let mut list = pods
@@ -354,7 +355,7 @@ async fn look(
         }
     }
     // A failed pod is retried by the Job (backoffLimit); its end is the Job's Failed condition.
-    if let Some(failed) = condition("Failed") {
+    if let Some(failed) = condition(&job, "Failed") {
         let last = list
             .iter()
             .rev()

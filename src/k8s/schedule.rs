@@ -84,16 +84,7 @@ pub async fn observe(kube: &Kube, profile: &Profile) -> Result<Option<ScheduleSt
             format!("{} (at install)", f.result)
         }),
         Some(j) => {
-            let conditions = j
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.clone())
-                .unwrap_or_default();
-            let has = |t: &str| {
-                conditions
-                    .iter()
-                    .any(|c| c.type_ == t && c.status == "True")
-            };
+            let has = |t: &str| first_run::condition(j, t).is_some();
             if has("Complete") {
                 "succeeded".into()
             } else if has("Failed") {
