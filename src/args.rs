@@ -49,7 +49,7 @@ pub enum OutputFormat {
 }
 
 /// How a database command reaches PostgreSQL: the release's pod (default) or a URL.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct DbArgs {
     /// Reach this database directly instead of the release's pod, e.g.
     /// postgresql://USER@HOST:5432/DB?sslmode=verify-full (password: in the URL or PGPASSWORD)

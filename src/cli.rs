@@ -71,6 +71,9 @@ pub enum Command {
     /// psql in the database pod: interactive on a terminal, else SQL from stdin; as the admin
     /// or --app; psql's own arguments after `--`
     Psql(crate::commands::psql::PsqlArgs),
+    /// One archive to attach to an escalation: status, verify, objects, events, logs, the
+    /// database's settings, sessions, locks and sizes; no secret in it (--to FILE)
+    Report(crate::commands::report::ReportArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completion(crate::commands::completion::CompletionArgs),
     /// Print the manual page, or write one per command into a directory (--dir)
@@ -82,6 +85,7 @@ pub enum Command {
 const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
     ("render", &["context", "kubeconfig", "yes"]),
     ("values", &["yes"]),
+    ("report", &["yes"]),
     ("completion", EVERY_GLOBAL),
     ("man", EVERY_GLOBAL),
 ];

@@ -16,6 +16,7 @@ pub mod k8s;
 pub mod passwords;
 pub mod profile;
 pub mod render;
+pub mod report;
 pub mod terminal;
 pub mod ui;
 
@@ -81,6 +82,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::RotatePassword(args) => commands::rotate_password::run(&ctx, args).await?,
         Command::Logs(args) => commands::logs::run(&ctx, args).await?,
         Command::Psql(args) => commands::psql::run(&ctx, args).await?,
+        Command::Report(args) => commands::report::run(&ctx, args).await?,
         Command::Completion(_) | Command::Man(_) => unreachable!("handled above"),
     };
     Ok(outcome.exit)
@@ -101,6 +103,7 @@ fn precheck(command: &Command, ctx: &Ctx) -> Result<()> {
         Command::Psql(_) => profile.cluster("psql").map(drop),
         Command::Upgrade(_) => commands::upgrade::precheck(profile),
         Command::RotatePassword(a) => commands::rotate_password::precheck(a),
+        Command::Report(a) => commands::report::precheck(a),
         Command::Expose(_) => profile.cluster("expose").map(drop),
         Command::Connect(_) => profile.cluster("connect").map(drop),
         Command::Backup(a) if a.snapshot => profile.cluster("backup --snapshot").map(drop),
@@ -149,7 +152,7 @@ fn recorded_values(command: &Command) -> Recorded {
         | Command::RotatePassword(_)
         | Command::Resize(_)
         | Command::Upgrade(_) => Recorded::Used,
-        Command::Status(_) => Recorded::Shown,
+        Command::Status(_) | Command::Report(_) => Recorded::Shown,
         Command::ApplySchema(a) => through_release(&a.db),
         Command::Verify(a) => through_release(&a.db),
         Command::Backup(a) => through_release(&a.db),

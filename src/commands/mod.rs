@@ -11,6 +11,7 @@ pub mod logs;
 pub mod man;
 pub mod psql;
 pub mod render;
+pub mod report;
 pub mod resize;
 pub mod restore;
 pub mod restore_snapshot;

@@ -121,6 +121,13 @@ pub struct ServiceRow {
 }
 
 pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Outcome> {
+    let report = collect(ctx, args).await?;
+    ctx.ui.emit(&report, text)?;
+    Ok(Outcome::ok())
+}
+
+/// The status report of the release (what `run` prints; `report` keeps it in its archive).
+pub async fn collect(ctx: &Ctx, args: &StatusArgs) -> Result<StatusReport> {
     let kube = ctx.kube().await?;
     let names = ctx.profile.names();
     let state = release::observe(&kube, &ctx.profile).await?;
@@ -203,8 +210,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Outcome> {
         });
         spinner.finish_and_clear();
     }
-    ctx.ui.emit(&report, text)?;
-    Ok(Outcome::ok())
+    Ok(report)
 }
 
 /// What install makes for this profile that the cluster does not have ("Kind/name"): the
@@ -343,7 +349,7 @@ fn service_row(s: &Service) -> ServiceRow {
     }
 }
 
-fn text(r: &StatusReport) -> String {
+pub fn text(r: &StatusReport) -> String {
     let state = match r.state {
         State::NotInstalled => "not installed",
         State::Incomplete => "INCOMPLETE",

@@ -35,6 +35,14 @@ pub struct VerifyReport {
 }
 
 pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
+    let report = collect(ctx, args).await?;
+    ctx.ui.emit(&report, text)?;
+    check::refuse_failed("", &report.checks, &hint(&report.checks))?;
+    Ok(Outcome::ok())
+}
+
+/// Every check of the checklist, run (what `run` prints and judges; `report` keeps it).
+pub async fn collect(ctx: &Ctx, args: &VerifyArgs) -> Result<VerifyReport> {
     let spinner = ctx.ui.spinner("checking");
     let mut checks = Vec::new();
     // The release on the pod path; the URL (without its password) otherwise.
@@ -123,17 +131,14 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
         ));
     }
     spinner.finish_and_clear();
-    let report = VerifyReport {
+    Ok(VerifyReport {
         target: target.unwrap_or_default(),
         passed: check::passed(&checks),
         checks,
-    };
-    ctx.ui.emit(&report, text)?;
-    check::refuse_failed("", &report.checks, &hint(&report.checks))?;
-    Ok(Outcome::ok())
+    })
 }
 
-fn text(r: &VerifyReport) -> String {
+pub fn text(r: &VerifyReport) -> String {
     let mut out = format!("verify {}\n", r.target);
     out.push_str(&check::table(&r.checks));
     if r.passed {

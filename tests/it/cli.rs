@@ -38,6 +38,7 @@ async fn help_lists_only_the_commands_that_work() {
             "upgrade",
             "logs",
             "psql",
+            "report",
             "completion",
             "man",
             "help"
@@ -519,8 +520,8 @@ async fn every_commands_help_has_one_layout() {
             let expected = match command.as_str() {
                 "completion" | "man" => false,
                 c if offline.contains(&c) => !cluster,
-                // It reads the release's record, and never asks.
-                "values" => flag != "--yes",
+                // They read the release's record, and never ask.
+                "values" | "report" => flag != "--yes",
                 _ => true,
             };
             assert_eq!(listed(global), expected, "{command}: {flag}:\n{help}");

@@ -34,6 +34,7 @@ mod rbac;
 mod real_cluster;
 mod record;
 mod render;
+mod report;
 mod resize;
 mod rotate;
 mod schema;
