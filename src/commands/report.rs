@@ -57,11 +57,15 @@ pub fn precheck(args: &ReportArgs) -> Result<()> {
 }
 
 pub async fn run(ctx: &Ctx, args: &ReportArgs) -> Result<Outcome> {
-    let dest = args
-        .to
-        .clone()
-        .unwrap_or_else(|| default_name(&ctx.profile.release));
-    crate::db::backup_file::check_destination("--to", &dest)?;
+    // An explicit --to was checked by `precheck`; the default name is checked here.
+    let dest = match &args.to {
+        Some(to) => to.clone(),
+        None => {
+            let dest = default_name(&ctx.profile.release);
+            crate::db::backup_file::check_destination("--to", &dest)?;
+            dest
+        }
+    };
     let spinner = ctx.ui.spinner("gathering the report");
     let opts = Options {
         since: args.since,

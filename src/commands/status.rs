@@ -349,7 +349,7 @@ fn service_row(s: &Service) -> ServiceRow {
     }
 }
 
-pub fn text(r: &StatusReport) -> String {
+fn text(r: &StatusReport) -> String {
     let state = match r.state {
         State::NotInstalled => "not installed",
         State::Incomplete => "INCOMPLETE",

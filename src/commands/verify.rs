@@ -138,7 +138,7 @@ pub async fn collect(ctx: &Ctx, args: &VerifyArgs) -> Result<VerifyReport> {
     })
 }
 
-pub fn text(r: &VerifyReport) -> String {
+fn text(r: &VerifyReport) -> String {
     let mut out = format!("verify {}\n", r.target);
     out.push_str(&check::table(&r.checks));
     if r.passed {

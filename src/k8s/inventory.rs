@@ -137,19 +137,36 @@ where
         + Debug
         + DeserializeOwned,
 {
-    let kind = K::kind(&());
     let api: Api<K> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let list = api
         .list_metadata(&ListParams::default().labels(selector))
         .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!("listing {kind}s in namespace {}", kube.namespace),
-                &kube.server,
-            )
-        })?;
+        .map_err(|e| listing_error::<K>(e, kube))?;
     Ok(list.items.iter().map(|o| o.name_any()).collect())
+}
+
+/// The release's objects of one kind, whole (by the managed-by labels).
+pub async fn objects<K>(kube: &Kube, profile: &Profile) -> Result<Vec<K>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    Ok(api
+        .list(&ListParams::default().labels(&profile.managed_selector()))
+        .await
+        .map_err(|e| listing_error::<K>(e, kube))?
+        .items)
+}
+
+fn listing_error<K: Resource<DynamicType = ()>>(e: kube::Error, kube: &Kube) -> anyhow::Error {
+    api_error(
+        e,
+        &format!("listing {}s in namespace {}", K::kind(&()), kube.namespace),
+        &kube.server,
+    )
 }
 
 /// Delete one object by "Kind/name"; one that is already gone is fine.

@@ -63,24 +63,12 @@ pub async fn observe(kube: &Kube, profile: &Profile) -> Result<ReleaseState> {
             secrets.push(name.clone());
         }
     }
-    let mut events = Api::<Event>::namespaced(c, ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(err("events"))?
-        .items;
-    let involved: Vec<String> = std::iter::once(names.stateful_set.clone())
-        .chain(pods.iter().map(|p| p.name_any()))
+    let involved: Vec<String> = pods
+        .iter()
+        .map(|p| p.name_any())
         .chain(pvcs.iter().map(|p| p.name_any()))
-        .chain(std::iter::once(names.pvc.clone()))
-        .chain(std::iter::once(names.pod.clone()))
         .collect();
-    events.retain(|e| {
-        e.involved_object
-            .name
-            .as_ref()
-            .is_some_and(|n| involved.contains(n))
-    });
-    events.sort_by_key(event_time);
+    let events = events(kube, &names, &involved).await?;
     Ok(ReleaseState {
         stateful_set,
         pods,
@@ -89,6 +77,27 @@ pub async fn observe(kube: &Kube, profile: &Profile) -> Result<ReleaseState> {
         secrets,
         events,
     })
+}
+
+/// The namespace's events about the release's StatefulSet, its pod and claim by name, and
+/// the objects named in `also` (its pods and claims as listed), oldest first.
+pub async fn events(kube: &Kube, names: &Names, also: &[String]) -> Result<Vec<Event>> {
+    let mut events = Api::<Event>::namespaced(kube.client.clone(), &kube.namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| {
+            api_error(
+                e,
+                &format!("reading events in namespace {}", kube.namespace),
+                &kube.server,
+            )
+        })?
+        .items;
+    let involved =
+        |n: &String| [&names.stateful_set, &names.pvc, &names.pod].contains(&n) || also.contains(n);
+    events.retain(|e| e.involved_object.name.as_ref().is_some_and(involved));
+    events.sort_by_key(event_time);
+    Ok(events)
 }
 
 pub fn event_time(e: &Event) -> String {

@@ -164,14 +164,28 @@ pub async fn gather(ctx: &Ctx, opts: &Options) -> Result<Gathered> {
         crate::commands::verify::collect(ctx, &verify_args).await,
     );
 
-    match crate::k8s::release::observe(&kube, profile).await {
-        Ok(state) => {
-            let events: Vec<_> = state.events.iter().map(objects::cleaned).collect();
+    let pods: Vec<_> = live
+        .objects
+        .iter()
+        .filter(|(id, _)| id.starts_with("Pod/"))
+        .map(|(_, p)| pod_state(p))
+        .collect();
+    parts.yaml("pods.yaml", &pods);
+    let listed: Vec<String> = live
+        .objects
+        .keys()
+        .filter_map(|id| {
+            id.strip_prefix("Pod/")
+                .or(id.strip_prefix("PersistentVolumeClaim/"))
+        })
+        .map(str::to_string)
+        .collect();
+    match crate::k8s::release::events(&kube, &names, &listed).await {
+        Ok(events) => {
+            let events: Vec<_> = events.iter().map(objects::cleaned).collect();
             parts.yaml("events.yaml", &events);
-            let pods: Vec<_> = state.pods.iter().map(pod_state).collect();
-            parts.yaml("pods.yaml", &pods);
         }
-        Err(e) => parts.missing("events.yaml, pods.yaml", error_line(&e).error),
+        Err(e) => parts.missing("events.yaml", error_line(&e).error),
     }
 
     if profile.managed.is_none() {
@@ -297,14 +311,13 @@ async fn database(
 }
 
 /// A pod's conditions and container states (current and last), as the report shows them.
-fn pod_state(pod: &Pod) -> serde_json::Value {
-    let status = pod.status.clone().unwrap_or_default();
+fn pod_state(pod: &serde_json::Value) -> serde_json::Value {
     serde_json::json!({
-        "name": pod.metadata.name,
-        "phase": status.phase,
-        "node": pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-        "conditions": status.conditions,
-        "containers": status.container_statuses,
-        "initContainers": status.init_container_statuses,
+        "name": pod.pointer("/metadata/name"),
+        "phase": pod.pointer("/status/phase"),
+        "node": pod.pointer("/spec/nodeName"),
+        "conditions": pod.pointer("/status/conditions"),
+        "containers": pod.pointer("/status/containerStatuses"),
+        "initContainers": pod.pointer("/status/initContainerStatuses"),
     })
 }

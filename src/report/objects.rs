@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use anyhow::Result;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
@@ -14,14 +13,12 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::k8s::Kube;
-use crate::k8s::client::api_error;
+use crate::k8s::{Kube, inventory};
 use crate::profile::Profile;
 
 /// What could be read of the release's objects.
@@ -44,24 +41,23 @@ const PUBLIC_KEYS: &[&str] = &[
 /// Read every kind of the release's objects by its labels; a kind that cannot be read (no
 /// rights, a broken API) is listed as unreadable and the rest still read.
 pub async fn read(kube: &Kube, profile: &Profile) -> Live {
-    let selector = profile.managed_selector();
     let mut live = Live::default();
-    collect::<StatefulSet>(kube, &selector, &mut live).await;
-    collect::<Pod>(kube, &selector, &mut live).await;
-    collect::<PersistentVolumeClaim>(kube, &selector, &mut live).await;
-    collect::<Service>(kube, &selector, &mut live).await;
-    collect::<ConfigMap>(kube, &selector, &mut live).await;
-    collect::<ServiceAccount>(kube, &selector, &mut live).await;
-    collect::<NetworkPolicy>(kube, &selector, &mut live).await;
-    collect::<CronJob>(kube, &selector, &mut live).await;
-    collect::<Job>(kube, &selector, &mut live).await;
-    collect::<Role>(kube, &selector, &mut live).await;
-    collect::<RoleBinding>(kube, &selector, &mut live).await;
-    secrets(kube, profile, &selector, &mut live).await;
+    collect::<StatefulSet>(kube, profile, &mut live).await;
+    collect::<Pod>(kube, profile, &mut live).await;
+    collect::<PersistentVolumeClaim>(kube, profile, &mut live).await;
+    collect::<Service>(kube, profile, &mut live).await;
+    collect::<ConfigMap>(kube, profile, &mut live).await;
+    collect::<ServiceAccount>(kube, profile, &mut live).await;
+    collect::<NetworkPolicy>(kube, profile, &mut live).await;
+    collect::<CronJob>(kube, profile, &mut live).await;
+    collect::<Job>(kube, profile, &mut live).await;
+    collect::<Role>(kube, profile, &mut live).await;
+    collect::<RoleBinding>(kube, profile, &mut live).await;
+    secrets(kube, profile, &mut live).await;
     live
 }
 
-async fn collect<K>(kube: &Kube, selector: &str, live: &mut Live)
+async fn collect<K>(kube: &Kube, profile: &Profile, live: &mut Live)
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -70,7 +66,7 @@ where
         + Serialize,
 {
     let kind = K::kind(&()).to_string();
-    match list::<K>(kube, selector).await {
+    match inventory::objects::<K>(kube, profile).await {
         Ok(items) => {
             for o in items {
                 live.objects
@@ -83,32 +79,10 @@ where
     }
 }
 
-async fn list<K>(kube: &Kube, selector: &str) -> Result<Vec<K>>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    let kind = K::kind(&());
-    let api: Api<K> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    Ok(api
-        .list(&ListParams::default().labels(selector))
-        .await
-        .map_err(|e| {
-            api_error(
-                e,
-                &format!("listing {kind}s in namespace {}", kube.namespace),
-                &kube.server,
-            )
-        })?
-        .items)
-}
-
 /// The release's Secrets: read whole where allowed (their values feed only the redactor), else
 /// their metadata; written as their keys and sizes.
-async fn secrets(kube: &Kube, profile: &Profile, selector: &str, live: &mut Live) {
-    match list::<Secret>(kube, selector).await {
+async fn secrets(kube: &Kube, profile: &Profile, live: &mut Live) {
+    match inventory::objects::<Secret>(kube, profile).await {
         Ok(items) => {
             let record = profile.names().record;
             for s in items {
@@ -132,7 +106,7 @@ async fn secrets(kube: &Kube, profile: &Profile, selector: &str, live: &mut Live
         Err(e) => {
             let cause = crate::error::report(&e).error;
             // Not allowed to read their values: their names still say which are there.
-            let names = crate::k8s::inventory::names::<Secret>(kube, profile).await;
+            let names = inventory::names::<Secret>(kube, profile).await;
             match names {
                 Ok(names) => {
                     for n in names {

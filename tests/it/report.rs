@@ -154,7 +154,11 @@ async fn a_report_holds_what_an_escalation_needs_and_no_secret_of_the_release() 
     let status: Value = serde_json::from_str(&files["status.json"]).unwrap();
     assert_eq!(status["state"], "ready");
     // Only secrets go: who installed it, the names and the certificates stay readable.
-    assert!(!files["status.json"].contains("<redacted>"), "{}", files["status.json"]);
+    assert!(
+        !files["status.json"].contains("<redacted>"),
+        "{}",
+        files["status.json"]
+    );
     assert_eq!(status["installed"]["installedBy"], "fake-user");
     assert!(files["objects/Secret-auth-postgres-dev-postgresql-tls.yaml"].contains("tls.key: <"));
     let verify: Value = serde_json::from_str(&files["verify.json"]).unwrap();
