@@ -57,6 +57,12 @@ pub enum Command {
     Backup(crate::commands::backup::BackupArgs),
     /// Check a backup file, confirm, take a safety backup, restore in one transaction, verify (runbook 6.3)
     Restore(crate::commands::restore::RestoreArgs),
+    /// Stop the database outside working hours: CHECKPOINT, the StatefulSet scaled to 0, the pod
+    /// waited for; the data volume, Secrets and Services stay (runbook 10.1)
+    Stop(crate::commands::stop::StopArgs),
+    /// Start a stopped database: the StatefulSet scaled to 1, waited for as install waits, then
+    /// verify's database checks
+    Start(crate::commands::start::StartArgs),
     /// Grow the data volume (--storage 30Gi): the claim, the StatefulSet's volume template (its
     /// pod kept running), the resize waited for, the size recorded with the release
     Resize(crate::commands::resize::ResizeArgs),

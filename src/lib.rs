@@ -77,6 +77,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Connect(args) => commands::connect::run(&ctx, args).await?,
         Command::Backup(args) => commands::backup::run(&ctx, args).await?,
         Command::Restore(args) => commands::restore::run(&ctx, args).await?,
+        Command::Stop(args) => commands::stop::run(&ctx, args).await?,
+        Command::Start(args) => commands::start::run(&ctx, args).await?,
         Command::Resize(args) => commands::resize::run(&ctx, args).await?,
         Command::Upgrade(args) => commands::upgrade::run(&ctx, args).await?,
         Command::RotatePassword(args) => commands::rotate_password::run(&ctx, args).await?,
@@ -101,6 +103,8 @@ fn precheck(command: &Command, ctx: &Ctx) -> Result<()> {
             commands::logs::precheck(a)
         }
         Command::Psql(_) => profile.cluster("psql").map(drop),
+        Command::Stop(_) => profile.cluster("stop").map(drop),
+        Command::Start(_) => profile.cluster("start").map(drop),
         Command::Upgrade(_) => commands::upgrade::precheck(profile),
         Command::RotatePassword(a) => commands::rotate_password::precheck(a),
         Command::Report(a) => commands::report::precheck(a),
@@ -151,6 +155,8 @@ fn recorded_values(command: &Command) -> Recorded {
         | Command::Psql(_)
         | Command::RotatePassword(_)
         | Command::Resize(_)
+        | Command::Stop(_)
+        | Command::Start(_)
         | Command::Upgrade(_) => Recorded::Used,
         Command::Status(_) | Command::Report(_) => Recorded::Shown,
         Command::ApplySchema(a) => through_release(&a.db),

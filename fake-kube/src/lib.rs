@@ -15,6 +15,7 @@ pub mod kubelet;
 pub mod logs;
 pub mod portforward;
 pub mod resources;
+pub mod scale;
 pub mod select;
 pub mod serve;
 pub mod status;
@@ -620,6 +621,8 @@ struct Target {
     namespace: String,
     name: Option<String>,
     status: bool,
+    /// The `scale` subresource (an autoscaling/v1 Scale in, a Scale out).
+    scale: bool,
 }
 
 async fn handle(
@@ -801,6 +804,13 @@ async fn handle(
             json!({"allowed": false, "denied": true, "reason": "fake: denied by the test"})
         };
         return reply(StatusCode::CREATED, answer);
+    }
+    if target.scale {
+        let name = target.name.as_deref().unwrap_or_default();
+        return match scale::handle(&mut c, verb, info, ns, name, &body, &content_type, &opts) {
+            Ok(scale) => reply(StatusCode::OK, scale),
+            Err(e) => error(e),
+        };
     }
     if let Err(e) = c.check_denied(verb, info, ns, target.name.as_deref().unwrap_or_default()) {
         return error(e);
@@ -1025,10 +1035,13 @@ fn parse_path(path: &str) -> Result<Target, ApiError> {
         [plural, more @ ..] => (find(plural)?, String::new(), more),
         [] => return Err(not_found()),
     };
-    let (name, status) = match rest {
-        [] => (None, false),
-        [name] => (Some(name.to_string()), false),
-        [name, "status"] => (Some(name.to_string()), true),
+    let (name, status, scale) = match rest {
+        [] => (None, false, false),
+        [name] => (Some(name.to_string()), false, false),
+        [name, "status"] => (Some(name.to_string()), true, false),
+        [name, "scale"] if scale::SCALABLE.contains(&info.kind) => {
+            (Some(name.to_string()), false, true)
+        }
         _ => return Err(not_found()),
     };
     Ok(Target {
@@ -1036,6 +1049,7 @@ fn parse_path(path: &str) -> Result<Target, ApiError> {
         namespace,
         name,
         status,
+        scale,
     })
 }
 

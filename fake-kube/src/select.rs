@@ -60,6 +60,45 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
+    /// A LabelSelector object (`matchLabels`, `matchExpressions`) as the string a Scale's
+    /// `status.selector` gives it: requirements sorted by key, as labels.Selector.String() does.
+    pub fn text_of(selector: &Value) -> String {
+        let mut parts: Vec<(String, String)> = Vec::new();
+        if let Some(m) = selector.get("matchLabels").and_then(Value::as_object) {
+            for (k, v) in m {
+                parts.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or_default())));
+            }
+        }
+        for e in selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = e["key"].as_str().unwrap_or_default().to_string();
+            let mut values: Vec<&str> = e["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            values.sort();
+            let text = match e["operator"].as_str().unwrap_or_default() {
+                "In" => format!("{key} in ({})", values.join(",")),
+                "NotIn" => format!("{key} notin ({})", values.join(",")),
+                "Exists" => key.clone(),
+                _ => format!("!{key}"),
+            };
+            parts.push((key, text));
+        }
+        parts.sort();
+        parts
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     pub fn matches(&self, labels: Option<&Value>) -> bool {
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.0.iter().all(|r| match r {

@@ -256,6 +256,11 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             cluster.storage.class_name = k.class.clone();
             class = k.class.clone();
         }
+        // Applying the StatefulSet (replicas: 1) would start a stopped release behind its
+        // user's back: install refuses, `start` first.
+        if live.as_ref().is_some_and(crate::k8s::power::stopped) {
+            return Err(crate::k8s::power::stopped_error(&profile, "install"));
+        }
         if let Some(refusal) = live
             .as_ref()
             .and_then(|sts| resize::volume_change(sts, &profile))

@@ -108,6 +108,7 @@ pub async fn run(ctx: &Ctx, args: &LogsArgs) -> Result<Outcome> {
     };
     precheck(args)?;
     let kube = ctx.kube().await?;
+    crate::k8s::power::refuse_stopped(&kube, &ctx.profile, "logs").await?;
     // A pod on no node yet has no log, and the API server answers that with an empty one: say why.
     let pods_api: Api<Pod> = Api::namespaced(kube.client.clone(), &kube.namespace);
     if let Ok(Some(p)) = pods_api.get_opt(&names.pod).await

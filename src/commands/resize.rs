@@ -88,6 +88,7 @@ pub async fn run(ctx: &Ctx, args: &ResizeArgs) -> Result<Outcome> {
     }
     crate::k8s::preflight::deny_check(&kube, wanted).await?;
     crate::k8s::upgrade::refuse_under_way(&kube, &ctx.profile).await?;
+    crate::k8s::power::refuse_stopped(&kube, &ctx.profile, "resize").await?;
 
     let plan = resize::plan(&kube, &ctx.profile, &args.storage, &ctx.ui).await?;
     let resized = if plan.done {

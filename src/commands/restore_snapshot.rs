@@ -54,6 +54,7 @@ pub async fn run(ctx: &Ctx, args: &SnapshotRestore<'_>) -> Result<Outcome> {
     )
     .await?;
     crate::k8s::upgrade::refuse_under_way(&kube, &ctx.profile).await?;
+    crate::k8s::power::refuse_stopped(&kube, &ctx.profile, "restore --snapshot").await?;
 
     // A restore under way (interrupted) is finished first, whatever was asked.
     let record = volume_restore::recorded(&kube, &ctx.profile).await?;

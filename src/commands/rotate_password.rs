@@ -114,6 +114,7 @@ pub async fn run(ctx: &Ctx, args: &RotatePasswordArgs) -> Result<Outcome> {
     crate::k8s::preflight::deny_check(&kube, wanted).await?;
     if profile.cluster.is_some() {
         crate::k8s::upgrade::refuse_under_way(&kube, profile).await?;
+        crate::k8s::power::refuse_stopped(&kube, profile, "rotate-password").await?;
     }
 
     let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);

@@ -38,6 +38,8 @@ pub enum State {
     Incomplete,
     Ready,
     NotReady,
+    /// `stop` scaled it to 0 (the data, Secrets and Services kept): `start` brings it back.
+    Stopped,
 }
 
 #[derive(Debug, Serialize)]
@@ -183,7 +185,12 @@ pub async fn collect(ctx: &Ctx, args: &StatusArgs) -> Result<StatusReport> {
         }
     }
     let ready = report.state == State::Ready
-        || (report.state == State::Incomplete && wait::release_ready(&state, &names));
+        || (report.state == State::Incomplete
+            && wait::release_ready(&state, &names)
+            && !state
+                .stateful_set
+                .as_ref()
+                .is_some_and(crate::k8s::power::stopped));
     if ready {
         let spinner = ctx.ui.spinner("asking the database");
         let usage = async {
@@ -257,6 +264,13 @@ pub fn build(
     };
     let status = if state.is_empty() && state.secrets.is_empty() {
         State::NotInstalled
+    } else if !managed
+        && state
+            .stateful_set
+            .as_ref()
+            .is_some_and(crate::k8s::power::stopped)
+    {
+        State::Stopped
     } else if ready {
         State::Ready
     } else {
@@ -355,6 +369,7 @@ fn text(r: &StatusReport) -> String {
         State::Incomplete => "INCOMPLETE",
         State::Ready => "ready",
         State::NotReady => "NOT ready",
+        State::Stopped => "stopped",
     };
     let mut out = format!(
         "release {} in namespace {}: {state}\n",
@@ -363,6 +378,11 @@ fn text(r: &StatusReport) -> String {
     if r.state == State::NotInstalled {
         out.push_str("nothing found; install it with `phonebill-db install`\n");
         return out;
+    }
+    if r.state == State::Stopped {
+        out.push_str(
+            "no pod runs (`phonebill-db stop`); the data volume, Secrets and Services are kept; `phonebill-db start` starts it\n",
+        );
     }
     if !r.missing.is_empty() {
         out.push_str(&format!(

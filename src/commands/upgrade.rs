@@ -137,6 +137,9 @@ pub async fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<Outcome> {
         wanted.push(Access::ns("list", group, resource));
     }
     deny_check(&kube, wanted).await?;
+    // An upgrade restores into a second StatefulSet and switches to it: a stopped release would
+    // come back running. Refused: `start` first.
+    crate::k8s::power::refuse_stopped(&kube, &ctx.profile, "upgrade").await?;
     let started = Instant::now();
     let mut report = match (args.major, args.finalize) {
         (Some(to), _) => upgrade(ctx, &kube, args, to).await?,

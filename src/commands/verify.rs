@@ -52,6 +52,9 @@ pub async fn collect(ctx: &Ctx, args: &VerifyArgs) -> Result<VerifyReport> {
     let mut pod_ip = None;
     if args.db.database_url.is_none() {
         let kube = ctx.kube().await?;
+        if ctx.profile.managed.is_none() {
+            crate::k8s::power::refuse_stopped(&kube, &ctx.profile, "verify").await?;
+        }
         target = Some(format!(
             "release {} in namespace {}",
             ctx.profile.release, kube.namespace

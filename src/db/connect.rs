@@ -324,6 +324,14 @@ pub async fn ready_primary(kube: &Kube, profile: &Profile) -> Result<String> {
     match ready {
         Some(p) => Ok(p.name_any()),
         None => {
+            if let Ok(Some(sts)) = crate::k8s::release::live_statefulset(kube, profile).await
+                && crate::k8s::power::stopped(&sts)
+            {
+                return Err(crate::k8s::power::stopped_error(
+                    profile,
+                    "reaching the database pod",
+                ));
+            }
             let what = if pods.items.is_empty() {
                 format!(
                     "no database pod of release {} in namespace {}",

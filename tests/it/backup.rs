@@ -22,7 +22,7 @@ const TABLES: [&str; 8] = [
 ];
 
 /// Row count and content hash of every table ("missing" for a table that is not there).
-fn fingerprint(r: &Release) -> BTreeMap<&'static str, String> {
+pub fn fingerprint(r: &Release) -> BTreeMap<&'static str, String> {
     fingerprint_in(&r.pg, &r.database)
 }
 
@@ -64,7 +64,7 @@ fn schema(r: &Release) -> String {
 }
 
 /// A release with the schema applied and `users` x 9 generated rows (scripts/bench/generate-data.sql).
-async fn loaded(tag: &str, users: u32) -> Release {
+pub async fn loaded(tag: &str, users: u32) -> Release {
     let r = Release::new(tag).await;
     r.install().await;
     let applied = r.run(&["apply-schema"]).await;

@@ -424,6 +424,14 @@ async fn usage_errors_do_not_wait_for_the_cluster() {
             vec!["backup", "--env", "prod", "--snapshot"],
             "backup --snapshot: environment `prod` has no database in the cluster",
         ),
+        (
+            vec!["stop", "--env", "prod", "--yes"],
+            "stop: environment `prod` has no database in the cluster",
+        ),
+        (
+            vec!["start", "--env", "prod"],
+            "start: environment `prod` has no database in the cluster",
+        ),
     ] {
         let mut all = args.clone();
         all.extend(kc);

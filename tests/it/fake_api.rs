@@ -865,3 +865,103 @@ async fn a_claim_binds_on_first_use_and_changes_as_the_api_server_allows() {
     assert_eq!(s.code, 422, "volumeName is set once: {}", s.message);
     drop(c);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scale_subresource_reads_and_writes_only_replicas_with_its_own_rbac_resource() {
+    let (c, client) = setup().await;
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let sts: StatefulSet = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
+        "spec": {"serviceName": "s", "selector": {"matchLabels": {"b": "2", "a": "1"}},
+            "template": {"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}))
+    .unwrap();
+    api.patch("s", &PatchParams::apply("tool"), &Patch::Apply(&sts))
+        .await
+        .unwrap();
+    let scale = api.get_scale("s").await.unwrap();
+    assert_eq!(scale.spec.as_ref().unwrap().replicas, Some(1));
+    assert_eq!(
+        scale.status.as_ref().unwrap().selector.as_deref(),
+        Some("a=1,b=2"),
+        "the selector as a string, sorted by key"
+    );
+    let before = api.get("s").await.unwrap();
+    let scaled = api
+        .patch_scale(
+            "s",
+            &PatchParams {
+                field_manager: Some("scaler".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled.spec.unwrap().replicas, Some(0));
+    let after = api.get("s").await.unwrap();
+    assert_eq!(after.spec.as_ref().unwrap().replicas, Some(0));
+    assert_eq!(
+        after.metadata.generation.unwrap(),
+        before.metadata.generation.unwrap() + 1,
+        "a spec change"
+    );
+    assert_eq!(
+        after.spec.as_ref().unwrap().template,
+        before.spec.as_ref().unwrap().template,
+        "nothing else changes"
+    );
+    let owners: Vec<String> = after
+        .metadata
+        .managed_fields
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(owners.contains(&"scaler".to_string()), "{owners:?}");
+
+    // Negative replicas: the real server's 422 for a Scale.
+    let e = status_of(
+        api.patch_scale(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": -1}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+    assert_eq!(
+        e.message,
+        "Scale.autoscaling \"s\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+    );
+    // A stale resourceVersion in a replace: 409.
+    let mut stale = api.get_scale("s").await.unwrap();
+    stale.metadata.resource_version = Some("1".into());
+    let e = status_of(
+        api.replace_scale("s", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 409);
+
+    // RBAC: scaling is `statefulsets/scale`, not a write to `statefulsets`.
+    c.fake.allow_only(
+        NS,
+        json!([{"apiGroups": ["apps"], "resources": ["statefulsets/scale"], "resourceNames": ["s"], "verbs": ["get", "patch"]}]),
+    );
+    api.patch_scale(
+        "s",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .unwrap();
+    let e = status_of(api.get("s").await.unwrap_err());
+    assert_eq!(e.code, 403, "the StatefulSet itself is not readable");
+    c.fake.allow_only(
+        NS,
+        json!([{"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get", "patch"]}]),
+    );
+    let e = status_of(api.get_scale("s").await.unwrap_err());
+    assert_eq!(e.code, 403, "nor is the scale without its own rule");
+    assert!(e.message.contains("statefulsets/scale"), "{}", e.message);
+}

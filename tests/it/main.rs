@@ -26,6 +26,7 @@ mod logs;
 mod migrations;
 mod pg;
 mod pod;
+mod power;
 mod prod;
 mod props;
 mod psql;
