@@ -84,6 +84,30 @@ const TEMPLATES: &[(&str, &str)] = &[
         "74-snapshots-cronjob.yaml",
         include_str!("../templates/manifests/74-snapshots-cronjob.yaml"),
     ),
+    (
+        "75-off-hours-serviceaccount.yaml",
+        include_str!("../templates/manifests/75-off-hours-serviceaccount.yaml"),
+    ),
+    (
+        "76-off-hours-role.yaml",
+        include_str!("../templates/manifests/76-off-hours-role.yaml"),
+    ),
+    (
+        "77-off-hours-rolebinding.yaml",
+        include_str!("../templates/manifests/77-off-hours-rolebinding.yaml"),
+    ),
+    (
+        "78-off-hours-values.yaml",
+        include_str!("../templates/manifests/78-off-hours-values.yaml"),
+    ),
+    (
+        "79-off-hours-stop-cronjob.yaml",
+        include_str!("../templates/manifests/79-off-hours-stop-cronjob.yaml"),
+    ),
+    (
+        "80-off-hours-start-cronjob.yaml",
+        include_str!("../templates/manifests/80-off-hours-start-cronjob.yaml"),
+    ),
 ];
 /// A managed server's release: only the Secrets (no StatefulSet, volume or service).
 const MANAGED_TEMPLATES: &[(&str, &str)] = &[
@@ -96,6 +120,11 @@ const MANAGED_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/manifests/21-secret-app.yaml"),
     ),
 ];
+/// Pieces the manifest templates include (`{% include "job-pod.yaml" %}`).
+const INCLUDES: &[(&str, &str)] = &[(
+    "job-pod.yaml",
+    include_str!("../templates/include/job-pod.yaml"),
+)];
 const STORAGE_CLASS: &str = include_str!("../templates/storageclass.yaml");
 const EXTERNAL_SERVICE: &str = include_str!("../templates/external-service.yaml");
 const EXTERNAL_POLICY: &str = include_str!("../templates/external-networkpolicy.yaml");
@@ -381,6 +410,11 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Escaping is explicit: `tojson` for YAML values, `conf` and `ident` inside embedded files.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    // What several manifests share, included by name.
+    for (name, source) in INCLUDES {
+        env.add_template(name, source)
+            .expect("the embedded includes parse (a bug otherwise)");
+    }
     // Each refuses what it cannot quote (a control character: a line break would start a new
     // postgresql.conf line or SQL statement) instead of passing it through.
     env.add_filter("conf", |v: String| {
@@ -438,6 +472,7 @@ fn context(profile: &Profile, passwords: &Passwords, tls: &Tls) -> serde_json::V
             "primary": profile.primary_labels(),
             "metrics": with(profile.common_labels(), "app.kubernetes.io/component", "metrics"),
             "snapshots": with(profile.common_labels(), "app.kubernetes.io/component", "snapshots"),
+            "offHours": with(profile.common_labels(), "app.kubernetes.io/component", "off-hours"),
         },
         "passwords": {
             "admin": passwords.admin,
@@ -458,7 +493,31 @@ fn context(profile: &Profile, passwords: &Passwords, tls: &Tls) -> serde_json::V
         "configChecksum": "",
         // What the snapshot schedule's job needs of the profile, as a values file.
         "snapshotValues": snapshot_values(profile),
+        "offHoursValues": off_hours_values(profile),
+        // The off-hours CronJobs' schedules (the profile's times and weekdays, checked by its rules).
+        "offHoursStop": off_hours_cron(profile, |o| &o.stop_at),
+        "offHoursStart": off_hours_cron(profile, |o| &o.start_at),
     })
+}
+
+fn off_hours_cron(
+    profile: &Profile,
+    at: impl Fn(&crate::profile::OffHours) -> &String,
+) -> Option<String> {
+    let off = &profile.cluster.as_ref()?.off_hours;
+    off.cron(at(off))
+}
+
+/// Where the release is, for the off-hours jobs: namespace, release and the StatefulSet's data set.
+fn off_hours_values(profile: &Profile) -> String {
+    let Some(c) = &profile.cluster else {
+        return String::new();
+    };
+    let mut values = json!({"namespace": profile.namespace, "release": profile.release});
+    if let Some(set) = &c.data_set {
+        values["dataSet"] = json!(set);
+    }
+    serde_yaml::to_string(&values).unwrap_or_default()
 }
 
 /// The keys `backup --snapshot` reads beyond the embedded profile's: where the release is and

@@ -59,6 +59,9 @@ pub struct StatusReport {
     pub server_certificate: Option<crate::check::Check>,
     /// The snapshot schedule: last run and its result, next run, newest ready snapshot's age.
     pub snapshot_schedule: Option<crate::k8s::schedule::ScheduleState>,
+    /// The off-hours stop and start (when the profile has them on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub off_hours: Option<crate::k8s::off_hours::OffHoursState>,
     /// What install recorded: the values it applied, its version, when and by whom.
     pub installed: Option<crate::k8s::record::Record>,
     /// The release's StatefulSets beside the one holding the data (an upgrade under way).
@@ -180,6 +183,13 @@ pub async fn collect(ctx: &Ctx, args: &StatusArgs) -> Result<StatusReport> {
             // Status reports what it can: a user who may not read Jobs still sees the rest.
             Err(e) => ctx.ui.detail(format!(
                 "snapshot schedule: {}",
+                crate::error::report(&e).error
+            )),
+        }
+        match crate::k8s::off_hours::observe(&kube, &ctx.profile).await {
+            Ok(s) => report.off_hours = s,
+            Err(e) => ctx.ui.detail(format!(
+                "off-hours schedule: {}",
                 crate::error::report(&e).error
             )),
         }
@@ -329,6 +339,7 @@ pub fn build(
         database: None,
         server_certificate: None,
         snapshot_schedule: None,
+        off_hours: None,
         installed: None,
         other_stateful_sets: vec![],
         missing: vec![],
@@ -517,6 +528,18 @@ fn text(r: &StatusReport) -> String {
                     .map(|c| format!("; first run at install failed: {c}"))
                     .unwrap_or_default()
             ),
+        ]);
+    }
+    if let Some(o) = &r.off_hours {
+        rows.push(vec![
+            "Off hours".into(),
+            format!("{} / {}", o.stop_at, o.start_at),
+            if o.installed {
+                "scheduled".into()
+            } else {
+                "CronJobs MISSING".into()
+            },
+            crate::k8s::off_hours::describe(o),
         ]);
     }
     if let Some(c) = &r.server_certificate {

@@ -13,6 +13,7 @@ pub mod health;
 pub mod inventory;
 pub mod load_balancer;
 pub mod namespace;
+pub mod off_hours;
 pub mod power;
 pub mod preflight;
 pub mod record;

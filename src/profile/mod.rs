@@ -70,6 +70,7 @@ pub struct Cluster {
     pub network_policy: NetworkPolicySettings,
     pub snapshot: SnapshotSettings,
     pub snapshots: SnapshotSchedule,
+    pub off_hours: OffHours,
     pub expose: ExposeSettings,
     /// Where the data lives after `upgrade` moved it to a new major version: the StatefulSet
     /// `<release>-postgresql-<dataSet>` (e.g. `pg17`). Written by upgrade into the release's
@@ -144,6 +145,51 @@ pub struct SnapshotSchedule {
     pub keep: u32,
     /// This tool's container image (Dockerfile; docs/container.md).
     pub image: String,
+}
+
+/// Off-hours stop and start (runbook 10.1; dev physical architecture 10.1.2): two CronJobs of this
+/// tool's image (`snapshots.image`) run `stop --scheduled` at `stopAt` and `start --scheduled` at
+/// `startAt` on `weekdays`, in `timeZone`, with a Role that may only read and scale the StatefulSet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OffHours {
+    pub enabled: bool,
+    /// `HH:MM`, in `timeZone`.
+    pub stop_at: String,
+    pub start_at: String,
+    pub time_zone: String,
+    /// The days both run on: `mon` … `sun`.
+    pub weekdays: Vec<String>,
+}
+
+/// The weekdays' names, in cron's numbering (0 = Sunday).
+pub const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+
+impl OffHours {
+    /// The five-field cron schedule of `at` (`HH:MM`) on the weekdays: `0 20 * * 1,2,3,4,5`.
+    /// `None` when `at` is not a time of day or a weekday is unknown (the rules say which).
+    pub fn cron(&self, at: &str) -> Option<String> {
+        let (h, m) = time_of_day(at)?;
+        let mut days: Vec<usize> = self
+            .weekdays
+            .iter()
+            .map(|d| WEEKDAYS.iter().position(|w| w == d))
+            .collect::<Option<_>>()?;
+        days.sort();
+        days.dedup();
+        let days: Vec<String> = days.iter().map(usize::to_string).collect();
+        Some(format!("{m} {h} * * {}", days.join(",")))
+    }
+}
+
+/// `HH:MM` (00:00 to 23:59) as hour and minute.
+pub fn time_of_day(text: &str) -> Option<(u32, u32)> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some((h, m))
 }
 
 /// `backup --snapshot`: the VolumeSnapshotClass of the data volume's CSI driver.
@@ -251,6 +297,11 @@ pub struct Names {
     pub snapshot_schedule: String,
     /// The ConfigMap recording what install applied (`k8s::record`).
     pub record: String,
+    /// The off-hours schedule's ServiceAccount, Role, RoleBinding and ConfigMap.
+    pub off_hours: String,
+    /// The off-hours schedule's CronJobs: `stop --scheduled` and `start --scheduled`.
+    pub stop_schedule: String,
+    pub start_schedule: String,
     /// The PostgreSQL container of the pod (exec runs pg_dump/pg_restore in it).
     pub container: String,
     /// The LoadBalancer service `expose` makes (runbook 4.3); none for a managed server.
@@ -386,6 +437,9 @@ impl Profile {
             network_policy: base.clone(),
             snapshot_schedule: format!("{}-snapshots", self.release),
             record: format!("{}-values", self.release),
+            off_hours: format!("{}-off-hours", self.release),
+            stop_schedule: format!("{}-stop", self.release),
+            start_schedule: format!("{}-start", self.release),
             container: "postgresql".to_string(),
             external_service: self.cluster.as_ref().map(|c| c.expose.service_name.clone()),
             stateful_set,

@@ -340,6 +340,45 @@ fn cluster(r: &mut Rules, c: &Cluster, users: &[&str]) {
     );
     r.range("snapshots.keep", sched.keep, 1, 100);
     r.pattern("snapshots.image", &sched.image, &IMAGE, image);
+    let off = &c.off_hours;
+    for (key, at) in [
+        ("offHours.stopAt", &off.stop_at),
+        ("offHours.startAt", &off.start_at),
+    ] {
+        r.check(
+            key,
+            at,
+            super::time_of_day(at).is_some(),
+            "a time of day as HH:MM, 00:00 to 23:59 (e.g. \"20:00\")",
+        );
+    }
+    r.check(
+        "offHours.startAt",
+        &off.start_at,
+        off.start_at != off.stop_at,
+        "a time other than offHours.stopAt",
+    );
+    r.check(
+        "offHours.timeZone",
+        &off.time_zone,
+        TIME_ZONE.is_match(&off.time_zone) && crate::cron::zone(&off.time_zone).is_some(),
+        zone,
+    );
+    let days = "mon, tue, wed, thu, fri, sat or sun, each once";
+    r.check(
+        "offHours.weekdays",
+        &off.weekdays.join(","),
+        !off.weekdays.is_empty(),
+        &format!("at least one day: {days}"),
+    );
+    for (i, d) in off.weekdays.iter().enumerate() {
+        r.check(
+            &format!("offHours.weekdays[{i}]"),
+            d,
+            super::WEEKDAYS.contains(&d.as_str()) && !off.weekdays[..i].contains(d),
+            days,
+        );
+    }
 }
 
 fn managed(r: &mut Rules, m: &Managed) {
@@ -488,6 +527,40 @@ mod tests {
             (
                 |p| p.cluster.as_mut().unwrap().snapshots.keep = 0,
                 "snapshots.keep",
+            ),
+            (
+                |p| p.cluster.as_mut().unwrap().off_hours.stop_at = "8pm".into(),
+                "offHours.stopAt",
+            ),
+            (
+                |p| p.cluster.as_mut().unwrap().off_hours.start_at = "24:00".into(),
+                "offHours.startAt",
+            ),
+            (
+                |p| {
+                    let off = &mut p.cluster.as_mut().unwrap().off_hours;
+                    off.start_at = off.stop_at.clone();
+                },
+                "offHours.startAt",
+            ),
+            (
+                |p| p.cluster.as_mut().unwrap().off_hours.time_zone = "Mars/Olympus".into(),
+                "offHours.timeZone",
+            ),
+            (
+                |p| p.cluster.as_mut().unwrap().off_hours.weekdays.clear(),
+                "offHours.weekdays",
+            ),
+            (
+                |p| {
+                    p.cluster.as_mut().unwrap().off_hours.weekdays =
+                        vec!["mon".into(), "mon".into()]
+                },
+                "offHours.weekdays[1]",
+            ),
+            (
+                |p| p.cluster.as_mut().unwrap().off_hours.weekdays = vec!["monday".into()],
+                "offHours.weekdays[0]",
             ),
             (
                 |p| p.cluster.as_mut().unwrap().postgresql.time_zone = "Europe/Nowhere".into(),

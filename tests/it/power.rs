@@ -216,3 +216,139 @@ async fn stop_refuses_what_it_cannot_stop_and_a_slow_pod_is_a_timeout_that_a_rer
     let started = r.run(&["start", "-o", "json"]).await.ok_json();
     assert_eq!(started["alreadyRunning"], true, "scaled by the first start");
 }
+
+/// A scheduled job's command as its CronJob runs it, against this fake cluster: the container's
+/// arguments with its mounted values file (the ConfigMap's `values.yaml`) written locally.
+fn job_command(c: &crate::support::Cluster, cron_job: &str, values_map: &str) -> Vec<String> {
+    let cj = c.fake.get("CronJob", NS, cron_job).expect("the CronJob");
+    let values = c.dir.path().join(format!("{cron_job}-values.yaml"));
+    let cm = c.fake.get("ConfigMap", NS, values_map).expect("its values");
+    std::fs::write(&values, cm["data"]["values.yaml"].as_str().unwrap()).unwrap();
+    cj.pointer("/spec/jobTemplate/spec/template/spec/containers/0/args")
+        .and_then(Value::as_array)
+        .expect("args")
+        .iter()
+        .map(|a| {
+            let a = a.as_str().unwrap();
+            if a == "/etc/phonebill-db/values.yaml" {
+                values.display().to_string()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Run a job's command with exactly the rules of `role` (as its ServiceAccount would have them).
+async fn run_as_role(
+    c: &crate::support::Cluster,
+    role: &str,
+    args: &[String],
+) -> crate::support::Run {
+    let rules = c.fake.get("Role", NS, role).expect("the Role")["rules"].clone();
+    c.fake.allow_only(NS, rules);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = c.run(&args).await;
+    c.fake.allow_all();
+    run
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_off_hours_jobs_stop_and_start_with_only_their_roles_rights() {
+    let r = crate::pg::Release::new("offhours").await;
+    let c = &r.cluster;
+    let mut values = std::fs::read_to_string(&r.values).unwrap();
+    values.push_str("offHours:\n  enabled: true\n  stopAt: \"19:30\"\n  startAt: \"07:45\"\n  weekdays: [mon, wed, fri]\n");
+    std::fs::write(&r.values, values).unwrap();
+    r.install().await;
+    assert_eq!(r.run(&["apply-schema"]).await.code, 0);
+
+    let stop = c.fake.get("CronJob", NS, "auth-postgres-dev-stop").unwrap();
+    let start = c
+        .fake
+        .get("CronJob", NS, "auth-postgres-dev-start")
+        .unwrap();
+    assert_eq!(stop["spec"]["schedule"], "30 19 * * 1,3,5");
+    assert_eq!(start["spec"]["schedule"], "45 7 * * 1,3,5");
+    assert_eq!(stop["spec"]["timeZone"], "Asia/Seoul");
+    let role = c
+        .fake
+        .get("Role", NS, "auth-postgres-dev-off-hours")
+        .unwrap();
+    assert_eq!(
+        role["rules"],
+        json!([
+            {"apiGroups": ["apps"], "resources": ["statefulsets"], "resourceNames": [STS], "verbs": ["get"]},
+            {"apiGroups": ["apps"], "resources": ["statefulsets/scale"], "resourceNames": [STS], "verbs": ["get", "patch"]},
+        ])
+    );
+    let status = r.run(&["status", "-o", "json"]).await.ok_json();
+    assert_eq!(status["offHours"]["installed"], true, "{status}");
+    assert_eq!(status["offHours"]["weekdays"], json!(["mon", "wed", "fri"]));
+    assert!(status["offHours"]["nextStop"].is_string(), "{status}");
+
+    // The stop job, with only the Role's rights: stopped.
+    let stop_args = job_command(c, "auth-postgres-dev-stop", "auth-postgres-dev-off-hours");
+    let run = run_as_role(c, "auth-postgres-dev-off-hours", &stop_args).await;
+    let stopped = run.ok_json();
+    assert_eq!(stopped["alreadyStopped"], false);
+    assert_eq!(stopped["checkpoint"]["status"], "skip");
+    assert_eq!(replicas(c), 0);
+    assert_eq!(
+        r.run(&["status", "-o", "json"]).await.ok_json()["state"],
+        "stopped"
+    );
+
+    // The snapshot schedule's job still works while the release is stopped.
+    let snap_args = job_command(
+        c,
+        "auth-postgres-dev-snapshots",
+        "auth-postgres-dev-snapshots",
+    );
+    let snap = run_as_role(c, "auth-postgres-dev-snapshots", &snap_args)
+        .await
+        .ok_json();
+    assert_eq!(snap["readyToUse"], true, "{snap}");
+
+    // The start job, with only the Role's rights: running again, and the data answers.
+    let start_args = job_command(c, "auth-postgres-dev-start", "auth-postgres-dev-off-hours");
+    let started = run_as_role(c, "auth-postgres-dev-off-hours", &start_args)
+        .await
+        .ok_json();
+    assert_eq!(started["alreadyRunning"], false);
+    assert_eq!(replicas(c), 1);
+    let verify = r.run(&["verify"]).await;
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
+
+    // One right less and the job fails, saying what it was not allowed.
+    for (drop_rule, what) in [(0, "statefulsets"), (1, "statefulsets/scale")] {
+        let mut rules = role["rules"].clone();
+        rules.as_array_mut().unwrap().remove(drop_rule);
+        c.fake.allow_only(NS, rules);
+        let args: Vec<&str> = stop_args.iter().map(String::as_str).collect();
+        let run = c.run(&args).await;
+        c.fake.allow_all();
+        assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+        assert!(run.error_line().contains(what), "{}", run.stderr);
+        assert_eq!(replicas(c), 1, "nothing was stopped");
+    }
+
+    // Off again: a re-install prunes the CronJobs and their rights.
+    let mut values = std::fs::read_to_string(&r.values).unwrap();
+    values = values.replace("enabled: true", "enabled: false");
+    std::fs::write(&r.values, values).unwrap();
+    let report = c.install_ok(&["--values", &r.values]).await;
+    let mut pruned = crate::support::pruned(&report);
+    pruned.sort();
+    assert_eq!(
+        pruned,
+        [
+            "auth-postgres-dev-off-hours",
+            "auth-postgres-dev-off-hours",
+            "auth-postgres-dev-off-hours",
+            "auth-postgres-dev-off-hours",
+            "auth-postgres-dev-start",
+            "auth-postgres-dev-stop"
+        ]
+    );
+}

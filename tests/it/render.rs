@@ -553,10 +553,12 @@ fn checkov(yaml: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// With the images pinned by digest (as the templates' comments say), the snapshot CronJob fails
-/// no check at all: the schedule adds nothing to checkov's count beyond the tag it is given.
+/// With the images pinned by digest (as the templates' comments say), the scheduled jobs' CronJobs
+/// (snapshots, and the off-hours stop and start, switched on here) fail no check at all: the
+/// schedules add nothing to checkov's count beyond the tag they are given; and every object of
+/// theirs passes the schemas.
 #[test]
-fn checkov_finds_nothing_in_the_schedule_once_its_image_is_pinned() {
+fn checkov_finds_nothing_in_the_schedules_once_their_image_is_pinned() {
     let (dev, _) = dev();
     let c = dev.cluster.unwrap();
     let digest = format!("@sha256:{}", "0123456789abcdef".repeat(4));
@@ -566,7 +568,7 @@ fn checkov_finds_nothing_in_the_schedule_once_its_image_is_pinned() {
     std::fs::write(
         &values,
         format!(
-            "image: {}{digest}\nmetrics: {{image: {}{digest}}}\nsnapshots: {{image: {snapshot_image}}}\n",
+            "image: {}{digest}\nmetrics: {{image: {}{digest}}}\nsnapshots: {{image: {snapshot_image}}}\noffHours: {{enabled: true}}\n",
             c.image, c.metrics.image
         ),
     )
@@ -578,6 +580,19 @@ fn checkov_finds_nothing_in_the_schedule_once_its_image_is_pinned() {
         yaml.contains(&snapshot_image),
         "the pinned image is rendered"
     );
+    for cron_job in [
+        "auth-postgres-dev-snapshots",
+        "auth-postgres-dev-stop",
+        "auth-postgres-dev-start",
+    ] {
+        assert!(
+            objects
+                .iter()
+                .any(|o| o.kind() == "CronJob" && o.name() == cron_job),
+            "{cron_job} is rendered"
+        );
+    }
+    validate_against_schemas(&yaml);
     let failed = checkov(&yaml);
     assert!(
         failed.iter().all(|(_, r)| !r.starts_with("CronJob.")),
