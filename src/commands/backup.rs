@@ -12,6 +12,7 @@ use crate::context::Ctx;
 use crate::db::backup_file::Format;
 use crate::db::backup_file::{default_name, stamp};
 use crate::db::dump::{self, DumpOptions, Source, Taken};
+use crate::db::encryption::{Recipients, profile_recipients};
 use crate::db::tools::Tools;
 use crate::k8s::snapshot;
 use crate::ui::{Outcome, unless_interrupted};
@@ -37,10 +38,14 @@ pub struct BackupArgs {
     /// pg_dump compression: METHOD[:LEVEL] (gzip, lz4, zstd, none; lz4/zstd need pg_dump 16+)
     #[arg(long, value_name = "METHOD[:LEVEL]")]
     pub compress: Option<String>,
+    /// Encrypt the file to this age recipient (age1…; repeat for more), instead of the profile's
+    /// backups.encryptTo; `restore --identity KEYFILE` decrypts it
+    #[arg(long = "encrypt-to", value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
     #[command(flatten)]
     pub pg_bin: PgBinArgs,
     /// Take a CSI VolumeSnapshot of the data volume instead of a dump
-    #[arg(long, conflicts_with_all = ["to", "format", "schema_only", "tables", "compress", "database_url"])]
+    #[arg(long, conflicts_with_all = ["to", "format", "schema_only", "tables", "compress", "database_url", "encrypt_to"])]
     pub snapshot: bool,
     /// VolumeSnapshotClass to use instead of the profile's
     #[arg(long, value_name = "NAME", requires = "snapshot")]
@@ -59,7 +64,7 @@ pub struct BackupArgs {
     #[arg(long, requires = "snapshot")]
     pub scheduled: bool,
     /// List this release's snapshots (time, claim, size, ready, scheduled or manual) and stop
-    #[arg(long, conflicts_with_all = ["snapshot", "to", "format", "schema_only", "tables", "compress", "database_url"])]
+    #[arg(long, conflicts_with_all = ["snapshot", "to", "format", "schema_only", "tables", "compress", "database_url", "encrypt_to"])]
     pub list: bool,
 }
 
@@ -90,6 +95,7 @@ pub async fn run(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
         schema_only: args.schema_only,
         tables: args.tables.clone(),
         compress: args.compress.clone(),
+        encrypt: recipients(ctx, args)?,
     };
     if let Some(to) = &args.to {
         crate::db::backup_file::check_destination("--to", to)?;
@@ -98,10 +104,15 @@ pub async fn run(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
     let db = ctx.db(&args.db).await?;
     let admin = db.admin().await?;
     spinner.finish_and_clear();
-    let dest = args
-        .to
-        .clone()
-        .unwrap_or_else(|| default_name(&db.database, &ctx.profile.environment, opts.format(), ""));
+    let dest = args.to.clone().unwrap_or_else(|| {
+        default_name(
+            &db.database,
+            &ctx.profile.environment,
+            opts.format(),
+            "",
+            opts.encrypt.is_some(),
+        )
+    });
     let tools = Tools::for_db(
         &db,
         &ctx.profile.names().container,
@@ -129,6 +140,15 @@ pub async fn run(ctx: &Ctx, args: &BackupArgs) -> Result<Outcome> {
     Ok(Outcome::ok())
 }
 
+/// Who the file is encrypted to: `--encrypt-to`, else the profile's `backups.encryptTo`; none:
+/// in the clear.
+pub fn recipients(ctx: &Ctx, args: &BackupArgs) -> Result<Option<Recipients>> {
+    if !args.encrypt_to.is_empty() {
+        return Recipients::parse(&args.encrypt_to, "--encrypt-to").map(Some);
+    }
+    profile_recipients(&ctx.profile)
+}
+
 pub fn text(t: &Taken) -> String {
     let d = &t.details;
     let what = if !d.tables.is_empty() {
@@ -138,8 +158,16 @@ pub fn text(t: &Taken) -> String {
     } else {
         "schema and data".into()
     };
+    let encrypted = d.encryption.as_ref().map_or(String::new(), |e| {
+        format!(
+            "  encrypted {} for {} ({} of dump inside)\n",
+            e.scheme,
+            e.recipients.join(", "),
+            indicatif::BinaryBytes(e.plaintext_size)
+        )
+    });
     format!(
-        "backup of {} from {} ({what})\n  file      {}\n  manifest  {}\n  format    {} (compression {}), {} in {:.1}s\n  sha256    {}\n  server    PostgreSQL {}, {}\n",
+        "backup of {} from {} ({what})\n  file      {}\n  manifest  {}\n  format    {} (compression {}), {} in {:.1}s\n  sha256    {}\n{encrypted}  server    PostgreSQL {}, {}\n",
         d.database,
         d.source,
         t.file,

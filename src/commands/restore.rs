@@ -14,6 +14,7 @@ use crate::db::backup_file::default_name;
 use crate::db::backup_file::{self, Format, Manifest};
 use crate::db::checks::database_checks;
 use crate::db::dump::{self, DumpOptions, Source, Taken};
+use crate::db::encryption::{Identities, profile_recipients};
 use crate::db::restore;
 use crate::db::tools::{ToolVersion, Tools};
 use crate::error::{ExitCode, user_error};
@@ -53,6 +54,15 @@ pub struct RestoreArgs {
     /// Where the safety backup goes (default: DATABASE-ENV-before-restore-TIME.dump here)
     #[arg(long, value_name = "FILE", conflicts_with = "no_safety_backup")]
     pub safety_to: Option<PathBuf>,
+    /// age identity file (the private key, `age-keygen -o FILE`) to decrypt an encrypted backup with
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PHONEBILL_AGE_IDENTITY",
+        hide_env_values = true,
+        conflicts_with = "snapshot"
+    )]
+    pub identity: Option<PathBuf>,
     /// The confirmation, typed in advance: the database's name, or ENV/DATABASE in a production
     /// environment (prod/phonebill_auth), where --yes alone is not enough
     #[arg(long, value_name = "TEXT")]
@@ -91,8 +101,14 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         .expect("clap requires --from without --snapshot");
     // The file first: --yes never skips these checks, and nothing has been touched yet (where
     // the safety backup goes was checked before the cluster was asked: `lib::precheck`).
+    let identities = args
+        .identity
+        .as_deref()
+        .map(Identities::read)
+        .transpose()?
+        .map(std::sync::Arc::new);
     let spinner = ctx.ui.spinner(format!("checking {}", from.display()));
-    let checked = backup_file::inspect(from)?;
+    let checked = backup_file::inspect(from, identities.as_deref())?;
     let manifest = checked.manifest;
     spinner.set_message("connecting");
     let db = ctx.db(&args.db).await?;
@@ -144,12 +160,15 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     let safety_backup = if args.no_safety_backup {
         None
     } else {
+        // Encrypted as every backup of this environment is (backups.encryptTo).
+        let encrypt = profile_recipients(&ctx.profile)?;
         let dest = args.safety_to.clone().unwrap_or_else(|| {
             default_name(
                 &db.database,
                 &ctx.profile.environment,
                 Format::Custom,
                 "before-restore",
+                encrypt.is_some(),
             )
         });
         let bar = ctx.ui.bytes(None, "safety backup");
@@ -162,7 +181,15 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
             environment: &ctx.profile.environment,
         };
         let taken = unless_interrupted(
-            dump::take(&src, &DumpOptions::default(), &dest, &bar),
+            dump::take(
+                &src,
+                &DumpOptions {
+                    encrypt,
+                    ..Default::default()
+                },
+                &dest,
+                &bar,
+            ),
             "no safety backup was kept and nothing was restored",
         )
         .await;
@@ -170,13 +197,14 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         Some(taken.map_err(|e| e.context("taking the safety backup; nothing was restored"))?)
     };
 
-    let bar = ctx
-        .ui
-        .bytes(Some(manifest.size), format!("restoring {}", db.database));
+    let bar = ctx.ui.bytes(
+        Some(manifest.dump_size_and_sha256().0),
+        format!("restoring {}", db.database),
+    );
     let restored = unless_interrupted(
         restore::run(
             &tools,
-            from,
+            &restore::Source::new(from, identities),
             &manifest,
             &restore::Target::of(&db),
             &bar,

@@ -405,7 +405,8 @@ async fn move_data(
 
     let names = next.names();
     let new = Db::for_release(kube.clone(), next).await?;
-    let manifest = backup_file::inspect(dest)?.manifest;
+    // Its own backup, in the clear: restored at once by this command (never encrypted).
+    let manifest = backup_file::inspect(dest, None)?.manifest;
     let new_tools = Tools::for_db(&new, &container, None);
     let bar = ui.bytes(
         Some(manifest.size),
@@ -414,7 +415,7 @@ async fn move_data(
     let restored = unless_interrupted(
         restore::run(
             &new_tools,
-            dest,
+            &restore::Source::new(dest, None),
             &manifest,
             &restore::Target::of(&new),
             &bar,
@@ -468,6 +469,7 @@ fn backup_path(ctx: &Ctx, args: &UpgradeArgs, to: u32) -> Result<PathBuf> {
             &ctx.profile.environment,
             Format::Custom,
             &label,
+            false,
         )
     };
     let mut dest = name(format!("before-pg{to}"));

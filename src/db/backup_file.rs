@@ -16,13 +16,17 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::encryption::Identities;
 use super::plain_sql::{GzGuard, Refused, Summary};
 use crate::error::{ExitCode, UserError, user_error};
 
 /// What `kind` says in every manifest this tool writes.
 pub const KIND: &str = "phonebill-db backup";
-/// The manifest layout this tool writes and reads.
+/// The manifest layout this tool writes for a backup in the clear (and reads).
 pub const MANIFEST_VERSION: u32 = 1;
+/// The layout of an encrypted backup's manifest: version 1 and `encryption`. A phonebill-db that
+/// reads only version 1 refuses it as a newer tool's instead of misreading the file.
+pub const MANIFEST_VERSION_ENCRYPTED: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -75,8 +79,22 @@ pub struct Manifest {
     pub tables: Vec<String>,
     pub compress: String,
     pub created_at: String,
+    /// The file's size and SHA-256, as it is on disk (the ciphertext, when encrypted).
     pub size: u64,
     pub sha256: String,
+    /// Encrypted (manifest version 2): for whom, and the size and SHA-256 of the dump inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<super::encryption::Encryption>,
+}
+
+impl Manifest {
+    /// The size and SHA-256 of the dump itself (inside the encryption, if any).
+    pub fn dump_size_and_sha256(&self) -> (u64, &str) {
+        match &self.encryption {
+            Some(e) => (e.plaintext_size, &e.plaintext_sha256),
+            None => (self.size, &self.sha256),
+        }
+    }
 }
 
 /// The manifest's path: `FILE.meta.json`.
@@ -300,9 +318,9 @@ pub struct Checked {
 }
 
 /// Check a backup against its manifest: present, readable, of a known format, complete (size)
-/// and intact (SHA-256), and a plain one's SQL as pg_dump writes it. Reads the whole file once;
-/// memory stays flat.
-pub fn inspect(file: &Path) -> Result<Checked> {
+/// and intact (SHA-256), and a plain one's SQL as pg_dump writes it. Reads the whole file once
+/// (an encrypted one twice: as it is, then decrypted with `identities`); memory stays flat.
+pub fn inspect(file: &Path, identities: Option<&Identities>) -> Result<Checked> {
     let meta = fs::metadata(file).map_err(|e| {
         anyhow::Error::new(
             user_error(format!("cannot read {}: {e}", file.display()))
@@ -362,14 +380,23 @@ pub fn inspect(file: &Path) -> Result<Checked> {
         .into());
     }
     let mut reader = File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let mut head = [0u8; 5];
+    let mut head = [0u8; super::encryption::MAGIC.len()];
     let n = read_up_to(&mut reader, &mut head)?;
-    if !head[..n].starts_with(manifest.format.magic()) {
+    let (magic, what) = match &manifest.encryption {
+        Some(_) => (
+            super::encryption::MAGIC,
+            "an age-encrypted file".to_string(),
+        ),
+        None => (
+            manifest.format.magic(),
+            format!("a {} dump", manifest.format.as_str()),
+        ),
+    };
+    if !head[..n].starts_with(magic) {
         return Err(refused(
             file,
             format!(
-                "unknown format: the manifest says {}, but the file does not start like one",
-                manifest.format.as_str()
+                "unknown format: the manifest says {what}, but the file does not start like one"
             ),
             "the file was replaced or damaged; use another backup",
         )
@@ -394,8 +421,10 @@ pub fn inspect(file: &Path) -> Result<Checked> {
         )
         .into());
     }
-    // A plain backup's SQL is read as psql would read it, in the same pass (plain_sql.rs).
-    let mut sql = (manifest.format == Format::Plain).then(GzGuard::new);
+    // A plain backup's SQL is read as psql would read it, in the same pass (plain_sql.rs); an
+    // encrypted one's in the pass that decrypts it.
+    let encrypted = manifest.encryption.is_some();
+    let mut sql = (manifest.format == Format::Plain && !encrypted).then(GzGuard::new);
     let mut refusal = None;
     let mut hasher = Sha256::new();
     let mut take = |bytes: &[u8], sql: &mut Option<GzGuard>| {
@@ -424,6 +453,65 @@ pub fn inspect(file: &Path) -> Result<Checked> {
             file,
             "corrupted: its SHA-256 checksum does not match the manifest",
             "the file changed after the backup was taken (disk or copy error); use another backup",
+        )
+        .into());
+    }
+    if let Some(e) = &manifest.encryption {
+        return check_decrypted(file, manifest.clone(), e, identities);
+    }
+    let sql = match (refusal, sql) {
+        (Some(e), _) => return Err(refused_sql(file, &e).into()),
+        (None, Some(g)) => Some(g.finish(None).map_err(|e| refused_sql(file, &e))?),
+        (None, None) => None,
+    };
+    Ok(Checked { manifest, sql })
+}
+
+/// The second pass over an encrypted backup whose file matched its manifest: decrypted with
+/// `identities`, the dump inside must start as its format does, have the size and SHA-256 the
+/// manifest recorded, and (plain) be SQL as pg_dump writes it.
+fn check_decrypted(
+    file: &Path,
+    manifest: Manifest,
+    e: &super::encryption::Encryption,
+    identities: Option<&Identities>,
+) -> Result<Checked> {
+    let ids = identities.ok_or_else(|| super::encryption::no_identity(file, &e.recipients))?;
+    let mut sql = (manifest.format == Format::Plain).then(GzGuard::new);
+    let mut refusal = None;
+    let mut head: Vec<u8> = Vec::new();
+    let magic = manifest.format.magic();
+    let (size, sha) = super::encryption::read_through(file, ids, |bytes| {
+        if head.len() < magic.len() {
+            head.extend(bytes.iter().take(magic.len() - head.len()));
+        }
+        if refusal.is_none()
+            && let Some(g) = sql.as_mut()
+            && let Err(e) = g.push(bytes, None)
+        {
+            refusal = Some(e);
+        }
+    })
+    .map_err(|why| why.refusal(file, ids, &e.recipients))?;
+    if !head.starts_with(magic) {
+        return Err(refused(
+            file,
+            format!(
+                "unknown format: the manifest says a {} dump is inside, but what decrypts does not start like one",
+                manifest.format.as_str()
+            ),
+            "the file was replaced; use another backup",
+        )
+        .into());
+    }
+    if size != e.plaintext_size || sha != e.plaintext_sha256 {
+        return Err(refused(
+            file,
+            format!(
+                "corrupted: the dump inside ({size} bytes) does not match its manifest ({} bytes, SHA-256 recorded)",
+                e.plaintext_size
+            ),
+            "the file was encrypted anew or replaced after the backup was taken; use another backup",
         )
         .into());
     }
@@ -463,13 +551,24 @@ fn parse_manifest(text: &str) -> std::result::Result<Manifest, String> {
         return Err("the manifest is not a phonebill-db backup's".into());
     }
     let version = value.get("manifestVersion").and_then(|v| v.as_u64());
-    if version != Some(MANIFEST_VERSION.into()) {
+    if ![MANIFEST_VERSION, MANIFEST_VERSION_ENCRYPTED].contains(&(version.unwrap_or(0) as u32)) {
         return Err(format!(
-            "manifest version {} (this tool reads {MANIFEST_VERSION}); use the phonebill-db that wrote it",
+            "manifest version {} (this tool reads {MANIFEST_VERSION} and {MANIFEST_VERSION_ENCRYPTED}); use the phonebill-db that wrote it",
             version.map_or("none".to_string(), |v| v.to_string())
         ));
     }
-    serde_json::from_value(value).map_err(|e| format!("the manifest is incomplete ({e})"))
+    let manifest: Manifest =
+        serde_json::from_value(value).map_err(|e| format!("the manifest is incomplete ({e})"))?;
+    let encrypted = version == Some(MANIFEST_VERSION_ENCRYPTED.into());
+    match &manifest.encryption {
+        Some(e) if !encrypted || e.scheme != super::encryption::SCHEME => Err(format!(
+            "encryption `{}` in a manifest of version {} (this tool reads age in version {MANIFEST_VERSION_ENCRYPTED})",
+            e.scheme,
+            version.unwrap_or(0)
+        )),
+        None if encrypted => Err("a version 2 manifest without its encryption".into()),
+        _ => Ok(manifest),
+    }
 }
 
 /// Hashes and counts what passes through on its way to a writer.
@@ -488,27 +587,42 @@ impl<W: Write> Hashing<W> {
         }
     }
 
-    pub fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.hasher.update(data);
-        self.bytes += data.len() as u64;
-        self.inner.write_all(data)
-    }
-
     pub fn finish(self) -> (W, String) {
         (self.inner, hex::encode(self.hasher.finalize()))
     }
 }
 
-/// `DATABASE-ENV[-LABEL]-20261123T101500Z.dump` in the current directory.
-pub fn default_name(database: &str, env: &str, format: Format, label: &str) -> PathBuf {
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.hasher.update(&data[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// `DATABASE-ENV[-LABEL]-20261123T101500Z.dump` in the current directory (`….dump.age` when
+/// `encrypted`).
+pub fn default_name(
+    database: &str,
+    env: &str,
+    format: Format,
+    label: &str,
+    encrypted: bool,
+) -> PathBuf {
     let stamp = stamp();
     let label = if label.is_empty() {
         String::new()
     } else {
         format!("-{label}")
     };
+    let age = if encrypted { ".age" } else { "" };
     Path::new(".").join(format!(
-        "{database}-{env}{label}-{stamp}.{}",
+        "{database}-{env}{label}-{stamp}.{}{age}",
         format.extension()
     ))
 }
@@ -543,6 +657,7 @@ mod tests {
             created_at: "2026-11-23T00:00:00Z".into(),
             size: data.len() as u64,
             sha256: hex::encode(Sha256::digest(data)),
+            encryption: None,
         }
     }
 
@@ -556,7 +671,7 @@ mod tests {
     }
 
     fn refusal(path: &Path) -> String {
-        let e = inspect(path).unwrap_err();
+        let e = inspect(path, None).unwrap_err();
         let u = e.downcast_ref::<UserError>().expect("a user error");
         assert_eq!(u.exit, ExitCode::ChecksFailed, "{}", u.message);
         u.message.clone()
@@ -571,7 +686,10 @@ mod tests {
             .chain((0..100_000u32).map(|i| (i % 251) as u8))
             .collect();
         let path = written(dir.path(), &data, Format::Custom);
-        assert_eq!(inspect(&path).unwrap().manifest.size, data.len() as u64);
+        assert_eq!(
+            inspect(&path, None).unwrap().manifest.size,
+            data.len() as u64
+        );
 
         fs::write(&path, &data[..50_000]).unwrap();
         assert!(refusal(&path).contains("truncated: 50000 of 100005 bytes"));
@@ -646,10 +764,10 @@ mod tests {
     #[test]
     fn a_directory_or_a_device_is_not_a_backup() {
         let dir = tempfile::tempdir().unwrap();
-        let r = crate::error::report(&inspect(dir.path()).unwrap_err());
+        let r = crate::error::report(&inspect(dir.path(), None).unwrap_err());
         assert_eq!(r.exit_code, 4);
         assert!(r.error.contains("it is a directory"), "{}", r.error);
-        let r = crate::error::report(&inspect(Path::new("/dev/null")).unwrap_err());
+        let r = crate::error::report(&inspect(Path::new("/dev/null"), None).unwrap_err());
         assert_eq!(r.exit_code, 4);
         assert!(r.error.contains("not a regular file"), "{}", r.error);
     }

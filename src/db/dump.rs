@@ -12,8 +12,11 @@ use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use tokio_postgres::Client;
 
-use super::backup_file::{self, Format, Hashing, KIND, MANIFEST_VERSION, Manifest, Partial};
+use super::backup_file::{
+    self, Format, Hashing, KIND, MANIFEST_VERSION, MANIFEST_VERSION_ENCRYPTED, Manifest, Partial,
+};
 use super::connect::Db;
+use super::encryption::{Encryption, Recipients};
 use super::process::{Exit, cause, tail};
 use super::tools::{ToolVersion, Tools};
 use crate::error::{ExitCode, user_error};
@@ -27,6 +30,8 @@ pub struct DumpOptions {
     pub tables: Vec<String>,
     /// `METHOD[:LEVEL]` or `LEVEL` as pg_dump's `--compress` takes it.
     pub compress: Option<String>,
+    /// Encrypt the file to these age recipients (the manifest says so).
+    pub encrypt: Option<Recipients>,
 }
 
 impl DumpOptions {
@@ -243,11 +248,33 @@ pub async fn take(
     let (argv, compress) = pg_dump_args(opts, &src.db.database, &src.db.admin.user, tool.major)?;
     let start = Instant::now();
     let mut partial = Partial::create(dest)?;
-    let (size, sha256) = stream(src.tools, &argv, &mut partial, opts.format(), bar).await?;
+    let written = stream(
+        src.tools,
+        &argv,
+        &mut partial,
+        opts.format(),
+        opts.encrypt.as_ref(),
+        bar,
+    )
+    .await?;
     partial.commit()?;
+    let encryption = written.plaintext.map(|(size, sha)| Encryption {
+        scheme: super::encryption::SCHEME.into(),
+        recipients: opts
+            .encrypt
+            .as_ref()
+            .map(|r| r.texts.clone())
+            .unwrap_or_default(),
+        plaintext_size: size,
+        plaintext_sha256: sha,
+    });
     let details = Manifest {
         kind: KIND.into(),
-        manifest_version: MANIFEST_VERSION,
+        manifest_version: if encryption.is_some() {
+            MANIFEST_VERSION_ENCRYPTED
+        } else {
+            MANIFEST_VERSION
+        },
         database: src.db.database.clone(),
         environment: src.environment.to_string(),
         source: src.db.describe_tools(),
@@ -259,8 +286,9 @@ pub async fn take(
         tables: opts.tables.clone(),
         compress,
         created_at: now_rfc3339(),
-        size,
-        sha256,
+        size: written.size,
+        sha256: written.sha256,
+        encryption,
     };
     if let Err(e) = backup_file::write_manifest(dest, &details) {
         // Without its manifest the dump is not a backup: take it away again.
@@ -279,18 +307,97 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-/// Run pg_dump and copy its stdout into the partial file; the size and SHA-256 of what arrived.
+/// What a dump wrote: the file's size and SHA-256, and those of the dump inside when encrypted.
+struct Written {
+    size: u64,
+    sha256: String,
+    plaintext: Option<(u64, String)>,
+}
+
+/// Where the dump's bytes go: the file, hashed; or the encryptor (the dump hashed on its way in)
+/// and the file, hashed as ciphertext.
+enum Sink<W: Write> {
+    Clear(Hashing<W>),
+    Encrypted {
+        plain: Hashing<std::io::Sink>,
+        out: age::stream::StreamWriter<Hashing<W>>,
+    },
+}
+
+impl<W: Write> Sink<W> {
+    fn new(file: W, encrypt: Option<&Recipients>) -> Result<Sink<W>> {
+        Ok(match encrypt {
+            None => Sink::Clear(Hashing::new(file)),
+            Some(r) => Sink::Encrypted {
+                plain: Hashing::new(std::io::sink()),
+                out: r.encrypt(Hashing::new(file))?,
+            },
+        })
+    }
+
+    /// Bytes of the dump taken so far.
+    fn bytes(&self) -> u64 {
+        match self {
+            Sink::Clear(h) => h.bytes,
+            Sink::Encrypted { plain, .. } => plain.bytes,
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Clear(h) => h.write_all(data),
+            Sink::Encrypted { plain, out } => {
+                plain.write_all(data)?;
+                out.write_all(data)
+            }
+        }
+    }
+
+    /// The last bytes out (age's final chunk), flushed: what was written, and the writer.
+    fn finish(self) -> Result<(Written, W)> {
+        let (file, plaintext) = match self {
+            Sink::Clear(h) => (h, None),
+            Sink::Encrypted { plain, out } => {
+                let size = plain.bytes;
+                let (_, sha) = plain.finish();
+                let file = out
+                    .finish()
+                    .context("writing the backup file (is the disk full?)")?;
+                (file, Some((size, sha)))
+            }
+        };
+        let size = file.bytes;
+        let (mut w, sha256) = file.finish();
+        w.flush()
+            .context("writing the backup file (is the disk full?)")?;
+        Ok((
+            Written {
+                size,
+                sha256,
+                plaintext,
+            },
+            w,
+        ))
+    }
+}
+
+/// Run pg_dump and copy its stdout into the partial file (through the encryptor, with
+/// `encrypt`); the size and SHA-256 of what was written.
 async fn stream(
     tools: &Tools,
     argv: &[String],
     partial: &mut Partial,
     format: Format,
+    encrypt: Option<&Recipients>,
     bar: &ProgressBar,
-) -> Result<(u64, String)> {
+) -> Result<Written> {
     let mut p = tools.spawn(argv, false).await?;
     let what = p.what.clone();
     let stderr = tokio::spawn(tail(p.stderr));
-    let mut out = Hashing::new(BufWriter::with_capacity(1024 * 1024, &mut partial.file));
+    let mut out = Sink::new(
+        BufWriter::with_capacity(1024 * 1024, &mut partial.file),
+        encrypt,
+    )?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut first = true;
     loop {
@@ -315,7 +422,7 @@ async fn stream(
         }
         out.write_all(&buf[..n])
             .context("writing the backup file (is the disk full?)")?;
-        bar.set_position(out.bytes);
+        bar.set_position(out.bytes());
     }
     let exit = p.exit.await?;
     let stderr = stderr.await.unwrap_or_default();
@@ -327,16 +434,12 @@ async fn stream(
         .hint("no backup file was kept; fix the cause and run the backup again")
         .into());
     }
-    if out.bytes == 0 {
+    if out.bytes() == 0 {
         return Err(user_error(format!("{what} wrote nothing"))
             .hint("no backup file was kept; run with -v and check the pod's logs")
             .into());
     }
-    let size = out.bytes;
-    let (mut w, sha) = out.finish();
-    w.flush()
-        .context("writing the backup file (is the disk full?)")?;
-    Ok((size, sha))
+    Ok(out.finish()?.0)
 }
 
 #[cfg(test)]

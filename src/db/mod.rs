@@ -6,6 +6,7 @@ pub mod checks;
 pub mod connect;
 pub mod details;
 pub mod dump;
+pub mod encryption;
 pub mod expected;
 pub mod freeze;
 pub mod migrate;

@@ -11,7 +11,10 @@ use indicatif::ProgressBar;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use std::sync::Arc;
+
 use super::backup_file::{Format, Manifest};
+use super::encryption::Identities;
 use super::plain_sql::GzGuard;
 use super::process::{Exit, Writer, cause, tail};
 use super::tools::Tools;
@@ -176,11 +179,90 @@ fn script_around(m: &Manifest, t: &Target<'_>, plan: SqlPlan) -> Result<(String,
     Ok((head, tail))
 }
 
-/// Stream `file` into the restore pipeline; Ok only when the transaction committed. A plain
-/// backup needs its `plan`.
+/// The backup a restore reads: its file, and the identities that decrypt it when it is encrypted.
+pub struct Source<'a> {
+    pub file: &'a Path,
+    identities: Option<Arc<Identities>>,
+}
+
+impl<'a> Source<'a> {
+    pub fn new(file: &'a Path, identities: Option<Arc<Identities>>) -> Source<'a> {
+        Source { file, identities }
+    }
+}
+
+/// The dump of a backup, a piece at a time: read from the file, or decrypted from it on a thread
+/// of its own (a few pieces in flight; memory stays flat).
+enum Chunks<'a> {
+    File {
+        reader: tokio::fs::File,
+        buf: Vec<u8>,
+        file: &'a Path,
+    },
+    Decrypted {
+        rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+        last: Vec<u8>,
+        file: &'a Path,
+    },
+}
+
+impl<'a> Chunks<'a> {
+    async fn open(src: &Source<'a>, m: &Manifest) -> Result<Chunks<'a>> {
+        let file = src.file;
+        match (&m.encryption, &src.identities) {
+            (None, _) => Ok(Chunks::File {
+                reader: tokio::fs::File::open(file)
+                    .await
+                    .with_context(|| format!("opening {}", file.display()))?,
+                buf: vec![0u8; 256 * 1024],
+                file,
+            }),
+            (Some(_), Some(ids)) => Ok(Chunks::Decrypted {
+                rx: super::encryption::stream(file, ids.clone()),
+                last: Vec::new(),
+                file,
+            }),
+            (Some(_), None) => {
+                anyhow::bail!("an encrypted backup's restore without its identities (a bug)")
+            }
+        }
+    }
+
+    /// The next bytes of the dump (empty at its end).
+    async fn next(&mut self) -> Result<&[u8]> {
+        match self {
+            Chunks::File { reader, buf, file } => {
+                let n = reader
+                    .read(buf)
+                    .await
+                    .with_context(|| format!("reading {}", file.display()))?;
+                Ok(&buf[..n])
+            }
+            Chunks::Decrypted { rx, last, file } => {
+                *last = match rx.recv().await {
+                    None => Vec::new(),
+                    Some(Ok(bytes)) => bytes,
+                    Some(Err(e)) => {
+                        return Err(user_error(format!(
+                            "{} changed while it was restored (it no longer decrypts: {e}); nothing was committed",
+                            file.display()
+                        ))
+                        .hint("leave the backup alone while it is restored (copy it somewhere safe first), then restore again")
+                        .exit(ExitCode::ChecksFailed)
+                        .into());
+                    }
+                };
+                Ok(last)
+            }
+        }
+    }
+}
+
+/// Stream the backup's dump into the restore pipeline; Ok only when the transaction committed.
+/// A plain backup needs its `plan`.
 pub async fn run(
     tools: &Tools,
-    file: &Path,
+    src: &Source<'_>,
     m: &Manifest,
     target: &Target<'_>,
     bar: &ProgressBar,
@@ -201,12 +283,13 @@ pub async fn run(
         .stdin
         .take()
         .context("the restore pipeline has no stdin (a bug)")?;
+    let chunks = Chunks::open(src, m).await?;
     let sent = match input {
-        Input::Custom => send_file(stdin, file, bar).await,
+        Input::Custom => send_file(stdin, chunks, bar).await,
         Input::Sql | Input::SqlGz => {
             let plan = plan.context("a plain backup's restore without its plan (a bug)")?;
             let (head, tail) = script_around(m, target, plan)?;
-            send_sql(stdin, file, m, bar, &head, &tail, input == Input::SqlGz).await
+            send_sql(stdin, chunks, m, bar, &head, &tail, input == Input::SqlGz).await
         }
     };
     let broken = match sent {
@@ -238,39 +321,23 @@ pub async fn run(
     .into())
 }
 
-async fn open(file: &Path) -> Result<tokio::fs::File> {
-    tokio::fs::File::open(file)
-        .await
-        .with_context(|| format!("opening {}", file.display()))
-}
-
-/// The next bytes of the backup (0 at its end).
-async fn next_chunk(reader: &mut tokio::fs::File, buf: &mut [u8], file: &Path) -> Result<usize> {
-    reader
-        .read(buf)
-        .await
-        .with_context(|| format!("reading {}", file.display()))
-}
-
 /// Copy a custom archive into the pipeline. A failed write (the pipeline stopped early: an
 /// error in the SQL, its stderr says why) is returned, not raised.
 async fn send_file(
     mut stdin: Writer,
-    file: &Path,
+    mut chunks: Chunks<'_>,
     bar: &ProgressBar,
 ) -> Result<Option<std::io::Error>> {
-    let mut reader = open(file).await?;
-    let mut buf = vec![0u8; 256 * 1024];
     let mut sent = 0u64;
     loop {
-        let n = next_chunk(&mut reader, &mut buf, file).await?;
-        if n == 0 {
+        let bytes = chunks.next().await?;
+        if bytes.is_empty() {
             break;
         }
-        if let Err(e) = stdin.write_all(&buf[..n]).await {
+        if let Err(e) = stdin.write_all(bytes).await {
             return Ok(Some(e));
         }
-        sent += n as u64;
+        sent += bytes.len() as u64;
         bar.set_position(sent);
     }
     let _ = stdin.shutdown().await;
@@ -282,7 +349,7 @@ async fn send_file(
 /// pod. `tail` (the COMMIT) goes only when the whole file passed and still has its checksum.
 async fn send_sql(
     mut stdin: Writer,
-    file: &Path,
+    mut chunks: Chunks<'_>,
     m: &Manifest,
     bar: &ProgressBar,
     head: &str,
@@ -291,7 +358,9 @@ async fn send_sql(
 ) -> Result<Option<std::io::Error>> {
     use sha2::{Digest, Sha256};
     use std::io::Write;
-    let mut reader = open(file).await?;
+    let file = match &chunks {
+        Chunks::File { file, .. } | Chunks::Decrypted { file, .. } => *file,
+    };
     let mut encoder =
         compress.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
     // Bytes for the pipeline, through the encoder when there is one.
@@ -319,31 +388,30 @@ async fn send_sql(
     }
     let mut guard = GzGuard::new();
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
     let mut sql = Vec::new();
     let mut read = 0u64;
     loop {
-        let n = next_chunk(&mut reader, &mut buf, file).await?;
-        if n == 0 {
+        let chunk = chunks.next().await?;
+        if chunk.is_empty() {
             break;
         }
-        hasher.update(&buf[..n]);
+        hasher.update(chunk);
         sql.clear();
         guard
-            .push(&buf[..n], Some(&mut sql))
+            .push(chunk, Some(&mut sql))
             .map_err(|e| changed(e.to_string()))?;
+        read += chunk.len() as u64;
         let bytes = pack(&sql, &mut encoder);
         if let Err(e) = stdin.write_all(&bytes).await {
             return Ok(Some(e));
         }
-        read += n as u64;
         bar.set_position(read);
     }
     sql.clear();
     guard
         .finish(Some(&mut sql))
         .map_err(|e| changed(e.to_string()))?;
-    if hex::encode(hasher.finalize()) != m.sha256 {
+    if hex::encode(hasher.finalize()) != m.dump_size_and_sha256().1 {
         return Err(changed(
             "its SHA-256 checksum no longer matches the manifest".into(),
         ));
@@ -382,6 +450,7 @@ mod tests {
             created_at: "2026-11-23T00:00:00Z".into(),
             size: 1,
             sha256: String::new(),
+            encryption: None,
         }
     }
 

@@ -48,10 +48,21 @@ pub struct Profile {
     pub sample_data: bool,
     /// A production environment: restore asks for the environment's name as well as the database's.
     pub production: bool,
+    /// Backup files: who they are encrypted to.
+    pub backups: Backups,
     #[serde(flatten)]
     pub cluster: Option<Cluster>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed: Option<Managed>,
+}
+
+/// Backup files (`backup --to`, restore's safety backup).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backups {
+    /// age recipients (`age1…`) every backup file is encrypted to (`backup --encrypt-to` instead);
+    /// empty: backups are written in the clear (0600).
+    pub encrypt_to: Vec<String>,
 }
 
 /// The database install runs in the cluster: a StatefulSet, its volume, services and Secrets.

@@ -155,6 +155,14 @@ pub fn check(p: &Profile, env: &str) -> Option<Broken> {
             "a trusted extension: not an untrusted language (plpython3u, plperlu, pltclu) nor one that reaches the server's files (adminpack, file_fdw)",
         );
     }
+    for (i, key) in p.backups.encrypt_to.iter().enumerate() {
+        r.check(
+            &format!("backups.encryptTo[{i}]"),
+            key,
+            <age::x25519::Recipient as std::str::FromStr>::from_str(key).is_ok(),
+            "an age X25519 recipient, as `age-keygen -y KEYFILE` prints it (age1…)",
+        );
+    }
     if let Some(c) = &p.cluster {
         cluster(&mut r, c, &[&p.admin_user, &p.app_user]);
         if let Some(set) = &c.data_set {
@@ -516,6 +524,10 @@ mod tests {
             (|p| p.app_user = "postgres".into(), "appUser"),
             (|p| p.extensions.push("uuid ossp".into()), "extensions[2]"),
             (|p| p.environment = "prod".into(), "environment"),
+            (
+                |p| p.backups.encrypt_to.push("age1notakey".into()),
+                "backups.encryptTo[0]",
+            ),
             (
                 |p| p.cluster.as_mut().unwrap().snapshots.schedule = "0 25 * * *".into(),
                 "snapshots.schedule",

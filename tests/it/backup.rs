@@ -74,7 +74,7 @@ pub async fn loaded(tag: &str, users: u32) -> Release {
 }
 
 /// Drop a table, delete rows, change rows: what a restore must undo.
-fn damage(r: &Release) {
+pub fn damage(r: &Release) {
     r.psql("DROP TABLE auth_permission_access_log");
     r.psql("DELETE FROM auth_users WHERE user_id LIKE 'gen-user-1%'");
     r.psql("UPDATE auth_services SET service_name = 'damaged'");

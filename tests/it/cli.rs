@@ -33,6 +33,8 @@ async fn help_lists_only_the_commands_that_work() {
             "connect",
             "backup",
             "restore",
+            "stop",
+            "start",
             "resize",
             "rotate-password",
             "upgrade",

@@ -143,7 +143,7 @@ proptest! {
         std::fs::write(&file, &data).unwrap();
         std::fs::write(backup_file::manifest_path(&file), manifest.as_bytes()).unwrap();
         let started = std::time::Instant::now();
-        let inspected = backup_file::inspect(&file);
+        let inspected = backup_file::inspect(&file, None);
         prop_assert!(started.elapsed() < EACH);
         if let Err(e) = inspected {
             prop_assert!(is_user_error(&e), "not a user error: {e:#}");
