@@ -185,6 +185,9 @@ pub struct Kubelet {
     /// (internal or not) and since when; and how many addresses were given.
     lb_internal: BTreeMap<String, (bool, Instant)>,
     lb_seq: u64,
+    /// The resource metrics API answers (metrics-server); each container's memory when set.
+    pub metrics_api: bool,
+    pub memory: BTreeMap<(String, String, String), u64>,
 }
 
 impl Default for Kubelet {
@@ -214,6 +217,8 @@ impl Default for Kubelet {
             jobs: Default::default(),
             lb_internal: BTreeMap::new(),
             lb_seq: 0,
+            metrics_api: true,
+            memory: BTreeMap::new(),
         }
     }
 }
@@ -995,8 +1000,20 @@ fn run_pods(c: &mut Cluster) {
         let (phase, ready, statuses): (&str, bool, Vec<Value>) = match &behavior {
             PodBehavior::Ready { after } => {
                 let ready = started.elapsed() >= *after;
-                let st = containers.iter().map(|(n, img)| json!({"name": n, "image": img, "ready": ready, "started": true, "restartCount": 0,
-                    "state": {"running": {"startedAt": ts}}})).collect();
+                // A container restarted (`FakeKube::crash_container`) keeps its count and how
+                // its last instance ended.
+                let st = containers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, img))| {
+                        let mut s = json!({"name": n, "image": img, "ready": ready, "started": true, "restartCount": restarts(i),
+                            "state": {"running": {"startedAt": ts}}});
+                        if let Some(last) = old_status.pointer(&format!("/containerStatuses/{i}/lastState")) {
+                            s["lastState"] = last.clone();
+                        }
+                        s
+                    })
+                    .collect();
                 ("Running", ready, st)
             }
             PodBehavior::ImagePullError(failure) => {

@@ -13,6 +13,7 @@ pub mod fields;
 pub mod jobs;
 pub mod kubelet;
 pub mod logs;
+pub mod metrics;
 pub mod portforward;
 pub mod resources;
 pub mod scale;
@@ -112,6 +113,10 @@ impl FakeKube {
             .route(
                 "/api/v1/namespaces/{ns}/pods/{name}/log",
                 axum::routing::get(logs::handle),
+            )
+            .route(
+                "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/{name}",
+                axum::routing::get(metrics::handle),
             )
             .route(
                 "/api/v1/namespaces/{ns}/pods/{name}/exec",
@@ -300,6 +305,49 @@ impl FakeKube {
             .or_default();
         log.current.push((at, line.into()));
         log.current.sort_by_key(|(t, _)| *t);
+    }
+
+    /// What a container uses now, as the metrics API reports it (default 64Mi).
+    pub fn set_pod_memory(&self, ns: &str, pod: &str, container: &str, bytes: u64) {
+        self.cluster()
+            .kubelet
+            .memory
+            .insert((ns.into(), pod.into(), container.into()), bytes);
+    }
+
+    /// The resource metrics API is there (metrics-server, as on AKS) or not (404).
+    pub fn set_metrics_api(&self, on: bool) {
+        self.cluster().kubelet.metrics_api = on;
+    }
+
+    /// The container ended `times` times (`reason`, `exit_code`) and the kubelet restarted it:
+    /// its restartCount grows and lastState says how the last one ended; what it printed is the
+    /// previous instance's log.
+    pub fn crash_container(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        reason: &str,
+        exit_code: i32,
+        times: i64,
+    ) {
+        self.restart_container(ns, pod, container);
+        let mut c = self.cluster();
+        let mut p = c.get(info_of("Pod"), ns, pod).expect("the pod exists");
+        let statuses = p
+            .pointer_mut("/status/containerStatuses")
+            .and_then(Value::as_array_mut)
+            .expect("a started pod");
+        let st = statuses
+            .iter_mut()
+            .find(|s| s["name"] == container)
+            .expect("the container");
+        let count = st["restartCount"].as_i64().unwrap_or(0) + times;
+        st["restartCount"] = json!(count);
+        st["lastState"] = json!({"terminated": {"exitCode": exit_code, "reason": reason,
+            "startedAt": store::now(), "finishedAt": store::now()}});
+        c.system_write(info_of("Pod"), ns, p);
     }
 
     /// The container restarted: what it printed is now the previous instance's log.

@@ -28,6 +28,10 @@ pub struct StatusArgs {
         hide_env_values = true
     )]
     pub ca_file: Option<std::path::PathBuf>,
+    /// Also the runbook's performance queries (8.1): the slowest statements (pg_stat_statements,
+    /// by mean time), lock waits with both sessions, and connections by database, user and state
+    #[arg(long)]
+    pub queries: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,6 +63,10 @@ pub struct StatusReport {
     pub server_certificate: Option<crate::check::Check>,
     /// The snapshot schedule: last run and its result, next run, newest ready snapshot's age.
     pub snapshot_schedule: Option<crate::k8s::schedule::ScheduleState>,
+    /// The plan's alert thresholds (disk 80%, memory 85%, 5 restarts) for the running pod:
+    /// warnings with what to do, never failures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::check::Check>,
     /// The off-hours stop and start (when the profile has them on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub off_hours: Option<crate::k8s::off_hours::OffHoursState>,
@@ -82,6 +90,9 @@ pub struct DatabaseRow {
     pub usage: Option<Usage>,
     /// Why it could not be reached (status still succeeds: it reports, it does not judge).
     pub error: Option<String>,
+    /// `--queries`: the slowest statements, lock waits and connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queries: Option<crate::db::queries::Queries>,
 }
 
 #[derive(Debug, Serialize)]
@@ -186,6 +197,14 @@ pub async fn collect(ctx: &Ctx, args: &StatusArgs) -> Result<StatusReport> {
                 crate::error::report(&e).error
             )),
         }
+        if let Some(pod) = state.running_pod(&names) {
+            let spinner = ctx
+                .ui
+                .spinner("reading the pod's disk, memory and restarts");
+            report.thresholds =
+                crate::k8s::thresholds::checks(&kube, &ctx.profile, pod, &names.container).await;
+            spinner.finish_and_clear();
+        }
         match crate::k8s::off_hours::observe(&kube, &ctx.profile).await {
             Ok(s) => report.off_hours = s,
             Err(e) => ctx.ui.detail(format!(
@@ -209,20 +228,29 @@ pub async fn collect(ctx: &Ctx, args: &StatusArgs) -> Result<StatusReport> {
             } else {
                 Db::for_release(kube.clone(), &ctx.profile).await?
             };
-            usage_of(&db.admin().await?).await
+            let admin = db.admin().await?;
+            let usage = usage_of(&admin).await?;
+            let queries = if args.queries {
+                Some(crate::db::queries::read(&admin).await)
+            } else {
+                None
+            };
+            anyhow::Ok((usage, queries))
         };
         report.database = Some(match usage.await {
-            Ok(u) => DatabaseRow {
+            Ok((u, queries)) => DatabaseRow {
                 name: ctx.profile.database.clone(),
                 reachable: true,
                 usage: Some(u),
                 error: None,
+                queries,
             },
             Err(e) => DatabaseRow {
                 name: ctx.profile.database.clone(),
                 reachable: false,
                 usage: None,
                 error: Some(crate::error::report(&e).error),
+                queries: None,
             },
         });
         spinner.finish_and_clear();
@@ -339,6 +367,7 @@ pub fn build(
         database: None,
         server_certificate: None,
         snapshot_schedule: None,
+        thresholds: vec![],
         off_hours: None,
         installed: None,
         other_stateful_sets: vec![],
@@ -542,6 +571,14 @@ fn text(r: &StatusReport) -> String {
             crate::k8s::off_hours::describe(o),
         ]);
     }
+    for c in &r.thresholds {
+        rows.push(vec![
+            "Threshold".into(),
+            c.name.clone(),
+            c.status.painted(),
+            c.detail.clone(),
+        ]);
+    }
     if let Some(c) = &r.server_certificate {
         rows.push(vec![
             "Certificate".into(),
@@ -551,6 +588,9 @@ fn text(r: &StatusReport) -> String {
         ]);
     }
     out.push_str(&table(&["KIND", "NAME", "STATUS", "DETAIL"], &rows));
+    if let Some(q) = r.database.as_ref().and_then(|d| d.queries.as_ref()) {
+        out.push_str(&crate::db::queries::text(q));
+    }
     for f in &r.findings {
         out.push_str(&format!("{}: {}\n  hint: {}\n", f.object, f.cause, f.hint));
     }

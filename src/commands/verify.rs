@@ -83,6 +83,12 @@ pub async fn collect(ctx: &Ctx, args: &VerifyArgs) -> Result<VerifyReport> {
                     .find(|p| p.metadata.name.as_deref() == Some(&names.pod))
                     .and_then(|p| p.status.as_ref()?.pod_ip.clone());
                 let mut out = health::checks(&kube, &state, &names).await?;
+                if let Some(pod) = state.running_pod(&names) {
+                    out.extend(
+                        crate::k8s::thresholds::checks(&kube, &ctx.profile, pod, &names.container)
+                            .await,
+                    );
+                }
                 match crate::k8s::schedule::observe(&kube, &ctx.profile).await {
                     Ok(Some(s)) => out.push(crate::k8s::schedule::check(&s)),
                     Ok(None) => {}

@@ -330,7 +330,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (public, secret) = keypair();
         let (_, other_secret) = keypair();
-        let recipients = Recipients::parse(&[public.clone()], "--encrypt-to").unwrap();
+        let recipients = Recipients::parse(std::slice::from_ref(&public), "--encrypt-to").unwrap();
         let plain: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let file = dir.path().join("b.age");
         let mut w = recipients

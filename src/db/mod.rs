@@ -12,6 +12,7 @@ pub mod freeze;
 pub mod migrate;
 pub mod plain_sql;
 pub mod process;
+pub mod queries;
 pub mod require_auth;
 pub mod restore;
 pub mod role;

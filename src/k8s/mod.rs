@@ -24,6 +24,7 @@ pub mod schedule;
 pub mod severed;
 pub mod snapshot;
 pub mod stuck;
+pub mod thresholds;
 pub mod upgrade;
 pub mod volume_restore;
 pub mod wait;

@@ -122,6 +122,15 @@ impl ReleaseState {
             && self.services.is_empty()
     }
 
+    /// The release's database pod, when it is running (what the thresholds are read from).
+    pub fn running_pod(&self, names: &Names) -> Option<&Pod> {
+        self.pods.iter().find(|p| {
+            p.metadata.name.as_ref() == Some(&names.pod)
+                && p.metadata.deletion_timestamp.is_none()
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+    }
+
     pub fn pvc(&self, names: &Names) -> Option<&PersistentVolumeClaim> {
         self.pvcs.iter().find(|p| p.name_any() == names.pvc)
     }

@@ -248,6 +248,9 @@ pub struct PostgresSettings {
     pub work_mem: String,
     pub maintenance_work_mem: String,
     pub time_zone: String,
+    /// Preload pg_stat_statements (`shared_preload_libraries`): the slowest statements of
+    /// `status --queries` (runbook 8.1). Changing it restarts the server.
+    pub stat_statements: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

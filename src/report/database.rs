@@ -17,6 +17,11 @@ struct Query {
     only_with_queries: bool,
 }
 
+/// Sessions by database, user and state (runbook 8.1), and lock waits with both sessions
+/// (`$1`: query texts): what `status --queries` shows too.
+pub const CONNECTIONS: &str = include_str!("../../sql/report/connections.sql");
+pub const LOCK_WAITS: &str = include_str!("../../sql/report/locks.sql");
+
 const QUERIES: &[Query] = &[
     Query {
         file: "settings",
@@ -26,13 +31,13 @@ const QUERIES: &[Query] = &[
     },
     Query {
         file: "connections",
-        sql: include_str!("../../sql/report/connections.sql"),
+        sql: CONNECTIONS,
         with_queries_param: false,
         only_with_queries: false,
     },
     Query {
         file: "lock-waits",
-        sql: include_str!("../../sql/report/locks.sql"),
+        sql: LOCK_WAITS,
         with_queries_param: true,
         only_with_queries: false,
     },
@@ -62,12 +67,7 @@ pub type Rows = Vec<BTreeMap<String, Option<String>>>;
 /// Each query's rows by file name (`database/NAME.json`), or why it could not run.
 pub async fn gather(admin: &Client, with_queries: bool) -> Vec<(&'static str, Result<Rows>)> {
     let mut out = Vec::new();
-    // A report is often asked for while something holds a lock: a size that waits on it is
-    // listed as unreadable after a few seconds instead of hanging the report.
-    if let Err(e) = admin
-        .batch_execute("SET lock_timeout = '5s'; SET statement_timeout = '30s'")
-        .await
-    {
+    if let Err(e) = bounded(admin).await {
         out.push((
             "session",
             Err(anyhow::Error::new(e).context("setting the report's timeouts")),
@@ -82,6 +82,15 @@ pub async fn gather(admin: &Client, with_queries: bool) -> Vec<(&'static str, Re
     out
 }
 
+/// A session that reads what the database says about itself while something may hold a lock:
+/// a query that waits on one gives up after a few seconds instead of hanging the command
+/// (`report`, `status --queries`).
+pub async fn bounded(admin: &Client) -> Result<(), tokio_postgres::Error> {
+    admin
+        .batch_execute("SET lock_timeout = '5s'; SET statement_timeout = '30s'")
+        .await
+}
+
 async fn run(admin: &Client, q: &Query, with_queries: bool) -> Result<Rows> {
     let rows = if q.with_queries_param {
         admin.query(q.sql, &[&with_queries]).await
@@ -89,6 +98,11 @@ async fn run(admin: &Client, q: &Query, with_queries: bool) -> Result<Rows> {
         admin.query(q.sql, &[]).await
     }
     .with_context(|| format!("asking the database for its {}", q.file))?;
+    as_text(&rows, q.file)
+}
+
+/// Rows as text, column by column (NULL as null); `what` names the query in errors.
+pub fn as_text(rows: &[tokio_postgres::Row], what: &str) -> Result<Rows> {
     rows.iter()
         .map(|r| {
             r.columns()
@@ -97,7 +111,7 @@ async fn run(admin: &Client, q: &Query, with_queries: bool) -> Result<Rows> {
                 .map(|(i, c)| {
                     let v: Option<String> = r
                         .try_get(i)
-                        .with_context(|| format!("reading column {} of {}", c.name(), q.file))?;
+                        .with_context(|| format!("reading column {} of {what}", c.name()))?;
                     Ok((c.name().to_string(), v))
                 })
                 .collect()

@@ -145,8 +145,10 @@ pub async fn gather(ctx: &Ctx, opts: &Options) -> Result<Gathered> {
         Err(e) => parts.missing("drift.diff", error_line(&e).error),
     }
 
+    // The database's own parts (sessions, locks, settings) are the report's `database/` files.
     let status_args = crate::commands::status::StatusArgs {
         ca_file: opts.ca_file.clone(),
+        queries: false,
     };
     parts.result(
         "status.json",

@@ -45,6 +45,7 @@ mod snapshot_restore;
 mod snapshots;
 mod status;
 mod streams;
+mod thresholds;
 mod tls;
 mod uninstall;
 mod upgrade;

@@ -285,6 +285,20 @@ fn postgres_settings_and_init_scripts_come_from_the_profile() {
             "missing `{line}` in:\n{conf}"
         );
     }
+    // pg_stat_statements preloaded (status --queries), a profile switch.
+    assert!(
+        conf.lines()
+            .any(|l| l == "shared_preload_libraries = 'pg_stat_statements'")
+    );
+    let mut off = profile.clone();
+    off.cluster.as_mut().unwrap().postgresql.stat_statements = false;
+    let objects_off =
+        render::render(&off, &Passwords::placeholders(), &Tls::placeholders()).unwrap();
+    let Some(Object::ConfigMap(cm_off)) = objects_off.iter().find(|o| o.kind() == "ConfigMap")
+    else {
+        panic!("a ConfigMap is rendered")
+    };
+    assert!(!cm_off.data.as_ref().unwrap()["postgresql.conf"].contains("shared_preload_libraries"));
     assert!(data["00-extensions.sql"].contains("CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\";"));
     assert!(data["00-extensions.sql"].contains("CREATE EXTENSION IF NOT EXISTS \"pgcrypto\";"));
     assert!(data["01-app-role.sh"].contains("NOSUPERUSER"));
