@@ -108,6 +108,13 @@ fn precheck(command: &Command, ctx: &Ctx) -> Result<()> {
         Command::Upgrade(_) => commands::upgrade::precheck(profile),
         Command::RotatePassword(a) => commands::rotate_password::precheck(a),
         Command::Report(a) => commands::report::precheck(a),
+        Command::Verify(a) if a.restore_drill => match (&a.from, &a.snapshot) {
+            (Some(f), _) => db::backup_file::check_source("--from", f),
+            (None, Some(_)) => profile
+                .cluster("verify --restore-drill --snapshot")
+                .map(drop),
+            (None, None) => Err(commands::restore_drill::need_source()),
+        },
         Command::Expose(_) => profile.cluster("expose").map(drop),
         Command::Connect(_) => profile.cluster("connect").map(drop),
         Command::Backup(a) if a.snapshot => profile.cluster("backup --snapshot").map(drop),

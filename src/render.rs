@@ -108,6 +108,30 @@ const TEMPLATES: &[(&str, &str)] = &[
         "80-off-hours-start-cronjob.yaml",
         include_str!("../templates/manifests/80-off-hours-start-cronjob.yaml"),
     ),
+    (
+        "81-drills-serviceaccount.yaml",
+        include_str!("../templates/manifests/81-drills-serviceaccount.yaml"),
+    ),
+    (
+        "82-drills-role.yaml",
+        include_str!("../templates/manifests/82-drills-role.yaml"),
+    ),
+    (
+        "83-drills-rolebinding.yaml",
+        include_str!("../templates/manifests/83-drills-rolebinding.yaml"),
+    ),
+    (
+        "84-drills-values.yaml",
+        include_str!("../templates/manifests/84-drills-values.yaml"),
+    ),
+    (
+        "85-drill-record.yaml",
+        include_str!("../templates/manifests/85-drill-record.yaml"),
+    ),
+    (
+        "86-drills-cronjob.yaml",
+        include_str!("../templates/manifests/86-drills-cronjob.yaml"),
+    ),
 ];
 /// A managed server's release: only the Secrets (no StatefulSet, volume or service).
 const MANAGED_TEMPLATES: &[(&str, &str)] = &[
@@ -473,6 +497,11 @@ fn context(profile: &Profile, passwords: &Passwords, tls: &Tls) -> serde_json::V
             "metrics": with(profile.common_labels(), "app.kubernetes.io/component", "metrics"),
             "snapshots": with(profile.common_labels(), "app.kubernetes.io/component", "snapshots"),
             "offHours": with(profile.common_labels(), "app.kubernetes.io/component", "off-hours"),
+            "drills": with(
+                profile.common_labels(),
+                "app.kubernetes.io/component",
+                crate::k8s::drill_record::COMPONENT,
+            ),
         },
         "passwords": {
             "admin": passwords.admin,
@@ -493,7 +522,8 @@ fn context(profile: &Profile, passwords: &Passwords, tls: &Tls) -> serde_json::V
         "configChecksum": "",
         // What the snapshot schedule's job needs of the profile, as a values file.
         "snapshotValues": snapshot_values(profile),
-        "offHoursValues": off_hours_values(profile),
+        // Where the release is, for the off-hours and drill jobs.
+        "jobValues": job_values(profile),
         // The off-hours CronJobs' schedules (the profile's times and weekdays, checked by its rules).
         "offHoursStop": off_hours_cron(profile, |o| &o.stop_at),
         "offHoursStart": off_hours_cron(profile, |o| &o.start_at),
@@ -508,8 +538,9 @@ fn off_hours_cron(
     off.cron(at(off))
 }
 
-/// Where the release is, for the off-hours jobs: namespace, release and the StatefulSet's data set.
-fn off_hours_values(profile: &Profile) -> String {
+/// Where the release is, for the off-hours and drill jobs: namespace, release and the
+/// StatefulSet's data set.
+fn job_values(profile: &Profile) -> String {
     let Some(c) = &profile.cluster else {
         return String::new();
     };

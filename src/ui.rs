@@ -195,11 +195,19 @@ impl Ui {
 pub async fn unless_interrupted<T>(work: impl Future<Output = Result<T>>, left: &str) -> Result<T> {
     tokio::select! {
         r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(user_error(format!("interrupted; {left}"))
+        _ = tokio::signal::ctrl_c() => Err(user_error(format!("{INTERRUPTED}{left}"))
             .hint("run the command again when you are ready")
             .into()),
     }
 }
+
+/// Is this [`unless_interrupted`]'s own error (Ctrl-C came first)?
+pub fn interrupted(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<crate::error::UserError>()
+        .is_some_and(|u| u.message.starts_with(INTERRUPTED))
+}
+
+const INTERRUPTED: &str = "interrupted; ";
 
 /// `value` as one JSON or YAML document (`-o json|yaml`; the same document either way).
 pub fn document<T: Serialize>(format: OutputFormat, value: &T) -> Result<String> {

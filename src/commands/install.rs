@@ -336,11 +336,16 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs) -> Result<Outcome> {
             ids
         })
         .collect();
+    // Restore drills' too: the last drill's record, and the NetworkPolicy of a drill under way.
+    let drills = [
+        format!("ConfigMap/{}", names.drill_record),
+        format!("NetworkPolicy/{}", names.drill),
+    ];
     let prune: Vec<String> = if namespace_exists {
         inventory::made(&kube, &profile)
             .await?
             .into_iter()
-            .filter(|id| !rendered.contains(id) && !exposed.contains(id))
+            .filter(|id| !rendered.contains(id) && !exposed.contains(id) && !drills.contains(id))
             .collect()
     } else {
         vec![]

@@ -14,6 +14,7 @@ pub mod render;
 pub mod report;
 pub mod resize;
 pub mod restore;
+pub mod restore_drill;
 pub mod restore_snapshot;
 pub mod rotate_password;
 pub mod start;

@@ -67,6 +67,9 @@ pub struct StatusReport {
     /// warnings with what to do, never failures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<crate::check::Check>,
+    /// The last restore drill (`verify --restore-drill`), as the release keeps it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_drill: Option<crate::k8s::drill_record::Drill>,
     /// The off-hours stop and start (when the profile has them on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub off_hours: Option<crate::k8s::off_hours::OffHoursState>,
@@ -166,6 +169,14 @@ pub async fn collect(ctx: &Ctx, args: &StatusArgs) -> Result<StatusReport> {
         managed,
     );
     report.installed = ctx.record.clone();
+    if report.state != State::NotInstalled {
+        match crate::k8s::drill_record::read(&kube, &ctx.profile).await {
+            Ok(d) => report.restore_drill = d,
+            Err(e) => ctx
+                .ui
+                .detail(format!("restore drill: {}", crate::error::report(&e).error)),
+        }
+    }
     if !managed {
         match crate::k8s::upgrade::others(&kube, &ctx.profile).await {
             Ok(others) => report.other_stateful_sets = others,
@@ -368,6 +379,7 @@ pub fn build(
         server_certificate: None,
         snapshot_schedule: None,
         thresholds: vec![],
+        restore_drill: None,
         off_hours: None,
         installed: None,
         other_stateful_sets: vec![],
@@ -569,6 +581,28 @@ fn text(r: &StatusReport) -> String {
                 "CronJobs MISSING".into()
             },
             crate::k8s::off_hours::describe(o),
+        ]);
+    }
+    if let Some(d) = &r.restore_drill {
+        rows.push(vec![
+            "Drill".into(),
+            format!("{} {}", d.kind, d.source),
+            if d.passed {
+                crate::check::Status::Pass.painted()
+            } else {
+                crate::check::Status::Fail.painted()
+            },
+            match &d.cause {
+                Some(c) => format!("at {}: {c}", d.finished_at),
+                None => format!(
+                    "at {}: restored in {:.1}s (target {}s), data {}s old, {} tables checked",
+                    d.finished_at,
+                    d.restore_seconds.unwrap_or_default(),
+                    d.rto_target_seconds,
+                    d.rpo_seconds.unwrap_or_default(),
+                    d.rows.len()
+                ),
+            },
         ]);
     }
     for c in &r.thresholds {

@@ -5,7 +5,9 @@ use clap::Args;
 use kube::api::Api;
 use serde::Serialize;
 
-use crate::args::DbArgs;
+use std::path::PathBuf;
+
+use crate::args::{DbArgs, PgBinArgs};
 use crate::check::{self, Check, Status};
 use crate::context::Ctx;
 use crate::db::checks::hint;
@@ -24,6 +26,57 @@ pub struct VerifyArgs {
     /// differ from the profile on a server this tool did not configure (--database-url)
     #[arg(long)]
     pub strict: bool,
+    /// Instead of the checklist, a restore drill: restore a backup (--from) or a snapshot
+    /// (--snapshot) into a copy, check it and count its rows, time it (RTO) and date it (RPO),
+    /// remove the copy and keep the result with the release; exit 4 when it fails
+    #[arg(long, conflicts_with = "strict")]
+    pub restore_drill: bool,
+    /// With --restore-drill: the backup file, or a directory (its newest backup of the database)
+    #[arg(
+        long,
+        value_name = "FILE|DIR",
+        requires = "restore_drill",
+        conflicts_with = "snapshot"
+    )]
+    pub from: Option<PathBuf>,
+    /// With --restore-drill: the VolumeSnapshot (`latest`: the newest ready one), restored into a
+    /// claim and a pod of their own
+    #[arg(
+        long,
+        value_name = "NAME|latest",
+        requires = "restore_drill",
+        conflicts_with = "database_url"
+    )]
+    pub snapshot: Option<String>,
+    /// With --restore-drill --from: the age identity file that decrypts an encrypted backup
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PHONEBILL_AGE_IDENTITY",
+        hide_env_values = true
+    )]
+    pub identity: Option<PathBuf>,
+    /// With --restore-drill --snapshot: how long the copy may take to start, and to go
+    #[arg(long, default_value = "15m", value_parser = crate::args::parse_duration)]
+    pub timeout: std::time::Duration,
+    #[command(flatten)]
+    pub pg_bin: PgBinArgs,
+}
+
+impl VerifyArgs {
+    /// The checklist on the database `db` reaches, as `verify` alone runs it (what `report` keeps).
+    pub fn checklist(db: DbArgs) -> VerifyArgs {
+        VerifyArgs {
+            db,
+            strict: false,
+            restore_drill: false,
+            from: None,
+            snapshot: None,
+            identity: None,
+            timeout: std::time::Duration::from_secs(15 * 60),
+            pg_bin: PgBinArgs { pg_bin: None },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -35,6 +88,9 @@ pub struct VerifyReport {
 }
 
 pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<Outcome> {
+    if args.restore_drill {
+        return super::restore_drill::run(ctx, args).await;
+    }
     let report = collect(ctx, args).await?;
     ctx.ui.emit(&report, text)?;
     check::refuse_failed("", &report.checks, &hint(&report.checks))?;
@@ -100,6 +156,8 @@ pub async fn collect(ctx: &Ctx, args: &VerifyArgs) -> Result<VerifyReport> {
                 out
             }
         };
+        let mut cluster = cluster;
+        cluster.push(drill_check(ctx, &kube).await);
         reachable = cluster
             .iter()
             .filter(|c| c.name == "pod ready" || c.name == "secrets present")
@@ -145,6 +203,22 @@ pub async fn collect(ctx: &Ctx, args: &VerifyArgs) -> Result<VerifyReport> {
         passed: check::passed(&checks),
         checks,
     })
+}
+
+/// The last restore drill, as the release keeps it: due, failed or fine.
+async fn drill_check(ctx: &Ctx, kube: &crate::k8s::Kube) -> Check {
+    match crate::k8s::drill_record::read(kube, &ctx.profile).await {
+        Ok(last) => crate::k8s::drill_record::check(
+            last.as_ref(),
+            humantime::parse_duration(&ctx.profile.restore_drill.every)
+                .expect("checked by the profile's rules"),
+            jiff::Timestamp::now(),
+        ),
+        Err(e) => Check::warn(
+            "restore drill",
+            format!("cannot read the last one: {}", report(&e).error),
+        ),
+    }
 }
 
 fn text(r: &VerifyReport) -> String {

@@ -290,6 +290,38 @@ pub fn check_destination(flag: &str, dest: &Path) -> Result<()> {
     }
 }
 
+/// The newest whole-database backup of `database` in directory `dir` (by its manifest's time),
+/// what a restore drill of a directory of backups takes.
+pub fn newest_in(dir: &Path, database: &str) -> Result<Option<PathBuf>> {
+    let mut best: Option<((String, Option<std::time::SystemTime>), PathBuf)> = None;
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let Some(file) = path
+            .to_str()
+            .and_then(|p| p.strip_suffix(".meta.json"))
+            .map(PathBuf::from)
+        else {
+            continue;
+        };
+        let Ok(text) = crate::files::read_text(&path) else {
+            continue;
+        };
+        let Ok(m) = parse_manifest(&text) else {
+            continue;
+        };
+        if m.database != database || !m.tables.is_empty() || !file.is_file() {
+            continue;
+        }
+        // Manifests say the second; within one, the file written last.
+        let written = fs::metadata(&file).and_then(|m| m.modified()).ok();
+        let key = (m.created_at, written);
+        if best.as_ref().is_none_or(|(at, _)| key > *at) {
+            best = Some((key, file));
+        }
+    }
+    Ok(best.map(|(_, f)| f))
+}
+
 /// Refuse to write over something that exists (a backup is never replaced by accident).
 pub fn refuse_existing(dest: &Path) -> Result<()> {
     for p in [dest.to_path_buf(), manifest_path(dest)] {

@@ -38,12 +38,14 @@ pub struct Login {
     pub password: Option<String>,
 }
 
+#[derive(Clone)]
 pub enum Route {
     Pod { kube: Kube, pod: String, port: u16 },
     Url(DatabaseUrl),
 }
 
 /// Where the database is and who may log in.
+#[derive(Clone)]
 pub struct Db {
     pub route: Route,
     pub database: String,
@@ -56,9 +58,23 @@ pub struct Db {
 impl Db {
     /// The release's primary pod (a Ready one, by the selector labels) and the passwords in its Secrets.
     pub async fn for_release(kube: Kube, profile: &Profile) -> Result<Db> {
+        let pod = ready_primary(&kube, profile).await?;
+        Db::for_pod(kube, profile, pod).await
+    }
+
+    /// The same database on another server: `database` there (a restore drill's copy).
+    pub fn on(&self, database: &str) -> Db {
+        Db {
+            database: database.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// A pod running the release's server (its own, or a restore drill's copy), with the passwords
+    /// in the release's Secrets.
+    pub async fn for_pod(kube: Kube, profile: &Profile, pod: String) -> Result<Db> {
         let cluster = profile.cluster("reaching the database pod")?;
         let names = profile.names();
-        let pod = ready_primary(&kube, profile).await?;
         let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
         let admin = secret_key(&kube, &secrets, &names.admin_secret, "postgres-password").await?;
         let app = secret_key(&kube, &secrets, &names.app_secret, "auth-user-password").await?;

@@ -5,6 +5,7 @@ pub mod backup_file;
 pub mod checks;
 pub mod connect;
 pub mod details;
+pub mod drill;
 pub mod dump;
 pub mod encryption;
 pub mod expected;

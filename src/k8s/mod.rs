@@ -5,6 +5,8 @@ pub mod apply;
 pub mod client;
 pub mod dependents;
 pub mod diagnose;
+pub mod drill_copy;
+pub mod drill_record;
 pub mod exec;
 pub mod first_run;
 pub mod forward;

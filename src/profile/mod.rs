@@ -50,6 +50,8 @@ pub struct Profile {
     pub production: bool,
     /// Backup files: who they are encrypted to.
     pub backups: Backups,
+    /// Restore drills: the restore time they must stay within, and how often one is due.
+    pub restore_drill: RestoreDrill,
     #[serde(flatten)]
     pub cluster: Option<Cluster>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +65,28 @@ pub struct Backups {
     /// age recipients (`age1…`) every backup file is encrypted to (`backup --encrypt-to` instead);
     /// empty: backups are written in the clear (0600).
     pub encrypt_to: Vec<String>,
+}
+
+/// Restore drills (`verify --restore-drill`): the prod plan's recovery time objective (30
+/// minutes) as the restore's limit, and how old the last drill may be before verify warns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreDrill {
+    /// A duration (`30m`): a drill whose restore takes longer fails.
+    pub rto_target: String,
+    /// A duration (`7d`): verify warns when the last drill is older, or failed.
+    pub every: String,
+}
+
+/// Restore drills on a schedule: a CronJob of this tool's image runs `verify --restore-drill
+/// --snapshot latest` (a copy of the newest snapshot in a pod of its own, checked, removed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrillSchedule {
+    pub enabled: bool,
+    /// Five-field cron, in `timeZone`.
+    pub schedule: String,
+    pub time_zone: String,
 }
 
 /// The database install runs in the cluster: a StatefulSet, its volume, services and Secrets.
@@ -82,6 +106,7 @@ pub struct Cluster {
     pub snapshot: SnapshotSettings,
     pub snapshots: SnapshotSchedule,
     pub off_hours: OffHours,
+    pub drill_schedule: DrillSchedule,
     pub expose: ExposeSettings,
     /// Where the data lives after `upgrade` moved it to a new major version: the StatefulSet
     /// `<release>-postgresql-<dataSet>` (e.g. `pg17`). Written by upgrade into the release's
@@ -316,6 +341,12 @@ pub struct Names {
     /// The off-hours schedule's CronJobs: `stop --scheduled` and `start --scheduled`.
     pub stop_schedule: String,
     pub start_schedule: String,
+    /// A snapshot restore drill's copy: its claim, pod and NetworkPolicy (removed after each drill).
+    pub drill: String,
+    /// The ConfigMap with the last restore drill's result.
+    pub drill_record: String,
+    /// The drill schedule's CronJob, ServiceAccount, Role, RoleBinding and ConfigMap.
+    pub drill_schedule: String,
     /// The PostgreSQL container of the pod (exec runs pg_dump/pg_restore in it).
     pub container: String,
     /// The LoadBalancer service `expose` makes (runbook 4.3); none for a managed server.
@@ -454,6 +485,9 @@ impl Profile {
             off_hours: format!("{}-off-hours", self.release),
             stop_schedule: format!("{}-stop", self.release),
             start_schedule: format!("{}-start", self.release),
+            drill: format!("{}-drill", self.release),
+            drill_record: format!("{}-drill-record", self.release),
+            drill_schedule: format!("{}-drills", self.release),
             container: "postgresql".to_string(),
             external_service: self.cluster.as_ref().map(|c| c.expose.service_name.clone()),
             stateful_set,

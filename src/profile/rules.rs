@@ -155,6 +155,17 @@ pub fn check(p: &Profile, env: &str) -> Option<Broken> {
             "a trusted extension: not an untrusted language (plpython3u, plperlu, pltclu) nor one that reaches the server's files (adminpack, file_fdw)",
         );
     }
+    for (key, value) in [
+        ("restoreDrill.rtoTarget", &p.restore_drill.rto_target),
+        ("restoreDrill.every", &p.restore_drill.every),
+    ] {
+        r.check(
+            key,
+            value,
+            humantime::parse_duration(value).is_ok_and(|d| d.as_secs() >= 60),
+            "a duration of a minute or more: 30m, 2h, 7d",
+        );
+    }
     for (i, key) in p.backups.encrypt_to.iter().enumerate() {
         r.check(
             &format!("backups.encryptTo[{i}]"),
@@ -348,6 +359,21 @@ fn cluster(r: &mut Rules, c: &Cluster, users: &[&str]) {
     );
     r.range("snapshots.keep", sched.keep, 1, 100);
     r.pattern("snapshots.image", &sched.image, &IMAGE, image);
+    let drills = &c.drill_schedule;
+    if let Err(e) = crate::cron::Schedule::parse(&drills.schedule) {
+        r.check(
+            "drillSchedule.schedule",
+            &drills.schedule,
+            false,
+            &format!("a five-field cron schedule, e.g. \"0 4 * * 0\" ({e})"),
+        );
+    }
+    r.check(
+        "drillSchedule.timeZone",
+        &drills.time_zone,
+        TIME_ZONE.is_match(&drills.time_zone) && crate::cron::zone(&drills.time_zone).is_some(),
+        zone,
+    );
     let off = &c.off_hours;
     for (key, at) in [
         ("offHours.stopAt", &off.stop_at),
@@ -527,6 +553,18 @@ mod tests {
             (
                 |p| p.backups.encrypt_to.push("age1notakey".into()),
                 "backups.encryptTo[0]",
+            ),
+            (
+                |p| p.restore_drill.rto_target = "soon".into(),
+                "restoreDrill.rtoTarget",
+            ),
+            (
+                |p| p.restore_drill.every = "10s".into(),
+                "restoreDrill.every",
+            ),
+            (
+                |p| p.cluster.as_mut().unwrap().drill_schedule.schedule = "weekly".into(),
+                "drillSchedule.schedule",
             ),
             (
                 |p| p.cluster.as_mut().unwrap().snapshots.schedule = "0 25 * * *".into(),

@@ -154,13 +154,10 @@ pub async fn gather(ctx: &Ctx, opts: &Options) -> Result<Gathered> {
         "status.json",
         crate::commands::status::collect(ctx, &status_args).await,
     );
-    let verify_args = crate::commands::verify::VerifyArgs {
-        db: crate::args::DbArgs {
-            ca_file: opts.ca_file.clone(),
-            ..Default::default()
-        },
-        strict: false,
-    };
+    let verify_args = crate::commands::verify::VerifyArgs::checklist(crate::args::DbArgs {
+        ca_file: opts.ca_file.clone(),
+        ..Default::default()
+    });
     parts.result(
         "verify.json",
         crate::commands::verify::collect(ctx, &verify_args).await,

@@ -17,6 +17,7 @@ mod backup;
 mod cli;
 mod connect;
 mod database;
+mod drill;
 mod encryption;
 mod expose;
 mod fake_api;

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::backup::{fingerprint, loaded};
-use crate::support::{NS, PVC, STS};
+use crate::support::{NS, PVC, STS, job_command, run_as_role};
 
 fn replicas(c: &crate::support::Cluster) -> i64 {
     c.fake.get("StatefulSet", NS, STS).expect("the StatefulSet")["spec"]["replicas"]
@@ -215,42 +215,6 @@ async fn stop_refuses_what_it_cannot_stop_and_a_slow_pod_is_a_timeout_that_a_rer
     });
     let started = r.run(&["start", "-o", "json"]).await.ok_json();
     assert_eq!(started["alreadyRunning"], true, "scaled by the first start");
-}
-
-/// A scheduled job's command as its CronJob runs it, against this fake cluster: the container's
-/// arguments with its mounted values file (the ConfigMap's `values.yaml`) written locally.
-fn job_command(c: &crate::support::Cluster, cron_job: &str, values_map: &str) -> Vec<String> {
-    let cj = c.fake.get("CronJob", NS, cron_job).expect("the CronJob");
-    let values = c.dir.path().join(format!("{cron_job}-values.yaml"));
-    let cm = c.fake.get("ConfigMap", NS, values_map).expect("its values");
-    std::fs::write(&values, cm["data"]["values.yaml"].as_str().unwrap()).unwrap();
-    cj.pointer("/spec/jobTemplate/spec/template/spec/containers/0/args")
-        .and_then(Value::as_array)
-        .expect("args")
-        .iter()
-        .map(|a| {
-            let a = a.as_str().unwrap();
-            if a == "/etc/phonebill-db/values.yaml" {
-                values.display().to_string()
-            } else {
-                a.to_string()
-            }
-        })
-        .collect()
-}
-
-/// Run a job's command with exactly the rules of `role` (as its ServiceAccount would have them).
-async fn run_as_role(
-    c: &crate::support::Cluster,
-    role: &str,
-    args: &[String],
-) -> crate::support::Run {
-    let rules = c.fake.get("Role", NS, role).expect("the Role")["rules"].clone();
-    c.fake.allow_only(NS, rules);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = c.run(&args).await;
-    c.fake.allow_all();
-    run
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -582,7 +582,7 @@ fn checkov_finds_nothing_in_the_schedules_once_their_image_is_pinned() {
     std::fs::write(
         &values,
         format!(
-            "image: {}{digest}\nmetrics: {{image: {}{digest}}}\nsnapshots: {{image: {snapshot_image}}}\noffHours: {{enabled: true}}\n",
+            "image: {}{digest}\nmetrics: {{image: {}{digest}}}\nsnapshots: {{image: {snapshot_image}}}\noffHours: {{enabled: true}}\ndrillSchedule: {{enabled: true}}\n",
             c.image, c.metrics.image
         ),
     )
@@ -598,6 +598,7 @@ fn checkov_finds_nothing_in_the_schedules_once_their_image_is_pinned() {
         "auth-postgres-dev-snapshots",
         "auth-postgres-dev-stop",
         "auth-postgres-dev-start",
+        "auth-postgres-dev-drills",
     ] {
         assert!(
             objects
@@ -616,6 +617,44 @@ fn checkov_finds_nothing_in_the_schedules_once_their_image_is_pinned() {
         failed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
         ["CKV_K8S_40"],
         "only the UID is left once the images are pinned"
+    );
+
+    // A snapshot restore drill's copy (its claim, its pod of the release's template, its
+    // NetworkPolicy): schema-valid, and as hardened as the database pod.
+    let Some(Object::StatefulSet(sts)) = objects.iter().find(|o| o.kind() == "StatefulSet") else {
+        panic!("a StatefulSet is rendered")
+    };
+    let snap: phonebill_db::k8s::snapshot::VolumeSnapshot =
+        serde_json::from_value(serde_json::json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+        "metadata": {"name": "snap"}, "spec": {"source": {"persistentVolumeClaimName": "data"}},
+        "status": {"readyToUse": true, "restoreSize": "20Gi"}}))
+        .unwrap();
+    let copy = phonebill_db::k8s::drill_copy::plan(&p, sts, None, "snap", &snap).unwrap();
+    let yaml = [
+        serde_yaml::to_string(&copy.claim).unwrap(),
+        serde_yaml::to_string(&copy.pod).unwrap(),
+        serde_yaml::to_string(&copy.policy).unwrap(),
+    ]
+    .join("---\n");
+    validate_against_schemas(&yaml);
+    let pod = copy.pod.spec.as_ref().unwrap();
+    assert_eq!(pod.containers.len(), 1, "the database container alone");
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    assert!(
+        copy.pod.metadata.labels.as_ref().unwrap()["app.kubernetes.io/component"]
+            == "restore-drill",
+        "no Service selects it"
+    );
+    let failed = checkov(&format!(
+        "{yaml}---\n{}",
+        render::to_yaml(&objects).unwrap()
+    ));
+    assert!(
+        failed
+            .iter()
+            .all(|(id, r)| !r.contains("auth-postgres-dev-drill") || id == "CKV_K8S_40"),
+        "checkov, on the copy: {failed:?}"
     );
 }
 

@@ -51,6 +51,11 @@ impl Run {
         self.json()
     }
 
+    /// A run that must succeed (whatever it printed).
+    pub fn succeeded(&self) {
+        assert_eq!(self.code, 0, "{}\n{}", self.stdout, self.stderr);
+    }
+
     /// A refused run: exit `code`, one error line containing `error`, a hint containing `hint`.
     pub fn refused(&self, code: i32, error: &str, hint: &str) {
         assert_eq!(self.code, code, "{}\n{}", self.stdout, self.stderr);
@@ -427,4 +432,36 @@ pub fn fenced_blocks(text: &str, lang: &str) -> Vec<Vec<String>> {
                 .collect()
         })
         .collect()
+}
+
+/// A scheduled job's command as its CronJob runs it, against this fake cluster: the container's
+/// arguments with its mounted values file (the ConfigMap's `values.yaml`) written locally.
+pub fn job_command(c: &Cluster, cron_job: &str, values_map: &str) -> Vec<String> {
+    let cj = c.fake.get("CronJob", NS, cron_job).expect("the CronJob");
+    let values = c.dir.path().join(format!("{cron_job}-values.yaml"));
+    let cm = c.fake.get("ConfigMap", NS, values_map).expect("its values");
+    std::fs::write(&values, cm["data"]["values.yaml"].as_str().unwrap()).unwrap();
+    cj.pointer("/spec/jobTemplate/spec/template/spec/containers/0/args")
+        .and_then(Value::as_array)
+        .expect("args")
+        .iter()
+        .map(|a| {
+            let a = a.as_str().unwrap();
+            if a == "/etc/phonebill-db/values.yaml" {
+                values.display().to_string()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Run a job's command with exactly the rules of `role` (as its ServiceAccount would have them).
+pub async fn run_as_role(c: &Cluster, role: &str, args: &[String]) -> Run {
+    let rules = c.fake.get("Role", NS, role).expect("the Role")["rules"].clone();
+    c.fake.allow_only(NS, rules);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = c.run(&args).await;
+    c.fake.allow_all();
+    run
 }
