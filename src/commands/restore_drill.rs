@@ -357,7 +357,9 @@ async fn snapshot_drill(ctx: &Ctx, args: &VerifyArgs, name: &str) -> Result<Dril
     volume_restore::check(&kube, profile, &snap, false).await?;
     let sts = crate::k8s::release::live_statefulset(&kube, profile)
         .await?
-        .ok_or_else(|| super::stop::not_installed(ctx, "verify --restore-drill --snapshot"))?;
+        .ok_or_else(|| {
+            crate::k8s::power::not_installed(profile, "verify --restore-drill --snapshot")
+        })?;
     let live = crate::k8s::release::claim(&kube, &names.pvc).await?;
     let copy = drill_copy::plan(profile, &sts, live.as_ref(), &snap_name, &snap)?;
     let started_at = now();

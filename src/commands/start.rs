@@ -47,7 +47,7 @@ pub async fn run(ctx: &Ctx, args: &StartArgs) -> Result<Outcome> {
     let kube = ctx.kube_within(args.timeout).await?;
     let started = Instant::now();
     let Some(sts) = release::live_statefulset(&kube, profile).await? else {
-        return Err(super::stop::not_installed(ctx, "start"));
+        return Err(power::not_installed(profile, "start"));
     };
     let already_running = !power::stopped(&sts);
     if !already_running {

@@ -49,7 +49,7 @@ pub async fn run(ctx: &Ctx, args: &StopArgs) -> Result<Outcome> {
     let kube = ctx.kube_within(args.timeout).await?;
     let started = Instant::now();
     let Some(sts) = release::live_statefulset(&kube, profile).await? else {
-        return Err(not_installed(ctx, "stop"));
+        return Err(power::not_installed(profile, "stop"));
     };
     let already_stopped = power::stopped(&sts);
     let mut checkpoint = Check::skip("checkpoint", "the release was stopped already");
@@ -186,22 +186,6 @@ async fn checkpoint_now(ctx: &Ctx) -> Check {
             ),
         ),
     }
-}
-
-/// Nothing to stop or start: no StatefulSet of the release (exit 2).
-pub fn not_installed(ctx: &Ctx, what: &str) -> anyhow::Error {
-    user_error(format!(
-        "{what}: release {} is not installed in namespace {} (no StatefulSet {}); nothing was changed",
-        ctx.profile.release,
-        ctx.profile.namespace,
-        ctx.profile.names().stateful_set
-    ))
-    .hint(format!(
-        "install it with `phonebill-db install --env {}`, or give the namespace with -n",
-        ctx.profile.environment
-    ))
-    .exit(ExitCode::Usage)
-    .into()
 }
 
 fn text(r: &StopReport) -> String {

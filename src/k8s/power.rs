@@ -86,6 +86,22 @@ pub fn stopped_error(profile: &Profile, what: &str) -> anyhow::Error {
     .into()
 }
 
+/// Nothing to stop, start or copy: no StatefulSet of the release (exit 2).
+pub fn not_installed(profile: &Profile, what: &str) -> anyhow::Error {
+    user_error(format!(
+        "{what}: release {} is not installed in namespace {} (no StatefulSet {}); nothing was changed",
+        profile.release,
+        profile.namespace,
+        profile.names().stateful_set
+    ))
+    .hint(format!(
+        "install it with `phonebill-db install --env {}`, or give the namespace with -n",
+        profile.environment
+    ))
+    .exit(ExitCode::Usage)
+    .into()
+}
+
 /// Refuse `what` when the release is stopped. A StatefulSet that is not there, or that may not be
 /// read, is for the command itself to find.
 pub async fn refuse_stopped(kube: &Kube, profile: &Profile, what: &str) -> Result<()> {
