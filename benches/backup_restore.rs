@@ -103,6 +103,17 @@ async fn bench(users: u32) {
         r.database,
         r.pg.ca.display()
     );
+    // An age key pair for the encrypted rows: the cost of encryption next to the clear backup.
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let key = file("bench.key");
+    std::fs::write(
+        &key,
+        age::secrecy::ExposeSecret::expose_secret(&identity.to_string()).to_string() + "\n",
+    )
+    .expect("write the key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let mut rows = Vec::new();
     for (label, url, conn) in [
         ("phonebill-db, pod exec", false, r.pg.url(&r.database)),
@@ -150,6 +161,34 @@ async fn bench(users: u32) {
         ));
         rows.push((
             label.to_string(),
+            backup.seconds,
+            restore.seconds,
+            backup.peak_kib,
+            restore.peak_kib,
+            backup.seconds / plain_dump.seconds,
+            restore.seconds / plain_restore.seconds,
+        ));
+        // The same, encrypted to an age recipient and decrypted while it is restored.
+        let name = if url { "url.dump.age" } else { "pod.dump.age" };
+        let backup = timed(tool(
+            &r,
+            &["backup", "--encrypt-to", &recipient, "--to", &file(name)],
+            url,
+        ));
+        let restore = timed(tool(
+            &r,
+            &[
+                "restore",
+                "--from",
+                &file(name),
+                "--no-safety-backup",
+                "--identity",
+                &key,
+            ],
+            url,
+        ));
+        rows.push((
+            format!("{label}, encrypted (age)"),
             backup.seconds,
             restore.seconds,
             backup.peak_kib,

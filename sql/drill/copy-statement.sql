@@ -1,6 +1,6 @@
--- The CREATE DATABASE of a restore drill's copy ($1), made like the database this session is in:
--- the same owner, encoding and locale, from template0 (what pg_dump's archive expects), quoted by
--- the server (format %I, %L).
+-- The CREATE DATABASE of a scratch database ($1) made like the live database ($2): the same
+-- owner, encoding and locale, from template0 (what pg_dump's archive expects), quoted by the
+-- server (format %I, %L).
 SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0 ENCODING %L', $1::text,
               pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding))
        || CASE WHEN d.datlocprovider = 'i'
@@ -8,4 +8,4 @@ SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0 ENCODING %L', $1::
                            d.daticulocale, d.datcollate, d.datctype)
                ELSE format(' LC_COLLATE %L LC_CTYPE %L', d.datcollate, d.datctype) END
 FROM pg_database d
-WHERE d.datname = current_database()
+WHERE d.datname = $2::text

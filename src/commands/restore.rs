@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
@@ -15,8 +15,8 @@ use crate::db::backup_file::{self, Format, Manifest};
 use crate::db::checks::database_checks;
 use crate::db::dump::{self, DumpOptions, Source, Taken};
 use crate::db::encryption::{Identities, profile_recipients};
-use crate::db::restore;
 use crate::db::tools::{ToolVersion, Tools};
+use crate::db::{drill, restore, shadow};
 use crate::error::{ExitCode, user_error};
 use crate::ui::{Outcome, unless_interrupted};
 
@@ -28,10 +28,22 @@ pub struct RestoreArgs {
     #[arg(
         long,
         value_name = "FILE",
-        required_unless_present = "snapshot",
+        required_unless_present_any = ["snapshot", "drop_previous"],
         conflicts_with = "snapshot"
     )]
     pub from: Option<PathBuf>,
+    /// Restore into the database itself, in one transaction (the application waits for it), after
+    /// a safety backup: for a server without room for a second copy. Default for a whole-database
+    /// backup: into a shadow database beside the live one, checked, then swapped in
+    #[arg(long, conflicts_with = "snapshot")]
+    pub in_place: bool,
+    /// pg_restore's parallel jobs for the shadow database (default: the server's cores, at most 8)
+    #[arg(long, value_name = "N", conflicts_with_all = ["snapshot", "in_place"], value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub jobs: Option<u32>,
+    /// Drop the database as it was before the last restore (`<db>_before_restore_<time>`), which
+    /// a restore keeps until then; with --from, after this restore's swap
+    #[arg(long, conflicts_with_all = ["snapshot", "in_place"])]
+    pub drop_previous: bool,
     /// Bring the data volume back from this VolumeSnapshot of the release (`latest`: the newest
     /// ready one; `backup --list` shows them), after a safety snapshot of the volume as it is
     #[arg(long, value_name = "NAME|latest", conflicts_with_all = ["database_url", "safety_to", "no_safety_backup", "pg_bin"])]
@@ -79,7 +91,24 @@ pub struct RestoreReport {
     pub target: String,
     pub scope: String,
     pub backup_created_at: String,
+    /// `shadow` (loaded beside the live database, checked, swapped in) or `in-place` (one
+    /// transaction in the database itself).
+    pub mode: &'static str,
     pub safety_backup: Option<Taken>,
+    /// Shadow: the live database as it was, under its new name (kept until `--drop-previous` or
+    /// the next restore): what the application wrote while the shadow loaded is there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_database: Option<String>,
+    /// Shadow: pg_restore's jobs, how long connections were refused for the swap, the room the
+    /// check saw, previous databases dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<shadow::Room>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
     pub seconds: f64,
     pub passed: bool,
     pub checks: Vec<Check>,
@@ -95,10 +124,9 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         };
         return super::restore_snapshot::run(ctx, &wanted).await;
     }
-    let from = args
-        .from
-        .as_ref()
-        .expect("clap requires --from without --snapshot");
+    let Some(from) = args.from.as_ref() else {
+        return drop_previous_only(ctx, args).await;
+    };
     // The file first: --yes never skips these checks, and nothing has been touched yet (where
     // the safety backup goes was checked before the cluster was asked: `lib::precheck`).
     let identities = args
@@ -156,6 +184,18 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         ),
         &db.database,
     )?;
+    let whole = manifest.tables.is_empty() && !manifest.schema_only;
+    if whole && !args.in_place {
+        let source = restore::Source::new(from, identities);
+        let shadowed = Shadowed {
+            from,
+            source: &source,
+            manifest: &manifest,
+            plan,
+            scope,
+        };
+        return shadow_restore(ctx, args, shadowed, db, admin, tools).await;
+    }
 
     let safety_backup = if args.no_safety_backup {
         None
@@ -225,7 +265,13 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
         target: db.describe(),
         scope,
         backup_created_at: manifest.created_at.clone(),
+        mode: "in-place",
         safety_backup,
+        previous_database: None,
+        jobs: None,
+        unavailable_seconds: None,
+        room: None,
+        dropped: vec![],
         seconds,
         passed: check::passed(&checks),
         checks,
@@ -239,11 +285,230 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     Ok(Outcome::ok())
 }
 
+/// What a shadow restore restores.
+struct Shadowed<'a> {
+    from: &'a std::path::Path,
+    source: &'a restore::Source<'a>,
+    manifest: &'a Manifest,
+    plan: Option<restore::SqlPlan>,
+    scope: String,
+}
+
+/// The whole-database restore beside the live database (`db::shadow`): room checked, the shadow
+/// made, loaded with pg_restore's jobs and checked, then swapped in; on any failure before the
+/// swap the shadow goes and the live database is as it was.
+async fn shadow_restore(
+    ctx: &Ctx,
+    args: &RestoreArgs,
+    s: Shadowed<'_>,
+    db: crate::db::connect::Db,
+    admin: tokio_postgres::Client,
+    tools: Tools,
+) -> Result<Outcome> {
+    let started = std::time::Instant::now();
+    let live = db.database.clone();
+    let spinner = ctx.ui.spinner("checking the room for a second copy");
+    let room = shadow::check_room(&tools, &admin, &live, s.manifest).await?;
+    let jobs = match args.jobs {
+        Some(j) => j,
+        None => shadow::default_jobs(&tools).await,
+    };
+    // The swap runs from the server's maintenance database: no session of this tool may be in
+    // the live database or the shadow then.
+    let maint = db.on("postgres").admin().await.map_err(|e| {
+        e.context("connecting to the server's `postgres` database, where the swap runs from")
+    })?;
+    spinner.finish_and_clear();
+    // A dump as well only when asked for (--safety-to): the live database, renamed, is the
+    // safety copy.
+    let safety_backup = match (&args.safety_to, args.no_safety_backup) {
+        (Some(dest), false) => {
+            let bar = ctx.ui.bytes(None, "safety backup");
+            let src = Source {
+                db: &db,
+                admin: &admin,
+                tools: &tools,
+                environment: &ctx.profile.environment,
+            };
+            let opts = DumpOptions {
+                encrypt: profile_recipients(&ctx.profile)?,
+                ..Default::default()
+            };
+            let taken = unless_interrupted(
+                dump::take(&src, &opts, dest, &bar),
+                "no safety backup was kept and nothing was restored",
+            )
+            .await;
+            bar.finish_and_clear();
+            Some(taken.map_err(|e| e.context("taking the safety backup; nothing was restored"))?)
+        }
+        _ => None,
+    };
+    drop(admin);
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dt%H%M%S").to_string();
+    let name = drill::copy_name(&live, drill::Kind::Shadow, &stamp);
+    let (copy, leftovers) = drill::create(&maint, &live, &name, drill::Kind::Shadow).await?;
+    for left in leftovers {
+        ctx.ui.note(
+            None,
+            format!("dropped {left}, the shadow an interrupted restore left behind"),
+        );
+    }
+    let shadow_db = db.on(&name);
+    let bar = ctx.ui.bytes(
+        Some(s.manifest.dump_size_and_sha256().0),
+        format!("restoring {} into the shadow {name}", s.from.display()),
+    );
+    let work = async {
+        let target = restore::Target {
+            database: &name,
+            admin_user: &db.admin.user,
+            app_user: &db.app.user,
+        };
+        let seconds =
+            shadow::load(&tools, s.source, s.manifest, &target, jobs, &bar, s.plan).await?;
+        if s.manifest.format == Format::Custom {
+            // The app role's privileges, as a whole-database restore re-grants them.
+            let sql = crate::db::role::grants_sql(&db.app.user, &name)?;
+            shadow_db
+                .admin()
+                .await?
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| anyhow::anyhow!(crate::db::connect::server_message(&e)))
+                .context("granting the app role its privileges on the shadow")?;
+        }
+        bar.set_message(format!("checking the shadow {name}"));
+        anyhow::Ok((seconds, database_checks(&ctx.profile, &shadow_db).await))
+    };
+    let outcome = unless_interrupted(
+        work,
+        &format!("the shadow {name} was dropped; the live database {live} was not touched"),
+    )
+    .await;
+    bar.finish_and_clear();
+    let (_, checks) = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = copy.remove().await;
+            if crate::ui::interrupted(&e) {
+                return Err(e);
+            }
+            return Err(e.context(format!(
+                "restoring into the shadow {name} (dropped; the live database {live} was not touched)"
+            )));
+        }
+    };
+    if !check::passed(&checks) {
+        let _ = copy.remove().await;
+        let failed: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.status == check::Status::Fail)
+            .map(|c| c.name.as_str())
+            .collect();
+        return Err(user_error(format!(
+            "the restored copy failed {} of {} checks ({}); it was dropped and the live database {live} was not touched",
+            failed.len(),
+            checks.len(),
+            failed.join(", ")
+        ))
+        .hint(crate::db::checks::hint(&checks))
+        .exit(ExitCode::ChecksFailed)
+        .into());
+    }
+    let previous = shadow::previous_name(&live, &stamp);
+    let spinner = ctx.ui.spinner(format!("swapping {name} in for {live}"));
+    let swapped = shadow::swap(&maint, &live, &name, &previous).await;
+    spinner.finish_and_clear();
+    let swapped = match swapped {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = copy.remove().await;
+            return Err(e);
+        }
+    };
+    copy.keep().await;
+    // Older previous databases go; this one stays as the safety copy unless asked otherwise.
+    let keep = (!args.no_safety_backup && !args.drop_previous).then_some(previous.as_str());
+    let dropped = shadow::drop_previous(&maint, &live, keep).await?;
+    let report = RestoreReport {
+        file: s.from.display().to_string(),
+        database: live.clone(),
+        target: db.describe(),
+        scope: s.scope,
+        backup_created_at: s.manifest.created_at.clone(),
+        mode: "shadow",
+        safety_backup,
+        previous_database: keep.map(str::to_string),
+        jobs: Some(jobs),
+        unavailable_seconds: Some((swapped.refused_seconds * 1000.0).round() / 1000.0),
+        room,
+        dropped,
+        seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        passed: check::passed(&checks),
+        checks,
+    };
+    ctx.ui.emit(&report, |r| text(r, s.manifest))?;
+    Ok(Outcome::ok())
+}
+
+/// `restore --drop-previous` alone: the databases earlier restores kept, dropped.
+async fn drop_previous_only(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
+    let db = ctx.db(&args.db).await?;
+    let live = db.database.clone();
+    let maint = db.on("postgres").admin().await?;
+    let kept = shadow::previous(&maint, &live).await?;
+    if !kept.is_empty() {
+        confirm(
+            ctx,
+            args.confirm.as_deref(),
+            &format!(
+                "drop {} (what database {live} was before the last restore)",
+                kept.iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            &live,
+        )?;
+    }
+    let dropped = shadow::drop_previous(&maint, &live, None).await?;
+    #[derive(Serialize)]
+    struct Dropped {
+        database: String,
+        dropped: Vec<String>,
+    }
+    ctx.ui.emit(
+        &Dropped {
+            database: live,
+            dropped,
+        },
+        |d| {
+            if d.dropped.is_empty() {
+                format!("no previous database of {} to drop\n", d.database)
+            } else {
+                format!("dropped {}\n", d.dropped.join(", "))
+            }
+        },
+    )?;
+    Ok(Outcome::ok())
+}
+
 fn text(r: &RestoreReport, m: &Manifest) -> String {
     let mut out = format!(
         "restored {} (backup of {} taken {}) into {} on {} in {:.1}s: {}\n",
         r.file, m.database, m.created_at, r.database, r.target, r.seconds, r.scope
     );
+    if let (Some(jobs), Some(refused)) = (r.jobs, r.unavailable_seconds) {
+        out.push_str(&format!(
+            "loaded into a shadow database with {jobs} pg_restore job(s), checked, then swapped in: connections were refused for {refused:.3}s\n"
+        ));
+    }
+    if let Some(p) = &r.previous_database {
+        out.push_str(&format!(
+            "the database as it was is kept as {p} (with what the application wrote while the shadow loaded); `phonebill-db restore --drop-previous` drops it\n"
+        ));
+    }
     if let Some(s) = &r.safety_backup {
         out.push_str(&format!(
             "safety backup of the database as it was: {} ({})\n",

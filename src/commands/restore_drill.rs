@@ -246,9 +246,9 @@ async fn file_drill(ctx: &Ctx, args: &VerifyArgs, from: &Path) -> Result<Drill> 
         Some(sql) => Some(restore::plan_sql(&tools, &file, sql).await?),
         None => None,
     };
-    let name = drill::copy_name(&db.database, &stamp());
+    let name = drill::copy_name(&db.database, drill::Kind::Drill, &stamp());
     spinner.set_message(format!("making the copy {name}"));
-    let (copy, dropped) = drill::create(&admin, &db.database, &name).await?;
+    let (copy, dropped) = drill::create(&admin, &db.database, &name, drill::Kind::Drill).await?;
     spinner.finish_and_clear();
     for left in dropped {
         ctx.ui.note(

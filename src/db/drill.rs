@@ -1,8 +1,8 @@
-//! A restore drill's copy of the database on its own server: a scratch database made like the live
-//! one, marked as the drill's, restored into and checked, then dropped — whatever happened. The
-//! live database is never written to. One drill at a time per server (an advisory lock held by
-//! the drill's session); a copy an earlier drill left behind (its process killed) is dropped by
-//! the next one.
+//! Scratch databases beside the live one on its own server: a restore drill's copy (restored into,
+//! checked, dropped whatever happened) and a restore's shadow (loaded, checked, then swapped in).
+//! Each is made like the live database, marked as what it is, and held by an advisory lock of
+//! its kind (one drill, one restore at a time per server); what an earlier run of the same kind
+//! left behind (its process killed) is dropped by the next one.
 
 use std::collections::BTreeMap;
 
@@ -15,13 +15,48 @@ const COPY_STATEMENT: &str = include_str!("../../sql/drill/copy-statement.sql");
 const LEFTOVERS: &str = include_str!("../../sql/drill/leftovers.sql");
 const TABLES: &str = include_str!("../../sql/drill/tables.sql");
 
-/// The advisory lock (one 64-bit key) that keeps two drills of one server apart.
-const LOCK_KEY: i64 = 0x7062_646b_6472_6c6c; // "pbdkdrll"
+/// What a scratch database is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A restore drill's copy (`verify --restore-drill`).
+    Drill,
+    /// A restore's shadow, swapped in when it passed (`restore`).
+    Shadow,
+}
 
-/// The name of a drill's copy of `database`: `<database>_drill_<time>`, the database's part cut
-/// so that the whole fits PostgreSQL's 63 bytes.
-pub fn copy_name(database: &str, stamp: &str) -> String {
-    let suffix = format!("_drill_{stamp}");
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Kind::Drill => "drill",
+            Kind::Shadow => "restore",
+        }
+    }
+
+    /// The advisory lock's first key: with the live database's name hashed as the second, it keeps
+    /// two runs of this kind on one database apart.
+    fn lock_key(self) -> i32 {
+        match self {
+            Kind::Drill => 0x7064_726c,  // "pdrl"
+            Kind::Shadow => 0x7073_6864, // "pshd"
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Drill => "restore drill",
+            Kind::Shadow => "restore",
+        }
+    }
+}
+
+/// The name of a scratch database of `database`: `<database>_<drill|restore>_<time>`, the
+/// database's part cut so that the whole fits PostgreSQL's 63 bytes.
+pub fn copy_name(database: &str, kind: Kind, stamp: &str) -> String {
+    named(database, &format!("_{}_{stamp}", kind.word()))
+}
+
+/// `database` with `suffix`, the database's part cut so that the whole fits 63 bytes.
+pub fn named(database: &str, suffix: &str) -> String {
     let keep = 63usize.saturating_sub(suffix.len()).min(database.len());
     let mut cut = keep;
     while !database.is_char_boundary(cut) {
@@ -30,52 +65,53 @@ pub fn copy_name(database: &str, stamp: &str) -> String {
     format!("{}{suffix}", &database[..cut])
 }
 
-/// The comment that marks a drill's copy of `database`.
-pub fn mark(database: &str) -> String {
-    format!("phonebill-db restore drill copy of {database}")
+/// The comment that marks a scratch database of `database`.
+pub fn mark(database: &str, kind: Kind) -> String {
+    match kind {
+        Kind::Drill => format!("phonebill-db restore drill copy of {database}"),
+        Kind::Shadow => format!("phonebill-db restore shadow of {database}"),
+    }
 }
 
-/// A drill's copy, made: the session that made it (holding the drill's lock) and its name.
+/// A scratch database, made: the session that made it (holding its kind's lock) and its name.
 pub struct Copy<'a> {
     admin: &'a Client,
+    kind: Kind,
+    live: String,
     pub name: String,
 }
 
-/// Take the drill lock on the live database's admin session, drop what earlier drills left, and
-/// make the copy `name` like the live database (marked as the drill's). The names of the
-/// leftovers dropped come back too.
+/// Take `kind`'s lock on `admin`'s session (the live database's administrator, connected to any
+/// database but the copy), drop what earlier runs of that kind left, and make `name` like the live
+/// database `live` (marked as `kind`'s). The names of the leftovers dropped come back too.
 pub async fn create<'a>(
     admin: &'a Client,
     live: &str,
     name: &str,
+    kind: Kind,
 ) -> Result<(Copy<'a>, Vec<String>)> {
     let locked: bool = admin
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
+        .query_one(
+            "SELECT pg_try_advisory_lock($1::int, hashtext($2::text))",
+            &[&kind.lock_key(), &live],
+        )
         .await
         .map_err(|e| anyhow::anyhow!(server_message(&e)))
-        .context("taking the restore drill's lock")?
+        .with_context(|| format!("taking the {}'s lock", kind.what()))?
         .get(0);
     if !locked {
-        return Err(crate::error::user_error(
-            "another restore drill runs on this server (it holds the drill's lock); nothing was made for this one",
-        )
-        .hint("wait for it to end, then run the drill again")
+        return Err(crate::error::user_error(format!(
+            "another {} of {live} runs (it holds the {}'s lock); nothing was changed by this one",
+            kind.what(),
+            kind.what()
+        ))
+        .hint("wait for it to end, then run this again")
         .exit(crate::error::ExitCode::Usage)
         .into());
     }
-    let mut dropped = Vec::new();
-    for row in admin
-        .query(LEFTOVERS, &[&mark(live)])
-        .await
-        .map_err(|e| anyhow::anyhow!(server_message(&e)))
-        .context("looking for copies earlier drills left")?
-    {
-        let left: String = row.get(0);
-        drop_database(admin, &left).await?;
-        dropped.push(left);
-    }
+    let dropped = drop_marked(admin, &mark(live, kind)).await?;
     let statement: String = admin
-        .query_one(COPY_STATEMENT, &[&name])
+        .query_one(COPY_STATEMENT, &[&name, &live])
         .await
         .map_err(|e| anyhow::anyhow!(server_message(&e)))
         .context("reading how the live database is made")?
@@ -84,39 +120,84 @@ pub async fn create<'a>(
         .batch_execute(&statement)
         .await
         .map_err(|e| anyhow::anyhow!(server_message(&e)))
-        .with_context(|| format!("creating the drill's copy {name}"))?;
+        .with_context(|| format!("creating {name} for the {}", kind.what()))?;
     let copy = Copy {
         admin,
+        kind,
+        live: live.to_string(),
         name: name.to_string(),
     };
-    let comment: String = admin
-        .query_one(
-            "SELECT format('COMMENT ON DATABASE %I IS %L', $1::text, $2::text)",
-            &[&name, &mark(live)],
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!(server_message(&e)))?
-        .get(0);
-    if let Err(e) = admin.batch_execute(&comment).await {
+    if let Err(e) = comment(admin, name, &mark(live, kind)).await {
         let _ = copy.remove().await;
-        return Err(anyhow::anyhow!(server_message(&e)).context("marking the drill's copy"));
+        return Err(e.context(format!("marking {name}")));
     }
     Ok((copy, dropped))
 }
 
+/// Set database `name`'s comment (the server quotes both).
+pub async fn comment(admin: &Client, name: &str, text: &str) -> Result<()> {
+    let statement: String = admin
+        .query_one(
+            "SELECT format('COMMENT ON DATABASE %I IS %L', $1::text, $2::text)",
+            &[&name, &text],
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(server_message(&e)))?
+        .get(0);
+    admin
+        .batch_execute(&statement)
+        .await
+        .map_err(|e| anyhow::anyhow!(server_message(&e)))
+}
+
+/// The databases marked with `mark` (their comment), with their sizes.
+pub async fn marked(admin: &Client, mark: &str) -> Result<Vec<(String, i64)>> {
+    Ok(admin
+        .query(LEFTOVERS, &[&mark])
+        .await
+        .map_err(|e| anyhow::anyhow!(server_message(&e)))
+        .context("looking for the databases this tool marked")?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Drop every database marked `mark`; their names.
+pub async fn drop_marked(admin: &Client, mark: &str) -> Result<Vec<String>> {
+    let mut dropped = Vec::new();
+    for (name, _) in marked(admin, mark).await? {
+        drop_database(admin, &name).await?;
+        dropped.push(name);
+    }
+    Ok(dropped)
+}
+
 impl Copy<'_> {
-    /// Drop the copy (its sessions ended) and let go of the drill's lock.
+    /// Drop the copy (its sessions ended) and let go of its kind's lock.
     pub async fn remove(&self) -> Result<()> {
         let dropped = drop_database(self.admin, &self.name).await;
+        self.unlock().await;
+        dropped
+    }
+
+    /// Keep the copy (it was swapped in), and let go of the lock.
+    pub async fn keep(self) {
+        self.unlock().await;
+    }
+
+    async fn unlock(&self) {
         let _ = self
             .admin
-            .query_one("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+            .query_one(
+                "SELECT pg_advisory_unlock($1::int, hashtext($2::text))",
+                &[&self.kind.lock_key(), &self.live],
+            )
             .await;
-        dropped
     }
 }
 
-async fn drop_database(admin: &Client, name: &str) -> Result<()> {
+/// `DROP DATABASE IF EXISTS name WITH (FORCE)`: its sessions ended.
+pub async fn drop_database(admin: &Client, name: &str) -> Result<()> {
     let statement: String = admin
         .query_one(
             "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text)",
@@ -129,7 +210,7 @@ async fn drop_database(admin: &Client, name: &str) -> Result<()> {
         .batch_execute(&statement)
         .await
         .map_err(|e| anyhow::anyhow!(server_message(&e)))
-        .with_context(|| format!("dropping the drill's copy {name}"))
+        .with_context(|| format!("dropping database {name}"))
 }
 
 /// Each table's rows in the database `admin` is connected to (`schema.table` → count).
@@ -161,11 +242,15 @@ mod tests {
     #[test]
     fn a_copys_name_fits_postgresqls_63_bytes() {
         assert_eq!(
-            copy_name("phonebill_auth", "20261206t121500"),
+            copy_name("phonebill_auth", Kind::Drill, "20261206t121500"),
             "phonebill_auth_drill_20261206t121500"
         );
+        assert_eq!(
+            copy_name("phonebill_auth", Kind::Shadow, "20261206t121500"),
+            "phonebill_auth_restore_20261206t121500"
+        );
         let long = "a".repeat(63);
-        let name = copy_name(&long, "20261206t121500");
+        let name = copy_name(&long, Kind::Drill, "20261206t121500");
         assert_eq!(name.len(), 63);
         assert!(name.ends_with("_drill_20261206t121500"));
     }

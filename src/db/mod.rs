@@ -17,5 +17,6 @@ pub mod queries;
 pub mod require_auth;
 pub mod restore;
 pub mod role;
+pub mod shadow;
 pub mod tls;
 pub mod tools;

@@ -321,6 +321,17 @@ pub async fn run(
     .into())
 }
 
+/// Send the backup's dump (decrypted as it goes, if encrypted) into `stdin` and close it: a
+/// failed write (the reader stopped early) is returned, not raised.
+pub async fn send_dump(
+    stdin: Writer,
+    src: &Source<'_>,
+    m: &Manifest,
+    bar: &ProgressBar,
+) -> Result<Option<std::io::Error>> {
+    send_file(stdin, Chunks::open(src, m).await?, bar).await
+}
+
 /// Copy a custom archive into the pipeline. A failed write (the pipeline stopped early: an
 /// error in the SQL, its stderr says why) is returned, not raised.
 async fn send_file(

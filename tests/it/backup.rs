@@ -186,13 +186,28 @@ async fn through_the_pod_both_formats_undo_every_damage() {
     assert_eq!(fingerprint(&r), original);
     assert_eq!(restored["safetyBackup"]["file"], safety.as_str());
 
-    // The safety backup holds the database as it was just before: restoring it brings the damage back.
-    // (verify then fails on the dropped table: exit 4 after restoring.)
+    // The safety backup holds the database as it was just before. Restored beside the live
+    // database, it fails verify (the dropped table): the shadow is dropped, nothing changes.
     let run = r
         .run(&[
             "restore",
             "--from",
             &safety,
+            "--yes",
+            "--no-safety-backup",
+            "-o",
+            "json",
+        ])
+        .await;
+    run.failed_saying(4, &["the restored copy failed", "was not touched"]);
+    assert_eq!(fingerprint(&r), original);
+    // In place (one transaction), it brings the damage back, then verify fails: exit 4 after.
+    let run = r
+        .run(&[
+            "restore",
+            "--from",
+            &safety,
+            "--in-place",
             "--yes",
             "--no-safety-backup",
             "-o",
@@ -460,11 +475,17 @@ async fn a_restore_that_fails_partway_leaves_the_database_as_it_was() {
     r.psql("UPDATE auth_services SET service_name = 'after the backup'");
     let before = fingerprint(&r);
     let safety = path(dir.path(), "safety.dump");
+    // Beside the live database (the default): the shadow fails to load, is dropped, and the live
+    // database is as it was.
     let run = r
         .run(&["restore", "--from", &bad, "--yes", "--safety-to", &safety])
         .await;
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.error_line().contains("rolled back"), "{}", run.stderr);
+    assert!(
+        run.error_line().contains("was not touched"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.error_line().contains("fk_auth_user_sessions_user"),
         "the first error names the constraint: {}",
@@ -472,6 +493,36 @@ async fn a_restore_that_fails_partway_leaves_the_database_as_it_was() {
     );
     assert_eq!(fingerprint(&r), before);
     assert!(Path::new(&safety).exists(), "the safety backup stays");
+    assert_eq!(
+        r.pg.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE '{}\\_restore\\_%'",
+                r.database
+            )
+        ),
+        "0",
+        "the shadow was dropped"
+    );
+    // In place: one transaction, rolled back.
+    let run = r
+        .run(&[
+            "restore",
+            "--from",
+            &bad,
+            "--yes",
+            "--in-place",
+            "--no-safety-backup",
+        ])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.error_line().contains("rolled back"), "{}", run.stderr);
+    assert!(
+        run.error_line().contains("fk_auth_user_sessions_user"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fingerprint(&r), before);
 
     // A per-table restore that would orphan rows of another table fails its foreign-key check.
     let perms = path(dir.path(), "perms.dump");
@@ -852,6 +903,7 @@ async fn after_a_restore_each_failed_check_gets_its_own_advice() {
             "--from",
             &dump,
             "--yes",
+            "--in-place",
             "--no-safety-backup",
             "--values",
             &other.display().to_string(),

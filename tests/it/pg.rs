@@ -251,12 +251,16 @@ impl Release {
         ));
         let path = std::env::join_paths(dirs).expect("PATH");
         let port = self.pg.port.to_string();
+        // The data directory's place, as the pod's environment has it: a restore puts an archive
+        // beside it (on the data volume).
+        let pgdata = self.cluster.dir.path().join("pgdata");
         self.cluster.fake.exec_env(&[
             ("PATH", path.to_str().expect("utf-8 PATH")),
             ("PGHOST", "127.0.0.1"),
             ("PGPORT", &port),
             ("PGPASSWORD", password),
             ("PGSSLMODE", "disable"),
+            ("PGDATA", pgdata.to_str().expect("utf-8 path")),
         ]);
     }
 
