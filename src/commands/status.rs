@@ -96,6 +96,10 @@ pub struct DatabaseRow {
     /// `--queries`: the slowest statements, lock waits and connections.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queries: Option<crate::db::queries::Queries>,
+    /// What the database was before a restore swapped a new one in (kept until `restore
+    /// --drop-previous` or the next restore): name and size in bytes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<(String, i64)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -241,20 +245,24 @@ pub async fn collect(ctx: &Ctx, args: &StatusArgs) -> Result<StatusReport> {
             };
             let admin = db.admin().await?;
             let usage = usage_of(&admin).await?;
+            let previous = crate::db::shadow::previous(&admin, &db.database)
+                .await
+                .unwrap_or_default();
             let queries = if args.queries {
                 Some(crate::db::queries::read(&admin).await)
             } else {
                 None
             };
-            anyhow::Ok((usage, queries))
+            anyhow::Ok((usage, queries, previous))
         };
         report.database = Some(match usage.await {
-            Ok((u, queries)) => DatabaseRow {
+            Ok((u, queries, previous)) => DatabaseRow {
                 name: ctx.profile.database.clone(),
                 reachable: true,
                 usage: Some(u),
                 error: None,
                 queries,
+                previous,
             },
             Err(e) => DatabaseRow {
                 name: ctx.profile.database.clone(),
@@ -262,6 +270,7 @@ pub async fn collect(ctx: &Ctx, args: &StatusArgs) -> Result<StatusReport> {
                 usage: None,
                 error: Some(crate::error::report(&e).error),
                 queries: None,
+                previous: vec![],
             },
         });
         spinner.finish_and_clear();
@@ -539,6 +548,17 @@ fn text(r: &StatusReport) -> String {
             (None, e) => ("UNREACHABLE".to_string(), e.clone().unwrap_or_default()),
         };
         rows.push(vec!["Database".into(), d.name.clone(), status, detail]);
+        for (name, size) in &d.previous {
+            rows.push(vec![
+                "Database".into(),
+                name.clone(),
+                "previous".into(),
+                format!(
+                    "{}, as it was before a restore; `phonebill-db restore --drop-previous` drops it",
+                    indicatif::BinaryBytes(*size as u64)
+                ),
+            ]);
+        }
     }
     if let Some(s) = &r.snapshot_schedule {
         let age = s

@@ -42,6 +42,7 @@ mod resize;
 mod rotate;
 mod schema;
 mod secrets;
+mod shadow;
 mod snapshot_restore;
 mod snapshots;
 mod status;
