@@ -1,18 +1,19 @@
-//! Backup and restore speed and memory against the plain PostgreSQL tools, on the same data in
-//! the same run. Not a test: it prints figures. Run it with `bash scripts/bench/backup-restore.sh`
-//! (which starts the throwaway PostgreSQL); results and the command go in docs/benchmarks.md.
+//! Backup and restore speed, the application's unavailability during a restore, and memory,
+//! against the plain PostgreSQL tools on the same data in the same run. Not a test: it prints
+//! figures. Run it with `bash scripts/bench/backup-restore.sh` (which starts the throwaway
+//! PostgreSQL 16 of the tests); results and the command go in docs/benchmarks.md.
 //!
-//! For each scale (BENCH_USERS, and a tenth of it, to see whether memory grows with the data):
-//! a release on the fake API server with the schema and generated rows; then
-//! - the tool through the pod path (exec through the fake API server, the tools run locally, plain
-//!   TCP to the server), against `pg_dump -Fc` and `pg_restore --clean --if-exists
-//!   --single-transaction` on plain TCP;
-//! - the tool through --database-url (local tools, TLS verify-full), against the same plain
-//!   tools over TLS verify-full.
-//!
-//! The tool's restore also drops the tables first and runs the verify checks afterwards; its
-//! backup also hashes what it writes. Peak memory is the tool process's maximum RSS
-//! (`/usr/bin/time -f %M`), not pg_dump's.
+//! For each size (BENCH_USERS, comma-separated: 9 rows a user; 300000 ≈ 1 GB): a release on the
+//! fake API server with the schema and generated rows; then each case BENCH_RUNS times (2):
+//! - the plain tools: `pg_dump -Fc` (gzip, its default level) and at gzip:1, a parallel
+//!   `pg_dump -Fd -j2` at gzip:1; `pg_restore --single-transaction`, `-j1` and `-j2`;
+//! - the tool on the pod path (exec through the fake API server; the tools run here over plain
+//!   TCP): `backup`, `backup --encrypt-to`, `restore` (the shadow restore, its default jobs),
+//!   `restore --in-place`, `restore --identity` of the encrypted file;
+//! - the tool through `--database-url` (local tools, TLS verify-full): `backup`, `restore`.
+//! During every restore a probe logs in as the app and reads a table every 10 ms: the longest
+//! gap between two answers is the restore's unavailability for the app. Peak memory is the tool
+//! process's maximum RSS (`/usr/bin/time -f %M`).
 #![allow(dead_code)]
 
 #[path = "../tests/it/support.rs"]
@@ -22,7 +23,9 @@ mod support;
 mod pg;
 
 use std::process::Command;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use pg::Release;
 use support::{ADMIN_SECRET, APP_SECRET};
@@ -30,6 +33,8 @@ use support::{ADMIN_SECRET, APP_SECRET};
 struct Timed {
     seconds: f64,
     peak_kib: Option<u64>,
+    /// The longest time the app's probe went without an answer (restores only).
+    gap: Option<f64>,
 }
 
 /// Run a command to success; wall time and, when run under /usr/bin/time, the peak RSS.
@@ -44,7 +49,66 @@ fn timed(mut cmd: Command) -> Timed {
         .filter_map(|l| l.strip_prefix("PEAK_KIB="))
         .next_back()
         .and_then(|v| v.trim().parse().ok());
-    Timed { seconds, peak_kib }
+    Timed {
+        seconds,
+        peak_kib,
+        gap: None,
+    }
+}
+
+/// [`timed`], with the app's probe running: a read of a table every 10 ms as the app role, a
+/// new session when one ends; the longest gap between two answers.
+fn probed(r: &Release, cmd: Command) -> Timed {
+    let url = format!(
+        "postgresql://{}:{}@127.0.0.1:{}/{}?sslmode=disable",
+        r.app,
+        phonebill_db::render::url_encode(&r.secret(APP_SECRET, "auth-user-password")),
+        r.pg.port,
+        r.database
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let probe = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let mut last = Instant::now();
+            let mut gap = Duration::ZERO;
+            while !s.load(Ordering::Relaxed) {
+                let Ok(Ok((client, conn))) = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls),
+                )
+                .await
+                else {
+                    gap = gap.max(last.elapsed());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                tokio::spawn(conn);
+                while !s.load(Ordering::Relaxed) {
+                    let asked = client.query_one("SELECT count(*) FROM auth_services", &[]);
+                    match tokio::time::timeout(Duration::from_secs(600), asked).await {
+                        Ok(Ok(_)) => {
+                            gap = gap.max(last.elapsed());
+                            last = Instant::now();
+                        }
+                        _ => break,
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            gap.max(last.elapsed()).as_secs_f64()
+        })
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let mut t = timed(cmd);
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    t.gap = Some(probe.join().expect("the probe"));
+    t
 }
 
 fn tool(r: &Release, args: &[&str], url: bool) -> Command {
@@ -68,42 +132,34 @@ fn tool(r: &Release, args: &[&str], url: bool) -> Command {
     cmd
 }
 
-fn plain(r: &Release, program: &str) -> Command {
+fn plain(r: &Release, program: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(r.pg.bin.join(program));
-    cmd.env("PGPASSWORD", &r.pg.password)
+    cmd.args(args)
+        .env("PGPASSWORD", &r.pg.password)
         .env("PGSSLMODE", "disable");
     cmd
 }
 
-async fn bench(users: u32) {
+/// One row of the tables: a case, its times in each run, and what it is compared with.
+struct Row {
+    label: String,
+    /// Label of the row it is compared with (its ratio's denominator), if any.
+    against: Option<&'static str>,
+    runs: Vec<Timed>,
+}
+
+async fn bench(users: u32, runs: usize) {
     let r = Release::new("bench").await;
     r.install().await;
     let applied = r.run(&["apply-schema"]).await;
     assert_eq!(applied.code, 0, "{}", applied.stderr);
     eprintln!("generating {} rows…", 9 * users);
-    let generated = plain(&r, "psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v"])
-        .arg(format!("users={users}"))
-        .args(["-f", "scripts/bench/generate-data.sql"])
-        .arg(r.pg.url(&r.database))
-        .status()
-        .expect("psql");
-    assert!(generated.success());
+    r.pg.generate_rows(&r.database, users);
     let size = r.psql("SELECT pg_database_size(current_database())");
     let size_mib = size.parse::<f64>().unwrap_or_default() / 1048576.0;
     let dir = tempfile::tempdir_in(".").expect("temp dir");
     let file = |name: &str| dir.path().join(name).display().to_string();
-
-    // Like for like: the pod path's tools reach the server over plain TCP (as over the pod's
-    // socket), the URL path over TLS verify-full; each is compared with the plain tools on the
-    // same connection.
-    let tls_url = format!(
-        "postgresql://postgres@localhost:{}/{}?sslmode=verify-full&sslrootcert={}",
-        r.pg.port,
-        r.database,
-        r.pg.ca.display()
-    );
-    // An age key pair for the encrypted rows: the cost of encryption next to the clear backup.
+    let conn = r.pg.url(&r.database);
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     let key = file("bench.key");
@@ -114,186 +170,291 @@ async fn bench(users: u32) {
     .expect("write the key");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let mut rows = Vec::new();
-    for (label, url, conn) in [
-        ("phonebill-db, pod exec", false, r.pg.url(&r.database)),
-        ("phonebill-db, --database-url (TLS)", true, tls_url),
-    ] {
-        let plain_file = file(if url { "plain-tls.dump" } else { "plain.dump" });
-        let plain_dump = timed({
-            let mut c = plain(&r, "pg_dump");
-            c.args(["-Fc", "-f", &plain_file, &conn]);
-            c
-        });
-        let plain_restore = timed({
-            let mut c = plain(&r, "pg_restore");
-            c.args([
-                "--clean",
-                "--if-exists",
-                "--single-transaction",
-                "--exit-on-error",
-                "-d",
-                &conn,
-                &plain_file,
-            ]);
-            c
-        });
-        let name = if url { "url.dump" } else { "pod.dump" };
-        let backup = timed(tool(&r, &["backup", "--to", &file(name)], url));
-        let restore = timed(tool(
-            &r,
-            &["restore", "--from", &file(name), "--no-safety-backup"],
-            url,
-        ));
-        let baseline = if url {
-            "pg_dump -Fc / pg_restore (TLS)"
-        } else {
-            "pg_dump -Fc / pg_restore"
-        };
-        rows.push((
-            baseline.to_string(),
-            plain_dump.seconds,
-            plain_restore.seconds,
-            None,
-            None,
-            1.0,
-            1.0,
-        ));
-        rows.push((
-            label.to_string(),
-            backup.seconds,
-            restore.seconds,
-            backup.peak_kib,
-            restore.peak_kib,
-            backup.seconds / plain_dump.seconds,
-            restore.seconds / plain_restore.seconds,
-        ));
-        // The same, encrypted to an age recipient and decrypted while it is restored.
-        let name = if url { "url.dump.age" } else { "pod.dump.age" };
-        let backup = timed(tool(
-            &r,
-            &["backup", "--encrypt-to", &recipient, "--to", &file(name)],
-            url,
-        ));
-        let restore = timed(tool(
-            &r,
-            &[
-                "restore",
-                "--from",
-                &file(name),
-                "--no-safety-backup",
-                "--identity",
-                &key,
-            ],
-            url,
-        ));
-        rows.push((
-            format!("{label}, encrypted (age)"),
-            backup.seconds,
-            restore.seconds,
-            backup.peak_kib,
-            restore.peak_kib,
-            backup.seconds / plain_dump.seconds,
-            restore.seconds / plain_restore.seconds,
-        ));
 
-        // Plain SQL: pg_dump's gzip-compressed SQL into psql, against the tool's plain backup
-        // and its restore (the SQL read as psql reads it on its way, plain_sql.rs).
-        let sql_file = file(if url {
-            "plain-tls.sql.gz"
+    let mut rows: Vec<Row> = Vec::new();
+    let mut record = |label: &str, against: Option<&'static str>, t: Timed| match rows
+        .iter_mut()
+        .find(|r| r.label == label)
+    {
+        Some(row) => row.runs.push(t),
+        None => rows.push(Row {
+            label: label.to_string(),
+            against,
+            runs: vec![t],
+        }),
+    };
+    let mut sizes: Vec<(String, f64)> = Vec::new();
+    let mib = |f: &str| {
+        let p = std::path::Path::new(f);
+        let bytes = if p.is_dir() {
+            std::fs::read_dir(p)
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| e.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0)
         } else {
-            "plain.sql.gz"
-        });
-        let sql_dump = timed({
-            let mut c = plain(&r, "pg_dump");
-            c.args([
-                "-Fp",
-                "--compress=6",
-                "--clean",
-                "--if-exists",
-                "--no-owner",
-                "--no-privileges",
-                "-f",
-                &sql_file,
-                &conn,
-            ]);
-            c
-        });
-        let sql_restore = timed({
-            let mut c = Command::new("sh");
-            c.args(["-c", "gzip -dc \"$1\" | \"$2\" -X -q -v ON_ERROR_STOP=1 --single-transaction -o /dev/null -d \"$3\""])
-                .args(["sh", &sql_file])
-                .arg(r.pg.bin.join("psql"))
-                .arg(&conn)
-                .env("PGPASSWORD", &r.pg.password)
-                .env("PGSSLMODE", "disable");
-            c
-        });
-        let name = if url { "url.sql.gz" } else { "pod.sql.gz" };
-        let backup = timed(tool(
-            &r,
-            &["backup", "--format", "plain", "--to", &file(name)],
-            url,
-        ));
-        let restore = timed(tool(
-            &r,
-            &["restore", "--from", &file(name), "--no-safety-backup"],
-            url,
-        ));
-        let baseline = if url {
-            "pg_dump -Fp gzip / gunzip psql (TLS)"
-        } else {
-            "pg_dump -Fp gzip / gunzip psql"
+            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
         };
-        rows.push((
-            baseline.to_string(),
-            sql_dump.seconds,
-            sql_restore.seconds,
+        bytes as f64 / 1048576.0
+    };
+    for run in 1..=runs {
+        eprintln!("run {run} of {runs} at {} rows…", 9 * users);
+        let rm = |f: &str| {
+            let _ = std::fs::remove_file(f);
+            let _ = std::fs::remove_file(format!("{f}.meta.json"));
+            let _ = std::fs::remove_dir_all(f);
+        };
+        for f in [
+            "plain.dump",
+            "plain1.dump",
+            "plain-dir",
+            "pod.dump",
+            "pod.dump.age",
+            "url.dump",
+        ] {
+            rm(&file(f));
+        }
+        // Backups.
+        const DUMP: &str = "pg_dump -Fc (gzip, default level)";
+        record(
+            DUMP,
             None,
+            timed(plain(
+                &r,
+                "pg_dump",
+                &["-Fc", "-f", &file("plain.dump"), &conn],
+            )),
+        );
+        record(
+            "pg_dump -Fc --compress=gzip:1",
+            Some(DUMP),
+            timed(plain(
+                &r,
+                "pg_dump",
+                &[
+                    "-Fc",
+                    "--compress=gzip:1",
+                    "-f",
+                    &file("plain1.dump"),
+                    &conn,
+                ],
+            )),
+        );
+        record(
+            "pg_dump -Fd -j2 --compress=gzip:1 (parallel, a directory)",
+            Some(DUMP),
+            timed(plain(
+                &r,
+                "pg_dump",
+                &[
+                    "-Fd",
+                    "-j2",
+                    "--compress=gzip:1",
+                    "-f",
+                    &file("plain-dir"),
+                    &conn,
+                ],
+            )),
+        );
+        record(
+            "phonebill-db backup, pod exec",
+            Some(DUMP),
+            timed(tool(&r, &["backup", "--to", &file("pod.dump")], false)),
+        );
+        record(
+            "phonebill-db backup --encrypt-to (age), pod exec",
+            Some(DUMP),
+            timed(tool(
+                &r,
+                &[
+                    "backup",
+                    "--encrypt-to",
+                    &recipient,
+                    "--to",
+                    &file("pod.dump.age"),
+                ],
+                false,
+            )),
+        );
+        record(
+            "phonebill-db backup, --database-url (TLS)",
+            Some(DUMP),
+            timed(tool(&r, &["backup", "--to", &file("url.dump")], true)),
+        );
+        if run == 1 {
+            for (label, f) in [
+                ("pg_dump -Fc (gzip, default level)", "plain.dump"),
+                ("pg_dump -Fc --compress=gzip:1", "plain1.dump"),
+                ("pg_dump -Fd -j2 gzip:1", "plain-dir"),
+                ("phonebill-db backup", "pod.dump"),
+                ("phonebill-db backup --encrypt-to", "pod.dump.age"),
+            ] {
+                sizes.push((label.to_string(), mib(&file(f))));
+            }
+        }
+        // Restores, each with the app's probe.
+        const RESTORE: &str = "pg_restore --single-transaction";
+        let archive = file("plain.dump");
+        record(
+            RESTORE,
             None,
-            1.0,
-            1.0,
-        ));
-        rows.push((
-            format!("{label}, plain"),
-            backup.seconds,
-            restore.seconds,
-            backup.peak_kib,
-            restore.peak_kib,
-            backup.seconds / sql_dump.seconds,
-            restore.seconds / sql_restore.seconds,
-        ));
+            probed(
+                &r,
+                plain(
+                    &r,
+                    "pg_restore",
+                    &[
+                        "--clean",
+                        "--if-exists",
+                        "--single-transaction",
+                        "--exit-on-error",
+                        "-d",
+                        &conn,
+                        &archive,
+                    ],
+                ),
+            ),
+        );
+        for jobs in ["1", "2"] {
+            record(
+                &format!("pg_restore -j{jobs}"),
+                Some(RESTORE),
+                probed(
+                    &r,
+                    plain(
+                        &r,
+                        "pg_restore",
+                        &[
+                            "--clean",
+                            "--if-exists",
+                            "--exit-on-error",
+                            "-j",
+                            jobs,
+                            "-d",
+                            &conn,
+                            &archive,
+                        ],
+                    ),
+                ),
+            );
+        }
+        let shadow = ["restore", "--from", &file("pod.dump"), "--no-safety-backup"];
+        record(
+            "phonebill-db restore (shadow, default jobs), pod exec",
+            Some(RESTORE),
+            probed(&r, tool(&r, &shadow, false)),
+        );
+        record(
+            "phonebill-db restore --in-place, pod exec",
+            Some(RESTORE),
+            probed(
+                &r,
+                tool(
+                    &r,
+                    &[
+                        "restore",
+                        "--from",
+                        &file("pod.dump"),
+                        "--in-place",
+                        "--no-safety-backup",
+                    ],
+                    false,
+                ),
+            ),
+        );
+        record(
+            "phonebill-db restore --identity (encrypted, shadow), pod exec",
+            Some(RESTORE),
+            probed(
+                &r,
+                tool(
+                    &r,
+                    &[
+                        "restore",
+                        "--from",
+                        &file("pod.dump.age"),
+                        "--identity",
+                        &key,
+                        "--no-safety-backup",
+                    ],
+                    false,
+                ),
+            ),
+        );
+        record(
+            "phonebill-db restore (shadow), --database-url (TLS)",
+            Some(RESTORE),
+            probed(
+                &r,
+                tool(
+                    &r,
+                    &["restore", "--from", &file("url.dump"), "--no-safety-backup"],
+                    true,
+                ),
+            ),
+        );
     }
-    let dump_size = std::fs::metadata(file("plain.dump"))
-        .map(|m| m.len() as f64 / 1048576.0)
-        .unwrap_or_default();
     println!(
-        "\n{} rows, database {size_mib:.0} MiB, custom dump {dump_size:.1} MiB",
+        "\n{} rows, database {size_mib:.0} MiB; each case {runs} times in this run; ratio: against the row named",
         9 * users
     );
-    println!("| how | backup s | ratio | restore s | ratio | peak RSS backup | peak RSS restore |");
-    println!("|---|---|---|---|---|---|---|");
-    for (label, b, rs, pb, pr, rb, rr) in &rows {
-        let kib = |v: &Option<u64>| {
-            v.map_or("—".to_string(), |k| {
-                format!("{:.1} MiB", k as f64 / 1024.0)
-            })
+    println!("| how | seconds | ratio | app's longest gap | peak RSS |");
+    println!("|---|---|---|---|---|");
+    for row in &rows {
+        let base = row.against.and_then(|a| rows.iter().find(|r| r.label == a));
+        let each = |f: &dyn Fn(usize, &Timed) -> String| {
+            row.runs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| f(i, t))
+                .collect::<Vec<_>>()
+                .join(" / ")
         };
-        println!(
-            "| {label} | {b:.2} | {rb:.2} | {rs:.2} | {rr:.2} | {} | {} |",
-            kib(pb),
-            kib(pr)
-        );
+        let seconds = each(&|_, t| format!("{:.2}", t.seconds));
+        let ratio = match base {
+            Some(b) => each(&|i, t| {
+                b.runs
+                    .get(i)
+                    .map_or("—".into(), |bt| format!("{:.2}", t.seconds / bt.seconds))
+            }),
+            None => "1.00".into(),
+        };
+        let gap = if row.runs.iter().any(|t| t.gap.is_some()) {
+            each(&|_, t| t.gap.map_or("—".into(), |g| format!("{g:.2} s")))
+        } else {
+            "—".into()
+        };
+        let rss = if row.runs.iter().any(|t| t.peak_kib.is_some()) {
+            each(&|_, t| {
+                t.peak_kib
+                    .map_or("—".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+            })
+        } else {
+            "—".into()
+        };
+        println!("| {} | {seconds} | {ratio} | {gap} | {rss} |", row.label);
+    }
+    println!("\n| archive | MiB |\n|---|---|");
+    for (label, m) in &sizes {
+        println!("| {label} | {m:.1} |");
     }
 }
 
 fn main() {
-    let users: u32 = std::env::var("BENCH_USERS")
+    let sizes: Vec<u32> = std::env::var("BENCH_USERS")
+        .unwrap_or_else(|_| "300000".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300_000);
+        .unwrap_or(2);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    for scale in [users / 10, users] {
-        rt.block_on(bench(scale));
+    for users in sizes {
+        rt.block_on(bench(users, runs));
     }
 }
