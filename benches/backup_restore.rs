@@ -11,6 +11,7 @@
 //!   TCP): `backup`, `backup --encrypt-to`, `restore` (the shadow restore, its default jobs),
 //!   `restore --in-place`, `restore --identity` of the encrypted file;
 //! - the tool through `--database-url` (local tools, TLS verify-full): `backup`, `restore`.
+//!
 //! During every restore a probe logs in as the app and reads a table every 10 ms: the longest
 //! gap between two answers is the restore's unavailability for the app. Peak memory is the tool
 //! process's maximum RSS (`/usr/bin/time -f %M`).

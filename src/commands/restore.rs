@@ -60,10 +60,12 @@ pub struct RestoreArgs {
     /// With --snapshot: how long each wait may take (snapshot, pod stop, new volume, rollout)
     #[arg(long, default_value = "15m", value_parser = crate::args::parse_duration, requires = "snapshot", conflicts_with = "from")]
     pub timeout: std::time::Duration,
-    /// Do not take a backup of the database as it is before restoring
+    /// In place: no safety backup of the database as it is first. (A shadow restore takes none
+    /// anyway: the database as it was is kept under its previous name, unless --drop-previous)
     #[arg(long)]
     pub no_safety_backup: bool,
-    /// Where the safety backup goes (default: DATABASE-ENV-before-restore-TIME.dump here)
+    /// Where the safety backup goes (in place, default: DATABASE-ENV-before-restore-TIME.dump
+    /// here; a shadow restore writes one only when this is given)
     #[arg(long, value_name = "FILE", conflicts_with = "no_safety_backup")]
     pub safety_to: Option<PathBuf>,
     /// age identity file (the private key, `age-keygen -o FILE`) to decrypt an encrypted backup with
@@ -348,6 +350,12 @@ async fn shadow_restore(
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dt%H%M%S").to_string();
     let name = drill::copy_name(&live, drill::Kind::Shadow, &stamp);
     let (copy, leftovers) = drill::create(&maint, &live, &name, drill::Kind::Shadow).await?;
+    // Under the restore's lock: a swap cut off after it closed the live database is undone.
+    if shadow::reopen_if_closed(&maint, &live).await? {
+        ctx.ui.warn(format!(
+            "{live} refused connections (an earlier restore was cut off in its swap): they are allowed again"
+        ));
+    }
     for left in leftovers {
         ctx.ui.note(
             None,
@@ -390,6 +398,7 @@ async fn shadow_restore(
     let (_, checks) = match outcome {
         Ok(o) => o,
         Err(e) => {
+            shadow::remove_archives(&tools).await;
             let _ = copy.remove().await;
             if crate::ui::interrupted(&e) {
                 return Err(e);
@@ -428,9 +437,20 @@ async fn shadow_restore(
         }
     };
     copy.keep().await;
-    // Older previous databases go; this one stays as the safety copy unless asked otherwise.
-    let keep = (!args.no_safety_backup && !args.drop_previous).then_some(previous.as_str());
-    let dropped = shadow::drop_previous(&maint, &live, keep).await?;
+    // Older previous databases go; this one stays as the safety copy (with what the app wrote
+    // while the shadow loaded) unless --drop-previous. The swap is done: a failure here is a
+    // warning, not the restore's.
+    let keep = (!args.drop_previous).then_some(previous.as_str());
+    let dropped = match shadow::drop_previous(&maint, &live, keep).await {
+        Ok(d) => d,
+        Err(e) => {
+            ctx.ui.warn(format!(
+                "an older previous database was not dropped: {}",
+                crate::error::report(&e).error
+            ));
+            vec![]
+        }
+    };
     let report = RestoreReport {
         file: s.from.display().to_string(),
         database: live.clone(),

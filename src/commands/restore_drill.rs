@@ -342,6 +342,9 @@ fn refuse_unfit(file: &Path, m: &Manifest, database: &str) -> Result<()> {
             format!("a backup of the rows of {} only", m.tables.join(", ")),
         ));
     }
+    if m.schema_only {
+        return Err(unfit(file, "a backup of the schema only (no rows)".into()));
+    }
     Ok(())
 }
 

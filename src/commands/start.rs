@@ -49,6 +49,7 @@ pub async fn run(ctx: &Ctx, args: &StartArgs) -> Result<Outcome> {
     let Some(sts) = release::live_statefulset(&kube, profile).await? else {
         return Err(power::not_installed(profile, "start"));
     };
+    power::refuse_restoring(&sts, profile, "start")?;
     let already_running = !power::stopped(&sts);
     if !already_running {
         power::scale(&kube, profile, 1).await?;

@@ -51,6 +51,7 @@ pub async fn run(ctx: &Ctx, args: &StopArgs) -> Result<Outcome> {
     let Some(sts) = release::live_statefulset(&kube, profile).await? else {
         return Err(power::not_installed(profile, "stop"));
     };
+    power::refuse_restoring(&sts, profile, "stop")?;
     let already_stopped = power::stopped(&sts);
     let mut checkpoint = Check::skip("checkpoint", "the release was stopped already");
     if !already_stopped {

@@ -309,7 +309,7 @@ pub fn newest_in(dir: &Path, database: &str) -> Result<Option<PathBuf>> {
         let Ok(m) = parse_manifest(&text) else {
             continue;
         };
-        if m.database != database || !m.tables.is_empty() || !file.is_file() {
+        if m.database != database || !m.tables.is_empty() || m.schema_only || !file.is_file() {
             continue;
         }
         // Manifests say the second; within one, the file written last.

@@ -12,6 +12,7 @@ use tokio_postgres::Client;
 use super::connect::server_message;
 
 const COPY_STATEMENT: &str = include_str!("../../sql/drill/copy-statement.sql");
+const COPY_ACCESS: &str = include_str!("../../sql/drill/copy-access.sql");
 const LEFTOVERS: &str = include_str!("../../sql/drill/leftovers.sql");
 const TABLES: &str = include_str!("../../sql/drill/tables.sql");
 
@@ -109,18 +110,36 @@ pub async fn create<'a>(
         .exit(crate::error::ExitCode::Usage)
         .into());
     }
-    let dropped = drop_marked(admin, &mark(live, kind)).await?;
-    let statement: String = admin
-        .query_one(COPY_STATEMENT, &[&name, &live])
-        .await
-        .map_err(|e| anyhow::anyhow!(server_message(&e)))
-        .context("reading how the live database is made")?
-        .get(0);
-    admin
-        .batch_execute(&statement)
-        .await
-        .map_err(|e| anyhow::anyhow!(server_message(&e)))
-        .with_context(|| format!("creating {name} for the {}", kind.what()))?;
+    let unlock = async || {
+        let _ = admin
+            .query_one(
+                "SELECT pg_advisory_unlock($1::int, hashtext($2::text))",
+                &[&kind.lock_key(), &live],
+            )
+            .await;
+    };
+    let dropped = match drop_marked(admin, &mark(live, kind)).await {
+        Ok(d) => d,
+        Err(e) => {
+            unlock().await;
+            return Err(e);
+        }
+    };
+    let made = async {
+        let statement: String = admin
+            .query_one(COPY_STATEMENT, &[&name, &live])
+            .await
+            .map_err(|e| anyhow::anyhow!(server_message(&e)))
+            .context("reading how the live database is made")?
+            .get(0);
+        execute(admin, &statement)
+            .await
+            .with_context(|| format!("creating {name} for the {}", kind.what()))
+    };
+    if let Err(e) = made.await {
+        unlock().await;
+        return Err(e);
+    }
     let copy = Copy {
         admin,
         kind,
@@ -131,21 +150,56 @@ pub async fn create<'a>(
         let _ = copy.remove().await;
         return Err(e.context(format!("marking {name}")));
     }
+    // Who may connect, and the database's settings, as the live one has them.
+    let access = async {
+        for row in admin
+            .query(COPY_ACCESS, &[&name, &live])
+            .await
+            .map_err(|e| anyhow::anyhow!(server_message(&e)))?
+        {
+            let statement: String = row.get(0);
+            execute(admin, &statement).await?;
+        }
+        anyhow::Ok(())
+    };
+    if let Err(e) = access.await {
+        let _ = copy.remove().await;
+        return Err(e.context(format!(
+            "giving {name} the live database's access and settings"
+        )));
+    }
     Ok((copy, dropped))
 }
 
-/// Set database `name`'s comment (the server quotes both).
+/// Set database `name`'s comment.
 pub async fn comment(admin: &Client, name: &str, text: &str) -> Result<()> {
-    let statement: String = admin
-        .query_one(
-            "SELECT format('COMMENT ON DATABASE %I IS %L', $1::text, $2::text)",
-            &[&name, &text],
-        )
+    let statement = quoted(
+        admin,
+        "SELECT format('COMMENT ON DATABASE %I IS %L', $1::text, $2::text)",
+        &[name, text],
+    )
+    .await?;
+    execute(admin, &statement).await
+}
+
+/// A statement about databases, its names and texts quoted by the server: `template` is a
+/// `SELECT format(…)` over `$1`… (`%I` for names, `%L` for texts), `args` their values.
+pub async fn quoted(admin: &Client, template: &str, args: &[&str]) -> Result<String> {
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
+        .iter()
+        .map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    Ok(admin
+        .query_one(template, &params)
         .await
         .map_err(|e| anyhow::anyhow!(server_message(&e)))?
-        .get(0);
+        .get(0))
+}
+
+/// Run statements (as [`quoted`] makes them), the server's words as the error.
+pub async fn execute(admin: &Client, statements: &str) -> Result<()> {
     admin
-        .batch_execute(&statement)
+        .batch_execute(statements)
         .await
         .map_err(|e| anyhow::anyhow!(server_message(&e)))
 }
@@ -198,18 +252,14 @@ impl Copy<'_> {
 
 /// `DROP DATABASE IF EXISTS name WITH (FORCE)`: its sessions ended.
 pub async fn drop_database(admin: &Client, name: &str) -> Result<()> {
-    let statement: String = admin
-        .query_one(
-            "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text)",
-            &[&name],
-        )
+    let statement = quoted(
+        admin,
+        "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text)",
+        &[name],
+    )
+    .await?;
+    execute(admin, &statement)
         .await
-        .map_err(|e| anyhow::anyhow!(server_message(&e)))?
-        .get(0);
-    admin
-        .batch_execute(&statement)
-        .await
-        .map_err(|e| anyhow::anyhow!(server_message(&e)))
         .with_context(|| format!("dropping database {name}"))
 }
 

@@ -158,6 +158,7 @@ pub async fn load(
     };
     match tools {
         Tools::Pod { .. } => {
+            remove_archives(tools).await;
             // The shell expands the directory: `f` is set first in each command.
             let file = format!(
                 "f=\"{POD_ARCHIVE_DIR}/.phonebill-db-restore-{}.dump\"",
@@ -295,6 +296,16 @@ impl Decrypted {
                 anyhow::Error::new(e).context("writing the decrypted archive (is the disk full?)")
             );
         }
+        // A write's failure may show only when the file is closed: its size says.
+        let written = std::fs::metadata(&out.path).map(|m| m.len()).unwrap_or(0);
+        if written != m.dump_size_and_sha256().0 {
+            return Err(user_error(format!(
+                "writing the decrypted archive {} stopped at {written} of {} bytes (is the disk full?)",
+                out.path.display(),
+                m.dump_size_and_sha256().0
+            ))
+            .into());
+        }
         Ok(out)
     }
 }
@@ -319,84 +330,15 @@ pub struct Swapped {
 /// unmarked; connections allowed again. A failure at any step leaves the live database as it was
 /// (connections allowed again) and says why.
 pub async fn swap(maint: &Client, live: &str, shadow: &str, previous: &str) -> Result<Swapped> {
-    let sql = async |template: &str, args: &[&str]| -> Result<String> {
-        // The server quotes every name (format %I, %L).
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
-            .iter()
-            .map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        Ok(maint
-            .query_one(template, &params)
-            .await
-            .map_err(|e| anyhow::anyhow!(server_message(&e)))?
-            .get(0))
-    };
-    let allow = |on: bool| {
+    use super::drill::{execute, quoted};
+    let sql = async |template: &str, args: &[&str]| quoted(maint, template, args).await;
+    let allow = async |name: &str, on: bool| {
         let template =
             format!("SELECT format('ALTER DATABASE %I WITH ALLOW_CONNECTIONS {on}', $1::text)");
-        async move {
-            let statement = sql(&template, &[live]).await?;
-            maint
-                .batch_execute(&statement)
-                .await
-                .map_err(|e| anyhow::anyhow!(server_message(&e)))
-        }
+        execute(maint, &sql(&template, &[name]).await?).await
     };
-    let refused = |why: String, hint: &str| -> anyhow::Error {
-        user_error(format!(
-            "the swap did not happen: {why}; the live database {live} is as it was and takes connections"
-        ))
-        .hint(hint.to_string())
-        .into()
-    };
-    maint
-        .batch_execute("SET lock_timeout = '5s'")
-        .await
-        .map_err(|e| anyhow::anyhow!(server_message(&e)))?;
-    allow(false).await.map_err(|e| {
-        refused(
-            format!("new connections to {live} could not be refused ({e})"),
-            "the restoring role must own the database; restore --in-place works without",
-        )
-    })?;
-    let started = Instant::now();
-    // The sessions of both databases ended (a terminated backend leaves pg_stat_activity once
-    // it has rolled back and exited).
-    let ended = loop {
-        let left: i64 = match maint
-            .query_one(
-                "SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid)) + count(*) FROM pg_stat_activity WHERE datname IN ($1::text, $2::text) AND pid <> pg_backend_pid()",
-                &[&live, &shadow],
-            )
-            .await
-        {
-            Ok(r) => r.get(0),
-            Err(e) => {
-                let _ = allow(true).await;
-                return Err(refused(
-                    format!("the sessions of {live} could not be ended ({})", server_message(&e)),
-                    "the restoring role needs pg_signal_backend (or to be a superuser); restore --in-place works without",
-                ));
-            }
-        };
-        if left == 0 {
-            break true;
-        }
-        if started.elapsed() > SESSIONS_END {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    if !ended {
-        let _ = allow(true).await;
-        return Err(refused(
-            format!(
-                "sessions of {live} were still open {} after they were ended",
-                humantime::format_duration(SESSIONS_END)
-            ),
-            "run the restore again (a backend stuck in I/O), or restore --in-place",
-        ));
-    }
+    // Everything the swap runs is made first: once connections are refused, nothing but the
+    // swap itself may fail.
     let statements = [
         sql(
             "SELECT format('ALTER DATABASE %I RENAME TO %I', $1::text, $2::text)",
@@ -420,29 +362,138 @@ pub async fn swap(maint: &Client, live: &str, shadow: &str, previous: &str) -> R
         .await?,
     ];
     let transaction = format!("BEGIN; {}; COMMIT", statements.join("; "));
+    execute(maint, "SET lock_timeout = '5s'").await?;
+    // Connections allowed again to the live database (under its name whatever the outcome);
+    // a failure to is said, with the statement that does it.
+    let reopen = async |name: &str| match allow(name, true).await {
+        Ok(()) => String::new(),
+        Err(e) => format!(
+            "; TURNING CONNECTIONS BACK ON FAILED ({e}): run `ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS true` as its owner"
+        ),
+    };
+    let refused = |why: String, reopened: String, hint: &str| -> anyhow::Error {
+        user_error(format!(
+            "the swap did not happen: {why}; the live database {live} is as it was{}",
+            if reopened.is_empty() {
+                " and takes connections".to_string()
+            } else {
+                reopened
+            }
+        ))
+        .hint(hint.to_string())
+        .into()
+    };
+    if let Err(e) = allow(live, false).await {
+        return Err(refused(
+            format!("new connections to {live} could not be refused ({e})"),
+            String::new(),
+            "the restoring role must own the database; restore --in-place works without",
+        ));
+    }
+    let started = Instant::now();
+    // Nobody new in the shadow either: a session there would block its rename.
+    let _ = allow(shadow, false).await;
+    // The sessions of both databases ended (a terminated backend leaves pg_stat_activity once
+    // it has rolled back and exited).
+    let ended = loop {
+        let left: i64 = match maint
+            .query_one(
+                "SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid)) + count(*) FROM pg_stat_activity WHERE datname IN ($1::text, $2::text) AND pid <> pg_backend_pid()",
+                &[&live, &shadow],
+            )
+            .await
+        {
+            Ok(r) => r.get(0),
+            Err(e) => {
+                return Err(refused(
+                    format!("the sessions of {live} could not be ended ({})", server_message(&e)),
+                    reopen(live).await,
+                    "the restoring role needs pg_signal_backend (or to be a superuser); restore --in-place works without",
+                ));
+            }
+        };
+        if left == 0 {
+            break true;
+        }
+        if started.elapsed() > SESSIONS_END {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    if !ended {
+        return Err(refused(
+            format!(
+                "sessions of {live} were still open {} after they were ended",
+                humantime::format_duration(SESSIONS_END)
+            ),
+            reopen(live).await,
+            "run the restore again (a backend stuck in I/O), or restore --in-place",
+        ));
+    }
     if let Err(e) = maint.batch_execute(&transaction).await {
         let _ = maint.batch_execute("ROLLBACK").await;
-        let _ = allow(true).await;
         return Err(refused(
             format!(
                 "renaming the databases was refused ({})",
                 server_message(&e)
             ),
+            reopen(live).await,
             "the shadow copy is dropped; run the restore again, or restore --in-place",
         ));
     }
+    // The restored database, now under the live name, takes connections again; so does the
+    // previous one, for whoever looks at what it holds.
+    let reopened = reopen(live).await;
     let refused_seconds = started.elapsed().as_secs_f64();
-    // The restored database (under the live name) takes connections again: it was made with
-    // them allowed; the previous one is opened for whoever looks at what it holds.
-    let reopen =
-        format!("SELECT format('ALTER DATABASE %I WITH ALLOW_CONNECTIONS true', $1::text)");
-    if let Ok(statement) = sql(&reopen, &[previous]).await {
-        let _ = maint.batch_execute(&statement).await;
+    let _ = allow(previous, true).await;
+    if !reopened.is_empty() {
+        return Err(user_error(format!(
+            "the restored database was swapped in as {live} (the old one is {previous}){reopened}"
+        ))
+        .hint("until then the application cannot connect")
+        .into());
     }
     Ok(Swapped {
         previous: previous.to_string(),
         refused_seconds,
     })
+}
+
+/// A swap that was cut off after it refused connections (the tool killed) leaves the live
+/// database closed: open it again (under the restore's lock, no swap of it runs). Whether it was.
+pub async fn reopen_if_closed(admin: &Client, live: &str) -> Result<bool> {
+    let closed: bool = admin
+        .query_opt(
+            "SELECT NOT datallowconn FROM pg_database WHERE datname = $1::text",
+            &[&live],
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(server_message(&e)))?
+        .is_some_and(|r| r.get(0));
+    if closed {
+        let statement = super::drill::quoted(
+            admin,
+            "SELECT format('ALTER DATABASE %I WITH ALLOW_CONNECTIONS true', $1::text)",
+            &[live],
+        )
+        .await?;
+        super::drill::execute(admin, &statement).await?;
+    }
+    Ok(closed)
+}
+
+/// Remove every archive a restore put on the pod's data volume (one restore of the database at a
+/// time: what is there is an interrupted one's). Best effort.
+pub async fn remove_archives(tools: &Tools) {
+    if matches!(tools, Tools::Pod { .. }) {
+        let _ = tools
+            .output(&[
+                "sh".into(),
+                "-c".into(),
+                format!("rm -f \"{POD_ARCHIVE_DIR}\"/.phonebill-db-restore-*.dump"),
+            ])
+            .await;
+    }
 }
 
 /// The previous databases of `live` that restores kept, with their sizes.

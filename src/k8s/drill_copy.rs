@@ -12,11 +12,9 @@ use anyhow::Result;
 use indicatif::ProgressBar;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod,
-    TypedLocalObjectReference, Volume, VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, Volume,
 };
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ObjectMeta};
 
@@ -53,51 +51,14 @@ pub fn plan(
     snap: &VolumeSnapshot,
 ) -> Result<Copy> {
     let names = profile.names();
-    let cluster = profile.cluster("a snapshot restore drill")?;
+    profile.cluster("a snapshot restore drill")?;
     let meta = || ObjectMeta {
         name: Some(names.drill.clone()),
         namespace: Some(profile.namespace.clone()),
         labels: Some(labels(profile)),
         ..Default::default()
     };
-    let live_spec = live.and_then(|c| c.spec.clone()).unwrap_or_default();
-    let want = crate::profile::rules::quantity(&cluster.storage.size).unwrap_or(0.0);
-    let size = match snap.status.as_ref().and_then(|s| s.restore_size.clone()) {
-        Some(r) if crate::profile::rules::quantity(&r).unwrap_or(0.0) > want => r,
-        _ => live
-            .and_then(|c| {
-                c.status
-                    .as_ref()?
-                    .capacity
-                    .as_ref()?
-                    .get("storage")
-                    .cloned()
-            })
-            .map(|q| q.0)
-            .unwrap_or_else(|| cluster.storage.size.clone()),
-    };
-    let claim = PersistentVolumeClaim {
-        metadata: meta(),
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: live_spec
-                .access_modes
-                .or(Some(vec!["ReadWriteOnce".into()])),
-            storage_class_name: live_spec
-                .storage_class_name
-                .or(Some(cluster.storage.class_name.clone())),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
-                ..Default::default()
-            }),
-            data_source: Some(TypedLocalObjectReference {
-                api_group: Some("snapshot.storage.k8s.io".into()),
-                kind: "VolumeSnapshot".into(),
-                name: snap_name.into(),
-            }),
-            ..Default::default()
-        }),
-        status: None,
-    };
+    let claim = super::volume_restore::claim_from_snapshot(profile, meta(), live, snap_name, snap);
     let template = sts
         .spec
         .as_ref()

@@ -20,12 +20,30 @@ pub const MANAGER: &str = "phonebill-db-power";
 /// interrupted `restore --snapshot` scaled to 0 carries that restore's record and is not
 /// "stopped": that restore goes on when run again.
 pub fn stopped(sts: &StatefulSet) -> bool {
-    let restoring = sts
-        .metadata
+    sts.spec.as_ref().and_then(|s| s.replicas) == Some(0) && !restoring(sts)
+}
+
+/// A `restore --snapshot` is under way (it records itself on the StatefulSet).
+pub fn restoring(sts: &StatefulSet) -> bool {
+    sts.metadata
         .annotations
         .as_ref()
-        .is_some_and(|a| a.contains_key(super::volume_restore::ANNOTATION));
-    sts.spec.as_ref().and_then(|s| s.replicas) == Some(0) && !restoring
+        .is_some_and(|a| a.contains_key(super::volume_restore::ANNOTATION))
+}
+
+/// stop and start leave a StatefulSet alone while a snapshot restore works on it (exit 2).
+pub fn refuse_restoring(sts: &StatefulSet, profile: &Profile, what: &str) -> Result<()> {
+    if !restoring(sts) {
+        return Ok(());
+    }
+    Err(user_error(format!(
+        "{what}: a `restore --snapshot` of release {} is under way (StatefulSet {} records it); nothing was changed",
+        profile.release,
+        profile.names().stateful_set
+    ))
+    .hint("run that restore again to finish it (`phonebill-db restore --snapshot NAME`), then stop or start")
+    .exit(ExitCode::Usage)
+    .into())
 }
 
 /// The controller has seen the latest spec and keeps no pod: what a stop waits for when it may

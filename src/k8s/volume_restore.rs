@@ -593,32 +593,46 @@ fn claim_from(
     snap: &VolumeSnapshot,
 ) -> PersistentVolumeClaim {
     let names = profile.names();
+    // The data it will hold: the snapshot's (or, unmarked, the claim's it replaces).
+    let data = snapshot::data_of(snap)
+        .map(str::to_string)
+        .or_else(|| old.and_then(snapshot::data_of_claim));
+    let meta = ObjectMeta {
+        name: Some(names.pvc.clone()),
+        labels: Some(profile.primary_labels()),
+        annotations: data.map(|d| [(snapshot::DATA_OF.to_string(), d)].into()),
+        ..Default::default()
+    };
+    claim_from_snapshot(profile, meta, old, snapshot, snap)
+}
+
+/// A claim (`meta`) whose data comes from `snapshot`: `like`'s class and access modes (or the
+/// profile's), and the profile's size, or the snapshot's restoreSize when that is larger.
+pub fn claim_from_snapshot(
+    profile: &Profile,
+    meta: ObjectMeta,
+    like: Option<&PersistentVolumeClaim>,
+    snapshot: &str,
+    snap: &VolumeSnapshot,
+) -> PersistentVolumeClaim {
     let cluster = profile
         .cluster
         .as_ref()
         .expect("checked: an in-cluster release");
-    let old_spec = old.and_then(|o| o.spec.clone()).unwrap_or_default();
-    let labels = profile.primary_labels();
+    let like_spec = like.and_then(|o| o.spec.clone()).unwrap_or_default();
     let want = crate::profile::rules::quantity(&cluster.storage.size).unwrap_or(0.0);
     let restore_size = snap.status.as_ref().and_then(|s| s.restore_size.clone());
     let size = match restore_size {
         Some(r) if crate::profile::rules::quantity(&r).unwrap_or(0.0) > want => r,
         _ => cluster.storage.size.clone(),
     };
-    // The data it will hold: the snapshot's (or, unmarked, the claim's it replaces).
-    let data = snapshot::data_of(snap)
-        .map(str::to_string)
-        .or_else(|| old.and_then(snapshot::data_of_claim));
     PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some(names.pvc.clone()),
-            labels: Some(labels),
-            annotations: data.map(|d| [(snapshot::DATA_OF.to_string(), d)].into()),
-            ..Default::default()
-        },
+        metadata: meta,
         spec: Some(PersistentVolumeClaimSpec {
-            access_modes: old_spec.access_modes.or(Some(vec!["ReadWriteOnce".into()])),
-            storage_class_name: old_spec
+            access_modes: like_spec
+                .access_modes
+                .or(Some(vec!["ReadWriteOnce".into()])),
+            storage_class_name: like_spec
                 .storage_class_name
                 .or(Some(cluster.storage.class_name.clone())),
             resources: Some(VolumeResourceRequirements {

@@ -240,7 +240,7 @@ async fn ctrl_c_during_a_drill_drops_its_copy_and_an_encrypted_backup_drills_wit
 
     // Interrupted once its copy exists: the copy goes, the release stays.
     let kc = r.cluster.kubeconfig.display().to_string();
-    let child = crate::support::bin_command(
+    let out = crate::support::ctrl_c_when(
         r.cluster.dir.path(),
         &[
             "verify",
@@ -254,21 +254,9 @@ async fn ctrl_c_during_a_drill_drops_its_copy_and_an_encrypted_backup_drills_wit
             "--kubeconfig",
             &kc,
         ],
+        || !copies(&r).is_empty(),
     )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut made = false;
-    for _ in 0..400 {
-        if !copies(&r).is_empty() {
-            made = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(made, "the drill made its copy");
-    let out = crate::support::ctrl_c(child).await;
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("interrupted; the drill's copy"), "{stderr}");

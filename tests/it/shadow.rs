@@ -77,6 +77,16 @@ async fn a_shadow_restore_brings_back_the_backups_rows_while_the_app_writes_unti
     r.run(&["backup", "--to", &file]).await.succeeded();
     let backed_up = fingerprint(&r);
     r.psql("UPDATE auth_services SET service_name = 'after the backup'");
+    // The live database's own access list and settings, which the shadow must carry over.
+    let nobody = format!("{}_nobody", r.database);
+    r.pg.psql("postgres", &format!("CREATE ROLE {nobody} LOGIN"));
+    r.pg.psql(
+        "postgres",
+        &format!(
+            "REVOKE CONNECT ON DATABASE {db} FROM PUBLIC; ALTER DATABASE {db} SET work_mem = '8MB'",
+            db = r.database
+        ),
+    );
 
     let (stop, written, task) = writer(&r);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -128,6 +138,28 @@ async fn a_shadow_restore_brings_back_the_backups_rows_while_the_app_writes_unti
         "after the backup"
     );
     assert!(databases(&r, "restore").is_empty(), "no shadow is left");
+    let can = |role: &str| {
+        r.pg.psql(
+            "postgres",
+            &format!(
+                "SELECT has_database_privilege('{role}', '{}', 'CONNECT')",
+                r.database
+            ),
+        )
+    };
+    assert_eq!(can(&nobody), "f", "PUBLIC's CONNECT stays revoked");
+    assert_eq!(can(&r.app), "t");
+    assert_eq!(can(&format!("{}_metrics", r.database)), "t");
+    assert_eq!(
+        r.pg.psql(
+            "postgres",
+            &format!(
+                "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '{}' AND s.setrole = 0",
+                r.database
+            )
+        ),
+        "work_mem=8MB"
+    );
 
     // status lists it; a second restore keeps only its own previous database.
     let s = r.run(&["status", "-o", "json"]).await.ok_json();
@@ -197,7 +229,7 @@ async fn a_refused_rename_ctrl_c_and_no_room_leave_the_live_database_untouched()
 
     // Ctrl-C while the shadow loads: dropped, the live database as it was.
     let kc = r.cluster.kubeconfig.display().to_string();
-    let child = crate::support::bin_command(
+    let out = crate::support::ctrl_c_when(
         r.cluster.dir.path(),
         &[
             "restore",
@@ -211,21 +243,9 @@ async fn a_refused_rename_ctrl_c_and_no_room_leave_the_live_database_untouched()
             "--kubeconfig",
             &kc,
         ],
+        || !databases(&r, "restore").is_empty(),
     )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut made = false;
-    for _ in 0..400 {
-        if !databases(&r, "restore").is_empty() {
-            made = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(made, "the shadow was made");
-    let out = crate::support::ctrl_c(child).await;
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("interrupted; the shadow"), "{stderr}");

@@ -116,6 +116,30 @@ pub async fn ctrl_c(child: tokio::process::Child) -> std::process::Output {
         .expect("its output")
 }
 
+/// Start the real binary, wait until `ready` says the moment has come (within 10 s: a binary that
+/// never gets there fails the test), then Ctrl-C it; its output.
+pub async fn ctrl_c_when(
+    home: &Path,
+    args: &[&str],
+    ready: impl Fn() -> bool,
+) -> std::process::Output {
+    let child = bin_command(home, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start phonebill-db");
+    let mut came = false;
+    for _ in 0..400 {
+        if ready() {
+            came = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(came, "the moment to interrupt {args:?} came");
+    ctrl_c(child).await
+}
+
 /// Run the real binary with a scrubbed environment (no KUBECONFIG, HOME and working directory `home`).
 pub async fn run_bin(home: &Path, args: &[&str]) -> Run {
     run_bin_env(home, args, &[]).await
