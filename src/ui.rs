@@ -201,6 +201,33 @@ pub async fn unless_interrupted<T>(work: impl Future<Output = Result<T>>, left: 
     }
 }
 
+/// Ctrl-C, listened to from when it is made: one that comes before the work it guards begins
+/// (while what the work will need is being made) still stops the work, instead of killing the
+/// process with nothing cleaned up.
+pub struct Interrupt(tokio::signal::unix::Signal);
+
+impl Interrupt {
+    pub fn listen() -> Result<Interrupt> {
+        Ok(Interrupt(tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::interrupt(),
+        )?))
+    }
+
+    /// [`unless_interrupted`], with this listener.
+    pub async fn guard<T>(
+        &mut self,
+        work: impl Future<Output = Result<T>>,
+        left: &str,
+    ) -> Result<T> {
+        tokio::select! {
+            r = work => r,
+            _ = self.0.recv() => Err(user_error(format!("{INTERRUPTED}{left}"))
+                .hint("run the command again when you are ready")
+                .into()),
+        }
+    }
+}
+
 /// Is this [`unless_interrupted`]'s own error (Ctrl-C came first)?
 pub fn interrupted(e: &anyhow::Error) -> bool {
     e.downcast_ref::<crate::error::UserError>()

@@ -347,7 +347,14 @@ async fn shadow_restore(
         _ => None,
     };
     drop(admin);
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dt%H%M%S").to_string();
+    let mut interrupt = crate::ui::Interrupt::listen()?;
+    // To the millisecond: two restores in one second keep two previous databases.
+    let now = jiff::Timestamp::now();
+    let stamp = format!(
+        "{}{:03}",
+        now.strftime("%Y%m%dt%H%M%S"),
+        now.subsec_millisecond()
+    );
     let name = drill::copy_name(&live, drill::Kind::Shadow, &stamp);
     let (copy, leftovers) = drill::create(&maint, &live, &name, drill::Kind::Shadow).await?;
     // Under the restore's lock: a swap cut off after it closed the live database is undone.
@@ -389,11 +396,12 @@ async fn shadow_restore(
         bar.set_message(format!("checking the shadow {name}"));
         anyhow::Ok((seconds, database_checks(&ctx.profile, &shadow_db).await))
     };
-    let outcome = unless_interrupted(
-        work,
-        &format!("the shadow {name} was dropped; the live database {live} was not touched"),
-    )
-    .await;
+    let outcome = interrupt
+        .guard(
+            work,
+            &format!("the shadow {name} was dropped; the live database {live} was not touched"),
+        )
+        .await;
     bar.finish_and_clear();
     let (_, checks) = match outcome {
         Ok(o) => o,

@@ -25,7 +25,7 @@ use crate::db::{drill, restore};
 use crate::error::{ExitCode, UserError, user_error};
 use crate::k8s::drill_record::{self, Drill};
 use crate::k8s::{drill_copy, volume_restore};
-use crate::ui::{Outcome, unless_interrupted};
+use crate::ui::Outcome;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -246,6 +246,7 @@ async fn file_drill(ctx: &Ctx, args: &VerifyArgs, from: &Path) -> Result<Drill> 
         Some(sql) => Some(restore::plan_sql(&tools, &file, sql).await?),
         None => None,
     };
+    let mut interrupt = crate::ui::Interrupt::listen()?;
     let name = drill::copy_name(&db.database, drill::Kind::Drill, &stamp());
     spinner.set_message(format!("making the copy {name}"));
     let (copy, dropped) = drill::create(&admin, &db.database, &name, drill::Kind::Drill).await?;
@@ -279,11 +280,12 @@ async fn file_drill(ctx: &Ctx, args: &VerifyArgs, from: &Path) -> Result<Drill> 
         bar.set_message("checking the copy");
         checks_and_rows(ctx, &copy_db, seconds).await
     };
-    let outcome = unless_interrupted(
-        work,
-        &format!("the drill's copy {name} was dropped; the live database was not touched"),
-    )
-    .await;
+    let outcome = interrupt
+        .guard(
+            work,
+            &format!("the drill's copy {name} was dropped; the live database was not touched"),
+        )
+        .await;
     bar.finish_and_clear();
     let removed = copy.remove().await;
     let outcome = match outcome {
@@ -367,6 +369,7 @@ async fn snapshot_drill(ctx: &Ctx, args: &VerifyArgs, name: &str) -> Result<Dril
     let copy = drill_copy::plan(profile, &sts, live.as_ref(), &snap_name, &snap)?;
     let started_at = now();
     let taken_at = Some(crate::k8s::snapshot::created(&snap)).filter(|t| !t.is_empty());
+    let mut interrupt = crate::ui::Interrupt::listen()?;
     let spinner = ctx.ui.spinner("removing what an earlier drill left");
     if drill_copy::remove(&kube, profile, args.timeout).await? {
         ctx.ui.note(
@@ -390,14 +393,15 @@ async fn snapshot_drill(ctx: &Ctx, args: &VerifyArgs, name: &str) -> Result<Dril
         let db = Db::for_pod(kube.clone(), profile, names.drill.clone()).await?;
         checks_and_rows(ctx, &db, seconds).await
     };
-    let outcome = unless_interrupted(
-        work,
-        &format!(
-            "the drill's copy {} was removed; the live database was not touched",
-            names.drill
-        ),
-    )
-    .await;
+    let outcome = interrupt
+        .guard(
+            work,
+            &format!(
+                "the drill's copy {} was removed; the live database was not touched",
+                names.drill
+            ),
+        )
+        .await;
     spinner.set_message(format!("removing the copy {}", names.drill));
     let removed = drill_copy::remove(&kube, profile, args.timeout)
         .await

@@ -521,8 +521,8 @@ mod tests {
     #[test]
     fn the_previous_databases_name_fits_and_says_what_it_is() {
         assert_eq!(
-            previous_name("phonebill_auth", "20261206t121500"),
-            "phonebill_auth_before_restore_20261206t121500"
+            previous_name("phonebill_auth", "20261206t121500123"),
+            "phonebill_auth_before_restore_20261206t121500123"
         );
         assert_eq!(previous_name(&"x".repeat(63), "20261206t121500").len(), 63);
     }

@@ -83,7 +83,7 @@ async fn a_shadow_restore_brings_back_the_backups_rows_while_the_app_writes_unti
     r.pg.psql(
         "postgres",
         &format!(
-            "REVOKE CONNECT ON DATABASE {db} FROM PUBLIC; ALTER DATABASE {db} SET work_mem = '8MB'",
+            "REVOKE CONNECT ON DATABASE {db} FROM PUBLIC; ALTER DATABASE {db} SET idle_in_transaction_session_timeout = '1h'",
             db = r.database
         ),
     );
@@ -158,7 +158,7 @@ async fn a_shadow_restore_brings_back_the_backups_rows_while_the_app_writes_unti
                 r.database
             )
         ),
-        "work_mem=8MB"
+        "idle_in_transaction_session_timeout=1h"
     );
 
     // status lists it; a second restore keeps only its own previous database.
