@@ -158,7 +158,9 @@ async fn bench(users: u32, runs: usize) {
     r.pg.generate_rows(&r.database, users);
     let size = r.psql("SELECT pg_database_size(current_database())");
     let size_mib = size.parse::<f64>().unwrap_or_default() / 1048576.0;
-    let dir = tempfile::tempdir_in(".").expect("temp dir");
+    // Under target/ (ignored by git, on the work disk, not a small /tmp): gigabytes of dumps.
+    std::fs::create_dir_all("target/bench").expect("target/bench");
+    let dir = tempfile::tempdir_in("target/bench").expect("temp dir");
     let file = |name: &str| dir.path().join(name).display().to_string();
     let conn = r.pg.url(&r.database);
     let identity = age::x25519::Identity::generate();
