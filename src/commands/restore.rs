@@ -485,6 +485,12 @@ async fn drop_previous_only(ctx: &Ctx, args: &RestoreArgs) -> Result<Outcome> {
     let db = ctx.db(&args.db).await?;
     let live = db.database.clone();
     let maint = db.on("postgres").admin().await?;
+    // A swap that was cut off left the live database refusing connections: open it again.
+    if shadow::reopen_if_closed(&maint, &live).await? {
+        ctx.ui.warn(format!(
+            "{live} refused connections (a restore was cut off in its swap): they are allowed again"
+        ));
+    }
     let kept = shadow::previous(&maint, &live).await?;
     if !kept.is_empty() {
         confirm(

@@ -447,6 +447,11 @@ fn classify(e: &tls::Failure, mode: SslMode, user: &str) -> (String, String, Exi
                 "the server has no free connection slot; try again or raise max_connections".into()
             }
             "57P03" => "the server is starting or shutting down; try again in a moment".into(),
+            // ALLOW_CONNECTIONS false: a restore's swap refuses connections for a moment; one
+            // that was cut off leaves them refused.
+            "55000" if msg.contains("not currently accepting connections") => {
+                "a restore is swapping the database in (try again in a moment); if none runs, one was cut off in its swap: `phonebill-db restore --drop-previous` opens it again".into()
+            }
             _ => "see the server's message; `-v` shows the whole chain".into(),
         };
         return (msg, hint, ExitCode::Failed);

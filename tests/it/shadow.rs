@@ -178,6 +178,28 @@ async fn a_shadow_restore_brings_back_the_backups_rows_while_the_app_writes_unti
     assert_eq!(dropped["dropped"].as_array().unwrap().len(), 1, "{dropped}");
     assert!(databases(&r, "before_restore").is_empty());
     assert_eq!(fingerprint(&r), backed_up);
+
+    // A swap cut off after it refused connections (the tool killed) leaves them refused: said
+    // with what to do, and the next restore (or --drop-previous) opens the database again.
+    r.pg.psql(
+        "postgres",
+        &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", r.database),
+    );
+    r.run(&["apply-schema"]).await.refused(
+        1,
+        "not currently accepting connections",
+        "restore --drop-previous",
+    );
+    let reopened = r.run(&["restore", "--drop-previous", "--yes"]).await;
+    reopened.succeeded();
+    assert!(
+        reopened
+            .stderr
+            .contains("refused connections (a restore was cut off in its swap)"),
+        "{}",
+        reopened.stderr
+    );
+    assert_eq!(fingerprint(&r), backed_up, "it answers again");
 }
 
 #[tokio::test(flavor = "multi_thread")]
