@@ -60,13 +60,7 @@ fn timed(mut cmd: Command) -> Timed {
 /// [`timed`], with the app's probe running: a read of a table every 10 ms as the app role, a
 /// new session when one ends; the longest gap between two answers.
 fn probed(r: &Release, cmd: Command) -> Timed {
-    let url = format!(
-        "postgresql://{}:{}@127.0.0.1:{}/{}?sslmode=disable",
-        r.app,
-        phonebill_db::render::url_encode(&r.secret(APP_SECRET, "auth-user-password")),
-        r.pg.port,
-        r.database
-    );
+    let url = r.app_url();
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     let probe = std::thread::spawn(move || {

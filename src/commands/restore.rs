@@ -348,13 +348,7 @@ async fn shadow_restore(
     };
     drop(admin);
     let mut interrupt = crate::ui::Interrupt::listen()?;
-    // To the millisecond: two restores in one second keep two previous databases.
-    let now = jiff::Timestamp::now();
-    let stamp = format!(
-        "{}{:03}",
-        now.strftime("%Y%m%dt%H%M%S"),
-        now.subsec_millisecond()
-    );
+    let stamp = drill::stamp();
     let name = drill::copy_name(&live, drill::Kind::Shadow, &stamp);
     let (copy, leftovers) = drill::create(&maint, &live, &name, drill::Kind::Shadow).await?;
     // Under the restore's lock: a swap cut off after it closed the live database is undone.

@@ -90,10 +90,6 @@ fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
 
-fn stamp() -> String {
-    jiff::Timestamp::now().strftime("%Y%m%dt%H%M%S").to_string()
-}
-
 /// How old something taken at `at` (RFC 3339) is now, in seconds.
 fn age_of(at: &str) -> Option<i64> {
     let t: jiff::Timestamp = at.parse().ok()?;
@@ -247,7 +243,7 @@ async fn file_drill(ctx: &Ctx, args: &VerifyArgs, from: &Path) -> Result<Drill> 
         None => None,
     };
     let mut interrupt = crate::ui::Interrupt::listen()?;
-    let name = drill::copy_name(&db.database, drill::Kind::Drill, &stamp());
+    let name = drill::copy_name(&db.database, drill::Kind::Drill, &drill::stamp());
     spinner.set_message(format!("making the copy {name}"));
     let (copy, dropped) = drill::create(&admin, &db.database, &name, drill::Kind::Drill).await?;
     spinner.finish_and_clear();

@@ -50,6 +50,17 @@ impl Kind {
     }
 }
 
+/// The time in a scratch database's (and a previous database's) name, to the millisecond: two
+/// restores in one second keep two previous databases.
+pub fn stamp() -> String {
+    let now = jiff::Timestamp::now();
+    format!(
+        "{}{:03}",
+        now.strftime("%Y%m%dt%H%M%S"),
+        now.subsec_millisecond()
+    )
+}
+
 /// The name of a scratch database of `database`: `<database>_<drill|restore>_<time>`, the
 /// database's part cut so that the whole fits PostgreSQL's 63 bytes.
 pub fn copy_name(database: &str, kind: Kind, stamp: &str) -> String {

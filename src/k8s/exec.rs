@@ -191,30 +191,3 @@ pub async fn terminal(kube: &Kube, pod: &str, container: &str, command: &[String
     drop(raw);
     Ok(session.ended(status, &format!("{what} failed")).await)
 }
-
-/// Run a short command in the container and take its output (the last 16 KiB of each stream),
-/// within `within`: for reading the pod's state (`df`, the cgroup's files), not for data.
-pub async fn output(
-    kube: &Kube,
-    pod: &str,
-    container: &str,
-    command: &[String],
-    within: std::time::Duration,
-) -> Result<(Exit, String, String)> {
-    let run = async {
-        let p = spawn(kube, pod, container, command, false).await?;
-        let (out, err) = tokio::join!(
-            crate::db::process::tail(p.stdout),
-            crate::db::process::tail(p.stderr)
-        );
-        anyhow::Ok((p.exit.await?, out, err))
-    };
-    tokio::time::timeout(within, run).await.map_err(|_| {
-        anyhow::anyhow!(
-            "{} in pod {}/{pod} did not finish within {}",
-            command.first().map(String::as_str).unwrap_or_default(),
-            kube.namespace,
-            humantime::format_duration(within)
-        )
-    })?
-}

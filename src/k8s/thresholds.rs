@@ -11,9 +11,8 @@ use kube::api::Api;
 use serde::Deserialize;
 
 use super::client::Kube;
-use super::exec;
 use crate::check::Check;
-use crate::db::process::Exit;
+use crate::db::tools::Tools;
 use crate::profile::Profile;
 
 pub const DISK_WARN_PERCENT: u64 = 80;
@@ -35,24 +34,33 @@ pub async fn checks(kube: &Kube, profile: &Profile, pod: &Pod, container: &str) 
     ]
 }
 
+/// A short command's output in the database container (the tools' own `output`), within
+/// [`WITHIN`]: why not, as a line.
+async fn look(kube: &Kube, pod: &str, container: &str, argv: &[String]) -> Result<String, String> {
+    let tools = Tools::Pod {
+        kube: Box::new(kube.clone()),
+        pod: pod.to_string(),
+        container: container.to_string(),
+    };
+    match tokio::time::timeout(WITHIN, tools.output(argv)).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(crate::error::report(&e).error),
+        Err(_) => Err(format!(
+            "{} in the container did not finish within {}",
+            argv[0],
+            humantime::format_duration(WITHIN)
+        )),
+    }
+}
+
 async fn disk_usage(kube: &Kube, profile: &Profile, pod: &str, container: &str) -> Check {
     let argv: Vec<String> = ["df", "-Pk", DATA_MOUNT].map(String::from).to_vec();
-    match exec::output(kube, pod, container, &argv, WITHIN).await {
-        Ok((Exit::Success, out, _)) => match parse_df(&out) {
+    match look(kube, pod, container, &argv).await {
+        Ok(out) => match parse_df(&out) {
             Some((used, avail)) => disk(used, avail, profile),
             None => Check::skip("disk usage", "df printed nothing this tool can read"),
         },
-        Ok((Exit::Failed { message }, _, err)) => Check::skip(
-            "disk usage",
-            format!(
-                "df in the container failed: {}",
-                crate::db::process::cause(&err).unwrap_or(message)
-            ),
-        ),
-        Err(e) => Check::skip(
-            "disk usage",
-            format!("cannot look: {}", crate::error::report(&e).error),
-        ),
+        Err(why) => Check::skip("disk usage", format!("cannot look: {why}")),
     }
 }
 
@@ -201,18 +209,13 @@ fi"#;
 
 async fn cgroup(kube: &Kube, pod: &str, container: &str) -> Result<(u64, Option<u64>), String> {
     let argv = vec!["sh".to_string(), "-c".into(), CGROUP.into()];
-    match exec::output(kube, pod, container, &argv, WITHIN).await {
-        Ok((Exit::Success, out, _)) => parse_cgroup(&out).ok_or_else(|| {
-            format!(
-                "unexpected output: {}",
-                out.lines().next().unwrap_or_default()
-            )
-        }),
-        Ok((Exit::Failed { message }, _, err)) => {
-            Err(crate::db::process::cause(&err).unwrap_or(message))
-        }
-        Err(e) => Err(crate::error::report(&e).error),
-    }
+    let out = look(kube, pod, container, &argv).await?;
+    parse_cgroup(&out).ok_or_else(|| {
+        format!(
+            "unexpected output: {}",
+            out.lines().next().unwrap_or_default()
+        )
+    })
 }
 
 /// `usage N`, `limit N|max`, `inactive_file N` → the working set and the limit ("max": none).

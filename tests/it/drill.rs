@@ -29,6 +29,18 @@ fn untouched(r: &Release) -> (std::collections::BTreeMap<&'static str, String>, 
     (fingerprint(r), objects)
 }
 
+/// Nothing of a snapshot drill's copy (claim, pod, NetworkPolicy `auth-postgres-dev-drill`) is
+/// left in the fake cluster.
+fn no_copy_left(c: &crate::support::Cluster, when: &str) {
+    let inventory = c.fake.inventory(NS);
+    assert!(
+        !inventory
+            .iter()
+            .any(|i| i.ends_with("/auth-postgres-dev-drill")),
+        "{when}: {inventory:?}"
+    );
+}
+
 /// The drill copies left on the shared server for this release's database.
 fn copies(r: &Release) -> String {
     r.pg.psql(
@@ -367,14 +379,7 @@ async fn a_snapshot_drill_starts_the_copy_in_a_pod_of_its_own_and_removes_it() {
         .await;
     run.failed_saying(4, &["did not start", "ProvisioningFailed"]);
     assert_eq!(run.json()["copyRemoved"], true);
-    assert!(
-        !c.fake
-            .inventory(NS)
-            .iter()
-            .any(|i| i.ends_with("/auth-postgres-dev-drill")),
-        "{:?}",
-        c.fake.inventory(NS)
-    );
+    no_copy_left(c, "after the failed drill");
     assert_eq!(untouched(&r), before);
 }
 
@@ -444,14 +449,7 @@ async fn the_drill_schedules_job_drills_the_latest_snapshot_with_only_its_roles_
             "{}",
             run.stderr
         );
-        assert!(
-            !c.fake
-                .inventory(NS)
-                .iter()
-                .any(|i| i.ends_with("/auth-postgres-dev-drill")),
-            "{resource}: {:?}",
-            c.fake.inventory(NS)
-        );
+        no_copy_left(c, resource);
     }
     assert_eq!(untouched(&r), before);
 }

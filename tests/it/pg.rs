@@ -288,6 +288,20 @@ impl Release {
         .await
     }
 
+    /// The application's URL to the shared server (its login from the app Secret, no TLS): what
+    /// the app would write and read through while a test or the benchmark restores.
+    pub fn app_url(&self) -> String {
+        format!(
+            "postgresql://{}:{}@127.0.0.1:{}/{}?sslmode=disable",
+            self.app,
+            phonebill_db::render::url_encode(
+                &self.secret(crate::support::APP_SECRET, "auth-user-password")
+            ),
+            self.pg.port,
+            self.database
+        )
+    }
+
     pub fn admin_url(&self) -> String {
         format!(
             "postgresql://{}@localhost:{}/{}?sslmode=verify-full&sslrootcert={}",

@@ -35,13 +35,7 @@ fn databases(r: &Release, infix: &str) -> Vec<String> {
 fn writer(r: &Release) -> (Arc<AtomicBool>, Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
-    let url = format!(
-        "postgresql://{}:{}@127.0.0.1:{}/{}?sslmode=disable",
-        r.app,
-        phonebill_db::render::url_encode(&r.secret(APP_SECRET, "auth-user-password")),
-        r.pg.port,
-        r.database
-    );
+    let url = r.app_url();
     let (s, w) = (stop.clone(), written.clone());
     let task = tokio::spawn(async move {
         while !s.load(Ordering::Relaxed) {
