@@ -29,11 +29,17 @@ fn main() {
         if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
             && let Some(reference) = head.trim().strip_prefix("ref: ")
         {
-            // Only files that exist: cargo runs the script on every build for a missing one.
-            for file in [format!(".git/{reference}"), ".git/packed-refs".to_string()] {
-                if Path::new(&file).exists() {
-                    println!("cargo:rerun-if-changed={file}");
-                }
+            // Only files that exist: cargo runs the script on every build for a missing one. A
+            // branch whose ref is only packed (after `git gc`) gets its loose file back with the
+            // next commit: its directory is watched then, so that the commit is seen.
+            let loose = format!(".git/{reference}");
+            if Path::new(&loose).exists() {
+                println!("cargo:rerun-if-changed={loose}");
+            } else if let Some(dir) = Path::new(&loose).parent().filter(|d| d.exists()) {
+                println!("cargo:rerun-if-changed={}", dir.display());
+            }
+            if Path::new(".git/packed-refs").exists() {
+                println!("cargo:rerun-if-changed=.git/packed-refs");
             }
         }
     }
